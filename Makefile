@@ -1,0 +1,35 @@
+# Every target creates or refreshes .venv by itself (reinstalling when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export KERAS_BACKEND := tensorflow
+export TF_CPP_MIN_LOG_LEVEL := 2
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: install demo test bench models clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/toolkit serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m pytest -q -m slow
+
+# The shipped models, trained with fixed seeds (TF_DETERMINISTIC_OPS makes ops repeatable).
+models: $(STAMP)
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vision --data digits --out saved_models/vision/digits_cnn --seed 0 --verbose 0
+	$(BIN)/toolkit export saved_models/vision/digits_cnn --quantization float32 int8
+
+clean:
+	rm -rf $(VENV) .pytest_cache

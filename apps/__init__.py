@@ -1,0 +1,1 @@
+"""Gradio apps, one per task, joined in tabs by apps.main."""

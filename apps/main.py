@@ -1,0 +1,39 @@
+"""The demo: every task in its own tab. ``make demo`` and ``toolkit serve`` launch it.
+
+Safe defaults: binds to 127.0.0.1, uploads capped at MAX_FILE_SIZE, no extra allowed paths,
+and a queue with a concurrency limit so two cores are not swamped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+MAX_FILE_SIZE = "10mb"
+CONCURRENCY_LIMIT = 2
+
+
+def build_app(model_dir: str | Path | None = None):
+    import gradio as gr
+
+    from apps import vision
+
+    with gr.Blocks(title="Keras app toolkit") as app:
+        gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
+        with gr.Tab("Vision"):
+            vision.build_demo(model_dir).render()
+    return app
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, model_dir: str | Path | None = None, **kwargs):
+    import toolkit  # noqa: F401  (Keras backend and log level)
+
+    app = build_app(model_dir)
+    app.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
+    return app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, allowed_paths=[], **kwargs)
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny synthetic image sets, an image folder on disk, and small trained models."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
+
+
+def region_task(n: int = 240, size: int = 32, pattern: int = 10, seed: int = 0):
+    """Images whose label is decided by one known region: the top-right quadrant holds an X
+    (class 1) or a ring (class 0); everything else is noise. Returns x, y and the region mask.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 60, (n, size, size, 1)).astype("float32")
+    y = (np.arange(n) % 2).astype("int64")
+    half, offset = size // 2, (size // 2 - pattern) // 2
+    region = np.zeros((size, size), bool)
+    region[:half, half:] = True
+    k = np.arange(pattern)
+    cross = np.zeros((pattern, pattern), bool)
+    cross[k, k] = cross[k, pattern - 1 - k] = True
+    ring = np.zeros((pattern, pattern), bool)
+    ring[[0, -1], :] = ring[:, [0, -1]] = True
+    for i in range(n):
+        patch = x[i, offset : offset + pattern, half + offset : half + offset + pattern, 0]
+        patch[cross if y[i] else ring] = 230.0
+    return x, y, region
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """Three separable classes of 12x12 grayscale images (raw pixels)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 40, (90, 12, 12, 1)).astype("float32")
+    y = np.arange(90) % 3
+    for i, label in enumerate(y):
+        x[i, :, 4 * label : 4 * label + 4] += 200
+    return x, y.astype("int64")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data):
+    """A small_cnn trained for two epochs on ``tiny_data`` (not saved)."""
+    from toolkit import ImageClassifier, ImageClassifierConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ImageClassifier(ImageClassifierConfig(epochs=2, batch_size=16)).fit(tiny_data)
+
+
+@pytest.fixture(scope="session")
+def saved_tiny_model(tiny_model, tiny_data, tmp_path_factory):
+    """``tiny_model`` saved, with float32 and int8 TFLite files checked on ``tiny_data``."""
+    directory = tiny_model.save(tmp_path_factory.mktemp("models") / "tiny")
+    tiny_model.export(directory, quantization="float32", data=tiny_data)
+    tiny_model.export(directory, quantization="int8", data=tiny_data)
+    return directory
+
+
+def write_image(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
+    from PIL import Image
+
+    arr = np.asarray(array, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    """cats/ and dogs/ with PNG, JPEG, BMP and GIF files, grayscale, RGB and RGBA, of many sizes."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "photos"
+    for k in range(4):
+        write_image(root / "cats" / f"c{k}.png", rng.integers(0, 255, (20 + k, 30, 3)))
+        write_image(root / "dogs" / f"d{k}.jpg", rng.integers(0, 255, (40, 25 + k, 3)))
+    write_image(root / "cats" / "gray.bmp", rng.integers(0, 255, (16, 16)))
+    write_image(root / "dogs" / "alpha.png", rng.integers(0, 255, (18, 18, 4)))
+    write_image(root / "dogs" / "anim.gif", rng.integers(0, 255, (12, 12, 3)))
+    return root
+
+
+@pytest.fixture(scope="session")
+def shipped_digits():
+    if not (SHIPPED_DIGITS / "card.json").is_file():
+        pytest.skip("saved_models/vision/digits_cnn is missing; run `make models`")
+    return SHIPPED_DIGITS
+
+
+@pytest.fixture(scope="session")
+def digits_png(tmp_path_factory):
+    """A few digits test images as PNG files (upscaled 8x8 -> 32x32), with their labels."""
+    from toolkit.data import load_digits
+
+    splits = load_digits()
+    out = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i in range(5):
+        img = np.kron(splits.test.x[i, ..., 0], np.ones((4, 4)))
+        paths.append(write_image(out / f"digit{i}_{splits.test.y[i]}.png", img))
+    return paths, [str(v) for v in splits.test.y[:5]]

@@ -1,0 +1,81 @@
+"""TFLite export: presets, builtin-ops check, the card, and the LiteRT runner."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from toolkit import ImageClassifier, TFLiteModel
+from toolkit.edge import convert
+from toolkit.errors import ExportError
+from toolkit.storage import sha256_file
+
+REQUIRED_ENTRY = {"file", "quantization", "size_bytes", "sha256", "test_accuracy", "agreement_with_keras",
+                  "latency_ms_p50"}
+
+
+def test_card_records_every_export(saved_tiny_model, tiny_data):
+    card = json.loads((saved_tiny_model / "card.json").read_text())
+    assert {"task", "labels", "input", "metrics", "tflite", "versions", "command"} <= set(card)
+    assert {"shape", "dtype", "range"} <= set(card["input"])
+    assert card["metrics"]["test_accuracy"] > 0.5
+    assert {"tensorflow", "keras", "toolkit"} <= set(card["versions"])
+    entries = {e["quantization"]: e for e in card["tflite"]}
+    assert set(entries) == {"float32", "int8"}
+    for entry in entries.values():
+        assert REQUIRED_ENTRY <= set(entry)
+        path = saved_tiny_model / entry["file"]
+        assert entry["sha256"] == sha256_file(path) and entry["size_bytes"] == path.stat().st_size
+    assert entries["float32"]["agreement_with_keras"] == 1.0
+    assert entries["int8"]["input"]["dtype"] == "int8" and entries["int8"]["output"]["dtype"] == "int8"
+    assert entries["int8"]["agreement_with_keras"] >= 0.9
+    assert entries["int8"]["size_bytes"] < 0.35 * entries["float32"]["size_bytes"]
+
+
+def test_runner_has_the_task_api(saved_tiny_model, tiny_model, tiny_data):
+    x, y = tiny_data
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        runner = TFLiteModel(saved_tiny_model / name)
+        assert runner.input_shape == (12, 12, 1)
+        assert (runner.predict(x) == tiny_model.predict(x)).mean() >= 0.9
+        one = runner.top_k(np.full((30, 30, 3), 100, np.uint8), k=3)[0]
+        assert [r["label"] for r in one] and sum(r["probability"] for r in one) == pytest.approx(1.0, abs=0.05)
+    float_runner = TFLiteModel(saved_tiny_model / "model_float32.tflite")
+    np.testing.assert_allclose(float_runner.predict_proba(x), tiny_model.predict_proba(x), atol=1e-5)
+
+
+def test_unknown_preset_and_int8_without_data(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown quantization 'int4'.*float16"):
+        tiny_model.export(tmp_path, quantization="int4")
+    fresh = ImageClassifier.load(tiny_model.save(tmp_path / "m"))  # trained on arrays: nothing to reload
+    with pytest.raises(ExportError, match="calibrate"):
+        fresh.export(quantization="int8")
+    with pytest.warns(UserWarning, match="No test data"):
+        path = fresh.export(quantization="float16")
+    assert path.name == "model_float16.tflite"
+    entry = json.loads((tmp_path / "m" / "card.json").read_text())["tflite"][0]
+    assert entry["quantization"] == "float16" and "test_accuracy" not in entry
+
+
+def test_export_to_a_separate_folder_for_the_phone(tiny_model, tiny_data, tmp_path):
+    path = tiny_model.export(tmp_path / "phone" / "digits.tflite", quantization="dynamic", data=tiny_data)
+    card = json.loads((tmp_path / "phone" / "card.json").read_text())
+    assert path.is_file() and (tmp_path / "phone" / "labels.txt").read_text().split() == ["0", "1", "2"]
+    assert card["tflite"][0]["file"] == "digits.tflite" and card["model"]["file"] is None
+
+
+def test_flex_ops_are_named_unless_allowed():
+    import keras
+
+    class Cumprod(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.cumprod(x, axis=-1)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Cumprod()(inputs))
+    with pytest.raises(ExportError, match=r"Flex.*\['Cumprod'\].*allow_flex=True"):
+        convert(model)
+    assert len(convert(model, allow_flex=True)) > 0

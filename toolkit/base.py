@@ -1,0 +1,272 @@
+"""The task contract every task follows: fit / evaluate / predict / explain / save / load / export.
+
+A saved task is a folder::
+
+    model.keras     the Keras model (loaded with safe_mode=True after a sha256 check)
+    labels.txt      one class name per line (classifiers)
+    card.json       what the model is: task, config, input, labels, metrics, exports, versions
+    history.json    training curves
+
+Folders are written atomically (a temporary folder swapped into place), and loading checks the
+sha256 recorded in the card, so a crash or a tampered file is noticed, never half-loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import ModelFormatError, NotFittedError
+from .storage import CARD_FILE, atomic_write_text, read_card, replace_directory, sha256_file, write_json
+
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.txt"
+HISTORY_FILE = "history.json"
+CARD_FORMAT = "keras-app-toolkit/1"
+
+TASKS: dict[str, type["Task"]] = {}
+
+
+def register_task(name: str):
+    """Class decorator: make a task loadable by the name recorded in its card."""
+
+    def decorate(cls):
+        cls.task_name = name
+        TASKS[name] = cls
+        return cls
+
+    return decorate
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for dist, key in (("keras-app-toolkit", "toolkit"), ("tensorflow", "tensorflow"), ("keras", "keras")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = "unknown"
+    return out
+
+
+def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
+    """Load ``model.keras`` of a model folder after checking its sha256 against the card."""
+    import keras
+
+    directory = Path(directory)
+    card = card if card is not None else read_card(directory)
+    path = directory / card.get("model", {}).get("file", MODEL_FILE)
+    if not path.is_file():
+        raise ModelFormatError(f"{str(path)!r} is missing. Re-train or re-save the model.")
+    expected = card.get("model", {}).get("sha256")
+    if not expected:
+        raise ModelFormatError(f"{directory / CARD_FILE} records no sha256 for {path.name}. Re-save the model.")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelFormatError(
+            f"{path} does not match its card: sha256 {actual[:12]}... differs from the recorded "
+            f"{expected[:12]}.... The file was changed or damaged; re-train or re-save the model."
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises many types on bad archives
+        raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+
+
+def load(directory: str | os.PathLike) -> "Task":
+    """Load any saved task; the card says which class it is."""
+    card = read_card(directory)
+    name = card.get("task")
+    if name not in TASKS:
+        _import_tasks()
+    if name not in TASKS:
+        raise ModelFormatError(
+            f"{directory} holds a model of task {name!r}, which this toolkit does not know. Known: {sorted(TASKS)}."
+        )
+    return TASKS[name].load(directory)
+
+
+def _import_tasks() -> None:
+    from . import vision  # noqa: F401  (registers its tasks)
+
+
+class Task:
+    """Base of every task. Subclasses set ``config_class`` and implement the verbs."""
+
+    task_name: ClassVar[str] = "task"
+    config_class: ClassVar[type] = object
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        config = config if config is not None else self.config_class()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"Expected a {self.config_class.__name__}. Received {type(config).__name__}.")
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+        self.model_ = None
+        self.history_: dict[str, list[float]] | None = None
+        self.metrics_: dict[str, float] = {}
+        self.data_spec_: dict | None = None
+        self.command_: str | None = None
+        self.tflite_: list[dict] = []
+        self.directory_: Path | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if self.model_ is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(...) or {type(self).__name__}.load(dir) first."
+            )
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.model_ is not None else "not fitted"
+        return f"{type(self).__name__}({self.config!r}) [{state}]"
+
+    # ------------------------------------------------------------------ card
+    def _card_extra(self) -> dict:
+        """Task-specific card fields (labels, input description, ...)."""
+        return {}
+
+    def card(self) -> dict:
+        self._check_fitted()
+        card = {
+            "format": CARD_FORMAT,
+            "task": self.task_name,
+            "class": type(self).__name__,
+            "config": config_to_dict(self.config),
+        }
+        card.update(self._card_extra())
+        card.update(
+            {
+                "metrics": dict(self.metrics_),
+                "data": self.data_spec_,
+                "tflite": list(self.tflite_),
+                "versions": versions(),
+                "command": self.command_,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        return card
+
+    def write_card(self, directory: str | os.PathLike | None = None) -> Path:
+        """Rewrite card.json of a saved folder (after an export or a new evaluation)."""
+        directory = Path(directory or self.directory_ or "")
+        old = read_card(directory)
+        card = self.card()
+        card["model"] = old["model"]
+        return write_json(directory / CARD_FILE, card)
+
+    # ------------------------------------------------------------------ save / load
+    def _save_extra(self, directory: Path) -> None:
+        """Write task-specific files (labels.txt, ...) into the temporary folder."""
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        """Restore task-specific state from the folder and its card."""
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Save the task to ``directory`` atomically; an existing model folder is replaced."""
+        self._check_fitted()
+
+        def fill(tmp: Path) -> None:
+            model_path = tmp / MODEL_FILE
+            self.model_.save(model_path)
+            self._save_extra(tmp)
+            if self.history_:
+                write_json(tmp / HISTORY_FILE, self.history_)
+            card = self.card()
+            card["tflite"] = []  # exports of an older model in this folder are gone with it
+            card["model"] = {
+                "file": MODEL_FILE,
+                "size_bytes": model_path.stat().st_size,
+                "sha256": sha256_file(model_path),
+            }
+            write_json(tmp / CARD_FILE, card)
+
+        self.directory_ = replace_directory(directory, fill)
+        self.tflite_ = []
+        return self.directory_
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Task":
+        directory = Path(directory)
+        card = read_card(directory)
+        if card.get("task") != cls.task_name:
+            raise ModelFormatError(
+                f"{directory} holds a {card.get('task')!r} model, not a {cls.task_name!r} one. "
+                "Use toolkit.load(dir) to load any task."
+            )
+        task = cls(config_from_dict(cls.config_class, card.get("config", {})))
+        task.model_ = load_keras_model(directory, card)
+        task.metrics_ = dict(card.get("metrics") or {})
+        task.data_spec_ = card.get("data")
+        task.command_ = card.get("command")
+        task.tflite_ = list(card.get("tflite") or [])
+        history = directory / HISTORY_FILE
+        if history.is_file():
+            task.history_ = json.loads(history.read_text())
+        task.directory_ = directory.resolve()
+        task._load_extra(directory, card)
+        return task
+
+
+def config_to_dict(config: Any) -> dict:
+    out = {}
+    for field in dataclasses.fields(config):
+        if field.metadata.get("serialize", True):
+            value = getattr(config, field.name)
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def config_from_dict(config_class: type, values: dict) -> Any:
+    kwargs = {}
+    for field in dataclasses.fields(config_class):
+        if field.name in values and field.metadata.get("serialize", True):
+            value = values[field.name]
+            kwargs[field.name] = tuple(value) if isinstance(value, list) else value
+    return config_class(**kwargs)
+
+
+def write_labels(directory: Path, labels: list[str]) -> None:
+    atomic_write_text(directory / LABELS_FILE, "".join(f"{label}\n" for label in labels))
+
+
+class ClassifierMixin:
+    """``predict`` / ``predict_proba`` / ``top_k`` on top of ``_prepare`` and ``_probabilities``.
+
+    Shared by the Keras tasks and the TFLite runner, so either can serve the demo.
+    """
+
+    class_names_: list[str]
+
+    def _prepare(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _probabilities(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities, shape (N, n_classes); one sample gives N = 1."""
+        return self._probabilities(self._prepare(x))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted class names, shape (N,); one sample gives N = 1."""
+        probs = self.predict_proba(x)
+        return np.asarray(self.class_names_, dtype=object)[np.argmax(probs, axis=-1)]
+
+    def top_k(self, x: Any, k: int = 5) -> list[list[dict]]:
+        """For each sample, the k most probable labels: ``[{"label": ..., "probability": ...}]``."""
+        probs = self.predict_proba(x)
+        k = max(1, min(int(k), probs.shape[-1]))
+        order = np.argsort(-probs, axis=-1)[:, :k]
+        return [
+            [{"label": self.class_names_[i], "probability": float(p[i])} for i in row] for row, p in zip(order, probs)
+        ]

@@ -1,0 +1,258 @@
+"""Command line: ``toolkit train|evaluate|predict|export|explain|serve|bench``.
+
+Results go to stdout as JSON; errors in the user's input go to stderr as one clear line
+(exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+EXIT_USER_ERROR = 2
+
+
+def _print_json(obj: Any) -> None:
+    from .storage import _json_default
+
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def _add_vision_train_args(p: argparse.ArgumentParser) -> None:
+    from .transfer.backbones import BACKBONES
+
+    p.add_argument("--data", required=True, help="'digits', or a folder with one subfolder per class")
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.add_argument("--backbone", default="small_cnn", choices=sorted(BACKBONES))
+    p.add_argument("--weights", default=None,
+                   help="'imagenet', a .h5 weights file, or a saved model folder to transfer from (default: none)")
+    p.add_argument("--epochs", type=int, help="phase-1 epochs; early stopping may end sooner (default 40)")
+    p.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs when --weights is given (default 10)")
+    p.add_argument("--fine-tune-layers", type=int, help="top backbone layers unfrozen in phase 2 (default 20)")
+    p.add_argument("--learning-rate", type=float, help="phase-1 learning rate (default 1e-3)")
+    p.add_argument("--fine-tune-learning-rate", type=float, help="phase-2 learning rate (default 1e-5)")
+    p.add_argument("--batch-size", type=int, help="default 32")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 8)")
+    p.add_argument("--image-size", type=int, nargs="+", default=[96], metavar="PIXELS",
+                   help="height [width] images from folders are resized to (default 96)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random flip/rotation/zoom/contrast (default: on for folders, off for digits)")
+    p.add_argument("--test-data", default=None, help="a separate test folder (default: hold out --test-size)")
+    p.add_argument("--test-size", type=float, default=0.2, help="share of a folder held out for testing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity")
+
+
+def _train_vision(args: argparse.Namespace, command: str) -> dict:
+    from .data import BUILTIN_IMAGE_SETS, load_splits
+    from .vision import ImageClassifier, ImageClassifierConfig
+
+    size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
+    out = Path(args.out)
+    augment = args.augment if args.augment is not None else args.data not in BUILTIN_IMAGE_SETS
+    tuning = ("epochs", "fine_tune_epochs", "fine_tune_layers", "learning_rate", "fine_tune_learning_rate",
+              "batch_size", "patience")
+    config = ImageClassifierConfig(
+        backbone=args.backbone, weights=args.weights, image_size=size, augment=augment, seed=args.seed,
+        backup_dir=str(out.parent / f".{out.name}.backup"),
+        **{k: getattr(args, k) for k in tuning if getattr(args, k) is not None},
+    )
+    splits = load_splits(args.data, size, test_size=args.test_size, seed=42, test_data=args.test_data)
+    clf = ImageClassifier(config)
+    clf.fit(splits.train, verbose=args.verbose)
+    clf.data_spec_ = splits.spec
+    report = clf.report(splits.test)
+    clf.metrics_ = {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
+    clf.command_ = command
+    directory = clf.save(out)
+    report.save_confusion_matrix(directory / "confusion_matrix.png")
+    return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_}
+
+
+TRAINERS: dict[str, tuple[Callable, Callable]] = {"vision": (_add_vision_train_args, _train_vision)}
+
+
+# ---------------------------------------------------------------------------- other verbs
+
+
+def _evaluate(args: argparse.Namespace, command: str) -> dict:
+    from .base import load
+
+    task = load(args.model)
+    data = args.data
+    if data is None:
+        data = task._splits_from_spec()
+        if data is None:
+            raise _usage_error("This model's card names no test split to reload. Pass --data.")
+    report = task.report(data)
+    if args.out:
+        from .storage import write_json
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report.save_confusion_matrix(out / "confusion_matrix.png")
+        write_json(out / "metrics.json", report.to_dict())
+    return report.to_dict()
+
+
+def _predict(args: argparse.Namespace, command: str) -> Any:
+    predictor = _predictor(args.model, args.tflite)
+    rows = predictor.top_k(args.image, k=args.top_k)
+    return [{"image": image, "top_k": row} for image, row in zip(args.image, rows)]
+
+
+def _predictor(model_dir: str, tflite: str | None):
+    if tflite:
+        from .edge import TFLiteModel
+        from .storage import read_card
+
+        path = Path(tflite)
+        if not path.is_absolute() and not path.exists():
+            path = Path(model_dir) / tflite
+        return TFLiteModel(path, card=read_card(model_dir))
+    from .base import load
+
+    return load(model_dir)
+
+
+def _export(args: argparse.Namespace, command: str) -> list[dict]:
+    from .base import load
+
+    task = load(args.model)
+    entries = []
+    for quantization in args.quantization:
+        path = task.export(args.out, quantization=quantization, data=args.data, allow_flex=args.allow_flex)
+        entries.append(next(e for e in _card_of(path)["tflite"] if e["file"] == path.name))
+    return entries
+
+
+def _card_of(tflite_path: Path) -> dict:
+    from .storage import read_card
+
+    return read_card(tflite_path.parent)
+
+
+def _explain(args: argparse.Namespace, command: str) -> dict:
+    from .base import load
+
+    task = load(args.model)
+    target: Any = args.target
+    if target is not None and target.isdigit() and target not in task.class_names_:
+        target = int(target)
+    explanation = task.explain(args.image, method=args.method, target=target, budget=args.budget, seed=args.seed)
+    explanation.save(args.out)
+    return {"out": str(args.out), **explanation.summary()}
+
+
+def _serve(args: argparse.Namespace, command: str) -> None:
+    from apps.main import launch
+
+    launch(host=args.host, port=args.port, model_dir=args.model_dir)
+
+
+def _bench(args: argparse.Namespace, command: str) -> None:
+    from benchmarks.run import main as bench_main
+
+    bench_main(args.only)
+
+
+def _usage_error(message: str) -> Exception:
+    from .errors import ToolkitError
+
+    return ToolkitError(message)
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .edge.export import QUANTIZATIONS
+    from .explain import METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="toolkit",
+        description="Train, evaluate, explain, export and serve Keras 3 models (offline by default).",
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model and save it to a folder")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, (add_args, _) in TRAINERS.items():
+        add_args(tasks.add_parser(name, help=f"train a {name} model"))
+
+    p = sub.add_parser("evaluate", help="metrics of a saved model on data, as JSON")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("--data", default=None, help="test data (default: the test split recorded in the card)")
+    p.add_argument("--out", default=None, help="folder for confusion_matrix.png and metrics.json")
+
+    p = sub.add_parser("predict", help="top-k labels for images, as JSON")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("--image", required=True, nargs="+", help="image file(s)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
+
+    p = sub.add_parser("export", help="export to TFLite; writes the .tflite, labels.txt and card.json")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("--quantization", nargs="+", default=["float32"], choices=QUANTIZATIONS)
+    p.add_argument("--data", default=None, help="calibration/test data (default: the data the model was trained on)")
+    p.add_argument("--out", default=None, help="folder or .tflite path (default: the model folder)")
+    p.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops the phone must link in")
+
+    p = sub.add_parser("explain", help="explain a prediction and save the rendered overlay")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("--image", required=True)
+    p.add_argument("--method", default="gradcam", choices=METHODS)
+    p.add_argument("--out", required=True, help=".png (overlay), .npy (attributions) or .json")
+    p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--budget", type=int, default=None, help="samples (SHAP, LIME) or noisy copies (Grad-CAM)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("serve", help="launch the Gradio demo (all tasks in tabs)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--model-dir", default=None, help="vision model folder (default: the shipped digits model)")
+
+    p = sub.add_parser("bench", help="run the benchmarks and regenerate the README's results table")
+    p.add_argument("--only", nargs="*", default=None, help="benchmark names (default: all)")
+    return parser
+
+
+VERBS: dict[str, Callable] = {
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "export": _export,
+    "explain": _explain,
+    "serve": _serve,
+    "bench": _bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    command = "toolkit " + " ".join(shlex.quote(a) for a in argv)
+    import toolkit  # noqa: F401  (sets the Keras backend and log level)
+    from .errors import ToolkitError
+
+    try:
+        if args.verb == "train":
+            result = TRAINERS[args.task][1](args, command)
+        else:
+            result = VERBS[args.verb](args, command)
+    except (ToolkitError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if result is not None:
+        _print_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

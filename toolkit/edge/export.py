@@ -1,0 +1,121 @@
+"""Convert Keras 3 models to TFLite with quantization presets, builtin ops only by default."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError
+from ..storage import atomic_write_bytes, sha256_file
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+CALIBRATION_SAMPLES = (100, 500)
+
+
+def tflite_filename(quantization: str) -> str:
+    return f"model_{quantization}.tflite"
+
+
+def check_quantization(quantization: str) -> str:
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantization {quantization!r}. Valid presets: {list(QUANTIZATIONS)}.")
+    return quantization
+
+
+def convert(model, quantization: str = "float32", representative: np.ndarray | None = None,
+            allow_flex: bool = False) -> bytes:
+    """Convert a Keras model to TFLite bytes.
+
+    ``int8`` is full-integer quantization with int8 input and output, calibrated on
+    ``representative`` (100-500 samples of training inputs; more are subsampled).
+    Only builtin TFLite ops are allowed unless ``allow_flex=True``; a model that needs Flex
+    ops raises :class:`ExportError` naming them.
+    """
+    import tensorflow as tf
+
+    check_quantization(quantization)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    kwargs: dict = {}
+    if quantization in ("float16", "dynamic", "int8"):
+        kwargs["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    target_spec: dict = {}
+    if quantization == "float16":
+        target_spec["supported_types"] = [tf.float16]
+    if quantization == "int8":
+        samples = calibration_samples(representative)
+        kwargs["representative_dataset"] = lambda: ([s[None]] for s in samples)
+        kwargs["inference_input_type"] = tf.int8
+        kwargs["inference_output_type"] = tf.int8
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if allow_flex:
+        ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
+    target_spec["supported_ops"] = ops
+    kwargs["target_spec"] = target_spec
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        try:
+            model.export(path, format="litert", verbose=False, **kwargs)
+        except Exception as exc:  # the converter raises ConverterError and friends
+            raise _conversion_error(exc, allow_flex) from exc
+        return Path(path).read_bytes()
+
+
+def calibration_samples(representative: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    low, high = CALIBRATION_SAMPLES
+    if representative is None or len(representative) == 0:
+        raise ExportError(
+            "int8 quantization needs representative data to calibrate on: pass representative data "
+            f"({low}-{high} training samples), e.g. export(..., data=...) or `toolkit export --data ...`."
+        )
+    representative = np.asarray(representative, dtype=np.float32)
+    if len(representative) > high:
+        index = np.random.default_rng(seed).choice(len(representative), high, replace=False)
+        representative = representative[np.sort(index)]
+    if len(representative) < low:
+        import warnings
+
+        warnings.warn(
+            f"Calibrating int8 on {len(representative)} samples; {low}-{high} give more reliable scales.",
+            stacklevel=3,
+        )
+    return representative
+
+
+_FLEX_PATTERNS = (
+    re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op"),
+    re.compile(r"Flex ops: ([\w, ]+)"),
+    re.compile(r"tf\.(\w+)\s*\{"),
+)
+
+
+def _conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
+    message = str(exc)
+    ops: set[str] = set()
+    for pattern in _FLEX_PATTERNS:
+        for match in pattern.findall(message):
+            ops.update(o.strip().removeprefix("Flex") for o in match.split(",") if o.strip())
+    if ops and not allow_flex:
+        return ExportError(
+            f"The model needs TensorFlow (Flex) ops that builtin TFLite does not have: {sorted(ops)}. "
+            "Phones' LiteRT runtimes do not carry Flex ops by default. Replace those layers, or pass "
+            "allow_flex=True (`--allow-flex`) and link the Flex delegate into your app."
+        )
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return ExportError(f"TFLite conversion failed: {first}")
+
+
+def write_tflite(model, path: str | os.PathLike, quantization: str = "float32",
+                 representative: np.ndarray | None = None, allow_flex: bool = False) -> dict:
+    """Convert and write atomically; returns the card entry's file facts."""
+    data = convert(model, quantization, representative, allow_flex)
+    path = atomic_write_bytes(path, data)
+    return {
+        "file": path.name,
+        "quantization": quantization,
+        "size_bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }

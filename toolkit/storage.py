@@ -1,0 +1,116 @@
+"""Atomic writes and checksums: a crash never leaves a half-written file or model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ModelFormatError
+
+CARD_FILE = "card.json"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[str], Any]) -> Path:
+    """Call ``writer(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def read_card(directory: str | os.PathLike) -> dict:
+    """Read ``card.json`` of a model folder, with a clear error when it is not one."""
+    directory = Path(directory)
+    card_path = directory / CARD_FILE
+    if not directory.is_dir():
+        raise ModelFormatError(
+            f"Expected a model folder. Received: {str(directory)!r}, which is not a folder. "
+            "Pass the folder written by `toolkit train` or `task.save()`."
+        )
+    if not card_path.is_file():
+        raise ModelFormatError(
+            f"Expected a model folder with {CARD_FILE}. Received: {str(directory)!r} without one. "
+            "Pass the folder written by `toolkit train` or `task.save()`."
+        )
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{card_path} is not valid JSON ({exc}). Re-save or re-train the model.") from exc
+
+
+def replace_directory(directory: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
+    """Write a whole folder atomically: ``fill(tmp_dir)`` then swap it into place.
+
+    An existing folder is replaced only if it is empty or a toolkit model folder (has a
+    card.json), so a mistyped ``--out`` never deletes a user's files.
+    """
+    directory = Path(directory).resolve()
+    if directory.exists():
+        if not directory.is_dir():
+            raise ModelFormatError(f"Cannot save a model to {str(directory)!r}: it is a file. Choose a folder path.")
+        if any(directory.iterdir()) and not (directory / CARD_FILE).exists():
+            raise ModelFormatError(
+                f"Cannot save a model to {str(directory)!r}: the folder is not empty and is not a "
+                "toolkit model folder. Choose a new or empty folder."
+            )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
+            os.rmdir(old)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return directory

@@ -1,0 +1,557 @@
+"""Image classification with transfer learning: ImageClassifierConfig and ImageClassifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..data.images import (
+    BUILTIN_IMAGE_SETS,
+    ImageData,
+    Splits,
+    image_batch,
+    load_digits,
+    load_splits,
+    resolve_image_data,
+    split_indices,
+)
+from ..edge.export import check_quantization, tflite_filename, write_tflite
+from ..errors import DataError, ExportError
+from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_gradient
+from ..metrics import ClassificationReport, classification_report
+from ..storage import CARD_FILE, read_card, write_json
+from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
+
+BACKGROUND_FILE = "background.npz"
+BACKGROUND_SAMPLES = 32
+DEFAULT_BUDGETS = {"gradcam": 1, "shap": 100, "lime": 500}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageClassifierConfig:
+    """Settings of an :class:`ImageClassifier`; make variants with ``dataclasses.replace``.
+
+    backbone: one of ``BACKBONES`` (``small_cnn``, ``lenet5``, ``mobilenet_v2``,
+        ``mobilenet_v3_small``, ``efficientnet_b0``).
+    weights: ``None`` (random), ``"imagenet"``, a ``.h5`` weights file, or a saved model folder
+        whose backbone is reused. Any weights switch on two-phase transfer learning.
+    image_size: (height, width) that images from folders are resized to: the model's input.
+    resize_to: size the model resizes its input to before the backbone; default: the input
+        size, raised to the backbone's minimum.
+    augment: random flip/rotation/zoom/contrast while training; default on for folders only.
+    epochs / learning_rate: phase 1 (the whole model from scratch, or the new head on a frozen
+        backbone).
+    fine_tune_layers / fine_tune_epochs / fine_tune_learning_rate: phase 2 of transfer
+        learning: the top N weight layers of the backbone unfrozen (BatchNorm stays frozen).
+    patience: early stopping on validation loss (best weights restored); the learning rate
+        drops 3x after ``patience // 2 - 1`` epochs without improvement.
+    backup_dir: where keras.callbacks.BackupAndRestore keeps state so an interrupted ``fit``
+        resumes from its last finished epoch.
+    strategy: a ``tf.distribute.Strategy``; the model is built in its scope.
+    """
+
+    backbone: str = "small_cnn"
+    weights: str | None = None
+    image_size: tuple[int, int] = (96, 96)
+    resize_to: tuple[int, int] | None = None
+    augment: bool | None = None
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    fine_tune_layers: int = 20
+    fine_tune_epochs: int = 10
+    fine_tune_learning_rate: float = 1e-5
+    dropout: float = 0.2
+    patience: int = 8
+    validation_split: float = 0.1
+    seed: int = 0
+    backup_dir: str | None = None
+    strategy: Any = dataclasses.field(default=None, compare=False, repr=False, metadata={"serialize": False})
+
+    def __post_init__(self) -> None:
+        backbone_spec(self.backbone)  # ValueError listing valid names
+        if isinstance(self.weights, os.PathLike):
+            object.__setattr__(self, "weights", str(self.weights))
+        if self.weights == "imagenet" and not BACKBONES[self.backbone].pretrained:
+            raise ValueError(
+                f"Backbone {self.backbone!r} has no ImageNet weights. Use weights=None or a weights path, "
+                f"or a pretrained backbone: {sorted(k for k, s in BACKBONES.items() if s.pretrained)}."
+            )
+        for name in ("image_size", "resize_to"):
+            value = getattr(self, name)
+            if value is None and name == "resize_to":
+                continue
+            if isinstance(value, int):
+                value = (value, value)
+            value = tuple(int(v) for v in value)
+            if len(value) != 2 or min(value) < 8:
+                raise ValueError(f"{name} must be (height, width) with sides >= 8. Received {value}.")
+            object.__setattr__(self, name, value)
+        _positive(self, "epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "patience")
+        _non_negative(self, "fine_tune_layers", "fine_tune_epochs")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
+        if not 0 < self.validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
+
+
+def _positive(config, *names):
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be > 0. Received {getattr(config, name)!r}.")
+
+
+def _non_negative(config, *names):
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0. Received {getattr(config, name)!r}.")
+
+
+def _is_folder(data: Any) -> bool:
+    return isinstance(data, (str, os.PathLike)) and str(data) not in BUILTIN_IMAGE_SETS
+
+
+@register_task("vision")
+class ImageClassifier(ClassifierMixin, Task):
+    """Image classifier: a backbone by name (from scratch or pretrained) and a new head.
+
+    >>> clf = ImageClassifier(ImageClassifierConfig(backbone="small_cnn", epochs=20)).fit("digits")
+    >>> clf.evaluate("digits")["accuracy"]          # the digits test split
+    >>> clf.predict(image)                           # raw pixels, any size
+    >>> clf.explain(image, method="gradcam").save("cam.png")
+    >>> clf.save("my_model"); clf.export("my_model", quantization="int8")
+    """
+
+    config_class = ImageClassifierConfig
+
+    def __init__(self, config: ImageClassifierConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.class_names_: list[str] = []
+        self.input_shape_: tuple[int, int, int] | None = None
+        self.input_meta_: dict = {}
+        self.background_: np.ndarray | None = None
+        self._calibration: np.ndarray | None = None
+        self._serve = None
+
+    # ================================================================== model
+    def _build_model(self, input_shape: tuple[int, int, int], n_classes: int):
+        import keras
+
+        cfg = self.config
+        spec = backbone_spec(cfg.backbone)
+        height, width, channels = input_shape
+        size = cfg.resize_to or (max(height, spec.min_size), max(width, spec.min_size))
+        inner_channels = spec.channels or channels
+        inputs = keras.Input(input_shape, name="pixels")
+        x = inputs
+        if channels == 1 and inner_channels == 3:
+            x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+        if tuple(size) != (height, width):
+            x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize")(x)
+        x = keras.layers.Rescaling(spec.scale, spec.offset, name="rescale")(x)
+        backbone = get_backbone(cfg.backbone, (*size, inner_channels), cfg.weights)
+        # A pretrained backbone always runs in inference mode, so its BatchNorm statistics stay
+        # put while frozen and while its top layers are fine-tuned (the Keras transfer guide).
+        x = backbone(x, training=False) if cfg.weights is not None else backbone(x)
+        if spec.pool == "avg":
+            x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        else:
+            x = keras.layers.Flatten(name="pool")(x)
+        for i, units in enumerate(spec.head):
+            x = keras.layers.Dense(units, activation=spec.activation, name=f"head_{i}")(x)
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        return keras.Model(inputs, outputs, name=f"image_classifier_{cfg.backbone}")
+
+    def _augmenter(self):
+        import keras
+
+        return keras.Sequential(
+            [
+                keras.layers.RandomFlip("horizontal", seed=self.config.seed),
+                keras.layers.RandomRotation(0.1, seed=self.config.seed),
+                keras.layers.RandomZoom(0.1, seed=self.config.seed),
+                keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=self.config.seed),
+            ],
+            name="augment",
+        )
+
+    # ================================================================== fit
+    def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
+            **overrides: Any) -> "ImageClassifier":
+        """Train on ``data``: ``"digits"`` (its train split), a folder, ``(x, y)`` or :class:`Splits`.
+
+        Without ``validation_data``, ``validation_split`` of the training data is held out
+        (stratified) for early stopping. Returns ``self``.
+        """
+        import keras
+        import tensorflow as tf
+
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        train = resolve_image_data(data, "train", image_size=cfg.image_size if _is_folder(data) else None)
+        if len(train.class_names) < 2 or len(np.unique(train.y)) < 2:
+            raise DataError(
+                f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.y.tolist()))}."
+            )
+        if validation_data is None:
+            rest, held = split_indices(train.y, cfg.validation_split, cfg.seed)
+            train, val = train.subset(rest), train.subset(held)
+        else:
+            val = resolve_image_data(
+                validation_data, "test", image_size=train.x.shape[1:3], channels=train.x.shape[-1],
+                class_names=train.class_names,
+            )
+        self.class_names_ = list(train.class_names)
+        self.input_shape_ = tuple(int(d) for d in train.x.shape[1:])
+        self.input_meta_ = {k: v for k, v in train.meta.items() if k == "polarity"}
+        self.data_spec_ = self._data_spec(data)
+        augment = cfg.augment if cfg.augment is not None else _is_folder(data)
+
+        strategy = cfg.strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            self.model_ = self._build_model(self.input_shape_, len(self.class_names_))
+        self._serve = None
+
+        train_ds = self._dataset(train, shuffle=True, augment=augment)
+        val_ds = self._dataset(val, shuffle=False, augment=False)
+        history = self._train_phases(train_ds, val_ds, verbose, callbacks or [], strategy)
+
+        rng = np.random.default_rng(cfg.seed)
+        pick = rng.choice(len(train), min(BACKGROUND_SAMPLES, len(train)), replace=False)
+        self.background_ = np.round(train.x[np.sort(pick)]).astype(np.uint8)
+        pick = rng.choice(len(train), min(500, len(train)), replace=False)
+        self._calibration = train.x[np.sort(pick)]
+        self.history_ = history
+        self.metrics_ = {}
+        self.tflite_ = []
+        self.directory_ = None
+        return self
+
+    def _dataset(self, data: ImageData, shuffle: bool, augment: bool):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((data.x.astype(np.float32), data.y.astype(np.int64)))
+        if shuffle:
+            ds = ds.shuffle(len(data), seed=self.config.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(self.config.batch_size)
+        if augment:
+            augmenter = self._augmenter()
+            ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _train_phases(self, train_ds, val_ds, verbose, callbacks, strategy) -> dict:
+        import keras
+
+        cfg = self.config
+        model = self.model_
+        transfer = cfg.weights is not None
+        backbone = model.get_layer("backbone")
+        backup_root = Path(cfg.backup_dir) if cfg.backup_dir else None
+        phase1_done = backup_root / "phase1.weights.h5" if backup_root else None
+
+        def run(epochs, learning_rate, initial_epoch, phase):
+            with strategy.scope():
+                model.compile(
+                    optimizer=keras.optimizers.Adam(learning_rate),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
+            cbs = [
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=0.3, patience=max(1, cfg.patience // 2 - 1),
+                    min_lr=learning_rate / 100,
+                ),
+                *callbacks,
+            ]
+            if backup_root:
+                cbs.append(keras.callbacks.BackupAndRestore(str(backup_root / phase), delete_checkpoint=True))
+            return model.fit(
+                train_ds, validation_data=val_ds, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                callbacks=cbs, verbose=verbose, shuffle=False,  # the dataset shuffles itself
+            ).history
+
+        if transfer:
+            backbone.trainable = False
+        if phase1_done is not None and phase1_done.exists():
+            model.load_weights(str(phase1_done))  # phase 1 finished before an interruption
+            history = _read_history(backup_root)
+        else:
+            history = run(cfg.epochs, cfg.learning_rate, 0, "phase1")
+            if backup_root and transfer and cfg.fine_tune_epochs and cfg.fine_tune_layers:
+                model.save_weights(str(phase1_done))
+                write_json(backup_root / "phase1_history.json", history)
+        if transfer and cfg.fine_tune_epochs and cfg.fine_tune_layers:
+            start = len(history["loss"])
+            self._unfreeze_top(backbone, cfg.fine_tune_layers)
+            more = run(cfg.fine_tune_epochs, cfg.fine_tune_learning_rate, start, "phase2")
+            history = {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}
+            history["fine_tune_start"] = [start]
+        if backup_root and backup_root.exists():
+            import shutil
+
+            shutil.rmtree(backup_root, ignore_errors=True)
+        return {k: [float(v) for v in vals] for k, vals in history.items()}
+
+    @staticmethod
+    def _unfreeze_top(backbone, n_layers: int) -> None:
+        import keras
+
+        backbone.trainable = True
+        for layer in backbone.layers:
+            layer.trainable = False
+        weighted = [
+            layer for layer in backbone.layers
+            if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        for layer in weighted[-n_layers:]:
+            layer.trainable = True
+
+    @staticmethod
+    def _data_spec(data: Any) -> dict:
+        if isinstance(data, Splits):
+            return dict(data.spec)
+        if isinstance(data, str) and data in BUILTIN_IMAGE_SETS:
+            return dict(load_digits().spec) if data == "digits" else {"source": data}
+        if isinstance(data, (str, os.PathLike)):
+            return {"source": str(Path(data).resolve()), "test_size": None}
+        return {"source": "arrays"}
+
+    # ================================================================== predict
+    @classmethod
+    def prepare_input(cls, x: Any, card: dict) -> np.ndarray:
+        """Raw images of any size and 1/3 channels -> the model's (N, H, W, C) input."""
+        height, width, channels = card["input"]["shape"]
+        return image_batch(x, channels=channels, image_size=(height, width))
+
+    def _prepare(self, x: Any) -> np.ndarray:
+        self._check_fitted()
+        height, width, channels = self.input_shape_
+        return image_batch(x, channels=channels, image_size=(height, width))
+
+    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self._serve is None:
+            import tensorflow as tf
+
+            model = self.model_
+            spec = tf.TensorSpec((None, *self.input_shape_), tf.float32)
+            self._serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return np.concatenate(
+            [self._serve(batch[i : i + 256]).numpy() for i in range(0, len(batch), 256)]
+        ).astype(np.float32)
+
+    # ================================================================== evaluate
+    def _resolve_eval(self, data: Any) -> ImageData:
+        self._check_fitted()
+        height, width, channels = self.input_shape_
+        return resolve_image_data(
+            data, "test", image_size=(height, width), channels=channels, class_names=self.class_names_
+        )
+
+    def report(self, data: Any) -> ClassificationReport:
+        """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
+        test = self._resolve_eval(data)
+        return classification_report(test.y, self._probabilities(test.x), self.class_names_)
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Metrics on ``data`` (``"digits"``: its test split): accuracy, loss, macro and per-class
+        precision/recall/F1, and the majority-class baseline."""
+        return self.report(data).metrics
+
+    # ================================================================== explain
+    def explain(self, x: Any, method: str = "gradcam", target: int | str | None = None,
+                budget: int | None = None, seed: int = 0) -> Explanation:
+        """Explain the prediction for one image with ``"gradcam"``, ``"shap"`` or ``"lime"``.
+
+        ``target`` is a class name or index (default: the predicted class); ``budget`` is
+        the number of samples (SHAP, LIME) or noisy copies (Grad-CAM).
+        """
+        if method not in METHODS:
+            raise ValueError(f"Unknown explanation method {method!r}. Valid methods: {list(METHODS)}.")
+        batch = self._prepare(x)
+        if len(batch) != 1:
+            raise DataError(f"explain() takes one image. Received a batch of {len(batch)}.")
+        probs = self._probabilities(batch)[0]
+        index = self._target_index(target, probs)
+        budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1. Received {budget}.")
+        start = time.perf_counter()
+        if method == "gradcam":
+            attributions = gradcam(self.model_, batch, index, budget=budget, seed=seed)
+        elif method == "shap":
+            background = self.background_ if self.background_ is not None else np.zeros_like(batch)
+            attributions = shap_gradient(self.model_, batch, index, background.astype(np.float32), budget, seed)
+        else:
+            hide = 0.0 if self.input_meta_.get("polarity") == "light_on_dark" else None
+            attributions = lime_image(self._probabilities, batch, index, budget, hide_color=hide, seed=seed)
+        seconds = time.perf_counter() - start
+        image = overlay(batch[0], attributions, signed=method != "gradcam")
+        return Explanation(
+            attributions, method, self.class_names_[index], seconds, image, budget,
+            extra={"class_index": index, "probability": float(probs[index])},
+        )
+
+    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
+        if target is None:
+            return int(np.argmax(probs))
+        if isinstance(target, str) and target in self.class_names_:
+            return self.class_names_.index(target)
+        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
+            return int(target)
+        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
+
+    # ================================================================== save / load
+    def _card_extra(self) -> dict:
+        height, width, channels = self.input_shape_
+        spec = backbone_spec(self.config.backbone)
+        size = self.config.resize_to or (max(height, spec.min_size), max(width, spec.min_size))
+        return {
+            "labels": list(self.class_names_),
+            "input": {
+                "shape": [height, width, channels],
+                "dtype": "float32",
+                "range": [0, 255],
+                "layout": "NHWC",
+                "description": f"raw pixels; the model resizes to {size[0]}x{size[1]} and rescales itself",
+                **self.input_meta_,
+            },
+            "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
+        }
+
+    def _save_extra(self, directory: Path) -> None:
+        write_labels(directory, self.class_names_)
+        if self.background_ is not None:
+            np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
+        if self.history_:
+            from ..metrics import training_curves_png
+
+            (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        self.class_names_ = list(card.get("labels") or [])
+        self.input_shape_ = tuple(int(d) for d in card["input"]["shape"])
+        self.input_meta_ = {k: v for k, v in card["input"].items() if k == "polarity"}
+        background = directory / BACKGROUND_FILE
+        if background.is_file():
+            with np.load(background) as npz:
+                self.background_ = npz["x"]
+
+    # ================================================================== export
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False) -> Path:
+        """Export to TFLite and record the file in ``card.json`` (with labels.txt beside it).
+
+        ``path`` is a folder (default: the folder the model was saved to or loaded from) or a
+        ``.tflite`` file. ``data`` gives the test split the file is checked on and, for int8,
+        the training images it is calibrated on; by default the data the model was trained on.
+        The card entry records size, sha256, quantization parameters, test accuracy, agreement
+        with the Keras model and one-sample latency.
+        """
+        from ..edge.runner import TFLiteModel
+
+        self._check_fitted()
+        check_quantization(quantization)
+        if path is None and self.directory_ is None:
+            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
+        target = Path(path) if path is not None else self.directory_
+        if target.suffix == ".tflite":
+            directory, file = target.parent, target
+        else:
+            directory, file = target, target / tflite_filename(quantization)
+        calibration, test = self._export_data(data)
+        if quantization == "int8" and calibration is None:
+            raise ExportError(
+                "int8 export needs training images to calibrate on. Pass data=... (e.g. 'digits', the training "
+                "folder, or Splits), or fit the model in this session."
+            )
+        entry = write_tflite(self.model_, file, quantization, calibration, allow_flex)
+        runner = TFLiteModel(file, card={**self._card_extra(), "task": self.task_name})
+        entry.update(runner.quantization)
+        sample = test.x[:1] if test is not None else np.zeros((1, *self.input_shape_), np.float32)
+        entry["latency_ms_p50"] = round(runner.latency_ms(sample), 4)
+        if test is not None:
+            keras_probs = self._probabilities(test.x)
+            lite_probs = runner._probabilities(test.x)
+            keras_pred, lite_pred = keras_probs.argmax(-1), lite_probs.argmax(-1)
+            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_pred == test.y)))
+            entry.update(
+                {
+                    "test_accuracy": float(np.mean(lite_pred == test.y)),
+                    "agreement_with_keras": float(np.mean(lite_pred == keras_pred)),
+                    "max_abs_probability_diff": float(np.max(np.abs(lite_probs - keras_probs))),
+                    "n_test": int(len(test)),
+                }
+            )
+        else:
+            warnings.warn(
+                "No test data for this export: the card records size and latency but no accuracy or agreement. "
+                "Pass data=... to check the file.",
+                stacklevel=2,
+            )
+        self._record_export(directory, entry)
+        return file
+
+    def _export_data(self, data: Any) -> tuple[np.ndarray | None, ImageData | None]:
+        height, width, channels = self.input_shape_
+        if data is None:
+            data = self._splits_from_spec()
+        if data is None:
+            return self._calibration, None
+        if isinstance(data, str) and data in BUILTIN_IMAGE_SETS:
+            data = load_digits()
+        if isinstance(data, Splits):
+            train = resolve_image_data(data.train, "train", (height, width), channels, self.class_names_)
+            return train.x, self._resolve_eval(data.test)
+        test = self._resolve_eval(data)
+        return (self._calibration if self._calibration is not None else test.x), test
+
+    def _splits_from_spec(self) -> Splits | None:
+        spec = self.data_spec_ or {}
+        source = spec.get("source")
+        if source == "digits":
+            return load_digits()
+        if source and source != "arrays" and Path(source).is_dir():
+            if spec.get("test_size") is None and not spec.get("test_source"):
+                return None
+            return load_splits(
+                source, tuple(spec.get("image_size") or self.input_shape_[:2]), spec.get("test_size") or 0.2,
+                spec.get("seed", 42), test_data=spec.get("test_source"),
+            )
+        return None
+
+    def _record_export(self, directory: Path, entry: dict) -> None:
+        own = self.directory_ is not None and Path(directory).resolve() == self.directory_
+        if own:
+            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
+            self.write_card()
+            return
+        # A folder for the phone: the .tflite, labels.txt and a card without the Keras model.
+        directory = Path(directory)
+        previous = []
+        if (directory / CARD_FILE).is_file():
+            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
+        card = self.card()
+        card["tflite"] = previous + [entry]
+        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
+        write_labels(directory, self.class_names_)
+        write_json(directory / CARD_FILE, card)
+
+
+def _read_history(backup_root: Path) -> dict:
+    import json
+
+    path = backup_root / "phase1_history.json"
+    return json.loads(path.read_text()) if path.is_file() else {"loss": []}
