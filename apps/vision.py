@@ -101,11 +101,11 @@ def digit_style(image: np.ndarray) -> np.ndarray:
     if gray.mean() > 127:  # dark ink on light paper
         gray = 255.0 - gray
     gray -= gray.min()
-    ink = gray > 0.25 * max(float(gray.max()), 1.0)
-    if ink.any():
+    ink = gray > 0.05 * max(float(gray.max()), 1.0)
+    if ink.any():  # the digits set's digits fill the frame: crop to the ink, pad to a square
         rows, cols = np.where(ink)
         gray = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    side = int(max(gray.shape) * 1.15) + 2
+    side = max(gray.shape)
     canvas = np.zeros((side, side), np.float32)
     top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
     canvas[top : top + gray.shape[0], left : left + gray.shape[1]] = gray

@@ -22,6 +22,9 @@ def test_config_validation_lists_valid_names():
     with pytest.raises(ValueError, match="epochs must be > 0"):
         ImageClassifierConfig(epochs=0)
     assert ImageClassifierConfig(image_size=64).image_size == (64, 64)
+    assert ImageClassifierConfig(augment=True).augment == "photos"
+    with pytest.raises(ValueError, match=r"Unknown augment preset 'mixup'.*shift"):
+        ImageClassifierConfig(augment="mixup")
     variant = dataclasses.replace(ImageClassifierConfig(), backbone="lenet5")
     assert variant.backbone == "lenet5"
 
@@ -180,20 +183,20 @@ def test_lenet5_on_a_folder_is_augmented_by_default(image_folder, tiny_data, mon
     built = []
     original = ImageClassifier._augmenter
 
-    def spy(self):
-        built.append(True)
-        return original(self)
+    def spy(self, preset):
+        built.append(preset)
+        return original(self, preset)
 
     monkeypatch.setattr(ImageClassifier, "_augmenter", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf = ImageClassifier(backbone="lenet5", image_size=(20, 20), epochs=1, batch_size=4).fit(image_folder)
-        assert built == [True]
-        ImageClassifier(epochs=1).fit(tiny_data)  # arrays: off by default
-    assert built == [True]
+        assert built == ["photos"]
+        ImageClassifier(epochs=1).fit(tiny_data)  # arrays: none by default
+    assert built == ["photos"] and clf.augment_ == "photos"
     assert clf.input_shape_ == (20, 20, 3)
     assert clf.model_.get_layer("resize").output.shape[1:3] == (32, 32)
     assert clf.predict(np.zeros((64, 64, 3))).item() in ("cats", "dogs")
     images = np.random.default_rng(0).uniform(0, 255, (2, 20, 20, 3)).astype(np.float32)
-    augmented = np.asarray(original(clf)(images, training=True))
+    augmented = np.asarray(original(clf, "photos")(images, training=True))
     assert augmented.shape == images.shape and not np.allclose(augmented, images)

@@ -42,8 +42,9 @@ def _add_vision_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 8)")
     p.add_argument("--image-size", type=int, nargs="+", default=[96], metavar="PIXELS",
                    help="height [width] images from folders are resized to (default 96)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random flip/rotation/zoom/contrast (default: on for folders, off for digits)")
+    p.add_argument("--augment", choices=["auto", "none", "photos", "shift"], default="auto",
+                   help="photos: flip/rotation/zoom/contrast; shift: translation (digits); "
+                        "auto: photos for folders, shift for digits")
     p.add_argument("--test-data", default=None, help="a separate test folder (default: hold out --test-size)")
     p.add_argument("--test-size", type=float, default=0.2, help="share of a folder held out for testing")
     p.add_argument("--seed", type=int, default=0)
@@ -51,12 +52,12 @@ def _add_vision_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_vision(args: argparse.Namespace, command: str) -> dict:
-    from .data import BUILTIN_IMAGE_SETS, load_splits
+    from .data import load_splits
     from .vision import ImageClassifier, ImageClassifierConfig
 
     size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
     out = Path(args.out)
-    augment = args.augment if args.augment is not None else args.data not in BUILTIN_IMAGE_SETS
+    augment = None if args.augment == "auto" else args.augment
     tuning = ("epochs", "fine_tune_epochs", "fine_tune_layers", "learning_rate", "fine_tune_learning_rate",
               "batch_size", "patience")
     config = ImageClassifierConfig(

@@ -67,7 +67,7 @@ def load_digits(test_size: float = 0.2, random_state: int = 42) -> Splits:
     y = bunch.target.astype("int64")
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=random_state, stratify=y)
     names = [str(i) for i in range(10)]
-    meta = {"polarity": "light_on_dark", "source": "digits"}
+    meta = {"polarity": "light_on_dark", "source": "digits", "augment": "shift"}
     spec = {"source": "digits", "test_size": test_size, "seed": random_state}
     return Splits(ImageData(x_tr, y_tr, names, meta=meta), ImageData(x_te, y_te, names, meta=dict(meta)), spec)
 
@@ -238,7 +238,7 @@ def load_image_folder(
             ys.append(names.index(folder.name))
             files.append(str(f))
     x = np.stack(xs).astype(np.float32)
-    meta = {"source": str(root.resolve())}
+    meta = {"source": str(root.resolve()), "augment": "photos"}
     return ImageData(x, np.asarray(ys, dtype=np.int64), names, files, meta)
 
 
@@ -311,7 +311,7 @@ def _check_values(arr: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{name} contains NaN or infinite values. Expected raw pixels in [0, 255].")
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0 or hi > 255:
+    if lo < -0.01 or hi > 255.01:  # tolerate float round-off of computed images
         raise DataError(
             f"Expected raw pixel values in [0, 255]. Received values in [{lo:g}, {hi:g}] for {name}. "
             "Pass unnormalised pixels: the model rescales them itself."
@@ -334,7 +334,7 @@ def _fit(arr: np.ndarray, channels: int | None, image_size: Sequence[int] | None
                 f"{name} is too small: {arr.shape[1]}x{arr.shape[0]} pixels. Expected at least {limit}x{limit}."
             )
         arr = resize_image(arr, image_size)
-    return arr.astype(np.float32)
+    return np.clip(arr, 0, 255).astype(np.float32)
 
 
 def labelled_arrays(x: Any, y: Any, class_names: Sequence[str] | None = None) -> ImageData:

@@ -29,6 +29,7 @@ from ..metrics import ClassificationReport, classification_report
 from ..storage import CARD_FILE, read_card, write_json
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
+AUGMENTATIONS = ("none", "photos", "shift")
 BACKGROUND_FILE = "background.npz"
 BACKGROUND_SAMPLES = 32
 DEFAULT_BUDGETS = {"gradcam": 1, "shap": 100, "lime": 500}
@@ -45,7 +46,10 @@ class ImageClassifierConfig:
     image_size: (height, width) that images from folders are resized to: the model's input.
     resize_to: size the model resizes its input to before the backbone; default: the input
         size, raised to the backbone's minimum.
-    augment: random flip/rotation/zoom/contrast while training; default on for folders only.
+    augment: a preset of random augmentation layers applied while training: ``"photos"``
+        (flip, rotation, zoom, contrast), ``"shift"`` (translation by up to 1/8 of the side,
+        for digits and characters, which must not be flipped) or ``"none"``. Default: what the
+        data suggests: ``"photos"`` for folders, ``"shift"`` for digits, ``"none"`` for arrays.
     epochs / learning_rate: phase 1 (the whole model from scratch, or the new head on a frozen
         backbone).
     fine_tune_layers / fine_tune_epochs / fine_tune_learning_rate: phase 2 of transfer
@@ -61,7 +65,7 @@ class ImageClassifierConfig:
     weights: str | None = None
     image_size: tuple[int, int] = (96, 96)
     resize_to: tuple[int, int] | None = None
-    augment: bool | None = None
+    augment: str | None = None
     epochs: int = 40
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -77,6 +81,10 @@ class ImageClassifierConfig:
 
     def __post_init__(self) -> None:
         backbone_spec(self.backbone)  # ValueError listing valid names
+        if isinstance(self.augment, bool):
+            object.__setattr__(self, "augment", "photos" if self.augment else "none")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augment preset {self.augment!r}. Valid presets: {list(AUGMENTATIONS)}.")
         if isinstance(self.weights, os.PathLike):
             object.__setattr__(self, "weights", str(self.weights))
         if self.weights == "imagenet" and not BACKBONES[self.backbone].pretrained:
@@ -137,6 +145,7 @@ class ImageClassifier(ClassifierMixin, Task):
         self.input_shape_: tuple[int, int, int] | None = None
         self.input_meta_: dict = {}
         self.background_: np.ndarray | None = None
+        self.augment_: str | None = None
         self._calibration: np.ndarray | None = None
         self._serve = None
 
@@ -171,18 +180,20 @@ class ImageClassifier(ClassifierMixin, Task):
         outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
         return keras.Model(inputs, outputs, name=f"image_classifier_{cfg.backbone}")
 
-    def _augmenter(self):
+    def _augmenter(self, preset: str):
         import keras
 
-        return keras.Sequential(
-            [
-                keras.layers.RandomFlip("horizontal", seed=self.config.seed),
-                keras.layers.RandomRotation(0.1, seed=self.config.seed),
-                keras.layers.RandomZoom(0.1, seed=self.config.seed),
-                keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=self.config.seed),
+        seed = self.config.seed
+        layers = {
+            "photos": lambda: [
+                keras.layers.RandomFlip("horizontal", seed=seed),
+                keras.layers.RandomRotation(0.1, seed=seed),
+                keras.layers.RandomZoom(0.1, seed=seed),
+                keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed),
             ],
-            name="augment",
-        )
+            "shift": lambda: [keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant", seed=seed)],
+        }[preset]()
+        return keras.Sequential(layers, name=f"augment_{preset}")
 
     # ================================================================== fit
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
@@ -216,15 +227,15 @@ class ImageClassifier(ClassifierMixin, Task):
         self.input_shape_ = tuple(int(d) for d in train.x.shape[1:])
         self.input_meta_ = {k: v for k, v in train.meta.items() if k == "polarity"}
         self.data_spec_ = self._data_spec(data)
-        augment = cfg.augment if cfg.augment is not None else _is_folder(data)
+        self.augment_ = cfg.augment or train.meta.get("augment", "none")
 
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             self.model_ = self._build_model(self.input_shape_, len(self.class_names_))
         self._serve = None
 
-        train_ds = self._dataset(train, shuffle=True, augment=augment)
-        val_ds = self._dataset(val, shuffle=False, augment=False)
+        train_ds = self._dataset(train, shuffle=True, augment=self.augment_)
+        val_ds = self._dataset(val, shuffle=False, augment="none")
         history = self._train_phases(train_ds, val_ds, verbose, callbacks or [], strategy)
 
         rng = np.random.default_rng(cfg.seed)
@@ -238,15 +249,15 @@ class ImageClassifier(ClassifierMixin, Task):
         self.directory_ = None
         return self
 
-    def _dataset(self, data: ImageData, shuffle: bool, augment: bool):
+    def _dataset(self, data: ImageData, shuffle: bool, augment: str):
         import tensorflow as tf
 
         ds = tf.data.Dataset.from_tensor_slices((data.x.astype(np.float32), data.y.astype(np.int64)))
         if shuffle:
             ds = ds.shuffle(len(data), seed=self.config.seed, reshuffle_each_iteration=True)
         ds = ds.batch(self.config.batch_size)
-        if augment:
-            augmenter = self._augmenter()
+        if augment != "none":
+            augmenter = self._augmenter(augment)
             ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -429,6 +440,10 @@ class ImageClassifier(ClassifierMixin, Task):
                 **self.input_meta_,
             },
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
+            "training": {
+                "augment": self.augment_,
+                "epochs_run": len((self.history_ or {}).get("loss", [])),
+            },
         }
 
     def _save_extra(self, directory: Path) -> None:
@@ -444,6 +459,7 @@ class ImageClassifier(ClassifierMixin, Task):
         self.class_names_ = list(card.get("labels") or [])
         self.input_shape_ = tuple(int(d) for d in card["input"]["shape"])
         self.input_meta_ = {k: v for k, v in card["input"].items() if k == "polarity"}
+        self.augment_ = (card.get("training") or {}).get("augment")
         background = directory / BACKGROUND_FILE
         if background.is_file():
             with np.load(background) as npz:

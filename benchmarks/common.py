@@ -1,0 +1,31 @@
+"""Timing helpers and the result format shared by the benchmarks."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+
+
+def p50_ms(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def target(name: str, measured: float, goal: str, passed: bool, unit: str = "", note: str = "") -> dict:
+    """One row of the README table: what was measured against which goal."""
+    return {"name": name, "measured": measured, "unit": unit, "goal": goal, "passed": bool(passed), "note": note}

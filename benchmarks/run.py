@@ -1,0 +1,102 @@
+"""Run the benchmarks, write benchmarks/results/<name>.json, regenerate the README's table.
+
+    python -m benchmarks.run                 # all
+    python -m benchmarks.run transfer        # some (the table keeps the others' last results)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import machine
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+README = ROOT.parent / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _benchmarks() -> dict:
+    from . import make_test, transfer, vision
+
+    return {
+        "vision_digits": vision.digits_model,
+        "vision_seeds": vision.digits_seeds,
+        "vision_explanations": vision.explanations,
+        "vision_demo": vision.demo_latency,
+        "transfer_digits": transfer.run,
+        "make_test": make_test.run,
+    }
+
+
+def main(only: list[str] | None = None) -> int:
+    import toolkit  # noqa: F401  (Keras backend, log level)
+    from toolkit.storage import write_json
+
+    benchmarks = _benchmarks()
+    names = only or list(benchmarks)
+    unknown = sorted(set(names) - set(benchmarks))
+    if unknown:
+        print(f"Unknown benchmarks {unknown}. Valid: {sorted(benchmarks)}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"[bench] {name} ...", flush=True)
+        start = time.perf_counter()
+        result = benchmarks[name]()
+        result.update({
+            "benchmark": name,
+            "seconds": round(time.perf_counter() - start, 1),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+        })
+        write_json(RESULTS / f"{name}.json", result)
+        for row in result["rows"]:
+            print(f"  {'PASS' if row['passed'] else 'FAIL'} {row['name']}: {_fmt(row)} (goal {row['goal']})")
+    write_readme_table()
+    return 0
+
+
+def _fmt(row: dict) -> str:
+    value = row["measured"]
+    text = f"{value:.4f}" if isinstance(value, float) and abs(value) < 10 else f"{value:.1f}"
+    return f"{text} {row['unit']}".strip()
+
+
+def results() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+
+
+def table() -> str:
+    lines = ["| benchmark | measured | goal | met |", "|---|---|---|---|"]
+    dates, machines = set(), set()
+    for name, result in results().items():
+        dates.add(result["date"][:10])
+        machines.add(f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}")
+        for row in result["rows"]:
+            note = f" {row['note']}" if row.get("note") else ""
+            met = "yes" if row["passed"] else "**no**"
+            if row["goal"] == "reference":
+                met = ""
+            lines.append(f"| {row['name']} | {_fmt(row)}{note} | {row['goal']} | {met} |")
+    header = (f"Measured by `make bench` on {', '.join(sorted(machines))}, "
+              f"{' to '.join(sorted(dates)[:: max(1, len(dates) - 1)])}; JSON in `benchmarks/results/`.\n\n")
+    return header + "\n".join(lines)
+
+
+def write_readme_table() -> None:
+    from toolkit.storage import atomic_write_text
+
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write_text(README, f"{head}{START}\n{table()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:] or None))

@@ -1,0 +1,138 @@
+"""Vision benchmarks on the shipped digits model: accuracy, size, latency, explanations, demo.
+
+Also retrains the same recipe with three seeds, so the accuracy of the shipped model is shown
+beside the spread one should expect from `make models`.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .common import p50_ms, target
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "saved_models" / "vision" / "digits_cnn"
+
+
+def digits_model() -> dict:
+    from toolkit import TFLiteModel, load
+    from toolkit.data import load_digits
+
+    clf = load(SHIPPED)
+    test = load_digits().test
+    keras_pred = clf.predict(test.x)
+    keras_acc = float(np.mean(keras_pred == np.array(clf.class_names_)[test.y]))
+    float_file = TFLiteModel(SHIPPED / "model_float32.tflite")
+    int8_file = TFLiteModel(SHIPPED / "model_int8.tflite")
+    int8_pred = int8_file.predict(test.x)
+    int8_acc = float(np.mean(int8_pred == np.array(clf.class_names_)[test.y]))
+    agreement = float(np.mean(int8_pred == keras_pred))
+    size_ratio = (SHIPPED / "model_int8.tflite").stat().st_size / (SHIPPED / "model_float32.tflite").stat().st_size
+
+    one = test.x[:1]
+    predict_ms = p50_ms(lambda: clf.model_.predict(one, verbose=0), runs=30)
+    call_ms = p50_ms(lambda: clf.predict_proba(one), runs=100)
+    float_ms = float_file.latency_ms(one, runs=500)
+    int8_ms = int8_file.latency_ms(one, runs=500)
+
+    rows = [
+        target("digits: Keras test accuracy", keras_acc, ">= 0.99", keras_acc >= 0.99),
+        target("digits: int8 TFLite test accuracy", int8_acc, "within 0.5 point of Keras",
+               int8_acc >= keras_acc - 0.005),
+        target("digits: top-1 agreement Keras vs int8", agreement, ">= 0.995", agreement >= 0.995),
+        target("digits: int8 size / float32 size", size_ratio, "<= 0.30", size_ratio <= 0.30, "x"),
+        target("one image: model.predict p50", predict_ms, "reference", True, "ms"),
+        target("one image: task.predict_proba (Keras, compiled) p50", call_ms, "reference", True, "ms"),
+        target("one image: float32 TFLite p50", float_ms, "reference", True, "ms"),
+        target("one image: int8 TFLite p50", int8_ms, "reference", True, "ms"),
+        target("speed-up of int8 TFLite over model.predict", predict_ms / int8_ms, ">= 20", predict_ms / int8_ms >= 20,
+               "x"),
+    ]
+    return {"rows": rows, "sizes_bytes": {
+        "model_float32.tflite": (SHIPPED / "model_float32.tflite").stat().st_size,
+        "model_int8.tflite": (SHIPPED / "model_int8.tflite").stat().st_size,
+    }}
+
+
+def explanations() -> dict:
+    from toolkit import load
+    from toolkit.data import load_digits
+
+    clf = load(SHIPPED)
+    images = load_digits().test.x[:6]
+    goals = {"gradcam": 0.5, "shap": 5.0, "lime": 5.0}
+    rows = []
+    for method, goal in goals.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            clf.explain(images[0], method=method)
+            cold = time.perf_counter() - start
+            seconds = [clf.explain(img, method=method).seconds for img in images[1:]]
+        p50 = float(np.median(seconds))
+        rows.append(target(f"explanation {method} p50 (first call {cold:.2f} s)", p50, f"<= {goal} s", p50 <= goal,
+                           "s"))
+    return {"rows": rows}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_latency() -> dict:
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from apps.main import build_app
+    from toolkit.data import load_digits
+
+    image = np.kron(load_digits().test.x[0, ..., 0], np.ones((4, 4))).astype(np.uint8)
+    path = Path(tempfile.mkdtemp()) / "digit.png"
+    Image.fromarray(image).save(path)
+    app = build_app(SHIPPED)
+    app.queue(default_concurrency_limit=2)
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    rows = []
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for backend in ("Keras", "model_int8.tflite"):
+            ms = p50_ms(lambda: client.predict(handle_file(str(path)), None, backend, api_name="/classify_image"),
+                        runs=40, warmup=3)
+            rows.append(target(f"demo predict request via gradio_client p50 ({backend})", ms, "<= 100 ms",
+                               ms <= 100, "ms"))
+    finally:
+        app.close()
+    return {"rows": rows}
+
+
+def digits_seeds(seeds=(0, 1, 2)) -> dict:
+    """The `make models` recipe with several seeds: the spread behind the shipped number."""
+    from toolkit import ImageClassifier
+
+    accuracies, seconds = [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = ImageClassifier(seed=seed).fit("digits")
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(clf.evaluate("digits")["accuracy"])
+    mean, low = float(np.mean(accuracies)), float(np.min(accuracies))
+    return {
+        "accuracies": accuracies,
+        "train_seconds": seconds,
+        "rows": [
+            target(f"digits recipe over seeds {list(seeds)}: mean test accuracy (min {low:.4f})", mean, ">= 0.99",
+                   mean >= 0.99),
+            target("digits recipe: training time p50", float(np.median(seconds)), "reference", True, "s"),
+        ],
+    }

@@ -1,0 +1,133 @@
+"""The Gradio demo: handlers called directly, and the launched app through gradio_client."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, write_image
+
+gr = pytest.importorskip("gradio")
+
+from apps import vision  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def service(shipped_digits):
+    return vision.VisionService(shipped_digits)
+
+
+def test_import_is_light():
+    code = "import sys, apps.main, apps.vision, toolkit; print('tensorflow' in sys.modules, 'gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_classify_upload_with_every_backend(service, digits_png):
+    paths, labels = digits_png
+    assert service.backends() == ["Keras", "model_float32.tflite", "model_int8.tflite"]
+    for backend in service.backends():
+        hits = 0
+        for path, label in zip(paths, labels):
+            top, seen, latency = vision.classify_image(service, str(path), None, backend)
+            assert len(top) == 5 and abs(sum(top.values()) - 1) < 0.05
+            hits += max(top, key=top.get) == label
+            assert seen.dtype == np.uint8 and backend in latency and "ms" in latency
+        assert hits >= 4, backend
+
+
+def test_a_drawn_digit_is_recognised(service):
+    # Black strokes on a transparent canvas, as the sketchpad sends them: a "1".
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[40:240, 125:155] = (0, 0, 0, 255)
+    top, seen, _ = vision.classify_image(service, None, {"composite": canvas, "background": None, "layers": []})
+    assert max(top, key=top.get) == "1"
+    assert seen.shape[0] >= 64  # the 8x8 model view, scaled up for display
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"this is not an image", "not a readable image"),
+        (b"", "empty"),
+        ("tiny", "too small"),
+        ("huge", "too large"),
+    ],
+    ids=["not-an-image", "empty", "1x1", "huge"],
+)
+def test_bad_uploads_get_a_clear_message(service, tmp_path, content, message):
+    path = tmp_path / "upload.png"
+    if content == "tiny":
+        write_image(path, np.zeros((1, 1, 3)))
+    elif content == "huge":
+        from PIL import Image
+
+        Image.new("L", (8000, 6000)).save(path)  # 48 megapixels, a small file
+    else:
+        path.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        vision.classify_image(service, str(path), None, "Keras")
+
+
+def test_rgba_upload_and_no_input(service, tmp_path):
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[4:28, 14:18] = (0, 0, 0, 255)
+    top, _, _ = vision.classify_image(service, str(write_image(tmp_path / "one.png", rgba)), None, "Keras")
+    assert max(top, key=top.get) == "1"
+    with pytest.raises(gr.Error, match="No image received"):
+        vision.classify_image(service, None, None, "Keras")
+    empty_canvas = {"composite": np.zeros((50, 50, 4), np.uint8), "background": None, "layers": []}
+    with pytest.raises(gr.Error, match="No image received"):
+        vision.classify_image(service, None, empty_canvas, "Keras")
+
+
+@pytest.mark.parametrize("method", ["gradcam", "shap", "lime"])
+def test_explain_handler(service, digits_png, method):
+    image, note = vision.explain_image(service, str(digits_png[0][0]), None, method, "Keras")
+    assert image.dtype == np.uint8 and image.shape[-1] == 3 and method in note
+
+
+def test_lime_on_a_tflite_file_and_facts(service, digits_png):
+    image, note = vision.explain_image(service, str(digits_png[0][0]), None, "lime", "model_int8.tflite")
+    assert "model_int8.tflite" in note
+    facts = vision.model_facts(service)
+    assert "Keras test accuracy" in facts and "model_int8.tflite" in facts
+    assert vision.download_file(service, "model_int8.tflite").endswith("model_int8.tflite")
+    assert "not available" in vision.model_facts(vision.VisionService(REPO / "no_such_model"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from apps.main import build_app
+
+    app = build_app(shipped_digits)
+    app.queue(default_concurrency_limit=2)
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               max_file_size="10mb")
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        paths, labels = digits_png
+        top, seen, latency = client.predict(handle_file(str(paths[0])), None, "model_int8.tflite",
+                                            api_name="/classify_image")
+        assert top["label"] == labels[0] and "ms" in latency
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        with pytest.raises(Exception, match="not a readable image"):
+            client.predict(handle_file(str(bad)), None, "Keras", api_name="/classify_image")
+        # ...and the server keeps serving.
+        top, _, _ = client.predict(handle_file(str(paths[1])), None, "Keras", api_name="/classify_image")
+        assert top["label"] == labels[1]
+    finally:
+        app.close()
