@@ -7,6 +7,8 @@ heavy happens at import time: the model and its TFLite files load on the first r
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ class VisionService:
         self._task = None
         self._runners: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.download_dir: Path | None = None
 
     @property
     def task(self):
@@ -207,10 +210,21 @@ def model_facts(service: VisionService) -> str:
 
 
 def download_file(service: VisionService, backend: str):
-    """The chosen .tflite file (or model.keras) for download."""
+    """The chosen .tflite file (or model.keras) for download.
+
+    Served from a temporary copy: Gradio serves files from the working directory or the
+    system's temp directory only, and the model folder may be elsewhere.
+    """
     name = "model.keras" if backend in (None, "", KERAS) else backend
     path = service.model_dir / name
-    return str(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    if service.download_dir is None:
+        service.download_dir = Path(tempfile.mkdtemp(prefix="toolkit-downloads-"))
+    copy = service.download_dir / name
+    if not copy.exists():
+        shutil.copyfile(path, copy)
+    return str(copy)
 
 
 # ---------------------------------------------------------------------- UI

@@ -89,7 +89,7 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
     task = load(args.model)
     data = args.data
     if data is None:
-        data = task._splits_from_spec()
+        data = task.reload_data()
         if data is None:
             raise _usage_error("This model's card names no test split to reload. Pass --data.")
     report = task.report(data)

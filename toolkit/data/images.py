@@ -153,14 +153,18 @@ def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return out
 
 
-def convert_channels(image: np.ndarray, channels: int, name: str = "the image") -> np.ndarray:
-    """Convert an (H, W, C) array between 1 and 3 channels; 4 channels is an error."""
-    have = image.shape[-1]
-    if have not in (1, 3):
+def _check_channels(image: np.ndarray, name: str) -> None:
+    if image.shape[-1] not in (1, 3):
         raise DataError(
             f"Expected an image with 1 or 3 channels. Received: shape={tuple(image.shape)} for {name}. "
             "Convert it to RGB (or grayscale) first."
         )
+
+
+def convert_channels(image: np.ndarray, channels: int, name: str = "the image") -> np.ndarray:
+    """Convert an (H, W, C) array between 1 and 3 channels; 4 channels is an error."""
+    _check_channels(image, name)
+    have = image.shape[-1]
     if have == channels:
         return image
     if channels == 1:
@@ -286,8 +290,7 @@ def image_batch(images: Any, channels: int | None = None, image_size: Sequence[i
     if arr.shape[0] == 0:
         raise DataError("Received an empty batch of images. Pass at least one image.")
     if channels is None and image_size is None:
-        if arr.shape[-1] not in (1, 3):
-            convert_channels(arr[0], 3, "the images")
+        _check_channels(arr, "the images")
         return arr.astype(np.float32)
     return np.stack([_fit(a, channels, image_size, f"image {k}") for k, a in enumerate(arr)]).astype(np.float32)
 
@@ -325,8 +328,7 @@ def _check_values(arr: np.ndarray, name: str) -> None:
 
 
 def _fit(arr: np.ndarray, channels: int | None, image_size: Sequence[int] | None, name: str) -> np.ndarray:
-    if channels is not None or arr.shape[-1] not in (1, 3):
-        arr = convert_channels(arr, channels or arr.shape[-1], name)
+    arr = convert_channels(arr, channels or arr.shape[-1], name)
     if image_size is not None:
         limit = min(MIN_IMAGE_SIDE, *image_size)
         if min(arr.shape[:2]) < limit:

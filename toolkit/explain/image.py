@@ -6,6 +6,7 @@ attribution map; positive values support the target class.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Callable
 
@@ -66,13 +67,19 @@ def shap_gradient(model, image: np.ndarray, target: int, background: np.ndarray,
     """SHAP expected gradients (``shap.GradientExplainer``) summed over channels."""
     import shap
 
-    explainer = shap.GradientExplainer(model, np.asarray(background, dtype=np.float32))
-    values = explainer.shap_values(np.asarray(image, dtype=np.float32), nsamples=int(budget), rseed=seed)
+    with warnings.catch_warnings():  # shap passes inputs as a list; Keras warns about the structure
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        explainer = shap.GradientExplainer(model, np.asarray(background, dtype=np.float32))
+        values = explainer.shap_values(np.asarray(image, dtype=np.float32), nsamples=int(budget), rseed=seed)
     if isinstance(values, list):  # older shap: one array per output
         values = values[target]
     else:
         values = np.asarray(values)[..., target]
     return np.asarray(values[0], dtype=np.float32).sum(axis=-1)
+
+
+def _no_progress_bar(iterable, *args, **kwargs):
+    return iterable
 
 
 def grid_segments(height: int, width: int, cells: int = 4) -> np.ndarray:
@@ -92,6 +99,7 @@ def lime_image(predict_proba: Callable[[np.ndarray], np.ndarray], image: np.ndar
     """
     from lime import lime_image as lime_img
 
+    lime_img.tqdm = _no_progress_bar  # lime prints a progress bar per explanation otherwise
     single = np.asarray(image, dtype=np.float64)[0]
     channels = single.shape[-1]
     rgb = np.repeat(single, 3, axis=-1) if channels == 1 else single

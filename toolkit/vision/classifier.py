@@ -32,6 +32,7 @@ from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 AUGMENTATIONS = ("none", "photos", "shift")
 BACKGROUND_FILE = "background.npz"
 BACKGROUND_SAMPLES = 32
+MIN_STEPS_PER_EPOCH = 8
 DEFAULT_BUDGETS = {"gradcam": 1, "shap": 100, "lime": 500}
 
 
@@ -146,6 +147,7 @@ class ImageClassifier(ClassifierMixin, Task):
         self.input_meta_: dict = {}
         self.background_: np.ndarray | None = None
         self.augment_: str | None = None
+        self.batch_size_: int | None = None
         self._calibration: np.ndarray | None = None
         self._serve = None
 
@@ -234,6 +236,7 @@ class ImageClassifier(ClassifierMixin, Task):
             self.model_ = self._build_model(self.input_shape_, len(self.class_names_))
         self._serve = None
 
+        self.batch_size_ = self._batch_size(len(train))
         train_ds = self._dataset(train, shuffle=True, augment=self.augment_)
         val_ds = self._dataset(val, shuffle=False, augment="none")
         history = self._train_phases(train_ds, val_ds, verbose, callbacks or [], strategy)
@@ -255,11 +258,27 @@ class ImageClassifier(ClassifierMixin, Task):
         ds = tf.data.Dataset.from_tensor_slices((data.x.astype(np.float32), data.y.astype(np.int64)))
         if shuffle:
             ds = ds.shuffle(len(data), seed=self.config.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.config.batch_size)
+        ds = ds.batch(self.batch_size_)
         if augment != "none":
             augmenter = self._augmenter(augment)
             ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _batch_size(self, n_train: int) -> int:
+        """The configured batch size, made smaller when an epoch would have too few steps."""
+        wanted = self.config.batch_size
+        if n_train // wanted >= MIN_STEPS_PER_EPOCH:
+            return wanted
+        batch = max(8, n_train // MIN_STEPS_PER_EPOCH)
+        if batch < wanted:
+            warnings.warn(
+                f"Only {n_train} training images: using batch_size={batch} instead of {wanted} so that an epoch "
+                f"has at least {MIN_STEPS_PER_EPOCH} steps (early stopping and BatchNorm statistics need them). "
+                f"Set batch_size <= {batch} to silence this warning.",
+                stacklevel=3,
+            )
+            return batch
+        return wanted
 
     def _train_phases(self, train_ds, val_ds, verbose, callbacks, strategy) -> dict:
         import keras
@@ -442,6 +461,7 @@ class ImageClassifier(ClassifierMixin, Task):
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {
                 "augment": self.augment_,
+                "batch_size": self.batch_size_,
                 "epochs_run": len((self.history_ or {}).get("loss", [])),
             },
         }
@@ -523,7 +543,7 @@ class ImageClassifier(ClassifierMixin, Task):
     def _export_data(self, data: Any) -> tuple[np.ndarray | None, ImageData | None]:
         height, width, channels = self.input_shape_
         if data is None:
-            data = self._splits_from_spec()
+            data = self.reload_data()
         if data is None:
             return self._calibration, None
         if isinstance(data, str) and data in BUILTIN_IMAGE_SETS:
@@ -534,7 +554,9 @@ class ImageClassifier(ClassifierMixin, Task):
         test = self._resolve_eval(data)
         return (self._calibration if self._calibration is not None else test.x), test
 
-    def _splits_from_spec(self) -> Splits | None:
+    def reload_data(self) -> Splits | None:
+        """The train/test splits the model was trained on, remade from the card's ``data``
+        (digits, or a folder that is still there); None for arrays or a moved folder."""
         spec = self.data_spec_ or {}
         source = spec.get("source")
         if source == "digits":
