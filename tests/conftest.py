@@ -52,12 +52,12 @@ def tiny_data():
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data):
-    """A small_cnn trained for two epochs on ``tiny_data`` (not saved)."""
+    """A small_cnn trained for four epochs on ``tiny_data`` (not saved)."""
     from toolkit import ImageClassifier, ImageClassifierConfig
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ImageClassifier(ImageClassifierConfig(epochs=2, batch_size=16)).fit(tiny_data)
+        return ImageClassifier(ImageClassifierConfig(epochs=4, batch_size=8)).fit(tiny_data)
 
 
 @pytest.fixture(scope="session")

@@ -114,3 +114,19 @@ def test_train_on_a_folder_with_a_test_folder(tmp_path, capsys):
     assert card["input"]["shape"] == [16, 16, 3] and card["labels"] == ["dark", "light"]
     assert card["training"]["augment"] == "photos" and card["data"]["test_source"].endswith("test")
     assert card["metrics"]["test_n_samples"] == 12
+
+
+def test_serve_launches_the_app_on_localhost(monkeypatch, capsys):
+    import apps.main
+
+    calls = []
+    monkeypatch.setattr(apps.main, "launch", lambda **kwargs: calls.append(kwargs))
+    code, _, _ = run(capsys, "serve", "--port", "7861")
+    assert code == 0 and calls == [{"host": "127.0.0.1", "port": 7861, "model_dir": None}]
+
+
+def test_bench_rejects_unknown_names(capsys):
+    from benchmarks.run import main as bench_main
+
+    assert bench_main(["no_such_benchmark"]) == 2
+    assert "Valid" in capsys.readouterr().err

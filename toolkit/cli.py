@@ -159,9 +159,15 @@ def _serve(args: argparse.Namespace, command: str) -> None:
 
 
 def _bench(args: argparse.Namespace, command: str) -> None:
-    from benchmarks.run import main as bench_main
-
-    bench_main(args.only)
+    try:
+        from benchmarks.run import main as bench_main
+    except ModuleNotFoundError as exc:
+        raise _usage_error(
+            "The benchmarks live in the source checkout: run `toolkit bench` (or `make bench`) from the "
+            "repository's root folder."
+        ) from exc
+    if bench_main(args.only) != 0:
+        raise _usage_error(f"Unknown benchmark in {args.only}.")
 
 
 def _usage_error(message: str) -> Exception:

@@ -104,12 +104,15 @@ def lime_image(predict_proba: Callable[[np.ndarray], np.ndarray], image: np.ndar
     channels = single.shape[-1]
     rgb = np.repeat(single, 3, axis=-1) if channels == 1 else single
     height, width = rgb.shape[:2]
-    if min(height, width) <= 32:
-        segmentation = grid_segments(height, width, int(round(np.sqrt(segments))))
-    else:
+    segmentation = None
+    if min(height, width) > 32:
         from skimage.segmentation import slic
 
         segmentation = slic(rgb / 255.0, n_segments=max(segments, 25), compactness=10, start_label=0)
+        if len(np.unique(segmentation)) < segments // 2:  # texture-less or noisy images: SLIC merges all
+            segmentation = None
+    if segmentation is None:
+        segmentation = grid_segments(height, width, int(round(np.sqrt(segments))))
 
     def classifier_fn(batch: np.ndarray) -> np.ndarray:
         batch = batch[..., :1] if channels == 1 else batch

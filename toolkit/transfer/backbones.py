@@ -38,12 +38,15 @@ class BackboneSpec:
 def _small_cnn(input_shape, weights=None):
     import keras
 
+    # VGG-style: two 3x3 convs per block, then a wider one. BatchNorm momentum 0.9 so its
+    # moving statistics settle on small data sets.
     inputs = keras.Input(input_shape)
     x = inputs
-    for filters, pool in ((32, True), (64, True), (128, False)):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = keras.layers.ReLU()(x)
+    for filters, convs, pool in ((32, 2, True), (64, 2, True), (128, 1, False)):
+        for _ in range(convs):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            x = keras.layers.ReLU()(x)
         if pool:
             x = keras.layers.MaxPooling2D()(x)
     return keras.Model(inputs, x, name="backbone")
