@@ -21,11 +21,13 @@ def run() -> dict:
     shared = REPO.parent / "shared"
     if shared.exists():
         os.symlink(shared, workspace / "shared")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "MAKE", "MFLAGS"))}
     start = time.perf_counter()
     proc = subprocess.run(["make", "test"], cwd=clone, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    summary = next((line for line in reversed(proc.stdout.splitlines()) if " passed" in line or " failed" in line),
+                   f"exit status {proc.returncode}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                             text=True).stdout.strip()
     ok = proc.returncode == 0 and seconds <= LIMIT_SECONDS
@@ -33,6 +35,6 @@ def run() -> dict:
         "commit": commit,
         "returncode": proc.returncode,
         "summary": summary,
-        "rows": [target(f"`make test` on a fresh clone, install included ({summary})", seconds,
-                        f"<= {LIMIT_SECONDS} s, passing", ok, "s")],
+        "rows": [target("`make test` on a fresh clone, fresh .venv, install included", seconds,
+                        f"<= {LIMIT_SECONDS} s, passing", ok, "s", note=f"{summary.strip()}; pip cache warm")],
     }

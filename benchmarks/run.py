@@ -67,21 +67,21 @@ def _fmt(row: dict) -> str:
 
 
 def results() -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+    """Stored results, in the order the benchmarks run."""
+    order = list(_benchmarks())
+    found = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("*.json")}
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def table() -> str:
-    lines = ["| benchmark | measured | goal | met |", "|---|---|---|---|"]
+    lines = ["| benchmark | measured | goal | met | notes |", "|---|---|---|---|---|"]
     dates, machines = set(), set()
-    for name, result in results().items():
+    for result in results().values():
         dates.add(result["date"][:10])
         machines.add(f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}")
         for row in result["rows"]:
-            note = f" {row['note']}" if row.get("note") else ""
-            met = "yes" if row["passed"] else "**no**"
-            if row["goal"] == "reference":
-                met = ""
-            lines.append(f"| {row['name']} | {_fmt(row)}{note} | {row['goal']} | {met} |")
+            met = "" if row["goal"] == "reference" else ("yes" if row["passed"] else "**no**")
+            lines.append(f"| {row['name']} | {_fmt(row)} | {row['goal']} | {met} | {row.get('note', '')} |")
     header = (f"Measured by `make bench` on {', '.join(sorted(machines))}, "
               f"{' to '.join(sorted(dates)[:: max(1, len(dates) - 1)])}; JSON in `benchmarks/results/`.\n\n")
     return header + "\n".join(lines)

@@ -111,11 +111,11 @@ def demo_latency() -> dict:
             ms = p50_ms(lambda: fast.predict(handle_file(str(path)), None, backend, api_name="/classify_image"),
                         runs=40, warmup=3)
             rows.append(target(f"demo predict request via gradio_client p50 ({backend})", ms, "<= 100 ms",
-                               ms <= 100, "ms", note="Client(ssl_verify=False): plain HTTP on localhost"))
+                               ms <= 100, "ms", note="`Client(ssl_verify=False)`: plain HTTP on localhost"))
         ms = p50_ms(lambda: default.predict(handle_file(str(path)), None, "Keras", api_name="/classify_image"),
                     runs=40, warmup=3)
         rows.append(target("demo predict request, gradio_client with default TLS settings p50 (Keras)", ms,
-                           "reference", True, "ms", note="three TLS contexts built per request, client-side"))
+                           "reference", True, "ms", note="httpx builds a TLS context for each of the 3 HTTP calls (client-side)"))
     finally:
         app.close()
     return {"rows": rows}

@@ -32,6 +32,7 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
+TASK_MODULES = ("toolkit.vision",)  # packages whose import registers their tasks
 
 
 def register_task(name: str):
@@ -81,21 +82,26 @@ def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
         raise ModelFormatError(f"Could not load {path}: {exc}") from exc
 
 
+def registered_tasks() -> dict[str, type["Task"]]:
+    """Every task, by the name its cards record (importing the task packages registers them)."""
+    import importlib
+
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    return TASKS
+
+
+def task_class(name: str | None) -> type["Task"]:
+    """The task class registered under ``name`` (the ``task`` field of a card)."""
+    tasks = TASKS if name in TASKS else registered_tasks()
+    if name not in tasks:
+        raise ModelFormatError(f"Unknown task {name!r} in the card. This toolkit knows {sorted(tasks)}.")
+    return tasks[name]
+
+
 def load(directory: str | os.PathLike) -> "Task":
     """Load any saved task; the card says which class it is."""
-    card = read_card(directory)
-    name = card.get("task")
-    if name not in TASKS:
-        _import_tasks()
-    if name not in TASKS:
-        raise ModelFormatError(
-            f"{directory} holds a model of task {name!r}, which this toolkit does not know. Known: {sorted(TASKS)}."
-        )
-    return TASKS[name].load(directory)
-
-
-def _import_tasks() -> None:
-    from . import vision  # noqa: F401  (registers its tasks)
+    return task_class(read_card(directory).get("task")).load(directory)
 
 
 class Task:

@@ -17,9 +17,9 @@ EXIT_USER_ERROR = 2
 
 
 def _print_json(obj: Any) -> None:
-    from .storage import _json_default
+    from .storage import json_default
 
-    print(json.dumps(obj, indent=2, default=_json_default))
+    print(json.dumps(obj, indent=2, default=json_default))
 
 
 # ---------------------------------------------------------------------------- train

@@ -11,7 +11,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -464,8 +464,3 @@ def split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
         raise DataError(f"Expected at least 2 images to split. Received {len(y)}.")
     rest, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(rest), np.sort(held)
-
-
-def iter_batches(x: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
-    for start in range(0, len(x), batch_size):
-        yield x[start : start + batch_size]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import TASKS, ClassifierMixin, _import_tasks
+from ..base import ClassifierMixin, task_class
 from ..errors import ModelFormatError
 from ..storage import read_card
 
@@ -99,11 +99,8 @@ class TFLiteModel(ClassifierMixin):
 
     # ------------------------------------------------------------------ ClassifierMixin
     def _prepare(self, x: Any) -> np.ndarray:
-        task = self.card.get("task")
-        if task and task not in TASKS:
-            _import_tasks()
-        if task in TASKS:
-            return TASKS[task].prepare_input(x, self.card)
+        if self.card.get("task"):
+            return task_class(self.card["task"]).prepare_input(x, self.card)
         return np.asarray(x, dtype=np.float32)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
