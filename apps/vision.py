@@ -42,6 +42,14 @@ class VisionService:
                     self._task = load(self.model_dir)
         return self._task
 
+    def warm_up(self) -> None:
+        """Load the model and trace its serving function now, not on the first request."""
+        try:
+            task = self.task
+        except Exception:  # reported in the facts panel and on each request
+            return
+        task._probabilities(np.zeros((1, *task.input_shape_), np.float32))
+
     def backends(self) -> list[str]:
         try:
             files = [e["file"] for e in self.task.tflite_ if (self.model_dir / e["file"]).is_file()]
@@ -236,6 +244,7 @@ def build_demo(model_dir: str | Path | None = None):
     from toolkit.explain import METHODS
 
     service = VisionService(model_dir)
+    service.warm_up()
     choices = service.backends()
     with gr.Blocks(title="Vision") as demo:
         gr.Markdown("### Image classification\nUpload an image or draw a digit, then classify or explain it.")

@@ -6,7 +6,6 @@ beside the spread one should expect from `make models`.
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import time
 import warnings
@@ -81,32 +80,23 @@ def explanations() -> dict:
     return {"rows": rows}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def demo_latency() -> dict:
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from apps.main import build_app
+    from apps.main import serve_in_background
     from toolkit.data import load_digits
 
     image = np.kron(load_digits().test.x[0, ..., 0], np.ones((4, 4))).astype(np.uint8)
     path = Path(tempfile.mkdtemp()) / "digit.png"
     Image.fromarray(image).save(path)
-    app = build_app(SHIPPED)
-    app.queue(default_concurrency_limit=2)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app = serve_in_background(SHIPPED)
     rows = []
     try:
         # The demo is plain HTTP on 127.0.0.1, so TLS verification has nothing to verify; with it
         # on, httpx builds a TLS context for every request (about 25 ms each, client-side).
-        fast = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
-        default = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        fast = Client(app.local_url, verbose=False, ssl_verify=False)
+        default = Client(app.local_url, verbose=False)
         for backend in ("Keras", "model_int8.tflite"):
             ms = p50_ms(lambda: fast.predict(handle_file(str(path)), None, backend, api_name="/classify_image"),
                         runs=40, warmup=3)

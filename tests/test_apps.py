@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -100,24 +99,14 @@ def test_lime_on_a_tflite_file_and_facts(service, digits_png):
     assert "not available" in vision.model_facts(vision.VisionService(REPO / "no_such_model"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path):
     from gradio_client import Client, handle_file
 
-    from apps.main import build_app
+    from apps.main import serve_in_background
 
-    app = build_app(shipped_digits)
-    app.queue(default_concurrency_limit=2)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               max_file_size="10mb")
+    app = serve_in_background(shipped_digits)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(app.local_url, verbose=False, ssl_verify=False)
         paths, labels = digits_png
         top, seen, latency = client.predict(handle_file(str(paths[0])), None, "model_int8.tflite",
                                             api_name="/classify_image")
