@@ -120,3 +120,12 @@ def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path
         assert top["label"] == labels[1]
     finally:
         app.close()
+
+
+def test_each_tab_is_rendered_once(shipped_digits):
+    from apps.main import build_app
+
+    app = build_app(shipped_digits)
+    names = [d.get("api_name") for d in app.config["dependencies"]]
+    assert names.count("classify_image") == 1 and names.count("explain_image") == 1
+    assert not [n for n in names if n and n.startswith("classify_image_")]
