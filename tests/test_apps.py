@@ -125,7 +125,12 @@ def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path
 def test_each_tab_is_rendered_once(shipped_digits):
     from apps.main import build_app
 
-    app = build_app(shipped_digits)
-    names = [d.get("api_name") for d in app.config["dependencies"]]
-    assert names.count("classify_image") == 1 and names.count("explain_image") == 1
-    assert not [n for n in names if n and n.startswith("classify_image_")]
+    ids = []
+
+    def walk(node):
+        ids.append(node["id"])
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(build_app(shipped_digits).config["layout"])
+    assert len(ids) == len(set(ids)), "a component appears twice in the page"
