@@ -7,6 +7,7 @@ Results go to stdout as JSON; errors in the user's input go to stderr as one cle
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -33,13 +34,19 @@ def _add_vision_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="small_cnn", choices=sorted(BACKBONES))
     p.add_argument("--weights", default=None,
                    help="'imagenet', a .h5 weights file, or a saved model folder to transfer from (default: none)")
-    p.add_argument("--epochs", type=int, help="phase-1 epochs; early stopping may end sooner (default 40)")
-    p.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs when --weights is given (default 10)")
-    p.add_argument("--fine-tune-layers", type=int, help="top backbone layers unfrozen in phase 2 (default 20)")
-    p.add_argument("--learning-rate", type=float, help="phase-1 learning rate (default 1e-3)")
-    p.add_argument("--fine-tune-learning-rate", type=float, help="phase-2 learning rate (default 1e-5)")
-    p.add_argument("--batch-size", type=int, help="default 32")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 8)")
+    from .vision import ImageClassifierConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ImageClassifierConfig)}
+    for name, kind, text in (
+        ("epochs", int, "phase-1 epochs; early stopping may end sooner"),
+        ("fine_tune_epochs", int, "phase-2 epochs when --weights is given"),
+        ("fine_tune_layers", int, "top backbone weight layers unfrozen in phase 2"),
+        ("learning_rate", float, "phase-1 learning rate"),
+        ("fine_tune_learning_rate", float, "phase-2 learning rate"),
+        ("batch_size", int, "lowered, with a warning, when an epoch would have fewer than 8 steps"),
+        ("patience", int, "early-stopping patience in epochs"),
+    ):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"{text} (default {defaults[name]})")
     p.add_argument("--image-size", type=int, nargs="+", default=[96], metavar="PIXELS",
                    help="height [width] images from folders are resized to (default 96)")
     p.add_argument("--augment", choices=["auto", "none", "photos", "shift"], default="auto",
@@ -59,7 +66,7 @@ def _train_vision(args: argparse.Namespace, command: str) -> dict:
     out = Path(args.out)
     augment = None if args.augment == "auto" else args.augment
     tuning = ("epochs", "fine_tune_epochs", "fine_tune_layers", "learning_rate", "fine_tune_learning_rate",
-              "batch_size", "patience")
+              "batch_size", "patience")  # given ones override the config's defaults
     config = ImageClassifierConfig(
         backbone=args.backbone, weights=args.weights, image_size=size, augment=augment, seed=args.seed,
         backup_dir=str(out.parent / f".{out.name}.backup"),
