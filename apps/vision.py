@@ -44,16 +44,20 @@ class VisionService:
 
     def warm_up(self) -> None:
         """Load the model and trace its serving function now, not on the first request."""
+        from toolkit.errors import ToolkitError
+
         try:
             task = self.task
-        except Exception:  # reported in the facts panel and on each request
+        except ToolkitError:  # a missing or broken model: the facts panel and each request say so
             return
         task._probabilities(np.zeros((1, *task.input_shape_), np.float32))
 
     def backends(self) -> list[str]:
+        from toolkit.errors import ToolkitError
+
         try:
             files = [e["file"] for e in self.task.tflite_ if (self.model_dir / e["file"]).is_file()]
-        except Exception:  # the facts panel reports a broken model folder; the choice stays usable
+        except ToolkitError:  # the facts panel reports a broken model folder; the choice stays usable
             files = []
         return [KERAS, *files]
 
@@ -192,9 +196,11 @@ def explain_image(service: VisionService, upload: Any, sketch: Any, method: str 
 
 def model_facts(service: VisionService) -> str:
     """Markdown facts from the card: data, input, accuracy, each TFLite file."""
+    from toolkit.errors import ToolkitError
+
     try:
         task = service.task
-    except Exception as exc:  # a missing or broken model folder is shown, not raised
+    except ToolkitError as exc:  # a missing or broken model folder is shown, not raised
         return f"**Model not available** ({service.model_dir}): {exc}\n\nRun `make models` to build it."
     card = task.card()
     metrics = task.metrics_

@@ -79,3 +79,17 @@ def test_flex_ops_are_named_unless_allowed():
     with pytest.raises(ExportError, match=r"Flex.*\['Cumprod'\].*allow_flex=True"):
         convert(model)
     assert len(convert(model, allow_flex=True)) > 0
+
+
+def test_runner_is_safe_to_share_between_threads(saved_tiny_model, tiny_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, _ = tiny_data
+    runner = TFLiteModel(saved_tiny_model / "model_int8.tflite")
+    expected = runner.predict_proba(x)
+    jobs = [x[i : i + n] for i, n in [(0, 1), (5, 7), (20, 1), (30, 13), (50, 2)] * 8]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(runner.predict_proba, jobs))
+    starts = [0, 5, 20, 30, 50] * 8
+    for start, job, out in zip(starts, jobs, results):
+        np.testing.assert_allclose(out, expected[start : start + len(job)], atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class TFLiteModel(ClassifierMixin):
         self._output = self.interpreter.get_output_details()[0]
         self.class_names_ = list(self.card.get("labels") or [])
         self._batch = int(self._input["shape"][0])
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ facts
     @property
@@ -59,8 +61,14 @@ class TFLiteModel(ClassifierMixin):
 
     # ------------------------------------------------------------------ running
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run a prepared float batch; returns float outputs (dequantized)."""
-        batch = np.asarray(batch, dtype=np.float32)
+        """Run a prepared float batch; returns float outputs (dequantized).
+
+        Thread-safe: an interpreter holds one set of tensors, so calls take turns.
+        """
+        with self._lock:
+            return self._run(np.asarray(batch, dtype=np.float32))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
             self.interpreter.allocate_tensors()
