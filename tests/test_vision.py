@@ -200,3 +200,13 @@ def test_lenet5_on_a_folder_is_augmented_by_default(image_folder, tiny_data, mon
     images = np.random.default_rng(0).uniform(0, 255, (2, 20, 20, 3)).astype(np.float32)
     augmented = np.asarray(original(clf, "photos")(images, training=True))
     assert augmented.shape == images.shape and not np.allclose(augmented, images)
+
+
+def test_tiny_data_lowers_the_batch_size_with_a_warning(tiny_data):
+    with pytest.warns(UserWarning, match="using batch_size=10 instead of 32"):
+        clf = ImageClassifier(epochs=1).fit(tiny_data)  # 81 training images after the validation split
+    assert clf.batch_size_ == 10 and clf.card()["training"]["batch_size"] == 10
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ImageClassifier(epochs=1, batch_size=8).fit(tiny_data).batch_size_ == 8
+    assert not [w for w in caught if "batch_size" in str(w.message)]  # a batch size that fits: no warning

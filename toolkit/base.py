@@ -167,7 +167,7 @@ class Task:
         directory = Path(directory or self.directory_ or "")
         old = read_card(directory)
         card = self.card()
-        card["model"] = old["model"]
+        card["model"], card["created"] = old["model"], old.get("created", card["created"])
         return write_json(directory / CARD_FILE, card)
 
     # ------------------------------------------------------------------ save / load

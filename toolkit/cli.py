@@ -134,9 +134,10 @@ def _export(args: argparse.Namespace, command: str) -> list[dict]:
     from .base import load
 
     task = load(args.model)
+    data = args.data if args.data is not None else task.reload_data()  # read once for every preset
     entries = []
     for quantization in args.quantization:
-        path = task.export(args.out, quantization=quantization, data=args.data, allow_flex=args.allow_flex)
+        path = task.export(args.out, quantization=quantization, data=data, allow_flex=args.allow_flex)
         entries.append(next(e for e in _card_of(path)["tflite"] if e["file"] == path.name))
     return entries
 
