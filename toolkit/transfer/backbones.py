@@ -168,7 +168,8 @@ def _imagenet(spec: BackboneSpec, input_shape):
             )
         raise WeightsUnavailableError(
             f"Could not download the ImageNet weights of {spec.name!r} (no internet access?).{where} "
-            "or pass weights=<path to the .h5 file>, or weights=None to train from scratch."
+            "or pass weights=<path to the .h5 file> (`--weights` on the command line), or weights=None to train "
+            "from scratch."
         ) from exc
 
 
