@@ -169,23 +169,11 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
 def explain_image(service: VisionService, upload: Any, sketch: Any, method: str = "gradcam", backend: str = KERAS):
     """The explanation overlay for the predicted class, and what it cost."""
     batch = service.model_input(upload, sketch)
-    task = service.task
-    if backend not in (None, "", KERAS) and method == "lime":
-        # LIME only needs predictions, so the chosen TFLite file answers them.
-        from toolkit.explain import Explanation, lime_image, overlay
-
-        runner = service.predictor(backend)
-        probs = runner._probabilities(batch)[0]
-        index = int(np.argmax(probs))
-        start = time.perf_counter()
-        hide = 0.0 if task.input_meta_.get("polarity") == "light_on_dark" else None
-        attributions = lime_image(runner._probabilities, batch, index, hide_color=hide)
-        explanation = Explanation(attributions, "lime", task.class_names_[index], time.perf_counter() - start,
-                                  overlay(batch[0], attributions, signed=True))
-        source = backend
-    else:
-        explanation = task.explain(batch[0], method=method)
-        source = KERAS if backend in (None, "", KERAS) or method == "lime" else f"{KERAS} (gradients need it)"
+    keras_only = method != "lime" and backend not in (None, "", KERAS)
+    # LIME only needs predictions, so the chosen file answers them; Grad-CAM and SHAP need gradients.
+    predictor = service.predictor(KERAS if keras_only else backend)
+    explanation = service.task.explain(batch[0], method=method, predictor=predictor)
+    source = f"{KERAS} (gradients need it)" if keras_only else (backend or KERAS)
     note = (
         f"**{method}** for class **{explanation.target}** on {source}: {explanation.seconds * 1000:.0f} ms. "
         + ("Red supports the class, blue speaks against it." if method != "gradcam" else "Warm colours mark the "

@@ -21,6 +21,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 MIN_IMAGE_SIDE = 8
 MAX_IMAGE_PIXELS = 40_000_000
 BUILTIN_IMAGE_SETS = ("digits",)
+DIGITS_SPEC = {"source": "digits", "test_size": 0.2, "seed": 42}
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ def load_digits(test_size: float = 0.2, random_state: int = 42) -> Splits:
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=random_state, stratify=y)
     names = [str(i) for i in range(10)]
     meta = {"polarity": "light_on_dark", "source": "digits", "augment": "shift"}
-    spec = {"source": "digits", "test_size": test_size, "seed": random_state}
+    spec = {**DIGITS_SPEC, "test_size": test_size, "seed": random_state}
     return Splits(ImageData(x_tr, y_tr, names, meta=meta), ImageData(x_te, y_te, names, meta=dict(meta)), spec)
 
 

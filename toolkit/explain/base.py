@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,6 @@ class Explanation:
         buffer = io.BytesIO()
         Image.fromarray(self.image).save(buffer, format="JPEG" if suffix in (".jpg", ".jpeg") else "PNG")
         return atomic_write_bytes(path, buffer.getvalue())
-
-    def to_json(self) -> str:
-        return json.dumps(self.summary())
 
 
 def to_display_rgb(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:

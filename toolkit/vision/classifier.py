@@ -14,6 +14,7 @@ import numpy as np
 from ..base import ClassifierMixin, Task, register_task, write_labels
 from ..data.images import (
     BUILTIN_IMAGE_SETS,
+    DIGITS_SPEC,
     ImageData,
     Splits,
     image_batch,
@@ -158,7 +159,7 @@ class ImageClassifier(ClassifierMixin, Task):
         cfg = self.config
         spec = backbone_spec(cfg.backbone)
         height, width, channels = input_shape
-        size = cfg.resize_to or (max(height, spec.min_size), max(width, spec.min_size))
+        size = self._resize_to(height, width)
         inner_channels = spec.channels or channels
         inputs = keras.Input(input_shape, name="pixels")
         x = inputs
@@ -181,6 +182,11 @@ class ImageClassifier(ClassifierMixin, Task):
             x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
         outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
         return keras.Model(inputs, outputs, name=f"image_classifier_{cfg.backbone}")
+
+    def _resize_to(self, height: int, width: int) -> tuple[int, int]:
+        """The size the model resizes its input to: the input, raised to the backbone's minimum."""
+        minimum = backbone_spec(self.config.backbone).min_size
+        return tuple(self.config.resize_to or (max(height, minimum), max(width, minimum)))
 
     def _augmenter(self, preset: str):
         import keras
@@ -353,7 +359,7 @@ class ImageClassifier(ClassifierMixin, Task):
         if isinstance(data, Splits):
             return dict(data.spec)
         if isinstance(data, str) and data in BUILTIN_IMAGE_SETS:
-            return dict(load_digits().spec) if data == "digits" else {"source": data}
+            return dict(DIGITS_SPEC)
         if isinstance(data, (str, os.PathLike)):
             return {"source": str(Path(data).resolve()), "test_size": None}
         return {"source": "arrays"}
@@ -402,18 +408,21 @@ class ImageClassifier(ClassifierMixin, Task):
 
     # ================================================================== explain
     def explain(self, x: Any, method: str = "gradcam", target: int | str | None = None,
-                budget: int | None = None, seed: int = 0) -> Explanation:
+                budget: int | None = None, seed: int = 0, predictor: Any = None) -> Explanation:
         """Explain the prediction for one image with ``"gradcam"``, ``"shap"`` or ``"lime"``.
 
         ``target`` is a class name or index (default: the predicted class); ``budget`` is
-        the number of samples (SHAP, LIME) or noisy copies (Grad-CAM).
+        the number of samples (SHAP, LIME) or noisy copies (Grad-CAM). ``predictor`` (e.g. a
+        :class:`TFLiteModel` of this model) answers LIME's queries and picks the default target;
+        Grad-CAM and SHAP need the Keras model's gradients.
         """
         if method not in METHODS:
             raise ValueError(f"Unknown explanation method {method!r}. Valid methods: {list(METHODS)}.")
         batch = self._prepare(x)
         if len(batch) != 1:
             raise DataError(f"explain() takes one image. Received a batch of {len(batch)}.")
-        probs = self._probabilities(batch)[0]
+        predictor = predictor or self
+        probs = predictor._probabilities(batch)[0]
         index = self._target_index(target, probs)
         budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
         if budget < 1:
@@ -426,7 +435,7 @@ class ImageClassifier(ClassifierMixin, Task):
             attributions = shap_gradient(self.model_, batch, index, background.astype(np.float32), budget, seed)
         else:
             hide = 0.0 if self.input_meta_.get("polarity") == "light_on_dark" else None
-            attributions = lime_image(self._probabilities, batch, index, budget, hide_color=hide, seed=seed)
+            attributions = lime_image(predictor._probabilities, batch, index, budget, hide_color=hide, seed=seed)
         seconds = time.perf_counter() - start
         image = overlay(batch[0], attributions, signed=method != "gradcam")
         return Explanation(
@@ -446,8 +455,7 @@ class ImageClassifier(ClassifierMixin, Task):
     # ================================================================== save / load
     def _card_extra(self) -> dict:
         height, width, channels = self.input_shape_
-        spec = backbone_spec(self.config.backbone)
-        size = self.config.resize_to or (max(height, spec.min_size), max(width, spec.min_size))
+        size = self._resize_to(height, width)
         return {
             "labels": list(self.class_names_),
             "input": {
