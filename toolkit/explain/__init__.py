@@ -1,18 +1,28 @@
-"""Explanations: Grad-CAM, SHAP and LIME, as arrays plus rendered images."""
+"""Explanations: Grad-CAM, SHAP and LIME, as arrays plus rendered images (and HTML for texts)."""
 
-from .base import Explanation, mass_in_region, overlay, to_display_rgb
+from .base import Explanation, html_page, mass_in_region, overlay, to_display_rgb
 from .image import gradcam, grid_segments, lime_image, shap_gradient
+from .text import TEXT_METHODS, align_to_spans, explain_text, lime_text, shap_text, text_html, text_image, word_spans
 
 METHODS = ("gradcam", "shap", "lime")
 
 __all__ = [
     "METHODS",
+    "TEXT_METHODS",
     "Explanation",
+    "align_to_spans",
+    "explain_text",
     "gradcam",
     "grid_segments",
+    "html_page",
     "lime_image",
+    "lime_text",
     "mass_in_region",
     "overlay",
     "shap_gradient",
+    "shap_text",
+    "text_html",
+    "text_image",
     "to_display_rgb",
+    "word_spans",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage import atomic_write, atomic_write_bytes, write_json
+from ..storage import atomic_write, atomic_write_bytes, atomic_write_text, write_json
 
 DISPLAY_SIZE = 256
 
@@ -18,8 +18,9 @@ DISPLAY_SIZE = 256
 class Explanation:
     """Why a model predicted what it did for one input.
 
-    ``attributions`` has the input's spatial shape (H, W) for images; positive values
-    support ``target``. ``image`` is the rendered overlay (uint8 RGB).
+    ``attributions`` has the input's spatial shape (H, W) for images, or one weight per word
+    for texts; positive values support ``target``. ``image`` is the rendered overlay (uint8
+    RGB); ``html`` an optional self-contained HTML rendering (texts).
     """
 
     attributions: np.ndarray
@@ -29,6 +30,7 @@ class Explanation:
     image: np.ndarray
     budget: int | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    html: str | None = None
 
     def summary(self) -> dict:
         return {
@@ -41,9 +43,17 @@ class Explanation:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the rendered image (.png/.jpg), the attributions (.npy) or a summary (.json)."""
+        """Write the rendered image (.png/.jpg), the attributions (.npy), a summary (.json) or,
+        when the explanation has one, its HTML rendering (.html) as a standalone page."""
         path = Path(path)
         suffix = path.suffix.lower()
+        if suffix in (".html", ".htm"):
+            if self.html is None:
+                raise ValueError(
+                    f"This {self.method} explanation has no HTML rendering, so it cannot be saved as {path.name!r}. "
+                    "Save it as .png, .jpg, .npy or .json instead."
+                )
+            return atomic_write_text(path, html_page(self.html, f"Why {self.target}? ({self.method})"))
         if suffix == ".npy":
             return atomic_write(path, lambda tmp: np.save(tmp, self.attributions))
         if suffix == ".json":
@@ -54,6 +64,19 @@ class Explanation:
         buffer = io.BytesIO()
         Image.fromarray(self.image).save(buffer, format="JPEG" if suffix in (".jpg", ".jpeg") else "PNG")
         return atomic_write_bytes(path, buffer.getvalue())
+
+
+def html_page(fragment: str, title: str = "Explanation") -> str:
+    """Wrap an HTML fragment into a standalone UTF-8 page (a full page is returned unchanged)."""
+    import html
+
+    if fragment.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+        return fragment
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n</head>\n"
+        f'<body style="max-width: 48em; margin: 2em auto; padding: 0 1em">\n{fragment}\n</body>\n</html>\n'
+    )
 
 
 def to_display_rgb(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
