@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import make_test, transfer, vision
+    from . import make_test, nlp, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -29,6 +29,11 @@ def _benchmarks() -> dict:
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
         "transfer_digits": transfer.run,
+        "nlp_sentiment": nlp.sentiment,
+        "nlp_tflite": nlp.tflite,
+        "nlp_dates": nlp.dates,
+        "nlp_explanations": nlp.explanations,
+        "nlp_demo": nlp.demo_latency,
         "make_test": make_test.run,
     }
 
