@@ -21,7 +21,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("argv", [[], *[[verb] for verb in VERBS], ["train", "vision"]],
+@pytest.mark.parametrize("argv", [[], *[[verb] for verb in VERBS], ["train", "vision"], ["train", "nlp"],
+                                  ["train", "dates"]],
                          ids=lambda a: "-".join(a) or "toolkit")
 def test_help(capsys, argv):
     with pytest.raises(SystemExit) as info:

@@ -473,8 +473,11 @@ class TextClassifier(ClassifierMixin, Task):
 
     # ================================================================== evaluate
     def _resolve_eval(self, data: Any) -> TextData:
+        """Test data, read with the columns and label names the model was trained with."""
         self._check_fitted()
-        return resolve_text_data(data, "test", class_names=self.class_names_)
+        spec = self.data_spec_ or {}
+        return resolve_text_data(data, "test", class_names=self.class_names_, text_column=spec.get("text_column"),
+                                 label_column=spec.get("label_column"), label_names=spec.get("label_names"))
 
     def report(self, data: Any) -> ClassificationReport:
         """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
