@@ -1,0 +1,502 @@
+"""NLP tab: sentiment of a sentence (MiniLM or a from-scratch BiGRU, Keras or TFLite), which words
+drove it (LIME / SHAP), and human-written dates turned into ISO dates with their attention map.
+
+Plain handler functions (tested directly) plus ``build_demo(...) -> gr.Blocks``. Nothing heavy
+happens at import time: models load on the first request (or in ``warm_up``), once, and are
+shared by all requests. A missing model folder is a message in the page, never a crash.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.vision import KERAS, _user_errors
+
+logger = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+NLP_MODELS = REPO / "saved_models" / "nlp"
+MINILM = "MiniLM (pretrained)"
+SCRATCH = "From scratch (BiGRU)"
+DEFAULT_SENTIMENT_DIRS = {MINILM: NLP_MODELS / "sentiment_minilm", SCRATCH: NLP_MODELS / "sentiment_bigru"}
+DEFAULT_DATES_DIR = NLP_MODELS / "dates_seq2seq"
+EXPLAIN_METHODS = ("lime", "shap")
+# Model evaluations per explanation: MiniLM costs ~20x the BiGRU per text, and the tab promises
+# an answer within 5 s on two CPU cores (MiniLM, 64 words: ~3.5 s with LIME at 150).
+EXPLAIN_BUDGETS = {"pretrained": 150, "scratch": 500}
+MAKE_MODELS = "Run `make models` to build it."
+SENTIMENT_EXAMPLES = [
+    "the battery died after a day",
+    "great phone, works perfectly",
+    "terrible, broke after a day",
+    "The food was okay but the service was painfully slow.",
+    "I would happily buy this again.",
+]
+DATE_EXAMPLES = ["Sunday, 22 November 2026", "11/22/26", "november 22nd, 2026", "the 3rd of March 1999",
+                 "2026/11/22"]
+GUESS_NOTE = ("The model always writes a date-shaped answer, even for text that is not a date: "
+              "treat it as its best guess, and check which characters it looked at in the heatmap.")
+
+
+def _missing(what: str, directory: Path, exc: Exception):
+    from toolkit.errors import ModelFormatError
+
+    if not Path(directory).is_dir():
+        return ModelFormatError(f"The {what} model is not available: {directory} does not exist. {MAKE_MODELS}")
+    return ModelFormatError(f"The {what} model in {directory} could not be loaded: {exc} {MAKE_MODELS}")
+
+
+class _Slot:
+    """One model folder: the task, loaded on first use, and its TFLite runners."""
+
+    def __init__(self, name: str, directory: str | Path):
+        self.name = name
+        self.directory = Path(directory)
+        self.task = None
+        self.runners: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def load(self):
+        if self.task is None:
+            with self.lock:
+                if self.task is None:
+                    from toolkit.base import load
+                    from toolkit.errors import ToolkitError
+
+                    try:
+                        self.task = load(self.directory)
+                    except ToolkitError as exc:  # not cached: `make models` may fix it while the app runs
+                        raise _missing(self.name, self.directory, exc) from exc
+        return self.task
+
+
+class NLPService:
+    """The sentiment models and the date translator, each loaded once and shared by all requests.
+
+    ``sentiment_dirs`` maps the names shown in the model choice to model folders (default: the
+    shipped MiniLM and BiGRU models); ``dates_dir`` is the date translator's folder.
+    """
+
+    def __init__(self, sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None):
+        dirs = DEFAULT_SENTIMENT_DIRS if sentiment_dirs is None else sentiment_dirs
+        self._sentiment = {name: _Slot(name, d) for name, d in dirs.items()}
+        self._dates = _Slot("dates", dates_dir if dates_dir is not None else DEFAULT_DATES_DIR)
+
+    # ------------------------------------------------------------------ models
+    @property
+    def model_names(self) -> list[str]:
+        return list(self._sentiment)
+
+    @property
+    def dates_dir(self) -> Path:
+        return self._dates.directory
+
+    def sentiment_dir(self, name: str) -> Path:
+        return self._slot(name).directory
+
+    def default_model(self) -> str | None:
+        """The first model whose folder is there (else the first name)."""
+        names = self.model_names
+        return next((n for n in names if (self._sentiment[n].directory / "card.json").is_file()),
+                    names[0] if names else None)
+
+    def _slot(self, name: str | None) -> _Slot:
+        from toolkit.errors import DataError
+
+        if not self._sentiment:
+            raise DataError(f"No sentiment model is configured. {MAKE_MODELS}")
+        if name in (None, ""):
+            name = self.default_model()
+        if name not in self._sentiment:
+            raise DataError(f"Unknown model {name!r}. Choose one of {self.model_names}.")
+        return self._sentiment[name]
+
+    def sentiment(self, name: str | None = None):
+        """The TextClassifier called ``name``."""
+        return self._slot(name).load()
+
+    def dates(self):
+        """The DateTranslator."""
+        return self._dates.load()
+
+    def backends(self, name: str | None = None) -> list[str]:
+        """Keras, then each TFLite file of the model that is on disk (none for MiniLM as shipped)."""
+        from toolkit.errors import ToolkitError
+
+        slot = self._slot(name)
+        try:
+            files = [e["file"] for e in slot.load().tflite_ if (slot.directory / e["file"]).is_file()]
+        except ToolkitError:  # the facts panel and each request report a missing model
+            files = []
+        return [KERAS, *files]
+
+    def all_backends(self) -> list[str]:
+        out = [KERAS]
+        for name in self.model_names:
+            out += [b for b in self.backends(name) if b not in out]
+        return out
+
+    def predictor(self, name: str | None, backend: str | None):
+        """The Keras task or one of its TFLite files, with ``_prepare`` and ``_probabilities``."""
+        slot = self._slot(name)
+        task = slot.load()
+        if backend in (None, "", KERAS):
+            return task
+        choices = self.backends(name)
+        if backend not in choices:
+            from toolkit.errors import ModelFormatError
+
+            raise ModelFormatError(
+                f"{slot.name} has no model file {backend!r}. Choose one of {choices}"
+                + (" (it ships no TFLite file: only Keras)." if len(choices) == 1 else ".")
+            )
+        with slot.lock:
+            if backend not in slot.runners:
+                from toolkit.edge import TFLiteModel
+
+                slot.runners[backend] = TFLiteModel(slot.directory / backend, card=task.card())
+        return slot.runners[backend]
+
+    def warm_up(self) -> None:
+        """Load every model and run one prediction on each file, so the first request is fast."""
+        from toolkit.errors import ToolkitError
+
+        explained = False
+        # The cheapest model first: it also warms up the explainers (importing LIME and SHAP).
+        for name in sorted(self.model_names, key=lambda n: "pretrained" in _card_encoder(self._slot(n).directory)):
+            try:
+                for backend in self.backends(name):
+                    predictor = self.predictor(name, backend)
+                    predictor._probabilities(predictor._prepare("warming up"))
+                if not explained:  # imports LIME and SHAP (seconds), once
+                    for method in EXPLAIN_METHODS:
+                        self.sentiment(name).explain("warming up the explainers", method=method, budget=8)
+                    explained = True
+            except ToolkitError:  # a missing model: the facts panel and each request say so
+                pass
+            except Exception:  # never stop the app from starting: each request reports its own error
+                logger.exception("Warming up the %s model failed", name)
+        try:
+            self.dates().explain("22 nov 2026")
+        except ToolkitError:
+            pass
+        except Exception:
+            logger.exception("Warming up the dates model failed")
+
+
+def _card_encoder(directory: Path) -> str:
+    try:
+        from toolkit.storage import read_card
+
+        return "pretrained" if (read_card(directory).get("encoder") or {}).get("pretrained") else "scratch"
+    except Exception:
+        return "missing"
+
+
+@functools.lru_cache(maxsize=4)
+def shared_service(sentiment_dirs: tuple | None = None, dates_dir: str | None = None) -> NLPService:
+    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    service = NLPService(dict(sentiment_dirs) if sentiment_dirs is not None else None, dates_dir)
+    service.warm_up()
+    return service
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _notes(notes: list[str]) -> str:
+    return "".join(f"\n\n> {n}" for n in notes)
+
+
+def checked_text(text: Any, empty_message: str, max_chars: int | None) -> tuple[str, list[str]]:
+    """One request's text, checked like the classifier checks it (bytes must be UTF-8; empty,
+    whitespace-only and binary-looking text is refused), then cut to ``max_chars`` with a note
+    instead of the classifier's warning (warnings are per process, notes are per request)."""
+    from toolkit.data.text import prepare_texts
+    from toolkit.errors import DataError
+
+    if text is None or (isinstance(text, (str, bytes)) and not text.strip()):
+        raise DataError(empty_message)
+    if not isinstance(text, (str, bytes)):
+        raise DataError(f"Expected text. Received {type(text).__name__}.")
+    (text,) = prepare_texts(text, max_chars=None)
+    notes = []
+    if max_chars is not None and len(text) > max_chars:
+        notes.append(f"Your text has {len(text):,} characters; only the first {max_chars:,} were used.")
+        text = text[:max_chars]
+    return text, notes
+
+
+def _sentiment_text(text: Any) -> tuple[str, list[str]]:
+    from toolkit.data.text import MAX_TEXT_CHARS
+
+    return checked_text(text, "Enter some text to classify: the text box is empty or only whitespace.",
+                        MAX_TEXT_CHARS)
+
+
+def _read_length_note(task, text: str) -> list[str]:
+    """A note when the text is longer than the tokens the model reads."""
+    length = task.sequence_length_ or task.config.sequence_length
+    words = len(text.split())
+    if words > length:
+        unit = "words" if task.config.from_scratch else "word pieces"
+        return [f"The model reads the first {length} {unit}; your text has {words:,} words, so the rest "
+                "does not change the answer."]
+    return []
+
+
+def _first_words(text: str, n: int) -> tuple[str, bool]:
+    """``text`` up to the end of its ``n``-th word (the explainer's word pattern), and whether
+    words were cut."""
+    from toolkit.explain.text import WORD_PATTERN
+
+    for i, match in enumerate(WORD_PATTERN.finditer(text)):
+        if i == n:
+            return text[: end], True
+        end = match.end()
+    return text, False
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+@_user_errors
+def classify_text(service: NLPService, text: Any, model_name: str | None = None, backend: str = KERAS):
+    """The class probabilities ({label: probability}, for gr.Label) and a latency note."""
+    text, notes = _sentiment_text(text)
+    name = model_name or service.default_model()
+    predictor = service.predictor(name, backend)
+    task = service.sentiment(name)
+    start = time.perf_counter()
+    probs = predictor._probabilities(predictor._prepare(text))[0]
+    elapsed = (time.perf_counter() - start) * 1000
+    labels = task.class_names_
+    scores = {labels[i]: float(probs[i]) for i in np.argsort(-probs)}
+    notes += _read_length_note(task, text)
+    return scores, f"**{name}** on **{backend or KERAS}**: {elapsed:.1f} ms for this prediction." + _notes(notes)
+
+
+@_user_errors
+def explain_text(service: NLPService, text: Any, model_name: str | None = None, method: str = "lime",
+                 backend: str = KERAS):
+    """The text with each word highlighted by its weight (HTML), and a note: target class, cost."""
+    from toolkit.errors import DataError
+
+    if method not in EXPLAIN_METHODS:
+        raise DataError(f"Unknown explanation method {method!r}. Choose one of {list(EXPLAIN_METHODS)}.")
+    text, notes = _sentiment_text(text)
+    name = model_name or service.default_model()
+    predictor = service.predictor(name, backend)  # LIME and SHAP only need predictions: any file answers
+    task = service.sentiment(name)
+    length = task.sequence_length_ or task.config.sequence_length
+    shown, cut = _first_words(text, length)
+    if cut:
+        notes.append(f"Explained the first {length} words: the model reads no further.")
+    budget = EXPLAIN_BUDGETS["scratch" if task.config.from_scratch else "pretrained"]
+    explanation = task.explain(shown, method=method, budget=budget,
+                               predictor=None if predictor is task else predictor)
+    note = (
+        f"**{method.upper()}** for class **{explanation.target}** "
+        f"(probability {explanation.extra['probability']:.3f}) with {name} on {backend or KERAS}: "
+        f"{explanation.seconds:.2f} s for {budget} model evaluations. "
+        "Red words support the class, blue words speak against it."
+    )
+    return explanation.html, note + _notes(notes)
+
+
+@_user_errors
+def translate_date(service: NLPService, text: Any):
+    """The ISO date the model reads in ``text``, its attention heatmap (uint8 RGB) and a note."""
+    from toolkit.nlp.dates import END_TOKEN, normalize_text
+
+    text, notes = checked_text(text, "Enter a date to translate, e.g. 'Sunday, 22 November 2026': the text box "
+                                     "is empty or only whitespace.", None)
+    translator = service.dates()
+    limit = translator.config.max_input_length
+    read = normalize_text(text)
+    if len(read) > limit:
+        notes.append(f"The model reads the first {limit} characters; the rest of your {len(read):,} was cut: "
+                     f"{read[:limit]!r}.")
+        read = read[:limit]  # what the model reads anyway; cut here so no warning is raised
+    unknown = sorted({c for c in read if c not in set(translator.input_vocab_[2:])})
+    if unknown:
+        notes.append(f"Characters never seen in training, read as 'unknown': {' '.join(map(repr, unknown))}.")
+    start = time.perf_counter()
+    explanation = translator.explain(read)
+    elapsed = (time.perf_counter() - start) * 1000
+    tokens = explanation.extra["output_tokens"]
+    iso = "" if tokens == [END_TOKEN] else "".join(tokens)
+    try:
+        _dt.date.fromisoformat(iso)
+        valid = True
+    except ValueError:
+        valid = False
+    if not valid:
+        notes.append(f"{iso!r} is not a valid calendar date: the text is probably not a date the model knows.")
+    note = (f"Translated in {explanation.seconds * 1000:.0f} ms ({elapsed:.0f} ms with the heatmap). "
+            f"{GUESS_NOTE}")
+    return iso, explanation.image, note + _notes(notes)
+
+
+# ---------------------------------------------------------------------- facts
+
+
+def _tflite_table(entries: list[dict], accuracy_key: str, accuracy_name: str) -> list[str]:
+    lines = [f"\n| file | size | {accuracy_name} | agreement with Keras | latency p50 |", "|---|---|---|---|---|"]
+    for e in entries:
+        acc = f"{e[accuracy_key]:.4f}" if accuracy_key in e else "n/a"
+        agree = f"{e['agreement_with_keras']:.4f}" if "agreement_with_keras" in e else "n/a"
+        latency = f"{e['latency_ms_p50']:.3f} ms" if "latency_ms_p50" in e else "n/a"
+        lines.append(f"| {e['file']} | {e.get('size_bytes', 0) / 1024:.0f} KiB | {acc} | {agree} | {latency} |")
+    return lines
+
+
+def _card(directory: Path) -> dict:
+    from toolkit.storage import read_card
+
+    return read_card(directory)
+
+
+def missing_models(service: NLPService) -> str:
+    """A markdown warning naming the model folders that are not there ("" when all are)."""
+    missing = [f"{name} ({service.sentiment_dir(name)})" for name in service.model_names
+               if not (service.sentiment_dir(name) / "card.json").is_file()]
+    if not (service.dates_dir / "card.json").is_file():
+        missing.append(f"Dates ({service.dates_dir})")
+    if not missing:
+        return ""
+    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}"
+
+
+def model_facts(service: NLPService) -> str:
+    """Markdown from each model's card: encoder, test accuracy, TFLite files, how it was made."""
+    from toolkit.errors import ToolkitError
+
+    sections = []
+    for name in service.model_names:
+        directory = service.sentiment_dir(name)
+        try:
+            card = _card(directory)
+        except ToolkitError:
+            sections.append(f"#### {name}\n**Model not available** ({directory}). {MAKE_MODELS}")
+            continue
+        enc = card.get("encoder") or {}
+        if enc.get("pretrained"):
+            how = "fine-tuned" if enc.get("fine_tuned") else "frozen, with a trained classification head"
+            encoder = f"pretrained `{enc.get('name')}` encoder ({how}; {enc.get('source', '')})"
+        else:
+            encoder = f"`{enc.get('name', card.get('config', {}).get('encoder'))}` encoder trained from scratch"
+        lines = [f"#### {name}", f"{encoder}; labels {', '.join(card.get('labels') or [])}; reads the first "
+                                 f"{card.get('input', {}).get('sequence_length', '?')} tokens."]
+        metrics = card.get("metrics") or {}
+        if "test_accuracy" in metrics:
+            lines.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}"
+                         + (f" on {int(metrics['test_n_samples'])} sentences." if "test_n_samples" in metrics
+                            else "."))
+        if card.get("tflite"):
+            lines += _tflite_table(card["tflite"], "test_accuracy", "test accuracy")
+        else:
+            lines.append("No TFLite file: this model runs on Keras only here.")
+        if card.get("command"):
+            lines.append(f"\nMade by `{card['command']}`.")
+        sections.append("\n".join(lines))
+    directory = service.dates_dir
+    try:
+        card = _card(directory)
+    except ToolkitError:
+        sections.append(f"#### Dates\n**Model not available** ({directory}). {MAKE_MODELS}")
+    else:
+        cfg = card.get("config") or {}
+        metrics = card.get("metrics") or {}
+        lines = ["#### Dates",
+                 f"Character-level seq2seq: bidirectional {str(cfg.get('cell', '?')).upper()} encoder, "
+                 f"{cfg.get('attention', '?')} attention, greedy decoding; reads the first "
+                 f"{cfg.get('max_input_length', '?')} characters (lower-cased)."]
+        if "heldout_exact_match" in metrics:
+            lines.append(f"**Held-out exact match** {metrics['heldout_exact_match']:.4f} "
+                         f"on {int(metrics.get('heldout_n', 0)) or 'generated'} unseen dates.")
+        if card.get("tflite"):
+            lines += _tflite_table(card["tflite"], "heldout_exact_match", "held-out exact match")
+        if card.get("command"):
+            lines.append(f"\nMade by `{card['command']}`.")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+# ---------------------------------------------------------------------- UI
+
+
+def _named(fn, service, name: str):
+    handler = functools.partial(fn, service)
+    handler.__name__ = name
+    return handler
+
+
+def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None,
+               service: NLPService | None = None):
+    import gradio as gr
+
+    if service is None:
+        key = tuple((k, str(v)) for k, v in sentiment_dirs.items()) if sentiment_dirs is not None else None
+        service = shared_service(key, str(dates_dir) if dates_dir is not None else None)
+    default = service.default_model()
+    with gr.Blocks(title="NLP") as demo:
+        gr.Markdown("### Text\nClassify the sentiment of a sentence and see which words decided it; "
+                    "turn a date written any common way into an ISO date.")
+        warning = missing_models(service)
+        if warning:
+            gr.Markdown(warning)
+        with gr.Tab("Sentiment"):
+            with gr.Row():
+                with gr.Column():
+                    text = gr.Textbox(label="Text", lines=3, placeholder="Type a review sentence...",
+                                      value=SENTIMENT_EXAMPLES[0])
+                    gr.Examples(SENTIMENT_EXAMPLES, inputs=[text])
+                    model = gr.Radio(service.model_names, value=default, label="Model")
+                    backend = gr.Dropdown(service.all_backends(), value=KERAS, label="Model file",
+                                          info="Keras, or a TFLite file as phones run it (from-scratch model)")
+                    method = gr.Radio(list(EXPLAIN_METHODS), value="lime", label="Explanation method")
+                    with gr.Row():
+                        classify_btn = gr.Button("Classify", variant="primary")
+                        explain_btn = gr.Button("Explain")
+                with gr.Column():
+                    labels = gr.Label(label="Sentiment")
+                    latency = gr.Markdown()
+                    highlights = gr.HTML(label="Which words mattered")
+                    explain_note = gr.Markdown()
+        with gr.Tab("Dates"):
+            with gr.Row():
+                with gr.Column():
+                    date_text = gr.Textbox(label="A date, written any common way", value=DATE_EXAMPLES[0])
+                    gr.Examples(DATE_EXAMPLES, inputs=[date_text])
+                    translate_btn = gr.Button("Translate", variant="primary")
+                with gr.Column():
+                    iso = gr.Textbox(label="ISO date (YYYY-MM-DD)", interactive=False)
+                    heatmap = gr.Image(label="Attention: which input characters each output character read",
+                                       type="numpy", interactive=False)
+                    date_note = gr.Markdown()
+        with gr.Accordion("Model facts (from card.json)", open=False):
+            gr.Markdown(model_facts(service))
+
+        classify = _named(classify_text, service, "classify_text")
+        explain = _named(explain_text, service, "explain_text")
+        translate = _named(translate_date, service, "translate_date")
+        classify_btn.click(classify, [text, model, backend], [labels, latency], api_name="classify_text")
+        text.submit(classify, [text, model, backend], [labels, latency], api_name=False)
+        explain_btn.click(explain, [text, model, method, backend], [highlights, explain_note],
+                          api_name="explain_text")
+        translate_btn.click(translate, [date_text], [iso, heatmap, date_note], api_name="translate_date")
+        date_text.submit(translate, [date_text], [iso, heatmap, date_note], api_name=False)
+
+        def model_changed(name: str):
+            return gr.update(choices=service.backends(name), value=KERAS)
+
+        model.change(model_changed, [model], [backend], api_name=False)
+    return demo
