@@ -160,26 +160,52 @@ def explanations() -> dict:
     return {"rows": rows}
 
 
+def _rest_call(http, base: str, api: str, data: list):
+    """One prediction through Gradio's REST API, as a browser's fetch would make it: POST the
+    inputs, then read the result from the server-sent event stream."""
+    import json
+
+    event_id = http.post(f"{base}/gradio_api/call/{api}", json={"data": data}).json()["event_id"]
+    event = None
+    with http.stream("GET", f"{base}/gradio_api/call/{api}/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"{api} failed: {line}")
+                return json.loads(line[5:])
+    raise RuntimeError(f"{api}: the stream ended without a result")
+
+
 def demo_latency() -> dict:
-    """One sentence through the launched app with gradio_client, as a browser would send it."""
+    """One sentence through the launched app: over HTTP as a browser sends it, and with gradio_client."""
+    import httpx
     from gradio_client import Client
 
     from apps.main import serve_in_background
     from apps.nlp import MINILM, SCRATCH
 
     app = serve_in_background()
+    base = app.local_url.rstrip("/")
     rows = []
     try:
         client = Client(app.local_url, verbose=False, ssl_verify=False)
-        for name, backend, goal in ((SCRATCH, "Keras", 50), (SCRATCH, "model_dynamic.tflite", 50),
-                                    (MINILM, "Keras", 150)):
-            ms = p50_ms(lambda: client.predict(SENTENCES[1], name, backend, api_name="/classify_text"),
-                        runs=40, warmup=3)
-            rows.append(target(f"demo: one sentence via gradio_client p50 ({name}, {backend})", ms,
-                               f"<= {goal} ms", ms <= goal, "ms", note="`Client(ssl_verify=False)`"))
-        ms = p50_ms(lambda: client.predict("Sunday, 22 November 2026", api_name="/translate_date"), runs=20, warmup=2)
-        rows.append(target("demo: one date with its attention heatmap via gradio_client p50", ms, "reference", True,
-                           "ms"))
+        with httpx.Client(timeout=30) as http:
+            for name, backend, goal in ((SCRATCH, "Keras", 50), (SCRATCH, "model_dynamic.tflite", 50),
+                                        (MINILM, "Keras", 150)):
+                ms = p50_ms(lambda: _rest_call(http, base, "classify_text", [SENTENCES[1], name, backend]),
+                            runs=40, warmup=3)
+                rows.append(target(f"demo: one sentence over HTTP p50 ({name}, {backend})", ms, f"<= {goal} ms",
+                                   ms <= goal, "ms", note="POST + event stream, what the browser does"))
+                ms = p50_ms(lambda: client.predict(SENTENCES[1], name, backend, api_name="/classify_text"),
+                            runs=30, warmup=3)
+                rows.append(target(f"demo: one sentence via gradio_client p50 ({name}, {backend})", ms, "reference",
+                                   True, "ms", note="gradio_client polls its queue every 50 ms"))
+            ms = p50_ms(lambda: _rest_call(http, base, "translate_date", ["Sunday, 22 November 2026"]), runs=20,
+                        warmup=2)
+            rows.append(target("demo: one date with its attention heatmap over HTTP p50", ms, "reference", True,
+                               "ms"))
     finally:
         app.close()
     return {"rows": rows}
