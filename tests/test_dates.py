@@ -139,6 +139,7 @@ def test_translate_predict_and_evaluate_shapes(translator):
     assert scores["n"] == 2000 and 0 <= scores["exact_match"] <= scores["char_accuracy"] <= 1
     assert scores["char_accuracy"] > 0.3  # two epochs already get most characters
     assert translator.metrics_["heldout_exact_match"] == scores["exact_match"]
+    assert translator.evaluate(translator.reload_data()) == scores  # what `toolkit evaluate` passes
 
 
 def test_fit_on_lists_with_variable_length_targets():
@@ -214,6 +215,9 @@ def test_explain_renders_the_attention(translator, tmp_path):
     assert explanation.save(tmp_path / "attention.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="attention"):
         translator.explain("22 Nov 2026", method="lime")
+    with pytest.raises(DataError, match="no target"):
+        translator.explain("22 Nov 2026", target="2026-11-22")
+    assert translator.explain("22 Nov 2026", budget=5, seed=1).target == translator.translate("22 Nov 2026")[0]
 
 
 # ---------------------------------------------------------------------------------- TFLite
