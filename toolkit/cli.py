@@ -229,7 +229,12 @@ def _predictor(model_dir: str, tflite: str | None):
         path = Path(tflite)
         if not path.is_absolute() and not path.exists():
             path = Path(model_dir) / tflite
-        return TFLiteModel(path, card=read_card(model_dir))
+        card = read_card(model_dir)
+        if card.get("task") == "seq2seq":
+            from .nlp.dates import TFLiteDateTranslator
+
+            return TFLiteDateTranslator(path)
+        return TFLiteModel(path, card=card)
     from .base import load
 
     return load(model_dir)
