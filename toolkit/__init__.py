@@ -17,6 +17,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ImageClassifier": "toolkit.vision",
     "ImageClassifierConfig": "toolkit.vision",
+    "TextClassifier": "toolkit.nlp",
+    "TextClassifierConfig": "toolkit.nlp",
+    "DateTranslator": "toolkit.nlp",
+    "DateTranslatorConfig": "toolkit.nlp",
+    "load_text": "toolkit.data",
     "Task": "toolkit.base",
     "load": "toolkit.base",
     "TASKS": "toolkit.base",

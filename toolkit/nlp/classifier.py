@@ -383,10 +383,13 @@ class TextClassifier(ClassifierMixin, Task):
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
             *callbacks,
         ]
-        return model.fit(
-            train.prefetch(tf.data.AUTOTUNE), validation_data=val, epochs=epochs, callbacks=cbs, verbose=verbose,
-            class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
-        ).history
+        with warnings.catch_warnings():
+            # BERT's pooler is not used (we mean-pool the token vectors), so it gets no gradients.
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
+            return model.fit(
+                train.prefetch(tf.data.AUTOTUNE), validation_data=val, epochs=epochs, callbacks=cbs,
+                verbose=verbose, class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
+            ).history
 
     def _full_pretrained_model(self, head):
         """Token inputs -> probabilities through a fresh, trainable copy of the encoder."""
