@@ -257,6 +257,7 @@ def _first_words(text: str, n: int) -> tuple[str, bool]:
     words were cut."""
     from toolkit.explain.text import WORD_PATTERN
 
+    end = 0
     for i, match in enumerate(WORD_PATTERN.finditer(text)):
         if i == n:
             return text[: end], True

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import platform
-import time
 from typing import Callable
-
-import numpy as np
 
 
 def p50_ms(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    from toolkit.edge.runner import median_ms
+
+    return median_ms(fn, runs, warmup)
 
 
 def machine() -> dict:

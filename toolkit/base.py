@@ -200,6 +200,40 @@ class Task:
         self.tflite_ = []
         return self.directory_
 
+    # ------------------------------------------------------------------ export bookkeeping
+    def _export_target(self, path: str | os.PathLike | None, quantization: str) -> tuple[Path, Path]:
+        """(folder, .tflite file) of an export: ``path`` is a folder or a ``.tflite`` file;
+        default: the folder the model was saved to or loaded from."""
+        from .edge.export import tflite_filename
+        from .errors import ExportError
+
+        if path is None and self.directory_ is None:
+            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
+        target = Path(path) if path is not None else Path(self.directory_)
+        directory, file = (target.parent, target) if target.suffix == ".tflite" else (
+            target, target / tflite_filename(quantization))
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory, file
+
+    def _record_export(self, directory: Path, entry: dict) -> None:
+        """Add a TFLite file's card entry: to this model's card when exported into its own folder,
+        else to a phone folder's card (no Keras model there), with labels.txt for classifiers."""
+        own = self.directory_ is not None and Path(directory).resolve() == Path(self.directory_).resolve()
+        if own:
+            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
+            self.write_card()
+            return
+        directory = Path(directory)
+        previous = []
+        if (directory / CARD_FILE).is_file():
+            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
+        card = self.card()
+        card["tflite"] = previous + [entry]
+        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
+        if getattr(self, "class_names_", None):
+            write_labels(directory, self.class_names_)
+        write_json(directory / CARD_FILE, card)
+
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Task":
         directory = Path(directory)
@@ -267,6 +301,18 @@ class ClassifierMixin:
         """Predicted class names, shape (N,); one sample gives N = 1."""
         probs = self.predict_proba(x)
         return np.asarray(self.class_names_, dtype=object)[np.argmax(probs, axis=-1)]
+
+    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
+        """The class to explain: a class name or index, by default the most probable one."""
+        if target is None:
+            return int(np.argmax(probs))
+        if isinstance(target, str) and target in self.class_names_:
+            return self.class_names_.index(target)
+        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
+            return int(target)
+        from .errors import DataError
+
+        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
 
     def top_k(self, x: Any, k: int = 5) -> list[list[dict]]:
         """For each sample, the k most probable labels: ``[{"label": ..., "probability": ...}]``."""

@@ -15,6 +15,18 @@ from ..errors import ModelFormatError
 from ..storage import read_card
 
 
+def median_ms(fn, runs: int = 100, warmup: int = 10) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
 class TFLiteModel(ClassifierMixin):
     """A ``.tflite`` file with the same ``predict`` / ``predict_proba`` / ``top_k`` as its task.
 
@@ -96,14 +108,7 @@ class TFLiteModel(ClassifierMixin):
     def latency_ms(self, sample: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
         """Median wall time of one-sample inference (set input, invoke, read output), in ms."""
         one = np.asarray(sample)[:1]
-        for _ in range(warmup):
-            self.run(one)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.run(one)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1000)
+        return median_ms(lambda: self.run(one), runs, warmup)
 
     # ------------------------------------------------------------------ ClassifierMixin
     def _prepare(self, x: Any) -> np.ndarray:

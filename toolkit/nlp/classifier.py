@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import os
 import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ import numpy as np
 
 from ..base import ClassifierMixin, Task, register_task, write_labels
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
-from ..edge.export import check_quantization, tflite_filename, write_tflite
+from ..edge.export import check_quantization, write_tflite
 from ..errors import DataError, ExportError, WeightsUnavailableError
 from ..metrics import ClassificationReport, classification_report
-from ..storage import CARD_FILE, read_card, write_json
 from .tokenizer import WordTokenizer
 
 SCRATCH_ENCODERS = ("bigru", "cnn", "transformer")
@@ -524,15 +522,6 @@ class TextClassifier(ClassifierMixin, Task):
         explanation.extra.update(class_index=index, probability=float(probs[index]))
         return explanation
 
-    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
-        if target is None:
-            return int(np.argmax(probs))
-        if isinstance(target, str) and target in self.class_names_:
-            return self.class_names_.index(target)
-        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
-            return int(target)
-        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
-
     # ================================================================== save / load
     def _encoder_card(self) -> dict:
         cfg = self.config
@@ -597,12 +586,7 @@ class TextClassifier(ClassifierMixin, Task):
                 f"Text models export as {list(TEXT_QUANTIZATIONS)}: full-integer int8 would quantize the token ids "
                 "themselves. Use 'dynamic' (int8 weights, float activations) for the smallest file."
             )
-        if path is None and self.directory_ is None:
-            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
-        target = Path(path) if path is not None else self.directory_
-        directory, file = (target.parent, target) if target.suffix == ".tflite" else (
-            target, target / tflite_filename(quantization))
-        directory.mkdir(parents=True, exist_ok=True)
+        directory, file = self._export_target(path, quantization)
         entry = write_tflite(self._ids_model(), file, quantization, None, allow_flex)
         vocab = self._write_vocab(directory)
         entry["input"] = {
@@ -686,21 +670,6 @@ class TextClassifier(ClassifierMixin, Task):
         data = load_text(source, text_column=spec.get("text_column"), label_column=spec.get("label_column"),
                          label_names=spec.get("label_names"))
         return text_splits(data, spec["test_size"], spec.get("seed", 42))
-
-    def _record_export(self, directory: Path, entry: dict) -> None:
-        own = self.directory_ is not None and Path(directory).resolve() == self.directory_
-        if own:
-            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
-            self.write_card()
-            return
-        previous = []
-        if (directory / CARD_FILE).is_file():
-            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
-        card = self.card()
-        card["tflite"] = previous + [entry]
-        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
-        write_labels(directory, self.class_names_)
-        write_json(directory / CARD_FILE, card)
 
 
 @functools.lru_cache(maxsize=8)

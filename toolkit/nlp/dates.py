@@ -39,9 +39,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..base import Task, register_task
-from ..errors import DataError, ExportError, ModelFormatError
+from ..errors import DataError, ModelFormatError
 from ..explain.base import Explanation
-from ..storage import CARD_FILE, atomic_write_text, read_card, write_json
+from ..storage import CARD_FILE, atomic_write_text
 
 __all__ = [
     "DATE_FORMATS",
@@ -830,7 +830,7 @@ class DateTranslator(Task):
         The card entry records the held-out exact match of the file (on ``data``, default 2,000
         held-out generated dates), its agreement with the Keras model and one-sentence latency.
         """
-        from ..edge.export import tflite_filename, write_tflite
+        from ..edge.export import write_tflite
 
         self._check_fitted()
         if quantization not in ("float32", "float16", "dynamic"):
@@ -838,12 +838,7 @@ class DateTranslator(Task):
                 f"Unknown quantization {quantization!r} for a date translator. Valid presets: "
                 "['float32', 'float16', 'dynamic'] (int8 needs float inputs to calibrate)."
             )
-        if path is None and self.directory_ is None:
-            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
-        target = Path(path) if path is not None else self.directory_
-        directory, file = (target.parent, target) if target.suffix == ".tflite" else (
-            target, target / tflite_filename(quantization))
-        directory.mkdir(parents=True, exist_ok=True)
+        directory, file = self._export_target(path, quantization)
         entry = write_tflite(self._greedy_model(batch_size=1), file, quantization, allow_flex=allow_flex)
         write_vocab(directory / VOCAB_FILE, self.input_vocab_)
         write_vocab(directory / OUTPUT_VOCAB_FILE, self.output_vocab_)
@@ -880,22 +875,6 @@ class DateTranslator(Task):
         )
         self._record_export(directory, entry)
         return file
-
-    def _record_export(self, directory: Path, entry: dict) -> None:
-        own = self.directory_ is not None and Path(directory).resolve() == Path(self.directory_).resolve()
-        if own:
-            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
-            self.write_card()
-            return
-        # A folder for the phone: the .tflite, the vocabularies and a card without the Keras model.
-        directory = Path(directory)
-        previous = []
-        if (directory / CARD_FILE).is_file():
-            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
-        card = self.card()
-        card["tflite"] = previous + [entry]
-        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
-        write_json(directory / CARD_FILE, card)
 
 
 def _unrolled_copy(encoder):
@@ -1006,11 +985,6 @@ class TFLiteDateTranslator:
 
     def latency_ms(self, text: str, runs: int = 50, warmup: int = 5) -> float:
         """Median wall time of one sentence (encode, invoke, decode), in ms."""
-        for _ in range(warmup):
-            self.translate(text)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.translate(text)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1000)
+        from ..edge.runner import median_ms
+
+        return median_ms(lambda: self.translate(text), runs, warmup)

@@ -23,11 +23,11 @@ from ..data.images import (
     resolve_image_data,
     split_indices,
 )
-from ..edge.export import check_quantization, tflite_filename, write_tflite
+from ..edge.export import check_quantization, write_tflite
 from ..errors import DataError, ExportError
 from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_gradient
 from ..metrics import ClassificationReport, classification_report
-from ..storage import CARD_FILE, read_card, write_json
+from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
 AUGMENTATIONS = ("none", "photos", "shift")
@@ -443,15 +443,6 @@ class ImageClassifier(ClassifierMixin, Task):
             extra={"class_index": index, "probability": float(probs[index])},
         )
 
-    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
-        if target is None:
-            return int(np.argmax(probs))
-        if isinstance(target, str) and target in self.class_names_:
-            return self.class_names_.index(target)
-        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
-            return int(target)
-        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
-
     # ================================================================== save / load
     def _card_extra(self) -> dict:
         height, width, channels = self.input_shape_
@@ -508,13 +499,7 @@ class ImageClassifier(ClassifierMixin, Task):
 
         self._check_fitted()
         check_quantization(quantization)
-        if path is None and self.directory_ is None:
-            raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
-        target = Path(path) if path is not None else self.directory_
-        if target.suffix == ".tflite":
-            directory, file = target.parent, target
-        else:
-            directory, file = target, target / tflite_filename(quantization)
+        directory, file = self._export_target(path, quantization)
         calibration, test = self._export_data(data)
         if quantization == "int8" and calibration is None:
             raise ExportError(
@@ -577,23 +562,6 @@ class ImageClassifier(ClassifierMixin, Task):
                 spec.get("seed", 42), test_data=spec.get("test_source"),
             )
         return None
-
-    def _record_export(self, directory: Path, entry: dict) -> None:
-        own = self.directory_ is not None and Path(directory).resolve() == self.directory_
-        if own:
-            self.tflite_ = [e for e in self.tflite_ if e["file"] != entry["file"]] + [entry]
-            self.write_card()
-            return
-        # A folder for the phone: the .tflite, labels.txt and a card without the Keras model.
-        directory = Path(directory)
-        previous = []
-        if (directory / CARD_FILE).is_file():
-            previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
-        card = self.card()
-        card["tflite"] = previous + [entry]
-        card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
-        write_labels(directory, self.class_names_)
-        write_json(directory / CARD_FILE, card)
 
 
 def _read_history(backup_root: Path) -> dict:
