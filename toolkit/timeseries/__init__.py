@@ -1,0 +1,1 @@
+"""Time series: forecasting with baselines and backtests, and anomaly detection."""

@@ -1,0 +1,282 @@
+"""Forecasting baselines and rolling-origin backtests, as Darts does them.
+
+Baselines: :func:`naive` (repeat the last value), :func:`seasonal_naive` (repeat the last full
+season) and :func:`drift` (the line through the first and last points). :func:`backtest` makes
+forecasts of ``y[c:c+H]`` from ``y[:c]`` at every cut-off ``c``, adds the baselines, scores
+everything with MAE, RMSE, sMAPE and MASE, and says whether each model beats every baseline.
+MASE is scaled by the in-sample MAE of the seasonal-naive forecast (lag ``season``, or lag 1
+when there is no season) on the training part, so MASE < 1 beats that in-sample benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataError
+
+METRICS = ("mae", "rmse", "smape", "mase")
+
+
+def _series(values, name: str = "history", min_len: int = 1, why: str = "") -> np.ndarray:
+    """A finite 1-D float64 array of at least ``min_len`` points, or a DataError."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"Expected a 1-D {name}. Received: shape={arr.shape}. Pass the target column only.")
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"Expected a {name} without NaN or infinite values. Received {int(np.sum(~np.isfinite(arr)))} "
+                        "of them. Interpolate or drop them first.")
+    if len(arr) < min_len:
+        raise DataError(f"Expected a {name} of at least {min_len} points{why}. Received {len(arr)}. "
+                        "Use a longer history or a simpler baseline.")
+    return arr
+
+
+def _positive(value, name: str) -> int:
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise DataError(f"Expected {name} to be an integer >= 1. Received: {value!r}.") from None
+    if number < 1:
+        raise DataError(f"Expected {name} to be an integer >= 1. Received: {number}.")
+    return number
+
+
+def naive(history, horizon: int) -> np.ndarray:
+    """Repeat the last observed value ``horizon`` times."""
+    y, h = _series(history), _positive(horizon, "horizon")
+    return np.full(h, y[-1])
+
+
+def seasonal_naive(history, horizon: int, season: int) -> np.ndarray:
+    """Repeat the last full season: the forecast for step ``h`` is ``y[n - season + (h mod season)]``."""
+    m, h = _positive(season, "season"), _positive(horizon, "horizon")
+    y = _series(history, min_len=m, why=f" (one full season of {m})")
+    return np.resize(y[-m:], h).astype(np.float64)
+
+
+def drift(history, horizon: int) -> np.ndarray:
+    """Extend the line through the first and last points: ``last + h * (last - first) / (n - 1)``."""
+    h = _positive(horizon, "horizon")
+    y = _series(history, min_len=2, why=" (drift needs a first and a last point)")
+    return y[-1] + np.arange(1, h + 1) * (y[-1] - y[0]) / (len(y) - 1)
+
+
+BASELINES: dict[str, Callable[..., np.ndarray]] = {"naive": naive, "seasonal_naive": seasonal_naive, "drift": drift}
+
+
+def baseline_forecast(name: str, history, horizon: int, season: int | None = None) -> np.ndarray:
+    """Forecast ``horizon`` steps with the baseline called ``name`` (see :data:`BASELINES`)."""
+    if name not in BASELINES:
+        raise ValueError(f"Unknown baseline {name!r}. Valid names: {', '.join(BASELINES)}.")
+    if name == "seasonal_naive":
+        if season is None:
+            raise DataError("The seasonal_naive baseline needs a season. Received season=None. "
+                            "Pass one, or detect it with detect_seasonality(y).")
+        return seasonal_naive(history, horizon, season)
+    return BASELINES[name](history, horizon)
+
+
+def detect_seasonality(y, max_lag: int | None = None) -> int | None:
+    """The season length of ``y`` from its autocorrelation, or None when there is no clear one.
+
+    A linear fit is removed first; the season is the lag in ``2..max_lag`` (default
+    ``min(n // 3, 400)``) of the highest local maximum of the ACF that is above 0.2 and above
+    2.5 Bartlett standard errors, and that repeats (ACF > 0.1 near twice the lag, when that lag
+    is in range). When the detrended series shows none, its first differences are tried (for
+    curved trends); a random walk's differences are white noise, so walks give None.
+    """
+    from statsmodels.tsa.stattools import acf
+
+    values = _series(y, name="series")
+    n = len(values)
+    if max_lag is None:
+        max_lag = min(n // 3, 400)
+    elif _positive(max_lag, "max_lag") < 2:
+        raise DataError(f"Expected max_lag >= 2 (a season spans at least 2 steps). Received: {max_lag}.")
+    t = np.arange(n)
+    detrended = values - np.polyval(np.polyfit(t, values, 1), t) if n > 1 else values
+    for x in (detrended, np.diff(values)):
+        lags = min(max_lag, len(x) - 2)
+        if lags < 2 or np.ptp(x) <= 1e-12 * max(1.0, float(np.max(np.abs(values)))):
+            continue
+        r = acf(x, nlags=lags + 1, fft=True)
+        before = np.concatenate([[0.0, 0.0], np.cumsum(r[1:-1] ** 2)])  # before[k] = r_1^2 + ... + r_{k-1}^2
+        band = np.maximum(2.5 * np.sqrt((1 + 2 * before) / len(x)), 0.2)  # Bartlett's standard error
+        peaks = [k for k in range(2, lags + 1)
+                 if r[k] > r[k - 1] and r[k] >= r[k + 1] and r[k] > band[k]
+                 and (2 * k + 1 > lags + 1 or np.max(r[2 * k - 1:2 * k + 2]) > 0.1)]
+        if peaks:
+            return int(max(peaks, key=lambda k: r[k]))
+    return None
+
+
+def forecast_metrics(actual, predicted, train, season: int | None) -> dict:
+    """MAE, RMSE, sMAPE (percent, 0..200) and MASE of ``predicted`` against ``actual`` (n, H).
+
+    sMAPE is Darts' ``200 * mean(|a - p| / (|a| + |p|))`` with 0/0 counted as 0. MASE divides the
+    MAE by the in-sample MAE of the seasonal-naive forecast on ``train`` (lag ``season``, or 1).
+    ``mae_by_step`` holds the MAE of each forecast step.
+    """
+    a, p = np.asarray(actual, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    a, p = (a[None] if a.ndim == 1 else a), (p[None] if p.ndim == 1 else p)
+    if a.shape != p.shape or a.ndim != 2:
+        raise DataError(f"Expected actual and predicted of the same shape (n_cutoffs, horizon). "
+                        f"Received: {a.shape} and {p.shape}.")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(p))):
+        raise DataError("Expected finite actual and predicted values. Received NaN or infinite values.")
+    lag = 1 if season is None else _positive(season, "season")
+    x = _series(train, name="training part", min_len=lag + 1, why=f" (MASE compares it with itself {lag} step(s) back)")
+    scale = float(np.mean(np.abs(x[lag:] - x[:-lag])))
+    if scale <= 0:
+        what = "constant" if lag == 1 else f"exactly periodic with period {lag}"
+        raise DataError(f"Expected a training part that varies, to scale MASE by its lag-{lag} naive error. Received "
+                        f"one that is {what}, so that error is 0. Check the series, or compare on MAE instead.")
+    err = np.abs(a - p)
+    denom = np.abs(a) + np.abs(p)
+    ratio = np.divide(err, denom, out=np.zeros_like(err), where=denom > 0)
+    mae = float(err.mean())
+    return {"mae": mae, "rmse": float(np.sqrt(np.mean(err ** 2))), "smape": float(200.0 * ratio.mean()),
+            "mase": mae / scale, "mae_by_step": [float(v) for v in err.mean(axis=0)]}
+
+
+def rolling_cutoffs(n: int, horizon: int, first: int, stride: int = 1, max_cutoffs: int | None = None) -> np.ndarray:
+    """Cut-offs ``c`` (forecast ``y[c:c+H]`` from ``y[:c]``) from ``first`` to ``n - H``, every ``stride``.
+
+    The grid is anchored at the latest cut-off ``n - H``. ``max_cutoffs`` keeps that many of
+    them, evenly spread over the grid and always including the latest one.
+    """
+    n, h, step, first = int(n), _positive(horizon, "horizon"), _positive(stride, "stride"), int(first)
+    if first < 1:
+        raise DataError(f"Expected first >= 1 (a forecast needs some history). Received: first={first}.")
+    if n - h < first:
+        raise DataError(f"A backtest with first cut-off {first} and horizon {h} needs a series of at least "
+                        f"first + horizon = {first + h} points. Received {n}. Use a longer series, an earlier "
+                        "first cut-off or a shorter horizon.")
+    cutoffs = np.arange(n - h, first - 1, -step)[::-1]
+    if max_cutoffs is not None and len(cutoffs) > _positive(max_cutoffs, "max_cutoffs"):
+        cutoffs = cutoffs[np.unique(np.round(np.linspace(len(cutoffs) - 1, 0, max_cutoffs)).astype(int))]
+    return cutoffs.astype(np.int64)
+
+
+def _num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclasses.dataclass
+class BacktestResult:
+    """Metrics, forecasts and the verdict of a :func:`backtest`; models first, then baselines."""
+
+    table: dict[str, dict]
+    predictions: dict[str, np.ndarray]
+    actual: np.ndarray
+    cutoffs: np.ndarray
+    season: int | None
+    horizon: int
+    models: list[str]
+    baselines: list[str]
+
+    def _mase(self, name: str) -> float:
+        return self.table[name]["mase"]
+
+    @property
+    def best_baseline(self) -> str:
+        return min(self.baselines, key=self._mase)
+
+    @property
+    def ratios(self) -> dict[str, dict[str, float]]:
+        """``model MASE / baseline MASE``: below 1 the model wins (inf when the baseline is perfect)."""
+        def ratio(m: float, b: float) -> float:
+            return m / b if b > 0 else (1.0 if m == 0 else math.inf)
+        return {m: {b: ratio(self._mase(m), self._mase(b)) for b in self.baselines} for m in self.models}
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        out = {}
+        for m in self.models:
+            score = self._mase(m)
+            lost = sorted((b for b in self.baselines if score >= self._mase(b)), key=self._mase)
+            if not lost:
+                best = self.best_baseline
+                out[m] = f"{m} beats every baseline on MASE: {score:.3f} vs {self._mase(best):.3f} ({best})."
+                continue
+            b = lost[0]
+            verb = "ties with" if math.isclose(score, self._mase(b), rel_tol=1e-9) else "loses to"
+            also = "".join(f"; also to {o} ({self._mase(o):.3f})" for o in lost[1:])
+            out[m] = f"{m} {verb} {b} on MASE: {score:.3f} vs {self._mase(b):.3f}{also}."
+        return out
+
+    @property
+    def verdict(self) -> str:
+        if not self.models:
+            best = self.best_baseline
+            return f"No model to compare; the best baseline is {best} (MASE {self._mase(best):.3f})."
+        return " ".join(self.verdicts.values())
+
+    def to_dict(self) -> dict:
+        table = {k: {m: v if m == "mae_by_step" else _num(v) for m, v in row.items()} for k, row in self.table.items()}
+        ratios = {m: {b: _num(r) for b, r in row.items()} for m, row in self.ratios.items()}
+        return {"table": table, "ratios": ratios, "verdict": self.verdict, "best_baseline": self.best_baseline,
+                "n_cutoffs": len(self.cutoffs), "cutoffs": [int(c) for c in self.cutoffs],
+                "season": self.season, "horizon": self.horizon}
+
+    def to_frame(self):
+        import pandas as pd
+
+        frame = pd.DataFrame([[self.table[k][m] for m in METRICS] for k in self.table], index=list(self.table),
+                             columns=list(METRICS))
+        frame.index.name = "forecaster"
+        return frame
+
+    def markdown(self) -> str:
+        lines = ["| forecaster | MAE | RMSE | sMAPE (%) | MASE |", "|---|---:|---:|---:|---:|"]
+        for name, row in self.table.items():
+            label = f"{name} (baseline)" if name in self.baselines else name
+            lines.append(f"| {label} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
+        return "\n".join(lines)
+
+
+def backtest(y, horizon: int, cutoffs, forecasters: dict[str, Callable[[np.ndarray], np.ndarray]] | None,
+             season: int | None, train_end: int) -> BacktestResult:
+    """Score each ``forecasters[name](cutoffs) -> (n_cutoffs, H)`` and the baselines at ``cutoffs``.
+
+    ``y`` is the target (1-D; for 2-D input column 0 is used). Baselines are added
+    automatically (seasonal_naive only when ``season`` is given); MASE is scaled on ``y[:train_end]``.
+    """
+    values = np.asarray(y, dtype=np.float64)
+    values = _series(values[:, 0] if values.ndim == 2 else values, name="series", min_len=2)
+    h = _positive(horizon, "horizon")
+    cuts = np.asarray(cutoffs).reshape(-1)
+    if len(cuts) == 0 or not np.issubdtype(cuts.dtype, np.integer):
+        raise DataError(f"Expected at least one integer cut-off. Received: {cuts!r}. Use rolling_cutoffs(...).")
+    if cuts.min() < 1 or cuts.max() + h > len(values):
+        raise DataError(f"Expected cut-offs between 1 and len(y) - horizon = {len(values) - h}. Received "
+                        f"{int(cuts.min())}..{int(cuts.max())}. Use rolling_cutoffs(len(y), horizon, first).")
+    if cuts.min() < train_end:
+        warnings.warn(f"Cut-off {int(cuts.min())} is before train_end={train_end}: those forecasts are scored on data "
+                      "the model was trained on.", stacklevel=2)
+    forecasters = dict(forecasters or {})
+    clash = sorted(set(forecasters) & set(BASELINES))
+    if clash:
+        raise ValueError(f"Forecaster names {clash} are taken by the baselines. Rename them.")
+    actual = np.stack([values[c:c + h] for c in cuts])
+    predictions = {}
+    for name, fn in forecasters.items():
+        pred = np.asarray(fn(cuts), dtype=np.float64)
+        if pred.shape != actual.shape or not np.all(np.isfinite(pred)):
+            raise DataError(f"Expected forecaster {name!r} to return finite forecasts of shape {actual.shape} "
+                            f"(n_cutoffs, horizon). Received shape={pred.shape}.")
+        predictions[name] = pred
+    baselines = [b for b in BASELINES if b != "seasonal_naive" or season is not None]
+    for b in baselines:
+        predictions[b] = np.stack([baseline_forecast(b, values[:c], h, season) for c in cuts])
+    train = values[:train_end]
+    table = {name: forecast_metrics(actual, pred, train, season) for name, pred in predictions.items()}
+    return BacktestResult(table, predictions, actual, cuts.astype(np.int64), season, h, list(forecasters), baselines)
