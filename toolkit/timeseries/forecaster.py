@@ -1,0 +1,615 @@
+"""Forecasting: direct multi-step models over windows, with quantile intervals and honest baselines.
+
+The Keras model takes a raw window of the last ``window`` rows, shape (batch, window, F), column
+0 the target and then the features, and returns the p10 / p50 / p90 forecasts of the target for
+the next ``horizon`` steps, shape (batch, horizon, 3). Scaling (fitted on the training part only)
+is inside the model, so a phone feeds raw values and reads raw forecasts:
+
+- ``WindowScaler`` turns the window into the target relative to its last value, the target's
+  level and the features, each divided by its training standard deviation;
+- a core network (``lstm``, ``gru``, ``conv1d``, ``transformer`` or the ``dense`` baseline) plus
+  a linear autoregressive path over the same scaled window;
+- ``QuantileHead`` adds the last value back and orders the quantiles (p10 <= p50 <= p90).
+
+The quantiles are trained with the pinball loss and then calibrated on the validation windows
+(conformalized quantile regression, Romano et al. 2019): each step's interval is widened or
+narrowed so that 80% of the validation targets fall inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import Task, register_task
+from ..data.series import SeriesData, load_series, min_length_error, reload_series, split_series
+from ..errors import DataError
+from .baselines import BacktestResult, backtest, detect_seasonality, rolling_cutoffs
+
+MODELS = ("lstm", "gru", "conv1d", "transformer", "dense")
+RECURRENT = ("lstm", "gru")
+QUANTILES = (0.1, 0.5, 0.9)
+COVERAGE = QUANTILES[2] - QUANTILES[0]
+BACKGROUND_FILE = "background.npy"
+LAST_WINDOW_FILE = "last_window.npy"
+BACKGROUND_SIZE = 50
+MIN_TRAIN_WINDOWS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecasterConfig:
+    """Settings of a :class:`Forecaster`; make variants with ``dataclasses.replace``.
+
+    model: ``"lstm"``, ``"gru"``, ``"conv1d"`` (dilated causal convolutions), ``"transformer"``
+        (self-attention with learned positions) or ``"dense"`` (a multilayer perceptron baseline).
+    horizon: steps forecast at once (direct multi-step output).
+    window: past rows the model sees; ``None`` picks season + 2 when the series has a season
+        (detected or ``seasonality``), else 2 x horizon.
+    seasonality: season length for seasonal naive and MASE; ``None`` detects it (ACF).
+    units / dropout / noise: size of the core network, dropout after it, Gaussian noise on its
+        scaled input (both regularise small series).
+    test_size: share (or count) of the series held out for the backtest by ``toolkit train``.
+    validation_split: the latest share of the training windows, for early stopping and for
+        calibrating the intervals.
+    """
+
+    model: str = "lstm"
+    horizon: int = 10
+    window: int | None = None
+    seasonality: int | None = None
+    units: int = 16
+    dropout: float = 0.2
+    noise: float = 0.05
+    epochs: int = 400
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 60
+    validation_split: float = 0.15
+    test_size: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"Unknown model {self.model!r}. Valid models: {list(MODELS)}.")
+        for name in ("horizon", "units", "epochs", "batch_size", "learning_rate", "patience"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0. Received {getattr(self, name)!r}.")
+        for name in ("window", "seasonality"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < (2 if name == "window" else 1)):
+                raise ValueError(f"{name} must be None or an integer >= {2 if name == 'window' else 1}. Received {value!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
+        if self.noise < 0:
+            raise ValueError(f"noise must be >= 0. Received {self.noise}.")
+        if not 0 < self.validation_split < 0.5:
+            raise ValueError(f"validation_split must be in (0, 0.5). Received {self.validation_split}.")
+        if not 0 < self.test_size:
+            raise ValueError(f"test_size must be > 0 (a share below 1 or a count). Received {self.test_size}.")
+
+
+# ============================================================================ layers (saved in model.keras)
+
+
+def _layers():
+    """The custom layers, defined on first use so that importing this module stays light."""
+    global WindowScaler, QuantileHead, PinballLoss
+    if "WindowScaler" in globals():
+        return WindowScaler, QuantileHead, PinballLoss
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class WindowScaler(keras.layers.Layer):
+        """Raw window (B, W, F) -> (B, W, F + 1): [target - last target, target - mean, features - mean] / std.
+
+        ``mean`` and ``std`` have F + 1 entries: the relative channel's (0, target std), then the columns'.
+        """
+
+        def __init__(self, mean, std, **kwargs):
+            super().__init__(**kwargs)
+            self.mean = [float(v) for v in mean]
+            self.std = [float(v) for v in std]
+
+        def call(self, x):
+            mean = ops.convert_to_tensor(self.mean, dtype=x.dtype)
+            std = ops.convert_to_tensor(self.std, dtype=x.dtype)
+            target = x[..., :1]
+            relative = (target - x[:, -1:, :1]) / std[0]
+            return ops.concatenate([relative, (x - mean[1:]) / std[1:]], axis=-1)
+
+        def compute_output_shape(self, shape):
+            return (*shape[:-1], shape[-1] + 1)
+
+        def get_config(self):
+            return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class QuantileHead(keras.layers.Layer):
+        """Network output (B, H, 3) and the raw window -> ordered p10/p50/p90 in the target's units.
+
+        ``widen`` (H,) is the calibration of each step's interval, in training standard deviations.
+        """
+
+        def __init__(self, std, horizon, **kwargs):
+            super().__init__(**kwargs)
+            self.std = float(std)
+            self.horizon = int(horizon)
+            self.widen = self.add_weight(shape=(self.horizon,), initializer="zeros", trainable=False, name="widen")
+
+        def call(self, inputs):
+            out, window = inputs
+            last = window[:, -1:, 0]
+            median = out[..., 1]
+            low = median - ops.relu(ops.softplus(out[..., 0]) + self.widen)
+            high = median + ops.relu(ops.softplus(out[..., 2]) + self.widen)
+            return ops.stack([low, median, high], axis=-1) * self.std + last[..., None]
+
+        def compute_output_shape(self, shapes):
+            return (shapes[0][0], self.horizon, 3)
+
+        def get_config(self):
+            return {**super().get_config(), "std": self.std, "horizon": self.horizon}
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class PinballLoss(keras.losses.Loss):
+        """Mean pinball loss of the p10/p50/p90 outputs against the targets (B, H), in units of ``scale``."""
+
+        def __init__(self, scale=1.0, name="pinball", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.scale = float(scale)
+
+        def call(self, y_true, y_pred):
+            q = ops.convert_to_tensor(QUANTILES, dtype=y_pred.dtype)
+            error = (ops.expand_dims(y_true, -1) - y_pred) / self.scale
+            return ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=(-2, -1))
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale}
+
+    return WindowScaler, QuantileHead, PinballLoss
+
+
+def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (input window, next ``horizon`` targets) pair of a (T, F) series, oldest first."""
+    import keras
+
+    values = np.asarray(values, dtype=np.float32)
+    n = len(values) - window - horizon + 1
+    if n < 1:
+        return np.zeros((0, window, values.shape[1]), np.float32), np.zeros((0, horizon), np.float32)
+    ds = keras.utils.timeseries_dataset_from_array(values, None, sequence_length=window + horizon,
+                                                   batch_size=4096, shuffle=False)
+    pairs = np.concatenate(list(ds.as_numpy_iterator()))
+    return pairs[:, :window], pairs[:, window:, 0]
+
+
+def _as_series(data: Any, what: str = "data") -> SeriesData:
+    if isinstance(data, SeriesData):
+        return data
+    if data is None:
+        raise DataError(f"Expected {what}: a CSV path, 'sunspots'/'co2', an array or a DataFrame. Received None.")
+    return load_series(data)
+
+
+# ============================================================================ the task
+
+
+@register_task("timeseries")
+class Forecaster(Task):
+    """Forecast the next ``horizon`` values of a series (and its 80% interval) from its recent past.
+
+    >>> fc = Forecaster(ForecasterConfig(horizon=10)).fit("sunspots")
+    >>> fc.forecast("sunspots")                 # DataFrame: time, p10, p50, p90
+    >>> fc.evaluate("sunspots")["verdict"]      # backtest against naive, seasonal naive and drift
+    >>> fc.save("my_forecaster"); fc.export("my_forecaster", quantization="float32")
+    """
+
+    config_class = ForecasterConfig
+
+    def __init__(self, config: ForecasterConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.columns_: list[str] = []
+        self.window_: int | None = None
+        self.season_: int | None = None
+        self.frequency_: str | None = None
+        self.last_time_: str | None = None
+        self.scaling_: dict | None = None
+        self.background_: np.ndarray | None = None
+        self.last_window_: np.ndarray | None = None
+        self.interval_widen_: list[float] = []
+
+    # ================================================================== building
+    def _build(self, n_features: int, mean, std, unroll: bool = False):
+        import keras
+
+        cfg = self.config
+        scaler_class, head_class, _ = _layers()
+        window = keras.Input((self.window_, n_features), name="window")
+        scaled = scaler_class(mean, std, name="scaler")(window)
+        x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
+        if cfg.model == "lstm":
+            x = keras.layers.LSTM(cfg.units, unroll=unroll, name="lstm")(x)
+        elif cfg.model == "gru":
+            x = keras.layers.GRU(cfg.units, unroll=unroll, name="gru")(x)
+        elif cfg.model == "conv1d":
+            for i, rate in enumerate((1, 2, 4)):
+                x = keras.layers.Conv1D(cfg.units, 3, padding="causal", dilation_rate=rate, activation="relu",
+                                        name=f"conv{i}")(x)
+            x = keras.layers.Flatten(name="flatten_core")(x)
+        elif cfg.model == "transformer":
+            import keras_hub
+
+            x = keras.layers.Dense(cfg.units, name="project")(x)
+            add = keras.layers.Add
+            x = add(name="add_positions")([x, keras_hub.layers.PositionEmbedding(self.window_, name="positions")(x)])
+            attended = keras.layers.MultiHeadAttention(2, max(4, cfg.units // 2), name="attention")(x, x)
+            x = keras.layers.LayerNormalization(name="norm1")(add(name="residual1")([x, attended]))
+            ff = keras.layers.Dense(2 * cfg.units, activation="relu", name="ff1")(x)
+            ff = keras.layers.Dense(cfg.units, name="ff2")(ff)
+            x = keras.layers.LayerNormalization(name="norm2")(add(name="residual2")([x, ff]))
+            x = keras.layers.Flatten(name="flatten_core")(x)
+        else:  # dense
+            x = keras.layers.Flatten(name="flatten_core")(x)
+            x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
+        x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+        nonlinear = keras.layers.Dense(cfg.horizon * 3, name="core_out")(x)
+        linear = keras.layers.Dense(cfg.horizon * 3, name="linear_out")(keras.layers.Flatten(name="flatten")(scaled))
+        out = keras.layers.Reshape((cfg.horizon, 3), name="quantiles")(keras.layers.Add(name="add")([nonlinear, linear]))
+        forecast = head_class(std[0], cfg.horizon, name="forecast")([out, window])
+        return keras.Model(window, forecast, name=f"forecaster_{cfg.model}")
+
+    def _auto_window(self) -> int:
+        cfg = self.config
+        if cfg.window is not None:
+            return cfg.window
+        return self.season_ + 2 if self.season_ else max(2 * cfg.horizon, 8)
+
+    # ================================================================== training
+    def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None) -> "Forecaster":
+        """Train on ``data`` (all of it is training data: hold out a test part yourself, or use
+        ``toolkit train``, which does). ``validation_data`` (a later stretch of the same series)
+        replaces the latest ``validation_split`` of the training windows."""
+        import keras
+
+        cfg = self.config
+        series = _as_series(data)
+        self.columns_ = list(series.columns)
+        self.season_ = cfg.seasonality or detect_seasonality(series.target)
+        self.window_ = self._auto_window()
+        x, y = make_windows(series.values, self.window_, cfg.horizon)
+        if validation_data is not None:
+            val = _as_series(validation_data, "validation data")
+            if list(val.columns) != self.columns_:
+                raise DataError(f"Validation data has columns {val.columns}; the training data has {self.columns_}.")
+            joined = np.concatenate([series.values[-self.window_:], val.values])
+            xv, yv = make_windows(joined, self.window_, cfg.horizon)
+        else:
+            n_val = max(1, int(round(len(x) * cfg.validation_split)))
+            # Drop the windows whose targets overlap the validation windows' targets.
+            xv, yv = x[-n_val:], y[-n_val:]
+            x, y = x[: max(0, len(x) - n_val - cfg.horizon + 1)], y[: max(0, len(y) - n_val - cfg.horizon + 1)]
+        if len(x) < MIN_TRAIN_WINDOWS or len(xv) < 1:
+            extra = MIN_TRAIN_WINDOWS + cfg.horizon + max(1, len(xv))
+            raise min_length_error(len(series), self.window_, cfg.horizon, series.name, extra=extra,
+                                   why=f"for {MIN_TRAIN_WINDOWS} training windows and the validation windows")
+        values = series.values
+        mean = values.mean(axis=0).astype("float64")
+        std = values.std(axis=0).astype("float64")
+        std[std == 0] = 1.0
+        std = np.concatenate([std[:1], std])  # the relative target channel uses the target's std
+        mean = np.concatenate([[0.0], mean])
+        keras.utils.set_random_seed(cfg.seed)
+        self.model_ = self._build(series.n_features, mean, std)
+        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), _layers()[2](float(std[0])))
+        stop = keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)
+        history = self.model_.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                  shuffle=True, verbose=verbose, callbacks=[stop, *(callbacks or [])])
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self._calibrate(xv, yv, float(std[0]))
+        self.scaling_ = {"mean": mean[1:].tolist(), "std": std[1:].tolist()}
+        self.frequency_ = series.frequency
+        self.last_time_ = str(series.index[-1])
+        rng = np.random.default_rng(cfg.seed)
+        pick = rng.choice(len(x), min(BACKGROUND_SIZE, len(x)), replace=False)
+        self.background_ = x[np.sort(pick)]
+        self.last_window_ = values[-self.window_:].astype(np.float32)
+        self.data_spec_ = dict(series.spec)
+        return self
+
+    def _calibrate(self, xv: np.ndarray, yv: np.ndarray, std: float) -> None:
+        """Conformalized quantile regression: per step, widen (or narrow) the interval by the
+        quantile of the validation conformity scores that gives 80% coverage."""
+        head = self.model_.get_layer("forecast")
+        head.widen.assign(np.zeros(self.config.horizon, np.float32))
+        pred = self._run(xv)
+        scores = np.maximum(pred[..., 0] - yv, yv - pred[..., 2]) / std  # (n, H); <= 0 inside
+        n = len(yv)
+        level = min(1.0, np.ceil((n + 1) * COVERAGE) / n)
+        widen = np.quantile(scores, level, axis=0, method="higher").astype(np.float32)
+        head.widen.assign(widen)
+        self.interval_widen_ = widen.tolist()
+
+    # ================================================================== prediction
+    def _run(self, windows: np.ndarray) -> np.ndarray:
+        """(N, W, F) raw windows -> (N, H, 3) quantiles, in chunks, without model.predict."""
+        out = [np.asarray(self.model_(windows[i : i + 1024], training=False)) for i in range(0, len(windows), 1024)]
+        return np.concatenate(out) if out else np.zeros((0, self.config.horizon, 3), np.float32)
+
+    def _windows(self, x: Any) -> np.ndarray:
+        """One window (W, F) or (W,) for a univariate model, a batch (N, W, F), or a series (its last window)."""
+        self._check_fitted()
+        n_features = len(self.columns_)
+        if isinstance(x, (SeriesData, str, os.PathLike)) or type(x).__module__.startswith("pandas"):
+            return self._history(x)[None]
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim == 1 and n_features == 1:
+            arr = arr[:, None]
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != (self.window_, n_features):
+            raise DataError(
+                f"Expected windows of shape ({self.window_}, {n_features}) (the last {self.window_} rows of "
+                f"{self.columns_}) or a batch of them. Received shape {np.shape(x)}. Pass a series to forecast "
+                "from its end instead."
+            )
+        if not np.isfinite(arr).all():
+            raise DataError("The window holds NaN or infinite values. Fill or drop them first.")
+        return arr
+
+    def _history(self, history: Any) -> np.ndarray:
+        """The last ``window`` rows of a series with this model's columns."""
+        series = _as_series(history, "history")
+        if series.n_features != len(self.columns_):
+            raise DataError(
+                f"This model was trained on {len(self.columns_)} columns {self.columns_}; the history has "
+                f"{series.columns}. Load it with target={self.columns_[0]!r}"
+                + (f" and features={self.columns_[1:]}." if len(self.columns_) > 1 else ".")
+            )
+        if len(series) < self.window_:
+            raise DataError(
+                f"Forecasting needs at least the last {self.window_} values (the model's window). "
+                f"Received {len(series)}. Pass a longer history."
+            )
+        return series.values[-self.window_:]
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Median (p50) forecasts, shape (N, horizon), for one window, a batch, or a series' end."""
+        return self._run(self._windows(x))[..., 1]
+
+    def predict_quantiles(self, x: Any) -> np.ndarray:
+        """p10 / p50 / p90 forecasts, shape (N, horizon, 3)."""
+        return self._run(self._windows(x))
+
+    def forecast(self, history: Any = None, horizon: int | None = None):
+        """The next ``horizon`` steps after ``history`` (default: the end of the training data) as a
+        DataFrame with columns time, p10, p50, p90."""
+        import pandas as pd
+
+        self._check_fitted()
+        horizon = self.config.horizon if horizon is None else horizon
+        if not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= self.config.horizon:
+            raise DataError(
+                f"This model forecasts up to {self.config.horizon} steps at once (direct multi-step). Received "
+                f"horizon={horizon!r}. Ask for 1-{self.config.horizon} steps, or retrain with --horizon {horizon}."
+            )
+        if history is None:
+            window, last, frequency = self.last_window_, self.last_time_, self.frequency_
+        else:
+            series = _as_series(history, "history")
+            window, last, frequency = self._history(series), str(series.index[-1]), series.frequency
+        quantiles = self._run(window[None])[0, :horizon]
+        times = _future_times(last, frequency, horizon)
+        return pd.DataFrame({"time": times, "p10": quantiles[:, 0], "p50": quantiles[:, 1], "p90": quantiles[:, 2]})
+
+    # ================================================================== evaluation
+    def _test_start(self, n: int) -> int:
+        size = self.config.test_size
+        n_test = int(np.ceil(n * size)) if size < 1 else int(size)
+        return n - n_test
+
+    def backtest(self, data: Any = None, stride: int = 1) -> BacktestResult:
+        """Rolling-origin backtest over the test part of ``data`` (default: the series the card
+        records): at every cut-off, forecast the next ``horizon`` values from the history before
+        it, for this model and the naive, seasonal naive and drift baselines."""
+        self._check_fitted()
+        series = _as_series(data if data is not None else self.reload_data(), "test data")
+        if list(series.columns) != self.columns_:
+            raise DataError(f"Expected the columns {self.columns_} the model was trained on. Received {series.columns}.")
+        horizon, values = self.config.horizon, series.values
+        start = max(self._test_start(len(series)), self.window_)
+        cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride)
+
+        def model_forecast(cuts: np.ndarray) -> np.ndarray:
+            self._last_quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cuts]))
+            return self._last_quantiles[..., 1]
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*before train_end.*")
+            result = backtest(series.target, horizon, cutoffs, {self.config.model: model_forecast}, self.season_,
+                              train_end=start)
+        q = self._last_quantiles
+        result.coverage = float(np.mean((result.actual >= q[..., 0]) & (result.actual <= q[..., 2])))
+        result.quantiles = q
+        return result
+
+    def evaluate(self, data: Any = None) -> dict:
+        """Backtest metrics of the model and of every baseline (MASE, sMAPE, MAE, RMSE), the
+        coverage of the 80% interval, and a verdict that says when a baseline wins."""
+        result = self.backtest(data)
+        name = self.config.model
+        table = result.to_dict()
+        row = table["table"][name]
+        return {
+            "model": name,
+            **{k: row[k] for k in ("mase", "smape", "mae", "rmse")},
+            "coverage_80": result.coverage,
+            "n_cutoffs": len(result.cutoffs),
+            "horizon": self.config.horizon,
+            "season": self.season_,
+            "baselines": {k: {m: v[m] for m in ("mase", "smape", "mae", "rmse")}
+                          for k, v in table["table"].items() if k != name},
+            "mase_ratio": table["ratios"][name],
+            "beats_every_baseline": all(r is not None and r < 1 for r in table["ratios"][name].values()),
+            "verdict": result.verdict,
+        }
+
+    def load_data(self, source: Any) -> SeriesData:
+        """Load a series with this model's columns (target and features by name), e.g. a CSV path."""
+        self._check_fitted()
+        return load_series_like(source, self.columns_, self.data_spec_)
+
+    def reload_data(self) -> SeriesData:
+        if not self.data_spec_ or not self.data_spec_.get("source"):
+            raise DataError("This model's card records no data source to reload. Pass the data explicitly.")
+        spec = {k: v for k, v in self.data_spec_.items() if k in ("source", "time_column", "target", "features", "resample")}
+        return reload_series(spec)
+
+    # ================================================================== explanations
+    def explain(self, x: Any = None, method: str = "shap", step: int | str = 0, budget: int | None = None,
+                seed: int = 0, target: Any = None):
+        """Which lags and features drive the forecast at ``step`` (0-based, or ``"mean"``) from one
+        window or the end of a series (default: the end of the training data): SHAP
+        (GradientExplainer) or LIME (RecurrentTabularExplainer), as a lag x feature heatmap."""
+        from ..explain.series import explain_window
+
+        self._check_fitted()
+        if target is not None:
+            step = int(target) - 1 if str(target).isdigit() else target
+        window = self.last_window_ if x is None else self._windows(x)
+        window = np.asarray(window)
+        if window.ndim == 3:
+            if len(window) != 1:
+                raise DataError(f"Explain one window at a time. Received a batch of {len(window)}.")
+            window = window[0]
+        return explain_window(self.model_, window, self.background_, self.columns_, method=method, step=step,
+                              budget=budget, seed=seed, predict_fn=lambda w: self._run(np.asarray(w, np.float32)))
+
+    # ================================================================== save / load
+    def _card_extra(self) -> dict:
+        return {
+            "columns": self.columns_,
+            "target": self.columns_[0] if self.columns_ else None,
+            "features": self.columns_[1:],
+            "window": self.window_,
+            "horizon": self.config.horizon,
+            "season": self.season_,
+            "frequency": self.frequency_,
+            "last_time": self.last_time_,
+            "quantiles": list(QUANTILES),
+            "interval_widen": self.interval_widen_,
+            "scaling": self.scaling_,
+            "input": {"shape": [None, self.window_, len(self.columns_)], "dtype": "float32",
+                      "description": f"the last {self.window_} raw rows of {self.columns_}, oldest first"},
+            "output": {"shape": [None, self.config.horizon, 3], "dtype": "float32",
+                       "description": "p10, p50, p90 of the target for the next steps, in its own units"},
+        }
+
+    def _save_extra(self, directory: Path) -> None:
+        from ..storage import atomic_write
+
+        atomic_write(directory / BACKGROUND_FILE, lambda tmp: np.save(tmp, self.background_))
+        atomic_write(directory / LAST_WINDOW_FILE, lambda tmp: np.save(tmp, self.last_window_))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Forecaster":
+        _layers()  # register the custom layers before Keras reads model.keras
+        return super().load(directory)
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        self.columns_ = list(card["columns"])
+        self.window_, self.season_ = card["window"], card.get("season")
+        self.frequency_, self.last_time_ = card.get("frequency"), card.get("last_time")
+        self.scaling_, self.interval_widen_ = card.get("scaling"), list(card.get("interval_widen") or [])
+        self.background_ = np.load(directory / BACKGROUND_FILE, allow_pickle=False)
+        self.last_window_ = np.load(directory / LAST_WINDOW_FILE, allow_pickle=False)
+
+    # ================================================================== export
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False) -> Path:
+        """Export to TFLite (builtin ops only; LSTM/GRU through an unrolled copy) and record it in
+        the card: raw window (1, window, F) in, p10/p50/p90 (1, horizon, 3) out, with the file's
+        largest relative difference to the Keras model on the test windows of ``data`` (default:
+        the series the card records) and its one-window latency."""
+        from ..edge.export import check_quantization, write_tflite
+        from ..edge.runner import TFLiteModel
+
+        self._check_fitted()
+        check_quantization(quantization)
+        directory, file = self._export_target(path, quantization)
+        series = _as_series(data if data is not None else self.reload_data(), "export data")
+        x, _ = make_windows(series.values, self.window_, self.config.horizon)
+        if len(x) == 0:
+            raise min_length_error(len(series), self.window_, self.config.horizon, series.name)
+        test = x[self._test_start(len(x)) :] if len(x) > 1 else x
+        model = self._export_model()
+        entry = write_tflite(model, file, quantization, representative=x if quantization == "int8" else None,
+                             allow_flex=allow_flex)
+        runner = TFLiteModel(file, card={})
+        lite = runner.run(test)
+        keras_out = self._run(test)
+        rel = np.abs(lite - keras_out) / np.maximum(np.abs(keras_out), 1e-6)
+        entry.update(
+            {
+                "input": {"dtype": "float32", "shape": [1, self.window_, len(self.columns_)], "columns": self.columns_,
+                          "description": f"the last {self.window_} raw rows, oldest first"},
+                "output": {"dtype": "float32", "shape": [1, self.config.horizon, 3],
+                           "description": "p10, p50, p90 of the target for the next steps"},
+                "max_relative_difference": float(rel.max()),
+                "max_abs_difference": float(np.abs(lite - keras_out).max()),
+                "n_test_windows": int(len(test)),
+                "latency_ms_p50": round(runner.latency_ms(test[:1]), 4),
+            }
+        )
+        self._record_export(directory, entry)
+        return file
+
+    def _export_model(self):
+        """The model itself, or for LSTM/GRU a copy with unrolled recurrence (builtin TFLite ops)."""
+        if self.config.model not in RECURRENT:
+            return self.model_
+        scaling = self.model_.get_layer("scaler")
+        copy = self._build(len(self.columns_), scaling.mean, scaling.std, unroll=True)
+        copy.set_weights(self.model_.get_weights())
+        return copy
+
+
+def load_series_like(source: Any, columns: list[str], spec: dict | None) -> SeriesData:
+    """Load ``source`` with the given columns (target first), resampled like the training data."""
+    from ..data.series import BUILTIN_SERIES
+
+    if isinstance(source, SeriesData) or (isinstance(source, str) and source in BUILTIN_SERIES):
+        return load_series(source)
+    spec = spec or {}
+    time_column = False if spec.get("time_column") is False else None
+    return load_series(source, time_column=time_column, target=columns[0], features=columns[1:] or None,
+                       resample=spec.get("resample"))
+
+
+def _future_times(last: str | None, frequency: str | None, horizon: int) -> list:
+    """Timestamps of the next ``horizon`` steps, or step numbers when the frequency is unknown."""
+    import pandas as pd
+
+    if last is not None and frequency:
+        try:
+            start = pd.Timestamp(last)
+            return list(pd.date_range(start, periods=horizon + 1, freq=frequency)[1:])
+        except (ValueError, TypeError):
+            pass
+    base = int(last) + 1 if last is not None and str(last).lstrip("-").isdigit() else 1
+    return list(range(base, base + horizon))
+
+
+def train_test(data: Any, test_size: float | int) -> tuple[SeriesData, SeriesData, SeriesData]:
+    """(whole series, training part, test part) of ``data``, split by time."""
+    series = _as_series(data)
+    train, test = split_series(series, test_size)
+    return series, train, test
+
+
+__all__ = ["Forecaster", "ForecasterConfig", "MODELS", "make_windows"]
