@@ -109,25 +109,32 @@ def _layers():
         """Raw window (B, W, F) -> (B, W, F + 1): [target - last target, target - mean, features - mean] / std.
 
         ``mean`` and ``std`` have F + 1 entries: the relative channel's (0, target std), then the columns'.
+        The level channels are clipped to the range seen in training (``low``/``high``, scaled), so a
+        series that trends past it (co2) is forecast from its recent changes, not an extrapolated level.
         """
 
-        def __init__(self, mean, std, **kwargs):
+        def __init__(self, mean, std, low=None, high=None, **kwargs):
             super().__init__(**kwargs)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
+            self.low = None if low is None else [float(v) for v in low]
+            self.high = None if high is None else [float(v) for v in high]
 
         def call(self, x):
             mean = ops.convert_to_tensor(self.mean, dtype=x.dtype)
             std = ops.convert_to_tensor(self.std, dtype=x.dtype)
             target = x[..., :1]
             relative = (target - x[:, -1:, :1]) / std[0]
-            return ops.concatenate([relative, (x - mean[1:]) / std[1:]], axis=-1)
+            levels = (x - mean[1:]) / std[1:]
+            if self.low is not None:  # levels outside the training range read as its edge: no extrapolation
+                levels = ops.clip(levels, ops.convert_to_tensor(self.low, x.dtype), ops.convert_to_tensor(self.high, x.dtype))
+            return ops.concatenate([relative, levels], axis=-1)
 
         def compute_output_shape(self, shape):
             return (*shape[:-1], shape[-1] + 1)
 
         def get_config(self):
-            return {**super().get_config(), "mean": self.mean, "std": self.std}
+            return {**super().get_config(), "mean": self.mean, "std": self.std, "low": self.low, "high": self.high}
 
     @keras.saving.register_keras_serializable(package="toolkit")
     class QuantileHead(keras.layers.Layer):
@@ -225,13 +232,13 @@ class Forecaster(Task):
         self.interval_widen_: list[float] = []
 
     # ================================================================== building
-    def _build(self, n_features: int, mean, std, unroll: bool = False):
+    def _build(self, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
         import keras
 
         cfg = self.config
         scaler_class, head_class, _ = _layers()
         window = keras.Input((self.window_, n_features), name="window")
-        scaled = scaler_class(mean, std, name="scaler")(window)
+        scaled = scaler_class(mean, std, low, high, name="scaler")(window)
         x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
         if cfg.model == "lstm":
             x = keras.layers.LSTM(cfg.units, unroll=unroll, name="lstm")(x)
@@ -304,8 +311,10 @@ class Forecaster(Task):
         std[std == 0] = 1.0
         std = np.concatenate([std[:1], std])  # the relative target channel uses the target's std
         mean = np.concatenate([[0.0], mean])
+        low = ((values.min(axis=0) - mean[1:]) / std[1:]).tolist()
+        high = ((values.max(axis=0) - mean[1:]) / std[1:]).tolist()
         keras.utils.set_random_seed(cfg.seed)
-        self.model_ = self._build(series.n_features, mean, std)
+        self.model_ = self._build(series.n_features, mean, std, low, high)
         self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), _layers()[2](float(std[0])))
         stop = keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)
         history = self.model_.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -574,7 +583,7 @@ class Forecaster(Task):
         if self.config.model not in RECURRENT:
             return self.model_
         scaling = self.model_.get_layer("scaler")
-        copy = self._build(len(self.columns_), scaling.mean, scaling.std, unroll=True)
+        copy = self._build(len(self.columns_), scaling.mean, scaling.std, scaling.low, scaling.high, unroll=True)
         copy.set_weights(self.model_.get_weights())
         return copy
 
