@@ -16,10 +16,11 @@ CONCURRENCY_LIMIT = 2
 
 
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
-              dates_dir: str | Path | None = None):
+              dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
+              anomaly_dir: str | Path | None = None):
     import gradio as gr
 
-    from apps import nlp, vision
+    from apps import nlp, timeseries, vision
 
     with gr.Blocks(title="Keras app toolkit") as app:
         gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
@@ -27,26 +28,31 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
             vision.build_demo(model_dir)  # a Blocks made inside a Tab renders there
         with gr.Tab("NLP"):
             nlp.build_demo(sentiment_dirs, dates_dir)
+        with gr.Tab("Time series"):
+            timeseries.build_demo(forecaster_dirs, anomaly_dir)
     return app
 
 
 def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Path | None = None,
-           sentiment_dirs: dict | None = None, dates_dir: str | Path | None = None, **kwargs):
+           sentiment_dirs: dict | None = None, dates_dir: str | Path | None = None,
+           forecaster_dirs: dict | None = None, anomaly_dir: str | Path | None = None, **kwargs):
     """Build and launch the app (blocking unless ``prevent_thread_lock=True``)."""
     import toolkit  # noqa: F401  (Keras backend and log level)
 
-    app = build_app(model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir)
+    app = build_app(model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
+                    forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir)
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, allowed_paths=[], **kwargs)
     return app
 
 
 def serve_in_background(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
-                        dates_dir: str | Path | None = None):
+                        dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
+                        anomaly_dir: str | Path | None = None):
     """Launch on 127.0.0.1 on a free port without blocking (tests, benchmarks); returns the app,
     whose ``local_url`` is the address and ``close()`` stops it."""
     return launch(port=None, model_dir=model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
-                  prevent_thread_lock=True, quiet=True)
+                  forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, prevent_thread_lock=True, quiet=True)
 
 
 if __name__ == "__main__":

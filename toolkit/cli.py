@@ -178,10 +178,105 @@ def _train_dates(args: argparse.Namespace, command: str) -> dict:
     return {"out": str(directory), "metrics": model.metrics_}
 
 
+def _add_series_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="a CSV/TSV file with a time column, or a built-in series: sunspots, co2 (statsmodels, offline)")
+    p.add_argument("--time-column", default=None,
+                   help="column with the timestamps (default: time/date/ts/... or the first column; 'none' for plain steps)")
+    p.add_argument("--target", default=None, help="column to forecast (default: the only numeric column)")
+    p.add_argument("--features", default=None, help="comma-separated extra input columns (default: none)")
+    p.add_argument("--resample", default=None, help="pandas frequency to resample to by mean, e.g. MS, W, D, h")
+
+
+def _series_kwargs(args: argparse.Namespace) -> dict:
+    time_column = args.time_column
+    if time_column is not None and time_column.lower() == "none":
+        time_column = False
+    features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
+    return dict(time_column=time_column, target=args.target, features=features, resample=args.resample)
+
+
+def _add_timeseries_train_args(p: argparse.ArgumentParser) -> None:
+    from .timeseries.forecaster import MODELS, ForecasterConfig
+
+    _add_series_args(p)
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.add_argument("--model", default="lstm", choices=MODELS)
+    defaults = {f.name: f.default for f in dataclasses.fields(ForecasterConfig)}
+    for name, kind, text in (
+        ("horizon", int, "steps forecast at once"),
+        ("window", int, "past rows the model sees (default: season + 2, or 2 x horizon)"),
+        ("seasonality", int, "season length for seasonal naive and MASE (default: detected)"),
+        ("units", int, "size of the network"),
+        ("epochs", int, "early stopping may end sooner"),
+        ("learning_rate", float, ""),
+        ("batch_size", int, ""),
+        ("patience", int, "early-stopping patience in epochs"),
+        ("dropout", float, ""),
+        ("validation_split", float, "latest share of training windows for early stopping and interval calibration"),
+        ("test_size", float, "share (or count, if >= 1) of the series held out for the backtest"),
+    ):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"{text} (default {defaults[name]})".lstrip())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+
+
+def _train_timeseries(args: argparse.Namespace, command: str) -> dict:
+    from .data.series import load_series, split_series
+    from .timeseries import Forecaster, ForecasterConfig
+
+    tuning = ("horizon", "window", "seasonality", "units", "epochs", "learning_rate", "batch_size", "patience",
+              "dropout", "validation_split", "test_size")
+    values = {k: getattr(args, k) for k in tuning if getattr(args, k) is not None}
+    if "test_size" in values and values["test_size"] >= 1:
+        values["test_size"] = int(values["test_size"])
+    config = ForecasterConfig(model=args.model, seed=args.seed, **values)
+    series = load_series(args.data, **_series_kwargs(args))
+    train, _ = split_series(series, config.test_size)
+    model = Forecaster(config).fit(train, verbose=args.verbose)
+    model.data_spec_ = dict(series.spec)
+    model.metrics_ = model.evaluate(series)
+    model.command_ = command
+    directory = model.save(args.out)
+    return {"out": str(directory), "epochs": len(model.history_["loss"]), "window": model.window_,
+            "season": model.season_, "metrics": model.metrics_}
+
+
+def _add_anomaly_train_args(p: argparse.ArgumentParser) -> None:
+    from .timeseries.anomaly import AnomalyDetectorConfig
+
+    _add_series_args(p)
+    p.add_argument("--out", required=True, help="folder to save the detector to")
+    defaults = {f.name: f.default for f in dataclasses.fields(AnomalyDetectorConfig)}
+    p.add_argument("--model", default=defaults["model"], choices=["lstm", "conv1d"])
+    for name, kind in (("window", int), ("epochs", int), ("threshold_quantile", float)):
+        if name in defaults:
+            p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"(default {defaults[name]})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+
+
+def _train_anomaly(args: argparse.Namespace, command: str) -> dict:
+    from .timeseries.anomaly import AnomalyDetector, AnomalyDetectorConfig, load_anomaly_data
+
+    tuning = ("window", "epochs", "threshold_quantile")
+    config = AnomalyDetectorConfig(model=args.model, seed=args.seed,
+                                   **{k: getattr(args, k) for k in tuning if getattr(args, k, None) is not None})
+    series, labels = load_anomaly_data(args.data, **_series_kwargs(args))
+    detector = AnomalyDetector(config).fit(series, verbose=args.verbose)
+    detector.data_spec_ = dict(series.spec)
+    detector.metrics_ = {"train_" + k: v for k, v in detector.evaluate(series, labels=labels).items()}
+    detector.command_ = command
+    directory = detector.save(args.out)
+    return {"out": str(directory), "threshold": detector.threshold_, "metrics": detector.metrics_}
+
+
 TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "vision": (_add_vision_train_args, _train_vision),
     "nlp": (_add_nlp_train_args, _train_nlp),
     "dates": (_add_dates_train_args, _train_dates),
+    "timeseries": (_add_timeseries_train_args, _train_timeseries),
+    "anomaly": (_add_anomaly_train_args, _train_anomaly),
 }
 
 
@@ -197,8 +292,16 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
         data = task.reload_data()
         if data is None:
             raise _usage_error("This model's card names no test split to reload. Pass --data.")
-    if not hasattr(task, "report"):  # tasks without classes (seq2seq) report their own metrics
-        return task.evaluate(data)
+    if not hasattr(task, "report"):  # tasks without classes (seq2seq, series) report their own metrics
+        if args.data is not None and hasattr(task, "load_data"):
+            data = task.load_data(args.data)
+        metrics = task.evaluate(data)
+        if args.out:
+            from .storage import write_json
+
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            write_json(Path(args.out) / "metrics.json", metrics)
+        return metrics
     report = task.report(data)
     if args.out:
         from .storage import write_json
@@ -211,6 +314,8 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
 
 
 def _predict(args: argparse.Namespace, command: str) -> Any:
+    if args.data is not None:
+        return _predict_series(args)
     predictor = _predictor(args.model, args.tflite)
     if args.text is not None:
         if hasattr(predictor, "translate"):
@@ -219,6 +324,46 @@ def _predict(args: argparse.Namespace, command: str) -> Any:
         return [{"text": t, "top_k": row} for t, row in zip(args.text, rows)]
     rows = predictor.top_k(args.image, k=args.top_k)
     return [{"image": image, "top_k": row} for image, row in zip(args.image, rows)]
+
+
+def _predict_series(args: argparse.Namespace) -> Any:
+    """Anomaly scores per point (or, for a forecaster, its forecast) of a series; CSV with --out."""
+    from .base import load
+
+    task = load(args.model)
+    if not hasattr(task, "detect"):
+        if hasattr(task, "forecast"):
+            return _write_table(task.forecast(task.load_data(args.data)), args.out)
+        raise _usage_error(f"--data is for time-series models; this is a {task.task_name!r} model. "
+                           "Pass --image or --text.")
+    table = task.detect(task.load_data(args.data))
+    summary = {"n_points": int(len(table)), "n_flagged": int(table["anomaly"].sum()), "threshold": task.threshold_}
+    if args.out:
+        _write_table(table, args.out)
+        return {"out": str(args.out), **summary}
+    return {**summary, "flagged": table[table["anomaly"]].to_dict(orient="records")}
+
+
+def _write_table(table, out: str | None) -> Any:
+    """Write a DataFrame as CSV atomically (``out``), or return its rows as JSON records."""
+    if out is None:
+        return table.to_dict(orient="records")
+    from .storage import atomic_write_text
+
+    atomic_write_text(out, table.to_csv(index=False))
+    return {"out": str(out), "rows": int(len(table))}
+
+
+def _forecast(args: argparse.Namespace, command: str) -> Any:
+    from .base import load
+
+    task = load(args.model)
+    if not hasattr(task, "forecast"):
+        raise _usage_error(f"{args.model} holds a {task.task_name!r} model; `toolkit forecast` needs a "
+                           "`toolkit train timeseries` model.")
+    history = task.load_data(args.data) if args.data is not None else None
+    table = task.forecast(history, horizon=args.horizon)
+    return _write_table(table, args.out)
 
 
 def _predictor(model_dir: str, tflite: str | None):
@@ -244,7 +389,10 @@ def _export(args: argparse.Namespace, command: str) -> list[dict]:
     from .base import load
 
     task = load(args.model)
-    data = args.data if args.data is not None else task.reload_data()  # read once for every preset
+    if args.data is not None and hasattr(task, "load_data"):  # series: read with the model's columns
+        data = task.load_data(args.data)
+    else:
+        data = args.data if args.data is not None else task.reload_data()  # read once for every preset
     entries = []
     for quantization in args.quantization:
         path = task.export(args.out, quantization=quantization, data=data, allow_flex=args.allow_flex)
@@ -263,12 +411,15 @@ def _explain(args: argparse.Namespace, command: str) -> dict:
 
     task = load(args.model)
     target: Any = args.target
-    if target is not None and target.isdigit() and target not in task.class_names_:
+    if target is not None and target.isdigit() and target not in getattr(task, "class_names_", []):
         target = int(target)
-    if (args.text is None) == (args.image is None):
-        raise _usage_error("Pass exactly one of --image (vision) or --text (nlp).")
-    method = args.method or {"vision": "gradcam", "nlp": "lime", "seq2seq": "attention"}.get(task.task_name)
-    explanation = task.explain(args.text if args.text is not None else args.image, method=method, target=target, budget=args.budget, seed=args.seed)
+    given = [x for x in (args.image, args.text, args.data) if x is not None]
+    if len(given) != 1:
+        raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series).")
+    method = args.method or {"vision": "gradcam", "nlp": "lime", "seq2seq": "attention",
+                             "timeseries": "shap"}.get(task.task_name)
+    x = task.load_data(args.data) if args.data is not None and hasattr(task, "load_data") else given[0]
+    explanation = task.explain(x, method=method, target=target, budget=args.budget, seed=args.seed)
     explanation.save(args.out)
     return {"out": str(args.out), **explanation.summary()}
 
@@ -325,8 +476,18 @@ def build_parser() -> argparse.ArgumentParser:
     given = p.add_mutually_exclusive_group(required=True)
     given.add_argument("--image", nargs="+", help="image file(s)")
     given.add_argument("--text", nargs="+", help="text(s), quoted")
+    given.add_argument("--data", default=None,
+                       help="a series (CSV or built-in name): anomaly scores per point (anomaly detectors)")
+    p.add_argument("--out", default=None, help="with --data: write the per-point scores to this CSV file")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
+
+    p = sub.add_parser("forecast", help="forecast the next values of a series with a time-series model")
+    p.add_argument("model", help="saved forecaster folder")
+    p.add_argument("--data", default=None,
+                   help="the history: a CSV with the model's columns or a built-in series (default: the training data's end)")
+    p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default and maximum: the model's)")
+    p.add_argument("--out", default=None, help="CSV file for time, p10, p50, p90 (default: JSON on stdout)")
 
     p = sub.add_parser("export", help="export to TFLite; writes the .tflite, labels.txt and card.json")
     p.add_argument("model", help="saved model folder")
@@ -339,11 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--image", default=None, help="an image file (vision)")
     p.add_argument("--text", default=None, help="a text (nlp, dates)")
+    p.add_argument("--data", default=None, help="a series whose last window to explain (time series)")
     p.add_argument("--method", default=None, choices=METHODS + TEXT_METHODS + ("attention",),
-                   help="vision: gradcam (default), shap, lime; nlp: lime (default), shap; dates: attention")
+                   help="vision: gradcam (default), shap, lime; nlp: lime (default), shap; dates: attention; "
+                        "time series: shap (default), lime")
     p.add_argument("--out", required=True,
                    help=".png (rendered), .npy (attributions), .json, or .html (highlighted text)")
-    p.add_argument("--target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--target", default=None,
+                   help="class to explain (default: the predicted one); time series: the forecast step, 1-based")
     p.add_argument("--budget", type=int, default=None, help="samples (SHAP, LIME) or noisy copies (Grad-CAM)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -360,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 VERBS: dict[str, Callable] = {
     "evaluate": _evaluate,
     "predict": _predict,
+    "forecast": _forecast,
     "export": _export,
     "explain": _explain,
     "serve": _serve,

@@ -230,6 +230,7 @@ class Forecaster(Task):
         self.background_: np.ndarray | None = None
         self.last_window_: np.ndarray | None = None
         self.interval_widen_: list[float] = []
+        self._serve = None  # (model, traced call) of _run
 
     # ================================================================== building
     def _build(self, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
@@ -346,8 +347,17 @@ class Forecaster(Task):
 
     # ================================================================== prediction
     def _run(self, windows: np.ndarray) -> np.ndarray:
-        """(N, W, F) raw windows -> (N, H, 3) quantiles, in chunks, without model.predict."""
-        out = [np.asarray(self.model_(windows[i : i + 1024], training=False)) for i in range(0, len(windows), 1024)]
+        """(N, W, F) raw windows -> (N, H, 3) quantiles, in chunks, through a traced function
+        (an eager LSTM call costs about 25 ms on two cores, the traced one about 1 ms)."""
+        if self._serve is None or self._serve[0] is not self.model_:
+            import tensorflow as tf
+
+            model = self.model_
+            spec = tf.TensorSpec((None, self.window_, len(self.columns_)), tf.float32)
+            self._serve = (model, tf.function(lambda x: model(x, training=False), input_signature=[spec]))
+        serve = self._serve[1]
+        windows = np.asarray(windows, np.float32)
+        out = [serve(windows[i : i + 1024]).numpy() for i in range(0, len(windows), 1024)]
         return np.concatenate(out) if out else np.zeros((0, self.config.horizon, 3), np.float32)
 
     def _windows(self, x: Any) -> np.ndarray:
@@ -588,6 +598,28 @@ class Forecaster(Task):
         return copy
 
 
+class TFLiteForecaster:
+    """A forecaster's ``.tflite`` file with the task's ``predict`` / ``predict_quantiles`` on raw windows."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        from ..edge.runner import TFLiteModel
+
+        self.runner = TFLiteModel(path, card={}, num_threads=num_threads)
+        self.window, self.n_features = self.runner.input_shape
+
+    def predict_quantiles(self, windows: Any) -> np.ndarray:
+        """p10 / p50 / p90, shape (N, horizon, 3), for one raw window (window, F) or a batch."""
+        x = np.asarray(windows, dtype=np.float32)
+        x = x.reshape(-1, self.window, self.n_features) if x.ndim < 3 else x
+        if x.shape[1:] != (self.window, self.n_features):
+            raise DataError(f"Expected windows of shape ({self.window}, {self.n_features}). Received {np.shape(windows)}.")
+        return self.runner.run(x)
+
+    def predict(self, windows: Any) -> np.ndarray:
+        """Median forecasts, shape (N, horizon)."""
+        return self.predict_quantiles(windows)[..., 1]
+
+
 def load_series_like(source: Any, columns: list[str], spec: dict | None) -> SeriesData:
     """Load ``source`` with the given columns (target first), resampled like the training data."""
     from ..data.series import BUILTIN_SERIES
@@ -621,4 +653,4 @@ def train_test(data: Any, test_size: float | int) -> tuple[SeriesData, SeriesDat
     return series, train, test
 
 
-__all__ = ["Forecaster", "ForecasterConfig", "MODELS", "make_windows"]
+__all__ = ["Forecaster", "ForecasterConfig", "MODELS", "TFLiteForecaster", "make_windows"]

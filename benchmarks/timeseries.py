@@ -1,0 +1,156 @@
+"""Time-series benchmarks: forecasters against baselines on sunspots and co2 (rolling origin),
+interval coverage, TFLite parity, the anomaly detector's F1, explanation time and demo latency.
+
+Series (statsmodels, offline): sunspots (yearly, 1700-2008, horizon 10) and co2 (weekly Mauna Loa,
+resampled to monthly means, horizon 12). The last 20% of each series is the test part; every
+point of it is a cut-off of the rolling-origin backtest (stride 1), and the models never train on it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .common import p50_ms, target
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "saved_models" / "timeseries"
+ANOMALY = REPO / "saved_models" / "anomaly" / "sensor_lstm"
+# The recipes of the shipped models (Makefile `models`); every architecture is trained with them.
+RECIPES = {
+    "sunspots": dict(horizon=10, units=8, window=12, validation_split=0.25),
+    "co2": dict(horizon=12),
+}
+SEED = 0
+
+
+def forecasting() -> dict:
+    """Every architecture on both series, MASE against naive, seasonal naive and drift."""
+    from toolkit.data.series import load_series, split_series
+    from toolkit.timeseries import MODELS, Forecaster
+
+    rows, tables = [], {}
+    for name, recipe in RECIPES.items():
+        series = load_series(name)
+        train, _ = split_series(series, 0.2)
+        results, seconds = {}, {}
+        for model in MODELS:
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fc = Forecaster(model=model, seed=SEED, **recipe).fit(train)
+            seconds[model] = round(time.perf_counter() - start, 1)
+            results[model] = fc.evaluate(series)
+        baselines = results[MODELS[0]]["baselines"]
+        best = min(results, key=lambda m: results[m]["mase"])
+        tables[name] = {
+            "horizon": recipe["horizon"],
+            "n_cutoffs": results[best]["n_cutoffs"],
+            "season": results[best]["season"],
+            "mase": {**{m: results[m]["mase"] for m in MODELS}, **{b: v["mase"] for b, v in baselines.items()}},
+            "smape": {**{m: results[m]["smape"] for m in MODELS}, **{b: v["smape"] for b, v in baselines.items()}},
+            "coverage_80": {m: results[m]["coverage_80"] for m in MODELS},
+            "train_seconds": seconds,
+            "best": best,
+        }
+        for baseline in ("seasonal_naive", "naive"):
+            ratio = results[best]["mase"] / baselines[baseline]["mase"]
+            rows.append(target(
+                f"{name}: best neural MASE / {baseline} MASE", ratio, "< 1.0", ratio < 1.0,
+                note=f"{best} {results[best]['mase']:.3f} vs {baselines[baseline]['mase']:.3f}; "
+                     f"{results[best]['n_cutoffs']} cut-offs, horizon {recipe['horizon']}",
+            ))
+        rows.append(target(
+            f"{name}: MASE of every model (reference)", results[best]["mase"], "reference", True,
+            note="; ".join(f"{m} {v:.3f}" for m, v in sorted(tables[name]["mase"].items(), key=lambda kv: kv[1])),
+        ))
+    return {"rows": rows, "tables": tables}
+
+
+def shipped() -> dict:
+    """The shipped LSTMs: backtest MASE, 80% interval coverage, TFLite parity and latency."""
+    from toolkit import TFLiteModel, load
+    from toolkit.timeseries import make_windows
+
+    rows, details = [], {}
+    for name in RECIPES:
+        fc = load(SHIPPED / f"{name}_lstm")
+        series = fc.reload_data()
+        metrics = fc.evaluate(series)
+        cov = metrics["coverage_80"]
+        rows.append(target(f"{name}_lstm: 80% interval coverage", cov, "0.7-0.9", 0.7 <= cov <= 0.9,
+                           note=f"p10-p90 over {metrics['n_cutoffs']} cut-offs x {metrics['horizon']} steps, "
+                                "calibrated on validation windows"))
+        rows.append(target(f"{name}_lstm: MASE / seasonal naive", metrics["mase_ratio"]["seasonal_naive"], "< 1.0",
+                           metrics["mase_ratio"]["seasonal_naive"] < 1.0, note=metrics["verdict"]))
+        x, _ = make_windows(series.values, fc.window_, fc.config.horizon)
+        test = x[fc._test_start(len(x)):]
+        lite = TFLiteModel(SHIPPED / f"{name}_lstm" / "model_float32.tflite")
+        out, ref = lite.run(test), fc.predict_quantiles(test)
+        rel = float(np.max(np.abs(out - ref) / np.maximum(np.abs(ref), 1e-6)))
+        rows.append(target(f"{name}_lstm: TFLite float32 vs Keras, max relative difference", rel, "<= 1e-3",
+                           rel <= 1e-3, note=f"{len(test)} test windows; {lite.latency_ms(test[:1]):.3f} ms per forecast"))
+        details[name] = metrics
+    return {"rows": rows, "metrics": details}
+
+
+def anomaly() -> dict:
+    """F1 of the shipped detector on generated series with injected anomalies (seeds 1-3; trained on seed 0)."""
+    from toolkit import TFLiteModel, load
+    from toolkit.timeseries.anomaly import synthetic_sensor
+
+    detector = load(ANOMALY)
+    scores = {}
+    for seed in (1, 2, 3):
+        scores[seed] = detector.evaluate(synthetic_sensor(seed=seed, anomalies=True))
+    f1 = float(np.mean([s["f1"] for s in scores.values()]))
+    rows = [target(
+        "anomaly detector F1 (generated series, seeds 1-3)", f1, ">= 0.8", f1 >= 0.8,
+        note="; ".join(f"seed {k}: P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}" for k, v in scores.items())
+        + "; spikes, level shifts, flat lines; point-wise",
+    )]
+    entry = next(e for e in detector.tflite_ if e["quantization"] == "float32")
+    lite = TFLiteModel(ANOMALY / entry["file"])
+    rows.append(target("anomaly autoencoder: TFLite float32 vs Keras, max relative difference",
+                       entry["relative_difference"], "<= 1e-3", entry["relative_difference"] <= 1e-3,
+                       note=f"{lite.latency_ms(np.zeros(lite.input_shape, np.float32)[None]):.3f} ms per window"))
+    return {"rows": rows, "scores": scores}
+
+
+def explanations() -> dict:
+    """Seconds to explain one forecast of the shipped sunspots LSTM (SHAP and LIME)."""
+    from toolkit import load
+
+    fc = load(SHIPPED / "sunspots_lstm")
+    series = fc.reload_data()
+    fc.explain(series, method="shap")  # first call: imports and graph tracing
+    rows = []
+    for method in ("shap", "lime"):
+        seconds = p50_ms(lambda: fc.explain(series, method=method), runs=5, warmup=1) / 1000
+        rows.append(target(f"explain one forecast ({method}, sunspots_lstm)", seconds, "<= 5 s", seconds <= 5,
+                           unit="s", note="lag x feature heatmap + bar chart"))
+    return {"rows": rows}
+
+
+def demo_latency() -> dict:
+    """One forecast request through the launched app over HTTP (POST + event stream)."""
+    import httpx
+
+    from apps.main import serve_in_background
+
+    from .nlp import _rest_call
+
+    app = serve_in_background()
+    base = app.local_url.rstrip("/")
+    try:
+        with httpx.Client(timeout=60) as http:
+            args = ["sunspots", 10]
+            _rest_call(http, base, "forecast", args)
+            ms = p50_ms(lambda: _rest_call(http, base, "forecast", args), runs=30, warmup=3)
+    finally:
+        app.close()
+    return {"rows": [target("demo: forecast request over HTTP (p50)", ms, "<= 100 ms", ms <= 100, unit="ms",
+                            note="sunspots, horizon 10: forecast, interval, baselines and the plot")]}

@@ -1,0 +1,745 @@
+"""Anomaly detection in sensor series: a robust autoencoder over sliding windows.
+
+>>> det = AnomalyDetector().fit(synthetic_sensor(2000, seed=0, anomalies=False))  # clean data
+>>> test = synthetic_sensor(2000, seed=1)          # spikes, level shifts and flat lines, labelled
+>>> det.evaluate(test)                             # labels from the frame's is_anomaly column
+{'n_flagged': ..., 'threshold': ..., 'precision': ..., 'recall': ..., 'f1': ..., 'event_recall': ...}
+>>> det.detect(test)                               # ts, temperature, score, anomaly
+
+How a series is scored (the same in Keras, in :class:`TFLiteAnomalyDetector` and on a phone):
+
+1. Cut the series (T, F) into every window of ``window`` consecutive points (stride 1).
+2. The model takes RAW windows (batch, window, F) float32, standardises them with the training
+   data's mean and std (inside the model), reconstructs them through a small bottleneck and
+   returns the per-step error (batch, window): the squared error of the standardised values,
+   averaged over the features.
+3. A point's score is the median of the errors it got in the windows covering it (the median
+   keeps an anomaly from raising the scores of its normal neighbours); the point is an anomaly
+   when its score exceeds ``threshold_`` = ``threshold_factor`` x the ``threshold_quantile``
+   quantile of the scores of the training series (default 2 x the 99th percentile: robust to
+   1% of anomalies in the training data, with a margin for unseen normal data).
+
+Training is robust (denoising): half of the training windows get a random segment offset or
+held constant, and the model learns to reconstruct the clean window, so it does not follow
+anomalies and its errors stay where they are. Series shorter than one window cannot be scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import Task, register_task
+from ..errors import DataError, ExportError, ModelFormatError, ToolkitError
+
+__all__ = ["ANOMALY_KINDS", "ANOMALY_MODELS", "GENERATED_SERIES", "AnomalyDetector", "AnomalyDetectorConfig",
+           "TFLiteAnomalyDetector", "anomaly_metrics", "load_anomaly_data", "synthetic_sensor"]
+
+ANOMALY_KINDS = ("spike", "level_shift", "flat")
+ANOMALY_MODELS = ("lstm", "conv1d")
+LABEL_COLUMNS = ("is_anomaly", "anomaly", "label")
+TIME_NAMES = ("ts", "time", "timestamp", "date", "datetime")
+CHUNK = 1024  # windows per model call
+
+
+# ====================================================================== generated data
+def synthetic_sensor(n: int = 2000, seed: int = 0, anomalies: bool = True, kinds=ANOMALY_KINDS):
+    """A machine-temperature-like hourly series with labelled anomalies, as a DataFrame.
+
+    Columns: ``ts`` (hourly, from 2024-01-01 00:00), ``temperature`` and ``is_anomaly`` (0/1).
+    Clean signal: 70 degrees + a daily cycle (amplitude 4, warmest about 15:00, plus a 12-hour
+    harmonic of amplitude 1; the same for every seed, like one machine) + a slow drift (two
+    sinusoids of random periods 6-20 days and amplitudes 1.5 and 0.8) + AR(1) noise (phi 0.5,
+    std 0.4). ``sigma`` is the std of the clean signal (about 3.2). With ``anomalies=True``,
+    ``max(len(kinds), n // 200)`` events of the ``kinds`` in turn are injected at random places at
+    least 24 points apart (fewer when the series has no room):
+
+    - ``spike``: one point moved by 4-6 sigma, up or down;
+    - ``level_shift``: 20-60 consecutive points moved by 3-4 sigma, up or down;
+    - ``flat``: 20-60 consecutive points stuck at the value of the point before them.
+
+    Every point of an event has ``is_anomaly = 1``. The same arguments give the same frame.
+    """
+    import pandas as pd
+
+    kinds = tuple(kinds)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 24:
+        raise ValueError(f"n must be an int >= 24. Received {n!r}.")
+    if [k for k in kinds if k not in ANOMALY_KINDS] or (anomalies and not kinds):
+        raise ValueError(f"Unknown anomaly kinds {list(kinds)}. Valid kinds: {list(ANOMALY_KINDS)}.")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float64)
+    phase, periods = rng.uniform(0, 2 * np.pi, 2), rng.uniform(6 * 24, 20 * 24, 2)
+    hour = 2 * np.pi * t / 24
+    daily = 4.0 * np.sin(hour - 2 * np.pi * 9 / 24) + 1.0 * np.sin(2 * hour + 0.5)
+    drift = 1.5 * np.sin(2 * np.pi * t / periods[0] + phase[0]) + 0.8 * np.sin(2 * np.pi * t / periods[1] + phase[1])
+    shocks, noise = rng.normal(0, 0.4 * np.sqrt(1 - 0.5**2), n), np.zeros(n)
+    for i in range(1, n):
+        noise[i] = 0.5 * noise[i - 1] + shocks[i]
+    y = 70.0 + daily + drift + noise
+    labels = np.zeros(n, dtype=np.int64)
+    sigma, busy = float(np.std(y)), np.zeros(n, bool)
+    for k in range(max(len(kinds), n // 200) if anomalies else 0):
+        kind = kinds[k % len(kinds)]
+        length = 1 if kind == "spike" else int(rng.integers(20, 61))
+        starts = rng.integers(24, n - length - 24, 1000) if n - length - 48 >= 1 else []
+        start = next((int(s) for s in starts if not busy[s - 24 : s + length + 24].any()), None)
+        if start is None:
+            continue  # no room left for this event
+        busy[start : start + length] = labels[start : start + length] = 1
+        sign = rng.choice([-1.0, 1.0])
+        if kind == "spike":
+            y[start] += sign * rng.uniform(4, 6) * sigma
+        elif kind == "level_shift":
+            y[start : start + length] += sign * rng.uniform(3, 4) * sigma
+        else:
+            y[start : start + length] = y[start - 1]
+    frame = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "temperature": y.astype(np.float32), "is_anomaly": labels})
+    frame.attrs["source"] = {"source": "synthetic_sensor", "n": int(n), "seed": int(seed),
+                             "anomalies": bool(anomalies), "kinds": list(kinds)}
+    return frame
+
+
+# Generated series that load_anomaly_data (and the CLI's --data) accepts by name, offline.
+GENERATED_SERIES = {
+    "sensor_normal": dict(n=2000, seed=0, anomalies=False),  # the benchmark's training series
+    "sensor_anomalies": dict(n=2000, seed=1, anomalies=True),  # its test series
+}
+
+
+def load_anomaly_data(source: Any, time_column: str | bool | None = None, target: str | None = None,
+                      features: list | None = None, resample: str | None = None):
+    """(SeriesData, labels (T,) bool or None): ``load_series`` for a CSV path, DataFrame, built-in
+    name, array, ... or a name in :data:`GENERATED_SERIES`. A column ``is_anomaly`` / ``anomaly``
+    / ``label`` is not a value column: it becomes the labels, sorted, deduplicated and resampled
+    like the values (a resampled bin is anomalous if any of its points is)."""
+    import pandas as pd
+
+    from ..data import series as sd
+
+    frame, name = source, None
+    if isinstance(source, str) and source in GENERATED_SERIES:
+        frame, name = synthetic_sensor(**GENERATED_SERIES[source]), source
+    elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        frame, name = sd._read_csv(Path(source))[0].reset_index(drop=True), str(Path(source).resolve())
+    label = next((c for c in LABEL_COLUMNS if c in frame.columns), None) if isinstance(frame, pd.DataFrame) else None
+    if label is None and name is None:
+        return sd.load_series(source, time_column, target, features, resample), None
+    series = sd.load_series(frame.drop(columns=[label]) if label else frame, time_column, target, features, resample)
+    labels = None
+    if label is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the same repairs were announced for the values
+            labels = sd.load_series(frame, series.spec["time_column"], label, None, resample).values[:, 0] > 0
+    if name is not None:
+        series.spec["source"], series.name = name, Path(name).name
+    return series, labels
+
+
+# ====================================================================== input handling
+class _Optional(str):
+    """A time column name to use when the data has it (the one the model was trained with)."""
+
+
+@dataclasses.dataclass
+class _Series:
+    values: np.ndarray  # (T, F) float32, no NaN
+    columns: list
+    time: np.ndarray  # (T,) timestamps, or steps 0..T-1
+    time_name: str | None
+    labels: np.ndarray | None  # (T,) bool
+    spec: dict
+
+
+def _frame_parts(frame, columns, time_column, target, features):
+    import pandas as pd
+
+    label = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
+    if isinstance(time_column, _Optional):
+        time_column = str(time_column) if str(time_column) in frame.columns else None
+    elif time_column is not None and time_column not in frame.columns:
+        raise DataError(f"Expected a time column {time_column!r}. Received columns {list(frame.columns)}.")
+    if time_column is None:
+        time_column = next((c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])
+                            or str(c).lower() in TIME_NAMES), None)
+    if columns is None:
+        columns = [target, *(features or [])] if target is not None else [
+            c for c in frame.columns if c not in (label, time_column)
+            and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing or not columns:
+        raise DataError(f"Expected numeric value columns {missing or ''} in the frame. Received columns "
+                        f"{list(frame.columns)}. Pass target=... (and features=...) naming them.")
+    times = frame[time_column].to_numpy() if time_column is not None else frame.index.to_numpy()
+    labels = None if label is None else frame[label].to_numpy()
+    return frame[columns].to_numpy(), [str(c) for c in columns], times, time_column, labels
+
+
+def _as_series(data: Any, columns: list | None = None, time_column: str | None = None,
+               target: str | None = None, features: list | None = None) -> _Series:
+    """A series as numpy (T,) or (T, F), a pandas DataFrame or Series, an object with ``.values``
+    (T, F) and ``.columns`` (a SeriesData), or a CSV path / built-in name (via ``load_series``)."""
+    import pandas as pd
+
+    if isinstance(data, (str, os.PathLike)):
+        target, features = (columns[0], columns[1:]) if columns else (target, features)
+        loaded, labels = load_anomaly_data(data, None if isinstance(time_column, _Optional) else time_column,
+                                           target, features or None)
+        return dataclasses.replace(_as_series(loaded, columns), labels=labels)
+    times = labels = names = None
+    spec: dict = {"source": None, "kind": type(data).__name__}
+    if isinstance(data, pd.Series):
+        data = data.to_frame(name=str(data.name) if data.name is not None else "value")
+    if isinstance(data, pd.DataFrame):
+        made = data.attrs.get("source") or {}
+        if made.get("n") == len(data) and list(data.columns) == ["ts", "temperature", "is_anomaly"]:
+            spec = dict(made)  # an unchanged synthetic_sensor frame: reloadable
+        values, names, times, time_column, labels = _frame_parts(data, columns, time_column, target, features)
+    elif hasattr(data, "values") and hasattr(data, "columns") and not isinstance(data, np.ndarray):
+        values, names = data.values, [str(c) for c in data.columns]
+        if columns is not None and names != list(columns):
+            raise DataError(f"Expected the columns {list(columns)}, like the training data. Received {names}.")
+        index = getattr(data, "index", None)
+        times = None if index is None else np.asarray(index)
+        time_column = (getattr(data, "spec", None) or {}).get("time_column") or getattr(index, "name", None)
+        time_column = time_column if isinstance(time_column, str) else None
+        spec = dict(getattr(data, "spec", None) or spec)
+    else:
+        values, time_column = data, None
+    try:
+        values = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"Expected a numeric series, shape (T,) or (T, F). Received {type(data).__name__}: {exc}")
+    values = values[:, None] if values.ndim == 1 else values
+    if values.ndim != 2:
+        raise DataError(f"Expected a series of shape (T,) or (T, F) (a batch of series: (N, T, F)). "
+                        f"Received shape={values.shape}.")
+    if names is None:
+        names = list(columns) if columns and len(columns) == values.shape[1] else (
+            ["value"] if values.shape[1] == 1 else [f"x{i}" for i in range(values.shape[1])])
+    if columns is not None and len(columns) != values.shape[1]:
+        raise DataError(f"Expected {len(columns)} value column(s) {list(columns)}, like the training data. "
+                        f"Received {values.shape[1]}: {names}.")
+    if np.isinf(values).any():
+        raise DataError("Expected finite values. Received inf; replace or drop those points first.")
+    if np.isnan(values).any():
+        if np.isnan(values).all(axis=0).any():
+            raise DataError("Expected numbers in every column. Received a column that is all NaN.")
+        count = int(np.isnan(values).sum())
+        values = pd.DataFrame(values).interpolate(limit_direction="both").to_numpy(np.float32)
+        warnings.warn(f"Interpolated {count} missing value(s) linearly.", stacklevel=3)
+    if times is None or len(times) != len(values):
+        times = np.arange(len(values))
+    labels = None if labels is None else np.asarray(labels).astype(bool)
+    return _Series(values, names, times, None if time_column is None else str(time_column), labels, spec)
+
+
+def _windows(values: np.ndarray, window: int) -> np.ndarray:
+    """Every window of ``window`` points, stride 1: (T - window + 1, window, F), a read-only view."""
+    if len(values) < window:
+        raise DataError(f"Expected a series of at least window={window} points. Received {len(values)} points. "
+                        f"Pass a longer series (>= {window} points) or train with a smaller window.")
+    return np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
+
+
+def _point_scores(errors: np.ndarray, length: int) -> np.ndarray:
+    """Per-window errors (N, W) -> per-point scores (T,): the median of the errors a point got in
+    the windows covering it (W of them inside the series, fewer near its ends)."""
+    n, window = errors.shape
+    k = np.arange(window)[None, :]
+    out = np.empty(length)
+    for a in range(0, length, 65536):
+        s = np.arange(a, min(length, a + 65536))[:, None] - k  # the window starting at s holds the point at k
+        inside = (s >= 0) & (s < n)
+        out[a : a + len(s)] = np.nanmedian(np.where(inside, errors[np.clip(s, 0, n - 1), k], np.nan), axis=1)
+    return out
+
+
+def anomaly_metrics(flags: Any, labels: Any, scores: Any = None) -> dict:
+    """Point-wise precision / recall / F1; ``event_recall``: the share of labelled events (runs of
+    consecutive anomalous points) with at least one flagged point; with ``scores``, the average
+    precision of the ranking (threshold-free). Labels without anomalies give only the counts."""
+    flags, labels = np.asarray(flags, bool), np.asarray(labels, bool)
+    if not labels.any():  # recall is undefined: only the counts
+        return {"n_events": 0, "n_anomalies": 0}
+    tp = int(np.sum(flags & labels))
+    precision, recall = tp / max(1, int(flags.sum())), tp / max(1, int(labels.sum()))
+    edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
+    events = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+    out = {"precision": precision, "recall": recall,
+           "f1": 2 * precision * recall / (precision + recall) if tp else 0.0,
+           "event_recall": float(np.mean([flags[a:b].any() for a, b in events])) if events else 0.0,
+           "n_events": len(events), "n_anomalies": int(labels.sum())}
+    if scores is not None:
+        hits = labels[np.argsort(-np.asarray(scores), kind="stable")]
+        out["average_precision"] = float(np.mean(np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)))
+    return {k: float(v) if isinstance(v, float) else v for k, v in out.items()}
+
+
+# ====================================================================== scoring (Keras and TFLite)
+class _Scoring:
+    """score / predict / detect / evaluate on top of ``_errors(windows (N, W, F)) -> (N, W)``."""
+
+    window: int
+    threshold_: float | None
+    columns_: list | None
+    time_column_: str | None
+
+    def _errors(self, windows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _series(self, data: Any) -> _Series:
+        return _as_series(data, self.columns_, None if self.time_column_ is None else _Optional(self.time_column_))
+
+    def _scores(self, values: np.ndarray) -> np.ndarray:
+        windows = _windows(values, self.window)
+        errors = [self._errors(np.ascontiguousarray(windows[i : i + CHUNK])) for i in range(0, len(windows), CHUNK)]
+        return _point_scores(np.concatenate(errors), len(values))
+
+    def score(self, data: Any) -> np.ndarray:
+        """Per-point anomaly scores, float (T,); a 3-D array (N, T, F) of N series gives (N, T)."""
+        if isinstance(data, np.ndarray) and data.ndim == 3:
+            return np.stack([self.score(x) for x in data])
+        return self._scores(self._series(data).values)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Anomaly flags (bool). One sample is a whole series -> (T,): an array (T,) or (T, F), a
+        DataFrame, a pandas Series, a SeriesData or a CSV path. A batch is a 3-D array (N, T, F) of
+        series -> (N, T). Each series needs at least ``window`` points; one window (window, F)
+        gives flags for its own points."""
+        return self.score(data) > self.threshold_
+
+    def detect(self, data: Any):
+        """A DataFrame: the time column (or ``time``: steps), the value columns, ``score`` and
+        ``anomaly`` (bool), one row per point."""
+        import pandas as pd
+
+        series = self._series(data)
+        scores = self._scores(series.values)
+        frame = pd.DataFrame({series.time_name or "time": series.time})
+        for i, name in enumerate(series.columns):
+            frame[name] = series.values[:, i]
+        frame["score"], frame["anomaly"] = scores, scores > self.threshold_
+        return frame
+
+    def evaluate(self, data: Any, labels: Any = None) -> dict:
+        """``n_points``, ``n_flagged``, ``share_flagged`` and ``threshold``; with labels (``labels``,
+        one 0/1 per point, or the frame's ``is_anomaly``/``anomaly``/``label`` column) also
+        point-wise ``precision``/``recall``/``f1``, ``event_recall``, ``average_precision``,
+        ``n_events`` and ``n_anomalies`` (see :func:`anomaly_metrics`)."""
+        series = self._series(data)
+        scores = self._scores(series.values)
+        flags = scores > self.threshold_
+        out = {"n_points": len(flags), "n_flagged": int(flags.sum()), "share_flagged": float(flags.mean()),
+               "threshold": float(self.threshold_)}
+        labels = series.labels if labels is None else np.asarray(labels).reshape(-1)
+        if labels is not None:
+            if len(labels) != len(flags):
+                raise DataError(f"Expected one label per point ({len(flags)}). Received {len(labels)} labels.")
+            out.update(anomaly_metrics(flags, np.asarray(labels).astype(bool), scores))
+        return out
+
+
+# ====================================================================== Keras parts
+_KERAS: dict = {}
+
+
+def _keras_parts() -> dict:
+    """The custom layers (registered on first use, before building or loading) and the trainer's
+    batches."""
+    if _KERAS:
+        return _KERAS
+    import keras
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class AnomalyStandardize(keras.layers.Layer):
+        """(x - mean) / std per feature, with the training data's statistics in the config."""
+
+        def __init__(self, mean, std, **kwargs):
+            super().__init__(**kwargs)
+            self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+
+        def call(self, x):
+            return (x - np.asarray(self.mean, np.float32)) * (1.0 / np.asarray(self.std, np.float32))
+
+        def get_config(self):
+            return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class ReconstructionError(keras.layers.Layer):
+        """[target, reconstruction], each (B, W, F) -> mean squared error over features (B, W)."""
+
+        def call(self, inputs):
+            return keras.ops.mean(keras.ops.square(inputs[0] - inputs[1]), axis=-1)
+
+    class Batches(keras.utils.PyDataset):
+        """Shuffled training windows, corrupted afresh each epoch: ((corrupted, clean), zeros)."""
+
+        def __init__(self, x, cfg, scale):
+            super().__init__()
+            self.x, self.cfg, self.scale = x, cfg, scale.astype(np.float32)
+            self.rng = np.random.default_rng(cfg.seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(self.x) // self.cfg.batch_size)
+
+        def __getitem__(self, i):
+            clean = self.x[np.sort(self.order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size])]
+            noisy = _corrupt(clean, self.cfg.corruption, self.scale, self.rng)
+            return (noisy, clean), np.zeros(clean.shape[:2], np.float32)
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(self.x))
+
+    _KERAS.update(AnomalyStandardize=AnomalyStandardize, ReconstructionError=ReconstructionError, Batches=Batches)
+    return _KERAS
+
+
+def _corrupt(clean: np.ndarray, rate: float, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Robust-training input: ``rate`` of the windows get one random segment (one point 30% of the
+    time, else 2 to window/2 points) offset by N(0, 3 std), or held at its first value."""
+    out = clean.copy()
+    n, w, f = out.shape
+    for i in np.flatnonzero(rng.random(n) < rate):
+        length = 1 if rng.random() < 0.3 else int(rng.integers(2, w // 2 + 1))
+        start = int(rng.integers(0, w - length + 1))
+        if rng.random() < 0.5:
+            out[i, start : start + length] += rng.normal(0, 3, f) * scale
+        else:
+            out[i, start : start + length] = out[i, start]
+    return out
+
+
+def _build(cfg: "AnomalyDetectorConfig", n_features: int, mean, std):
+    """(model, trainer): raw window -> per-step errors, and, sharing its layers,
+    (corrupted window, clean window) -> per-step errors of the clean window's reconstruction."""
+    import keras
+    from keras import layers
+
+    parts = _keras_parts()
+    standardize = parts["AnomalyStandardize"](mean, std, name="standardize")
+    if cfg.model == "lstm":
+        stack = [layers.LSTM(cfg.units, name="encoder"), layers.Dense(cfg.latent, name="latent"),
+                 layers.RepeatVector(cfg.window, name="repeat"),
+                 layers.LSTM(cfg.units, return_sequences=True, name="decoder")]
+    else:
+        conv = dict(kernel_size=5, strides=2, padding="same", activation="relu")
+        stack = [layers.Conv1D(cfg.units, name="encoder_0", **conv), layers.Conv1D(cfg.units, name="encoder_1", **conv),
+                 layers.Flatten(name="flatten"), layers.Dense(cfg.latent, name="latent"),
+                 layers.Dense(cfg.window // 4 * cfg.units, activation="relu", name="expand"),
+                 layers.Reshape((cfg.window // 4, cfg.units), name="unflatten"),
+                 layers.Conv1DTranspose(cfg.units, name="decoder_0", **conv),
+                 layers.Conv1DTranspose(cfg.units, name="decoder_1", **conv)]
+    stack.append(layers.Dense(n_features, name="reconstruction"))
+    error = parts["ReconstructionError"](name="reconstruction_error")
+
+    def reconstruct(z):
+        for layer in stack:
+            z = layer(z)
+        return z
+
+    window = keras.Input((cfg.window, n_features), name="window")
+    z = standardize(window)
+    model = keras.Model(window, error([z, reconstruct(z)]), name=f"anomaly_autoencoder_{cfg.model}")
+    noisy, clean = keras.Input((cfg.window, n_features)), keras.Input((cfg.window, n_features))
+    trainer = keras.Model([noisy, clean], error([standardize(clean), reconstruct(standardize(noisy))]))
+    return model, trainer
+
+
+def _unrolled_copy(model):
+    """The model with its LSTM layers unrolled (same weights), so TFLite needs builtin ops only."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.LSTM):
+            config["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+# ====================================================================== config
+@dataclasses.dataclass(frozen=True)
+class AnomalyDetectorConfig:
+    """Settings of an :class:`AnomalyDetector`; make variants with ``dataclasses.replace``.
+
+    model: ``"lstm"`` (LSTM encoder -> latent -> repeated -> LSTM decoder) or ``"conv1d"`` (two
+        strided Conv1D -> latent -> two Conv1DTranspose; ``window`` must be a multiple of 4).
+    window: points per window (48 hourly points: two daily cycles).
+    units / latent: width of the recurrent or convolutional layers / of the bottleneck.
+    epochs / batch_size / learning_rate / patience: Adam, early stopping on the last
+        ``validation_split`` of the training series (by time; best weights restored).
+    corruption: share of training windows corrupted for robust training (0: a plain autoencoder).
+    threshold_quantile / threshold_factor: ``threshold_`` = factor x this quantile of the
+        training series' point scores.
+    seed: seeds the weights, the shuffling and the corruption.
+    """
+
+    model: str = "lstm"
+    window: int = 48
+    units: int = 32
+    latent: int = 8
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    patience: int = 5
+    corruption: float = 0.5
+    threshold_quantile: float = 0.99
+    threshold_factor: float = 2.0
+    validation_split: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in ANOMALY_MODELS:
+            raise ValueError(f"Unknown model {self.model!r}. Valid models: {list(ANOMALY_MODELS)}.")
+        for name in ("window", "units", "latent", "epochs", "batch_size", "patience", "seed"):
+            value, low = getattr(self, name), 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}. Received {value!r}.")
+            object.__setattr__(self, name, int(value))
+        if self.window < 4 or (self.model == "conv1d" and self.window % 4):
+            raise ValueError(f"window must be >= 4 (and a multiple of 4 for conv1d). Received {self.window}.")
+        ranges = {"learning_rate": (0, 1, False), "corruption": (0, 1, True), "threshold_quantile": (0.5, 1, True),
+                  "threshold_factor": (0, 100, False), "validation_split": (0, 0.5, True)}
+        for name, (low, high, closed) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not (low <= value if closed else low < value) or value > high:
+                raise ValueError(f"{name} must be a number in {'[' if closed else '('}{low}, {high}]. "
+                                 f"Received {value!r}.")
+            object.__setattr__(self, name, float(value))
+
+
+# ====================================================================== task
+@register_task("anomaly")
+class AnomalyDetector(_Scoring, Task):
+    """Robust-autoencoder anomaly detector over sliding windows of a (multivariate) series.
+
+    ``fit`` takes (mostly) normal data. ``score``/``predict``/``detect``/``evaluate`` take a
+    series: numpy (T,) or (T, F), a DataFrame (value columns: the training ones; at fit time
+    ``target``/``features``, or every numeric column but the time and label columns), a pandas
+    Series, a SeriesData or a CSV path. ``model_`` maps raw windows (B, window, F) float32 to
+    per-step reconstruction errors (B, window); see the module docstring for the scoring.
+    """
+
+    config_class = AnomalyDetectorConfig
+
+    def __init__(self, config: AnomalyDetectorConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.threshold_: float | None = None
+        self.columns_: list | None = None
+        self.time_column_: str | None = None
+        self.normalization_: dict = {}
+        self.training_: dict = {}
+        self._serve = None
+
+    @property
+    def window(self) -> int:
+        return self.config.window
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "AnomalyDetector":
+        _keras_parts()  # register the custom layers before Keras reads the model
+        return super().load(directory)
+
+    def _series(self, data: Any) -> _Series:
+        return super()._series(self.load_data(data))
+
+    def _errors(self, windows: np.ndarray) -> np.ndarray:
+        if self._serve is None:
+            import tensorflow as tf
+
+            model = self.model_
+            spec = tf.TensorSpec((None, self.window, len(self.columns_)), tf.float32)
+            self._serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return self._serve(windows).numpy()
+
+    def fit(self, data: Any, validation_data: Any = None, time_column: str | None = None, target: str | None = None,
+            features: list | None = None, verbose: int = 0, **overrides: Any) -> "AnomalyDetector":
+        """Train on a (mostly) normal series and set ``threshold_``. Returns ``self``.
+
+        Early stopping watches the last ``validation_split`` of the series, or ``validation_data``
+        (another series with the same columns). ``time_column``/``target``/``features`` pick the
+        columns of a DataFrame or CSV; later calls read the same columns.
+        """
+        import keras
+
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
+        cfg, start = self.config, time.perf_counter()
+        series = _as_series(data, None, time_column, target, features)
+        values, w = series.values, cfg.window
+        if series.labels is not None and series.labels.any():
+            warnings.warn(f"{int(series.labels.sum())} of the {len(values)} training points are labelled anomalies; "
+                          "fit() expects (mostly) normal data, which sets the threshold.", stacklevel=2)
+        if validation_data is not None:
+            optional = None if series.time_name is None else _Optional(series.time_name)
+            train, val = values, _as_series(validation_data, series.columns, optional).values
+        else:
+            n_val = int(len(values) * cfg.validation_split)
+            train, val = (values[:-n_val], values[-n_val:]) if n_val >= w and len(values) - n_val >= w else (values, None)
+        x = np.ascontiguousarray(_windows(train, w))
+        if len(x) < 2 * cfg.batch_size:
+            warnings.warn(f"Only {len(x)} training windows; a longer normal series gives a more reliable model "
+                          "and threshold.", stacklevel=2)
+        mean, std = train.mean(axis=0), train.std(axis=0)
+        std = np.where(std > 1e-6 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+        keras.utils.set_random_seed(cfg.seed)
+        self.model_, trainer = _build(cfg, values.shape[1], mean, std)
+        # Errors >= 0, so the mean absolute error against zeros is the mean squared reconstruction error.
+        trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mean_absolute_error")
+        val_data = None if val is None else ((_windows(val, w),) * 2, np.zeros((len(val) - w + 1, w), np.float32))
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val_data else "loss", patience=cfg.patience,
+                                             restore_best_weights=True)
+        history = trainer.fit(_keras_parts()["Batches"](x, cfg, std), epochs=cfg.epochs, validation_data=val_data,
+                              callbacks=[stop], verbose=verbose)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.columns_, self.time_column_, self._serve = list(series.columns), series.time_name, None
+        self.normalization_ = {"mean": mean.tolist(), "std": std.tolist()}
+        scores = self._scores(values)
+        self.threshold_ = float(cfg.threshold_factor * np.quantile(scores, cfg.threshold_quantile))
+        self.data_spec_ = {"time_column": self.time_column_, **series.spec, "columns": self.columns_,
+                           "n_points": len(values)}
+        self.training_ = {"epochs_run": len(self.history_["loss"]), "n_windows": len(x),
+                          "n_validation_windows": 0 if val is None else len(val) - w + 1,
+                          "seconds": round(time.perf_counter() - start, 2)}
+        self.metrics_ = {"train_share_flagged": float(np.mean(scores > self.threshold_))}
+        self.tflite_, self.directory_ = [], None
+        return self
+
+    def load_data(self, source: Any) -> Any:
+        """A CSV path, a generated or built-in name -> a DataFrame with this model's columns (and
+        ``is_anomaly`` when the source has labels), loaded like the training data; other data as is."""
+        import pandas as pd
+
+        self._check_fitted()
+        if not isinstance(source, (str, os.PathLike)):
+            return source
+        spec = self.data_spec_ or {}
+        series, labels = load_anomaly_data(source, False if spec.get("time_column") is False else None,
+                                           self.columns_[0], self.columns_[1:] or None, spec.get("resample"))
+        frame = series.to_frame()
+        name = series.spec.get("time_column")
+        frame = frame.rename_axis(name if isinstance(name, str) else "time").reset_index(
+            drop=not isinstance(frame.index, pd.DatetimeIndex))
+        if labels is not None:
+            frame["is_anomaly"] = labels.astype(np.int64)
+        return frame
+
+    def reload_data(self) -> Any:
+        """The training series again when the card says where it came from (generated, a CSV path
+        or a built-in name), else None."""
+        spec = dict(self.data_spec_ or {})
+        if spec.get("source") == "synthetic_sensor":
+            return synthetic_sensor(spec["n"], spec["seed"], spec["anomalies"], spec["kinds"])
+        source = spec.get("source")
+        if isinstance(source, str) and source not in ("array", "dataframe", "series"):
+            return self.load_data(source)
+        return None
+
+    def explain(self, x: Any = None, method: str | None = None, **_: Any):
+        raise ToolkitError("AnomalyDetector has no explain(): its scores are already per point. Use detect(data) for "
+                           "each point's score, or model_ for the per-window reconstruction errors.")
+
+    # ================================================================== save / load
+    def _card_extra(self) -> dict:
+        w, f = self.window, len(self.columns_)
+        return {
+            "input": {"dtype": "float32", "shape": [w, f], "columns": self.columns_, "time_column": self.time_column_,
+                      "description": f"raw values of {w} consecutive points (every window of the series, stride 1)"},
+            "output": {"dtype": "float32", "shape": [w], "description": "per-step reconstruction error: squared error "
+                       "of the standardised values, mean over features"},
+            "threshold": self.threshold_,
+            "scoring": "point score = median of its errors over the windows covering it; anomaly if score > threshold",
+            "normalization": self.normalization_,
+            "training": self.training_,
+        }
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        try:
+            self.threshold_ = float(card["threshold"])
+            self.columns_ = list(card["input"]["columns"])
+            self.time_column_ = card["input"].get("time_column")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{directory} lacks the threshold or columns of an anomaly detector ({exc}). "
+                                   "Re-save the model.") from exc
+        self.normalization_ = dict(card.get("normalization") or {})
+        self.training_ = dict(card.get("training") or {})
+        self._serve = None
+
+    # ================================================================== export
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False) -> Path:
+        """Export to TFLite (builtin ops only; LSTMs unrolled) and record the file in ``card.json``.
+
+        The file takes raw windows float32 (1, window, F) (int8 for ``int8``; any batch after a
+        resize) and returns per-step errors (1, window); score points as in the module docstring
+        and compare with the card's ``threshold``. ``data`` (default :meth:`reload_data`) gives up
+        to 256 check windows (and the int8 calibration); the entry records the largest difference
+        to Keras, flag agreement, the file's metrics on ``data`` and one-window latency.
+        """
+        from ..edge.export import check_quantization, write_tflite
+
+        self._check_fitted()
+        check_quantization(quantization)
+        data = self.reload_data() if data is None else data
+        if data is None:
+            raise ExportError("Pass data=... (a series like the training data) to check the export on.")
+        windows = _windows(self._series(data).values, self.window)
+        check = np.ascontiguousarray(windows[np.linspace(0, len(windows) - 1, min(256, len(windows))).astype(int)])
+        directory, file = self._export_target(path, quantization)
+        entry = write_tflite(_unrolled_copy(self.model_), file, quantization, representative=check,
+                             allow_flex=allow_flex)
+        runner = TFLiteAnomalyDetector(file, card=self._card_extra())
+        keras_err, lite_err = self._errors(check), runner._errors(check)
+        difference = float(np.max(np.abs(keras_err - lite_err)))
+        entry.update({
+            "input": {"dtype": runner.lite.input_dtype, "shape": [1, self.window, len(self.columns_)],
+                      "columns": self.columns_, "quantization": runner.lite.quantization["input"]},
+            "output": {"dtype": "float32", "shape": [1, self.window], "description": "per-step reconstruction error"},
+            "threshold": self.threshold_,
+            "max_abs_difference": difference,
+            "relative_difference": difference / max(float(np.max(np.abs(keras_err))), 1e-12),
+            "flag_agreement": float(np.mean((keras_err > self.threshold_) == (lite_err > self.threshold_))),
+            "n_check_windows": len(check),
+            "metrics": runner.evaluate(data),
+            "latency_ms_p50": round(runner.lite.latency_ms(check[:1]), 4),
+        })
+        self._record_export(directory, entry)
+        return file
+
+
+# ====================================================================== TFLite runner
+class TFLiteAnomalyDetector(_Scoring):
+    """An exported anomaly ``.tflite`` with the same score / predict / detect / evaluate, run by
+    LiteRT; the threshold and columns come from ``card.json`` beside the file (or ``card``)."""
+
+    def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
+        from ..edge.runner import TFLiteModel
+        from ..storage import read_card
+
+        path = Path(path)
+        if card is None and (path.parent / "card.json").is_file():
+            card = read_card(path.parent)
+        if not card or "threshold" not in card or "columns" not in card.get("input", {}):
+            raise ModelFormatError(f"{path.parent / 'card.json'} is missing or not an anomaly detector's card. "
+                                   "Export the model with AnomalyDetector.export.")
+        self.lite = TFLiteModel(path, card={}, num_threads=num_threads)
+        self.window = int(self.lite.input_shape[0])
+        self.threshold_ = float(card["threshold"])
+        self.columns_ = list(card["input"]["columns"])
+        self.time_column_ = card["input"].get("time_column")
+
+    def _errors(self, windows: np.ndarray) -> np.ndarray:
+        return self.lite.run(windows)
