@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import make_test, nlp, transfer, vision
+    from . import make_test, nlp, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -34,6 +34,11 @@ def _benchmarks() -> dict:
         "nlp_dates": nlp.dates,
         "nlp_explanations": nlp.explanations,
         "nlp_demo": nlp.demo_latency,
+        "timeseries_forecasting": timeseries.forecasting,
+        "timeseries_shipped": timeseries.shipped,
+        "timeseries_anomaly": timeseries.anomaly,
+        "timeseries_explanations": timeseries.explanations,
+        "timeseries_demo": timeseries.demo_latency,
         "make_test": make_test.run,
     }
 
