@@ -67,3 +67,83 @@ def test_shipped_dates_model():
     assert model.translate(["Sunday, 22 November 2026", "11/22/26", "november 22nd, 2026", "22 Nov 2026"]) == [
         "2026-11-22"] * 4
     assert card["tflite"] and all(sha256_file(directory / e["file"]) == e["sha256"] for e in card["tflite"])
+
+
+def _shipped_model(kind: str, name: str):
+    """(folder, card) of ``saved_models/<kind>/<name>``, checked against its card; skips when missing."""
+    import pytest
+
+    from conftest import REPO
+
+    directory = REPO / "saved_models" / kind / name
+    if not (directory / "card.json").is_file():
+        pytest.skip(f"{directory} is missing; run `make models`")
+    card = json.loads((directory / "card.json").read_text())
+    assert sha256_file(directory / card["model"]["file"]) == card["model"]["sha256"]
+    for entry in card["tflite"]:
+        assert sha256_file(directory / entry["file"]) == entry["sha256"], entry["file"]
+    for path in directory.iterdir():
+        assert path.stat().st_size < 5 * 1024 * 1024, path
+    return directory, card
+
+
+def _make_models_command(directory) -> str:
+    """The ``toolkit train`` line of the Makefile's ``models`` recipe that writes ``directory``."""
+    from conftest import REPO
+
+    out = f"--out {directory.relative_to(REPO).as_posix()} "
+    lines = [line for line in (REPO / "Makefile").read_text().splitlines() if "toolkit train" in line and out in line + " "]
+    assert len(lines) == 1, lines
+    return "toolkit" + lines[0].split("$(BIN)/toolkit", 1)[1].rstrip()
+
+
+def _relative_difference(lite, keras_out) -> float:
+    return float(np.max(np.abs(lite - keras_out)) / max(float(np.max(np.abs(keras_out))), 1e-12))
+
+
+def test_shipped_forecasters():
+    import pytest
+
+    from toolkit.timeseries import Forecaster, TFLiteForecaster, make_windows
+
+    for name, horizon in (("sunspots_lstm", 10), ("co2_lstm", 12)):
+        directory, card = _shipped_model("timeseries", name)
+        assert card["task"] == "timeseries" and card["horizon"] == horizon
+        assert card["command"] == _make_models_command(directory)
+        metrics = card["metrics"]
+        assert metrics["beats_every_baseline"] is True and "beats every baseline" in metrics["verdict"]
+        assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "drift"}
+        assert all(ratio < 1 for ratio in metrics["mase_ratio"].values())
+        model = load(directory)
+        assert isinstance(model, Forecaster) and model.window_ == card["window"]
+        series = model.reload_data()
+        assert model.evaluate(series)["mase"] == pytest.approx(metrics["mase"], rel=1e-4)
+        x, _ = make_windows(series.values, model.window_, horizon)
+        windows = x[np.linspace(0, len(x) - 1, 8).astype(int)]
+        files = {e["quantization"]: e for e in card["tflite"]}
+        assert files["float32"]["max_relative_difference"] < 1e-3
+        lite = TFLiteForecaster(directory / files["float32"]["file"])
+        assert (lite.window, lite.n_features) == (model.window_, len(model.columns_))
+        assert _relative_difference(lite.predict_quantiles(windows), model.predict_quantiles(windows)) < 1e-3
+
+
+def test_shipped_anomaly_detector():
+    import pytest
+
+    from toolkit.timeseries import AnomalyDetector, TFLiteAnomalyDetector, synthetic_sensor
+
+    directory, card = _shipped_model("anomaly", "sensor_lstm")
+    assert card["task"] == "anomaly" and card["command"] == _make_models_command(directory)
+    detector = load(directory)
+    assert isinstance(detector, AnomalyDetector) and detector.threshold_ == card["threshold"]
+    files = {e["quantization"]: e for e in card["tflite"]}
+    entry = files["float32"]
+    assert entry["relative_difference"] < 1e-3 and entry["flag_agreement"] >= 0.99
+    lite = TFLiteAnomalyDetector(directory / entry["file"])
+    assert lite.window == detector.window and lite.threshold_ == detector.threshold_
+    series = synthetic_sensor(300, seed=1)
+    assert _relative_difference(lite.score(series), detector.score(series)) < 1e-3
+    assert np.mean(lite.predict(series) == detector.predict(series)) >= 0.99
+    # The file's metrics on the generated test series, as its card records them.
+    assert lite.evaluate(synthetic_sensor(2000, seed=1))["f1"] == pytest.approx(entry["metrics"]["f1"], abs=1e-6)
+    assert entry["metrics"]["f1"] >= 0.8

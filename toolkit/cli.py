@@ -223,6 +223,7 @@ def _add_timeseries_train_args(p: argparse.ArgumentParser) -> None:
 
 def _train_timeseries(args: argparse.Namespace, command: str) -> dict:
     from .data.series import load_series, split_series
+    from .errors import DataError
     from .timeseries import Forecaster, ForecasterConfig
 
     tuning = ("horizon", "window", "seasonality", "units", "epochs", "learning_rate", "batch_size", "patience",
@@ -232,14 +233,33 @@ def _train_timeseries(args: argparse.Namespace, command: str) -> dict:
         values["test_size"] = int(values["test_size"])
     config = ForecasterConfig(model=args.model, seed=args.seed, **values)
     series = load_series(args.data, **_series_kwargs(args))
-    train, _ = split_series(series, config.test_size)
-    model = Forecaster(config).fit(train, verbose=args.verbose)
+    model = Forecaster(config)
+    try:
+        train, _ = split_series(series, config.test_size)
+        model.fit(train, verbose=args.verbose)
+    except DataError:
+        if len(series) >= _min_series_length(model, series):
+            raise
+        raise DataError(
+            f"{series.name!r} has {len(series)} rows; at least {_min_series_length(model, series)} are needed: "
+            f"{model.min_train_length()} to train on (window {model.window_} + horizon {config.horizon} and enough "
+            f"windows) and the held-out --test-size {config.test_size} for the backtest. Add rows, or use a smaller "
+            "--window, --horizon or --test-size."
+        ) from None
+    model.set_history(series)  # `toolkit forecast` continues the whole series
     model.data_spec_ = dict(series.spec)
     model.metrics_ = model.evaluate(series)
     model.command_ = command
     directory = model.save(args.out)
     return {"out": str(directory), "epochs": len(model.history_["loss"]), "window": model.window_,
             "season": model.season_, "metrics": model.metrics_}
+
+
+def _min_series_length(model, series) -> int:
+    import math
+
+    size, need = model.config.test_size, model.min_train_length()
+    return need + int(size) if size >= 1 else max(need + model.config.horizon, math.ceil(need / (1 - size)))
 
 
 def _add_anomaly_train_args(p: argparse.ArgumentParser) -> None:
@@ -485,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forecast", help="forecast the next values of a series with a time-series model")
     p.add_argument("model", help="saved forecaster folder")
     p.add_argument("--data", default=None,
-                   help="the history: a CSV with the model's columns or a built-in series (default: the training data's end)")
+                   help="the history: a CSV with the model's columns or a built-in series (default: the end of the "
+                        "series the model was trained on)")
     p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default and maximum: the model's)")
     p.add_argument("--out", default=None, help="CSV file for time, p10, p50, p90 (default: JSON on stdout)")
 

@@ -59,6 +59,8 @@ def json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "isoformat"):  # datetime, date, pandas Timestamp
+        return obj.isoformat()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 

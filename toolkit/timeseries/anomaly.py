@@ -128,18 +128,22 @@ def load_anomaly_data(source: Any, time_column: str | bool | None = None, target
     if isinstance(source, str) and source in GENERATED_SERIES:
         frame, name = synthetic_sensor(**GENERATED_SERIES[source]), source
     elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        frame, name = sd._read_csv(Path(source))[0].reset_index(drop=True), str(Path(source).resolve())
+        frame = sd._read_csv(Path(source))[0]  # only to find the label column; values are read by load_series
     label = next((c for c in LABEL_COLUMNS if c in frame.columns), None) if isinstance(frame, pd.DataFrame) else None
     if label is None and name is None:
         return sd.load_series(source, time_column, target, features, resample), None
-    series = sd.load_series(frame.drop(columns=[label]) if label else frame, time_column, target, features, resample)
-    labels = None
-    if label is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the same repairs were announced for the values
-            labels = sd.load_series(frame, series.spec["time_column"], label, None, resample).values[:, 0] > 0
+    if name is None and target is None:  # a file: the value columns are the numeric ones but time and label
+        numeric = [c for c in frame.columns if c != label and c != time_column and str(c).lower() not in TIME_NAMES
+                   and pd.to_numeric(frame[c], errors="coerce").notna().any()]
+        target, features = (numeric[0], features or numeric[1:] or None) if numeric else (None, features)
+    values = frame.drop(columns=[label]) if name is not None else source
+    series = sd.load_series(values, time_column, target, features, resample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same repairs were announced for the values
+        labels = sd.load_series(frame if name is not None else source, series.spec["time_column"], label, None,
+                                resample).values[:, 0] > 0
     if name is not None:
-        series.spec["source"], series.name = name, Path(name).name
+        series.spec["source"], series.name = name, name
     return series, labels
 
 

@@ -303,9 +303,11 @@ class Forecaster(Task):
             xv, yv = x[-n_val:], y[-n_val:]
             x, y = x[: max(0, len(x) - n_val - cfg.horizon + 1)], y[: max(0, len(y) - n_val - cfg.horizon + 1)]
         if len(x) < MIN_TRAIN_WINDOWS or len(xv) < 1:
-            extra = MIN_TRAIN_WINDOWS + cfg.horizon + max(1, len(xv))
-            raise min_length_error(len(series), self.window_, cfg.horizon, series.name, extra=extra,
-                                   why=f"for {MIN_TRAIN_WINDOWS} training windows and the validation windows")
+            raise DataError(
+                f"The series {series.name!r} has {len(series)} training points; at least {self.min_train_length()} "
+                f"are needed (window {self.window_} + horizon {cfg.horizon}, and enough windows for "
+                f"{MIN_TRAIN_WINDOWS} training and the validation windows). Use a smaller --window/--horizon or more data."
+            )
         values = series.values
         mean = values.mean(axis=0).astype("float64")
         std = values.std(axis=0).astype("float64")
@@ -330,6 +332,22 @@ class Forecaster(Task):
         self.background_ = x[np.sort(pick)]
         self.last_window_ = values[-self.window_:].astype(np.float32)
         self.data_spec_ = dict(series.spec)
+        return self
+
+    def min_train_length(self) -> int:
+        """The shortest training series ``fit`` accepts with this window and horizon."""
+        cfg = self.config
+        window = self.window_ or self._auto_window()
+        windows = int(np.ceil((MIN_TRAIN_WINDOWS + cfg.horizon) / (1 - cfg.validation_split))) + 1
+        return window + cfg.horizon - 1 + windows
+
+    def set_history(self, data: Any) -> "Forecaster":
+        """Make the end of ``data`` (the whole series, say, after training on its first part) the
+        default history of :meth:`forecast`, so that ``forecast()`` continues the series."""
+        self._check_fitted()
+        series = _as_series(data, "history")
+        self.last_window_ = self._history(series).astype(np.float32)
+        self.last_time_, self.frequency_ = str(series.index[-1]), series.frequency
         return self
 
     def _calibrate(self, xv: np.ndarray, yv: np.ndarray, std: float) -> None:
@@ -406,16 +424,18 @@ class Forecaster(Task):
         return self._run(self._windows(x))
 
     def forecast(self, history: Any = None, horizon: int | None = None):
-        """The next ``horizon`` steps after ``history`` (default: the end of the training data) as a
+        """The next ``horizon`` steps after ``history`` (default: the end of the training data, or
+        of the series given to :meth:`set_history`; `toolkit train` sets the whole series) as a
         DataFrame with columns time, p10, p50, p90."""
         import pandas as pd
 
         self._check_fitted()
         horizon = self.config.horizon if horizon is None else horizon
         if not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= self.config.horizon:
+            retrain = f", or retrain with --horizon {horizon}" if isinstance(horizon, int) and horizon > 1 else ""
             raise DataError(
                 f"This model forecasts up to {self.config.horizon} steps at once (direct multi-step). Received "
-                f"horizon={horizon!r}. Ask for 1-{self.config.horizon} steps, or retrain with --horizon {horizon}."
+                f"horizon={horizon!r}. Ask for 1-{self.config.horizon} steps{retrain}."
             )
         if history is None:
             window, last, frequency = self.last_window_, self.last_time_, self.frequency_
