@@ -72,7 +72,10 @@ def main(only: list[str] | None = None) -> int:
 
 def _fmt(row: dict) -> str:
     value = row["measured"]
-    text = f"{value:.4f}" if isinstance(value, float) and abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        text = f"{value:.1e}"
+    else:
+        text = f"{value:.4f}" if isinstance(value, float) and abs(value) < 10 else f"{value:.1f}"
     return f"{text} {row['unit']}".strip()
 
 

@@ -262,7 +262,7 @@ def test_long_uploads_are_refused_and_bugs_are_messages(service, tmp_path, monke
 
 def test_too_short_for_a_quick_model(service, tmp_path):
     path = _csv(tmp_path / "tiny.csv", "t,value\n" + "".join(f"{2000 + i},{i % 3}\n" for i in range(12)))
-    with pytest.raises(gr.Error, match="has 12 points; at least"):
+    with pytest.raises(gr.Error, match="has 12 training points; at least"):
         ts.train_quick_model(service, ts.UPLOAD, path, "t", "value", "dense", 6)
 
 
