@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import p50_ms, target
+from .common import p50_ms, rest_event, target
 
 REPO = Path(__file__).resolve().parent.parent
 SENTIMENT_DATA = REPO.parent / "shared" / "data" / "sentiment_sentences"
@@ -161,21 +161,11 @@ def explanations() -> dict:
 
 
 def _rest_call(http, base: str, api: str, data: list):
-    """One prediction through Gradio's REST API, as a browser's fetch would make it: POST the
-    inputs, then read the result from the server-sent event stream."""
-    import json
-
-    event_id = http.post(f"{base}/gradio_api/call/{api}", json={"data": data}).json()["event_id"]
-    event = None
-    with http.stream("GET", f"{base}/gradio_api/call/{api}/{event_id}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                if event == "error":
-                    raise RuntimeError(f"{api} failed: {line}")
-                return json.loads(line[5:])
-    raise RuntimeError(f"{api}: the stream ended without a result")
+    """One prediction through Gradio's REST API, as a browser makes it; an error event raises."""
+    event, payload = rest_event(http, base, api, data)
+    if event == "error":
+        raise RuntimeError(f"{api} failed: {payload}")
+    return payload
 
 
 def demo_latency() -> dict:

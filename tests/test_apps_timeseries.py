@@ -343,16 +343,10 @@ def test_facts(service):
 
 
 def _call(http, base: str, api: str, data: list):
-    """One request as the browser makes it: POST the inputs, read the result from the event stream."""
-    event_id = http.post(f"{base}/gradio_api/call/{api}", json={"data": data}).json()["event_id"]
-    event = None
-    with http.stream("GET", f"{base}/gradio_api/call/{api}/{event_id}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                return event, json.loads(line[5:])
-    raise AssertionError(f"{api}: the stream ended without a result")
+    """One request as the browser makes it: ("complete" or "error", the payload)."""
+    from benchmarks.common import rest_event
+
+    return rest_event(http, base, api, data)
 
 
 def test_launched_app_over_http(service, tmp_path):
