@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from apps.nlp import _Slot
+from apps.vision import _user_errors
 
 logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -64,30 +65,6 @@ FLAGGED_ROWS = 200  # rows of the flagged-points table
 
 
 # ---------------------------------------------------------------------- errors
-
-
-def _handler(fn):
-    """Turn the toolkit's errors into a message in the browser (gr.Error); anything else is logged
-    and reported as an unexpected error, so the server keeps serving whatever was uploaded."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import gradio as gr
-
-        from toolkit.errors import ToolkitError
-
-        try:
-            return fn(*args, **kwargs)
-        except ToolkitError as exc:
-            raise gr.Error(str(exc)) from exc
-        except gr.Error:
-            raise
-        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
-            logger.exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
-                           "check the file and the chosen columns.") from exc
-
-    return wrapper
 
 
 def _data_error(message: str):
@@ -764,7 +741,7 @@ def _baselines(task, series, horizon: int) -> dict[str, np.ndarray]:
     return out
 
 
-@_handler
+@_user_errors
 def forecast(service: TimeSeriesService, source: Any = "sunspots", upload: Any = None, time_column: Any = None,
              target: Any = None, horizon: Any = None, model: Any = AUTO):
     """The forecast plot (history, p50, p10-p90, baselines; a PNG for gr.Plot), the backtest
@@ -801,7 +778,7 @@ def forecast_request(service: TimeSeriesService, source: str = "sunspots", horiz
     return plot, table
 
 
-@_handler
+@_user_errors
 def backtest_table(service: TimeSeriesService, source: Any = "sunspots", upload: Any = None, time_column: Any = None,
                    target: Any = None, model: Any = AUTO):
     """The backtest table of the chosen model and the baselines, and its verdict."""
@@ -810,7 +787,7 @@ def backtest_table(service: TimeSeriesService, source: Any = "sunspots", upload:
     return table, f"**{label}**: {verdict}" + _notes(notes)
 
 
-@_handler
+@_user_errors
 def explain_forecast(service: TimeSeriesService, source: Any = "sunspots", upload: Any = None,
                      time_column: Any = None, target: Any = None, model: Any = AUTO, method: str = "shap",
                      step: Any = 1):
@@ -830,7 +807,7 @@ def explain_forecast(service: TimeSeriesService, source: Any = "sunspots", uploa
     return explanation.image, note + _notes(notes)
 
 
-@_handler
+@_user_errors
 def train_quick_model(service: TimeSeriesService, source: Any = UPLOAD, upload: Any = None, time_column: Any = None,
                       target: Any = None, kind: str = "dense", horizon: Any = QUICK_HORIZON):
     """Fit a small forecaster on the chosen series (about 20 s at most); returns a note, the
@@ -896,7 +873,7 @@ def _uploaded_sensor(service: TimeSeriesService, detector, upload, time_column, 
     return frame, series.name, notes
 
 
-@_handler
+@_user_errors
 def detect_anomalies(service: TimeSeriesService, source: Any = SENSOR, upload: Any = None, time_column: Any = None,
                      target: Any = None, seed: Any = 1):
     """The series with its flagged points and the score with the threshold (figure), a note

@@ -7,6 +7,7 @@ heavy happens at import time: the model and its TFLite files load on the first r
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import tempfile
 import threading
@@ -134,7 +135,8 @@ def digit_style(image: np.ndarray) -> np.ndarray:
 
 
 def _user_errors(fn):
-    """Turn the toolkit's errors into a message in the browser; the server keeps serving."""
+    """Turn the toolkit's errors into a message in the browser (gr.Error); anything else is logged
+    and reported as an unexpected error, so the server keeps serving whatever was uploaded."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -145,6 +147,12 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except ToolkitError as exc:
             raise gr.Error(str(exc)) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
+            logging.getLogger(fn.__module__).exception("%s failed", fn.__name__)
+            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
+                           "check it and try again.") from exc
 
     return wrapper
 

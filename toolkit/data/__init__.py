@@ -14,6 +14,7 @@ from .images import (
     resolve_image_data,
     split_indices,
 )
+from .series import BUILTIN_SERIES, SeriesData, load_series, reload_series, split_series
 from .text import (
     BUILTIN_TEXT_SETS,
     MAX_TEXT_CHARS,
@@ -27,10 +28,12 @@ from .text import (
 
 __all__ = [
     "BUILTIN_IMAGE_SETS",
+    "BUILTIN_SERIES",
     "BUILTIN_TEXT_SETS",
     "IMAGE_EXTENSIONS",
     "ImageData",
     "MAX_TEXT_CHARS",
+    "SeriesData",
     "Splits",
     "TextData",
     "TextSplits",
@@ -38,12 +41,15 @@ __all__ = [
     "labelled_arrays",
     "load_digits",
     "load_image_folder",
+    "load_series",
     "load_splits",
     "load_text",
     "prepare_texts",
     "read_image",
     "resolve_image_data",
+    "reload_series",
     "resolve_text_data",
     "split_indices",
+    "split_series",
     "text_splits",
 ]
