@@ -365,15 +365,17 @@ def _card(directory: Path) -> dict:
     return read_card(directory)
 
 
+def missing_note(folders: dict[str, Path]) -> str:
+    """A markdown warning naming the model folders (label -> folder) without a card ("" when all have one)."""
+    missing = [f"{label} ({directory})" for label, directory in folders.items()
+               if not (Path(directory) / "card.json").is_file()]
+    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}" if missing else ""
+
+
 def missing_models(service: NLPService) -> str:
     """A markdown warning naming the model folders that are not there ("" when all are)."""
-    missing = [f"{name} ({service.sentiment_dir(name)})" for name in service.model_names
-               if not (service.sentiment_dir(name) / "card.json").is_file()]
-    if not (service.dates_dir / "card.json").is_file():
-        missing.append(f"Dates ({service.dates_dir})")
-    if not missing:
-        return ""
-    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}"
+    return missing_note({**{name: service.sentiment_dir(name) for name in service.model_names},
+                         "Dates": service.dates_dir})
 
 
 def model_facts(service: NLPService) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.nlp import _Slot
+from apps.nlp import MAKE_MODELS, _Slot, missing_note
 from apps.vision import _user_errors
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ REPO = Path(__file__).resolve().parent.parent
 TIMESERIES_MODELS = REPO / "saved_models" / "timeseries"
 DEFAULT_FORECASTER_DIRS = {"sunspots": TIMESERIES_MODELS / "sunspots_lstm", "co2": TIMESERIES_MODELS / "co2_lstm"}
 DEFAULT_ANOMALY_DIR = REPO / "saved_models" / "anomaly" / "sensor_lstm"
-MAKE_MODELS = "Run `make models` to build it."
 
 UPLOAD = "Upload a CSV"
 SENSOR = "Synthetic sensor (labelled anomalies)"
@@ -944,13 +943,8 @@ def read_columns(upload: Any):
 
 def missing_models(service: TimeSeriesService) -> str:
     """A markdown warning naming the model folders that are not there ("" when all are)."""
-    missing = [f"{name} ({service.forecaster_dir(name)})" for name in service.model_names
-               if not (service.forecaster_dir(name) / "card.json").is_file()]
-    if not (service.anomaly_dir / "card.json").is_file():
-        missing.append(f"anomaly detector ({service.anomaly_dir})")
-    if not missing:
-        return ""
-    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}"
+    return missing_note({**{name: service.forecaster_dir(name) for name in service.model_names},
+                         "anomaly detector": service.anomaly_dir})
 
 
 def model_facts(service: TimeSeriesService) -> str:
@@ -973,11 +967,12 @@ def model_facts(service: TimeSeriesService) -> str:
         if card.get("command"):
             lines.append(f"\nMade by `{card['command']}`.")
         sections.append("\n".join(lines))
-    try:
-        from toolkit.storage import read_card
+    from toolkit.errors import ToolkitError
+    from toolkit.storage import read_card
 
+    try:
         card = read_card(service.anomaly_dir)
-    except Exception:
+    except ToolkitError:
         sections.append(f"#### Anomaly detector\n**Model not available** ({service.anomaly_dir}). {MAKE_MODELS}")
     else:
         cfg, metrics = card.get("config") or {}, card.get("metrics") or {}

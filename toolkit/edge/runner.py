@@ -27,6 +27,20 @@ def median_ms(fn, runs: int = 100, warmup: int = 10) -> float:
     return float(np.median(times) * 1000)
 
 
+def open_interpreter(path: Path, num_threads: int | None = None, how: str = "Export it with `toolkit export`."):
+    """A LiteRT interpreter with its tensors allocated, or a ModelFormatError saying what is wrong."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not path.is_file():
+        raise ModelFormatError(f"TFLite file not found: {str(path)!r}. {how}")
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{path} is not a valid TFLite model: {exc}") from exc
+    return interpreter
+
+
 class TFLiteModel(ClassifierMixin):
     """A ``.tflite`` file with the same ``predict`` / ``predict_proba`` / ``top_k`` as its task.
 
@@ -35,19 +49,11 @@ class TFLiteModel(ClassifierMixin):
     """
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelFormatError(f"TFLite file not found: {str(self.path)!r}. Export it with `toolkit export`.")
+        self.interpreter = open_interpreter(self.path, num_threads)
         if card is None and (self.path.parent / "card.json").is_file():
             card = read_card(self.path.parent)
         self.card = card or {}
-        try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFormatError(f"{self.path} is not a valid TFLite model: {exc}") from exc
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self.class_names_ = list(self.card.get("labels") or [])

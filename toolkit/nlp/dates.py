@@ -927,18 +927,12 @@ class TFLiteDateTranslator:
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
         import threading
 
-        from ai_edge_litert.interpreter import Interpreter
+        from ..edge.runner import open_interpreter
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelFormatError(f"TFLite file not found: {str(self.path)!r}. Export it with DateTranslator.export.")
+        self.interpreter = open_interpreter(self.path, num_threads, "Export it with DateTranslator.export.")
         self.input_vocab = read_vocab(self.path.parent / VOCAB_FILE)
         self.output_vocab = read_vocab(self.path.parent / OUTPUT_VOCAB_FILE)
-        try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFormatError(f"{self.path} is not a valid TFLite model: {exc}") from exc
         self._input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
         self._ids = next((o for o in outputs if np.dtype(o["dtype"]).kind in "iu"), None)

@@ -182,6 +182,8 @@ class BacktestResult:
     horizon: int
     models: list[str]
     baselines: list[str]
+    quantiles: np.ndarray | None = None  # a forecaster's p10/p50/p90 at each cut-off (n, H, 3)
+    coverage: float | None = None  # the share of actual values inside its p10-p90 interval
 
     def _mase(self, name: str) -> float:
         return self.table[name]["mase"]

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..base import Task, register_task
-from ..data.series import SeriesData, load_series, min_length_error, reload_series, split_series
+from ..data.series import SeriesData, load_series, min_length_error, reload_series
 from ..errors import DataError
 from .baselines import BacktestResult, backtest, detect_seasonality, rolling_cutoffs
 
@@ -401,7 +400,7 @@ class Forecaster(Task):
 
     def _history(self, history: Any) -> np.ndarray:
         """The last ``window`` rows of a series with this model's columns."""
-        series = _as_series(history, "history")
+        series = self._read_history(history)
         if series.n_features != len(self.columns_):
             raise DataError(
                 f"This model was trained on {len(self.columns_)} columns {self.columns_}; the history has "
@@ -414,6 +413,12 @@ class Forecaster(Task):
                 f"Received {len(series)}. Pass a longer history."
             )
         return series.values[-self.window_:]
+
+    def _read_history(self, history: Any) -> SeriesData:
+        """A series; files and built-in names are read with this model's columns (like ``load_data``)."""
+        if isinstance(history, (str, os.PathLike)):
+            return load_series_like(history, self.columns_, self.data_spec_)
+        return _as_series(history, "history")
 
     def predict(self, x: Any) -> np.ndarray:
         """Median (p50) forecasts, shape (N, horizon), for one window, a batch, or a series' end."""
@@ -440,7 +445,7 @@ class Forecaster(Task):
         if history is None:
             window, last, frequency = self.last_window_, self.last_time_, self.frequency_
         else:
-            series = _as_series(history, "history")
+            series = self._read_history(history)
             window, last, frequency = self._history(series), str(series.index[-1]), series.frequency
         quantiles = self._run(window[None])[0, :horizon]
         times = _future_times(last, frequency, horizon)
@@ -463,18 +468,11 @@ class Forecaster(Task):
         horizon, values = self.config.horizon, series.values
         start = max(self._test_start(len(series)), self.window_)
         cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride)
-
-        def model_forecast(cuts: np.ndarray) -> np.ndarray:
-            self._last_quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cuts]))
-            return self._last_quantiles[..., 1]
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*before train_end.*")
-            result = backtest(series.target, horizon, cutoffs, {self.config.model: model_forecast}, self.season_,
-                              train_end=start)
-        q = self._last_quantiles
-        result.coverage = float(np.mean((result.actual >= q[..., 0]) & (result.actual <= q[..., 2])))
-        result.quantiles = q
+        quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cutoffs]))
+        result = backtest(series.target, horizon, cutoffs, {self.config.model: lambda _: quantiles[..., 1]},
+                          self.season_, train_end=start)
+        result.quantiles = quantiles
+        result.coverage = float(np.mean((result.actual >= quantiles[..., 0]) & (result.actual <= quantiles[..., 2])))
         return result
 
     def evaluate(self, data: Any = None) -> dict:
@@ -665,13 +663,6 @@ def _future_times(last: str | None, frequency: str | None, horizon: int) -> list
             pass
     base = int(last) + 1 if last is not None and str(last).lstrip("-").isdigit() else 1
     return list(range(base, base + horizon))
-
-
-def train_test(data: Any, test_size: float | int) -> tuple[SeriesData, SeriesData, SeriesData]:
-    """(whole series, training part, test part) of ``data``, split by time."""
-    series = _as_series(data)
-    train, test = split_series(series, test_size)
-    return series, train, test
 
 
 __all__ = ["Forecaster", "ForecasterConfig", "MODELS", "TFLiteForecaster", "make_windows"]
