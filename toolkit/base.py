@@ -32,7 +32,7 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries")  # packages whose import registers their tasks
+TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative")  # packages whose import registers their tasks
 
 
 def register_task(name: str):

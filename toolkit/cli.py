@@ -1,4 +1,4 @@
-"""Command line: ``toolkit train|evaluate|predict|export|explain|serve|bench``.
+"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|explain|serve|bench``.
 
 Results go to stdout as JSON; errors in the user's input go to stderr as one clear line
 (exit status 2), never a traceback.
@@ -291,12 +291,83 @@ def _train_anomaly(args: argparse.Namespace, command: str) -> dict:
     return {"out": str(directory), "threshold": detector.threshold_, "metrics": detector.metrics_}
 
 
+def _add_generative_args(p: argparse.ArgumentParser, config_class) -> dict:
+    """Arguments every generative recipe takes; returns the config's defaults for the help texts."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    p.add_argument("--data", required=True,
+                   help="'digits' (8x8, upsampled to --image-size), a folder of images (or one subfolder per class)")
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="PIXELS",
+                   help=f"height [width] the images are resized to (default {defaults['image_size'][0]})")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="1 (grayscale) or 3 (RGB); default: 1 for digits, 3 for folders")
+    for name, kind in (("epochs", int), ("batch_size", int), ("learning_rate", float)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"(default {defaults[name]})")
+    p.add_argument("--test-size", type=float, default=0.2, help="share of a folder held out for evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+    return defaults
+
+
+def _add_vae_train_args(p: argparse.ArgumentParser) -> None:
+    from .generative import VAEConfig
+
+    defaults = _add_generative_args(p, VAEConfig)
+    for name, kind in (("latent_dim", int), ("beta", float), ("kl_warmup_epochs", int)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"(default {defaults[name]})")
+
+
+def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
+    from .generative import GANConfig
+
+    defaults = _add_generative_args(p, GANConfig)
+    p.add_argument("--conditional", action="store_true", help="condition on the label (needs labelled data)")
+    for name, kind, text in (("latent_dim", int, "size of the noise vector"),
+                             ("discriminator_learning_rate", float, "TTUR: a separate discriminator rate"),
+                             ("label_smoothing", float, "real targets are 1 - this"),
+                             ("aux_weight", float, "auxiliary classifier loss weight (conditional; 0: off)"),
+                             ("sample_every", int, "epochs between sample grids")):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"{text} (default {defaults[name]})")
+    p.add_argument("--samples-dir", default=None,
+                   help="also write the sample grids here during training (they are saved in OUT/samples/ anyway)")
+
+
+def _add_denoiser_train_args(p: argparse.ArgumentParser) -> None:
+    from .generative import NOISE_TYPES, DenoiserConfig
+
+    defaults = _add_generative_args(p, DenoiserConfig)
+    p.add_argument("--noise", type=float, default=defaults["noise"],
+                   help="gaussian: sigma on the 0-1 pixel scale; salt_and_pepper: share of pixels (default 0.3)")
+    p.add_argument("--noise-type", choices=NOISE_TYPES, default=defaults["noise_type"])
+
+
+def _train_generative(args: argparse.Namespace, command: str) -> dict:
+    from .generative import GAN, VAE, Denoiser, image_splits
+
+    task_class = {"vae": VAE, "gan": GAN, "denoiser": Denoiser}[args.task]
+    names = {f.name for f in dataclasses.fields(task_class.config_class)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None and k != "image_size"}
+    if args.image_size:
+        values["image_size"] = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
+    model = task_class(task_class.config_class(**values))
+    splits = image_splits(args.data, model.config.image_size, args.channels, test_size=args.test_size, seed=42)
+    model.fit(splits, verbose=args.verbose)
+    model.metrics_ = {"test_" + k: v for k, v in model.evaluate(splits).items()}
+    model.command_ = command
+    directory = model.save(args.out)
+    return {"out": str(directory), "epochs": model.card()["training"]["epochs_run"],
+            "seconds": model.train_seconds_, "metrics": model.metrics_}
+
+
 TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "vision": (_add_vision_train_args, _train_vision),
     "nlp": (_add_nlp_train_args, _train_nlp),
     "dates": (_add_dates_train_args, _train_dates),
     "timeseries": (_add_timeseries_train_args, _train_timeseries),
     "anomaly": (_add_anomaly_train_args, _train_anomaly),
+    "vae": (_add_vae_train_args, _train_generative),
+    "gan": (_add_gan_train_args, _train_generative),
+    "denoiser": (_add_denoiser_train_args, _train_generative),
 }
 
 
@@ -337,6 +408,8 @@ def _predict(args: argparse.Namespace, command: str) -> Any:
     if args.data is not None:
         return _predict_series(args)
     predictor = _predictor(args.model, args.tflite)
+    if getattr(predictor, "outputs_images", False):
+        return _predict_images(predictor, args)
     if args.text is not None:
         if hasattr(predictor, "translate"):
             return [{"text": t, "output": out} for t, out in zip(args.text, predictor.translate(args.text))]
@@ -344,6 +417,38 @@ def _predict(args: argparse.Namespace, command: str) -> Any:
         return [{"text": t, "top_k": row} for t, row in zip(args.text, rows)]
     rows = predictor.top_k(args.image, k=args.top_k)
     return [{"image": image, "top_k": row} for image, row in zip(args.image, rows)]
+
+
+def _predict_images(predictor, args: argparse.Namespace) -> dict:
+    """Image-to-image models (denoiser, VAE reconstruction): write the outputs to --out."""
+    from .generative.common import save_images
+
+    if getattr(predictor, "kind", None) in ("generator", "decoder") or getattr(predictor, "task_name", "") == "gan":
+        raise _usage_error(f"{args.model} makes images from latent vectors, not from images: use "
+                           f"`toolkit generate {args.model} --n 16 --out grid.png`.")
+    if args.image is None:
+        raise _usage_error("This model takes images: pass --image FILE [FILE ...].")
+    if not args.out:
+        raise _usage_error("This model outputs images: pass --out clean.png (one image), a .npy file, or a folder.")
+    images = predictor.predict(args.image if len(args.image) > 1 else args.image[0])
+    out = Path(args.out)
+    if out.is_dir() or not out.suffix:
+        written = [str(save_images(img[None], out / (Path(src).stem + ".png"))) for src, img in zip(args.image, images)]
+        return {"out": written, "shape": list(images.shape[1:])}
+    return {"out": str(save_images(images, out)), "n": int(len(images)), "shape": list(images.shape[1:])}
+
+
+def _generate(args: argparse.Namespace, command: str) -> dict:
+    from .generative.common import save_images
+
+    generator = _predictor(args.model, args.tflite)
+    if not hasattr(generator, "generate") or getattr(generator, "kind", None) == "denoiser":
+        raise _usage_error(f"{args.model} does not generate images: `toolkit generate` needs a VAE or GAN model "
+                           "(`toolkit train vae|gan`).")
+    images = generator.generate(args.n, label=args.label, seed=args.seed)
+    path = save_images(images, args.out)
+    return {"out": str(path), "n": int(len(images)), "shape": list(images.shape[1:]), "label": args.label,
+            "seed": args.seed}
 
 
 def _predict_series(args: argparse.Namespace) -> Any:
@@ -399,6 +504,10 @@ def _predictor(model_dir: str, tflite: str | None):
             from .nlp.dates import TFLiteDateTranslator
 
             return TFLiteDateTranslator(path)
+        if card.get("task") in ("vae", "gan", "denoiser"):
+            from .generative import TFLiteImageModel
+
+            return TFLiteImageModel(path, card=card)
         return TFLiteModel(path, card=card)
     from .base import load
 
@@ -437,7 +546,8 @@ def _explain(args: argparse.Namespace, command: str) -> dict:
     if len(given) != 1:
         raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series).")
     method = args.method or {"vision": "gradcam", "nlp": "lime", "seq2seq": "attention",
-                             "timeseries": "shap"}.get(task.task_name)
+                             "timeseries": "shap", "vae": "traversal", "gan": "shap",
+                             "denoiser": "residual"}.get(task.task_name)
     x = task.load_data(args.data) if args.data is not None and hasattr(task, "load_data") else given[0]
     explanation = task.explain(x, method=method, target=target, budget=args.budget, seed=args.seed)
     explanation.save(args.out)
@@ -498,7 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--text", nargs="+", help="text(s), quoted")
     given.add_argument("--data", default=None,
                        help="a series (CSV or built-in name): anomaly scores per point (anomaly detectors)")
-    p.add_argument("--out", default=None, help="with --data: write the per-point scores to this CSV file")
+    p.add_argument("--out", default=None,
+                   help="with --data: write the per-point scores to this CSV file; image outputs (denoiser, VAE): "
+                        "a .png/.jpg (several inputs: a grid), a .npy, or a folder (one PNG per input)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
 
@@ -519,18 +631,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="explain a prediction and save the rendered overlay")
     p.add_argument("model", help="saved model folder")
-    p.add_argument("--image", default=None, help="an image file (vision)")
+    p.add_argument("--image", default=None, help="an image file (vision, generative)")
     p.add_argument("--text", default=None, help="a text (nlp, dates)")
     p.add_argument("--data", default=None, help="a series whose last window to explain (time series)")
-    p.add_argument("--method", default=None, choices=METHODS + TEXT_METHODS + ("attention",),
+    p.add_argument("--method", default=None, choices=METHODS + TEXT_METHODS + ("attention", "traversal", "residual"),
                    help="vision: gradcam (default), shap, lime; nlp: lime (default), shap; dates: attention; "
-                        "time series: shap (default), lime")
+                        "time series: shap (default), lime; vae: traversal (around the image's encoding); "
+                        "gan: shap (default), lime (on the discriminator's real/fake output); denoiser: residual")
     p.add_argument("--out", required=True,
                    help=".png (rendered), .npy (attributions), .json, or .html (highlighted text)")
     p.add_argument("--target", default=None,
                    help="class to explain (default: the predicted one); time series: the forecast step, 1-based")
     p.add_argument("--budget", type=int, default=None, help="samples (SHAP, LIME) or noisy copies (Grad-CAM)")
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("generate", help="new images from a VAE or GAN, as a grid (.png) or raw pixels (.npy)")
+    p.add_argument("model", help="saved VAE or GAN folder")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--label", default=None, help="class to generate (conditional GANs; default: every class in turn)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the latent vectors (default: random)")
+    p.add_argument("--out", required=True, help=".png or .jpg (a grid; one image as itself) or .npy (N x H x W x C)")
+    p.add_argument("--tflite", default=None, help="run this exported .tflite (in the model folder) instead of Keras")
 
     p = sub.add_parser("serve", help="launch the Gradio demo (all tasks in tabs)")
     p.add_argument("--host", default="127.0.0.1")
@@ -546,6 +667,7 @@ VERBS: dict[str, Callable] = {
     "evaluate": _evaluate,
     "predict": _predict,
     "forecast": _forecast,
+    "generate": _generate,
     "export": _export,
     "explain": _explain,
     "serve": _serve,
