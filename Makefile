@@ -43,6 +43,12 @@ models: $(STAMP)
 	$(BIN)/toolkit export saved_models/timeseries/co2_lstm --quantization float32
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train anomaly --data sensor_normal --out saved_models/anomaly/sensor_lstm --seed 0
 	$(BIN)/toolkit export saved_models/anomaly/sensor_lstm --quantization float32 --data sensor_anomalies
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vae --data digits --latent-dim 8 --out saved_models/generative/digits_vae --seed 0
+	$(BIN)/toolkit export saved_models/generative/digits_vae --quantization float32 float16
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train gan --data digits --conditional --out saved_models/generative/digits_cgan --seed 0
+	$(BIN)/toolkit export saved_models/generative/digits_cgan --quantization float32 float16
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train denoiser --data digits --noise 0.3 --out saved_models/generative/digits_denoiser --seed 0
+	$(BIN)/toolkit export saved_models/generative/digits_denoiser --quantization float32 float16
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -3,6 +3,8 @@ HTTP (a latent slider move, as the browser sends it) and through gradio_client."
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -82,7 +84,7 @@ def test_interpolation_between_digits_and_uploads(service, tmp_path):
 
 def test_denoise_an_upload_and_a_drawing(service, digits_png):
     clean, noisy, restored, note = generative.denoise(service, str(digits_png[0][0]), None, 0.3, "gaussian", 0)
-    psnr_noisy, psnr_denoised = (float(part.split("**")[1].split()[0]) for part in note.split("->"))
+    psnr_noisy, psnr_denoised = (float(v) for v in re.findall(r"\*\*([\d.]+) dB\*\*", note))
     assert psnr_denoised > psnr_noisy + 3 and clean.shape == noisy.shape == restored.shape
     canvas = np.zeros((280, 280, 4), np.uint8)
     canvas[40:240, 125:155] = (0, 0, 0, 255)

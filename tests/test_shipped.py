@@ -147,3 +147,37 @@ def test_shipped_anomaly_detector():
     # The file's metrics on the generated test series, as its card records them.
     assert lite.evaluate(synthetic_sensor(2000, seed=1))["f1"] == pytest.approx(entry["metrics"]["f1"], abs=1e-6)
     assert entry["metrics"]["f1"] >= 0.8
+
+
+def test_shipped_generative_models():
+    import pytest
+
+    from toolkit.generative import GAN, VAE, Denoiser, TFLiteImageModel, digits_splits
+
+    test = digits_splits().test
+    kinds = {"digits_vae": (VAE, "decoder"), "digits_cgan": (GAN, "generator"), "digits_denoiser": (Denoiser, "denoiser")}
+    for name, (task_class, kind) in kinds.items():
+        directory, card = _shipped_model("generative", name)
+        assert card["command"] == _make_models_command(directory)
+        assert card["image"]["shape"] == [16, 16, 1] and card["data"]["source"] == "digits"
+        files = {e["quantization"]: e for e in card["tflite"]}
+        assert set(files) == {"float32", "float16"} and all(e["kind"] == kind for e in files.values())
+        assert files["float16"]["max_abs_pixel_error"] <= 0.02 and files["float32"]["max_abs_pixel_error"] <= 1e-4
+        model = load(directory)
+        assert isinstance(model, task_class)
+        lite = TFLiteImageModel(directory / files["float16"]["file"])
+        if kind == "denoiser":
+            report = model.evaluate(test)
+            assert report["psnr_gain_db"] == pytest.approx(card["metrics"]["test_psnr_gain_db"], abs=1e-4)
+            assert report["psnr_gain_db"] >= 6
+            noisy = model.add_noise(test.x[:50], seed=3)
+            assert np.abs(lite.predict(noisy) - model.predict(noisy)).max() / 255 <= 0.02
+        else:
+            assert lite.input_names == (["label", "noise"] if kind == "generator" else ["z"])
+            assert np.abs(lite.generate(20, seed=5) - model.generate(20, seed=5)).max() / 255 <= 0.02
+    _, card = _shipped_model("generative", "digits_cgan")
+    assert card["metrics"]["test_label_accuracy"] >= 0.9 and card["metrics"]["test_mode_collapse"] is False
+    assert card["discriminator"]["file"] == "discriminator.keras"
+    assert [spec["name"] for spec in card["input"]] == ["noise", "label"]
+    _, card = _shipped_model("generative", "digits_vae")
+    assert card["metrics"]["test_fid"] < 0.1 * card["metrics"]["test_fid_noise_baseline"]

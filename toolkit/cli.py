@@ -423,7 +423,7 @@ def _predict_images(predictor, args: argparse.Namespace) -> dict:
     """Image-to-image models (denoiser, VAE reconstruction): write the outputs to --out."""
     from .generative.common import save_images
 
-    if getattr(predictor, "kind", None) in ("generator", "decoder") or getattr(predictor, "task_name", "") == "gan":
+    if not predictor.takes_images:
         raise _usage_error(f"{args.model} makes images from latent vectors, not from images: use "
                            f"`toolkit generate {args.model} --n 16 --out grid.png`.")
     if args.image is None:
@@ -642,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".png (rendered), .npy (attributions), .json, or .html (highlighted text)")
     p.add_argument("--target", default=None,
                    help="class to explain (default: the predicted one); time series: the forecast step, 1-based")
-    p.add_argument("--budget", type=int, default=None, help="samples (SHAP, LIME) or noisy copies (Grad-CAM)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="samples (SHAP, LIME), noisy copies (Grad-CAM) or steps per latent dimension (traversal)")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("generate", help="new images from a VAE or GAN, as a grid (.png) or raw pixels (.npy)")

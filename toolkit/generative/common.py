@@ -3,7 +3,6 @@ grids, the sample-grid callback and the TFLite export with its parity check."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 import os
@@ -13,10 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..base import Task
-from ..data.images import ImageData, Splits, image_batch
+from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
 from ..storage import atomic_write, atomic_write_bytes
-from .data import DEFAULT_IMAGE_SIZE, UNLABELLED, data_spec, reload_splits, resolve_images
+from .data import UNLABELLED, data_spec, reload_splits, resolve_images
 
 EXPORT_QUANTIZATIONS = ("float32", "float16", "dynamic")
 PARITY_SAMPLES = 256
@@ -40,6 +39,9 @@ def check_common(config: Any, downsamplings: int = 2) -> None:
     if config.channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (from the data). Received {config.channels!r}.")
     positive(config, "epochs", "batch_size", "learning_rate")
+    split = getattr(config, "validation_split", None)
+    if split is not None and not 0 < split < 1:
+        raise ValueError(f"validation_split must be in (0, 1). Received {split}.")
 
 
 def positive(config: Any, *names: str) -> None:
@@ -78,8 +80,7 @@ def label_ids(labels: Any, n: int, class_names: Sequence[str]) -> np.ndarray:
         value = value.item() if isinstance(value, np.generic) else value
         if isinstance(value, str) and value in names:
             ids.append(names.index(value))
-        elif isinstance(value, str) and value.lstrip("-").isdigit() and int(value) in range(len(names)) \
-                and names == [str(i) for i in range(len(names))]:
+        elif isinstance(value, str) and value.isdigit() and int(value) < len(names):  # an index, from the CLI
             ids.append(int(value))
         elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(names):
             ids.append(int(value))
@@ -107,7 +108,7 @@ def latent_input(z: Any, latent_dim: int) -> np.ndarray:
 def image_grid(images: np.ndarray, cols: int | None = None, width: int = 512, pad: int = 1) -> np.ndarray:
     """Raw-pixel images (N, H, W, C) tiled into one uint8 RGB picture about ``width`` pixels wide
     (nearest-neighbour upscaling; a grey line between the tiles)."""
-    x = np.clip(np.asarray(images, dtype=np.float32), 0, 255).astype(np.uint8)
+    x = np.clip(np.round(np.asarray(images, dtype=np.float32)), 0, 255).astype(np.uint8)
     if x.ndim == 3:
         x = x[None]
     if x.shape[-1] == 1:
@@ -202,6 +203,7 @@ class GenerativeTask(Task):
     """Data, card fields, save/load of the extras and TFLite export shared by the three tasks."""
 
     outputs_images = True  # predict returns images (the CLI writes them to --out)
+    takes_images = True  # predict takes images (a GAN's takes latent vectors)
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -219,17 +221,34 @@ class GenerativeTask(Task):
         self.class_names_ = [] if train.class_names == [UNLABELLED] else list(train.class_names)
         self.input_meta_ = {k: v for k, v in train.meta.items() if k == "polarity"}
         self.data_spec_ = data_spec(data, cfg.image_size)
-        if self.data_spec_.get("source") != "digits":
-            self.data_spec_["channels"] = self.input_shape_[-1]
         rng = np.random.default_rng(cfg.seed)
         pick = np.sort(rng.choice(len(train), min(BACKGROUND_SAMPLES, len(train)), replace=False))
         self.background_ = np.round(train.x[pick]).astype(np.uint8)
         self.metrics_, self.tflite_, self.directory_ = {}, [], None
         return train
 
+    def _training_split(self, data: Any, validation_data: Any) -> tuple[ImageData, ImageData]:
+        """(train, validation): ``validation_data``, or ``validation_split`` of ``data`` held out."""
+        train = self._training_data(data)
+        if validation_data is not None:
+            return train, self._validation_data(validation_data)
+        if len(train) < 10:
+            raise DataError(f"Expected at least 10 images to train a {type(self).__name__}. Received {len(train)}.")
+        rest, held = split_indices(train.y, self.config.validation_split, self.config.seed)
+        return train.subset(rest), train.subset(held)
+
+    def _finish_fit(self, history, start: float) -> None:
+        import time
+
+        self.train_seconds_ = round(time.perf_counter() - start, 1)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
     def _test_data(self, data: Any) -> ImageData:
         """``data``'s test part (digits, Splits) or all of it, at the model's size and channels."""
         self._check_fitted()
+        return self._validation_data(data)
+
+    def _validation_data(self, data: Any) -> ImageData:
         return resolve_images(data, "test", self.input_shape_[:2], self.input_shape_[-1])
 
     def reload_data(self) -> Splits | None:
@@ -267,6 +286,8 @@ class GenerativeTask(Task):
     def _save_extra(self, directory: Path) -> None:
         if self.background_ is not None:
             np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
+        if self.history_:
+            (directory / "training_curves.png").write_bytes(losses_png(self.history_))
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
@@ -300,12 +321,8 @@ class GenerativeTask(Task):
         names = [spec["name"] for spec in description["inputs"]]
         if sorted(runner.input_names) != sorted(names):
             raise ExportError(f"The exported file's inputs {runner.input_names} are not the model's {names}.")
-        ordered = [inputs[name] for name in names]
-        keras_out = np.concatenate([
-            np.asarray(model([a[i : i + 256] for a in ordered] if len(ordered) > 1 else ordered[0][i : i + 256],
-                             training=False))
-            for i in range(0, len(ordered[0]), 256)
-        ])
+        ordered = [inputs[name] for name in names]  # a few hundred rows: one call
+        keras_out = np.asarray(model(ordered if len(ordered) > 1 else ordered[0], training=False))
         lite_out = runner.run(**inputs)
         error = np.abs(lite_out.astype(np.float64) - keras_out) / 255.0
         entry.update({
@@ -319,7 +336,3 @@ class GenerativeTask(Task):
         })
         self._record_export(directory, entry)
         return file
-
-
-def config_fields(config_class) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(config_class)}

@@ -22,8 +22,8 @@ import numpy as np
 from ..base import register_task
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
-from .common import GenerativeTask, check_common, positive, traced
-from .data import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
+from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive, traced
+from .data import DEFAULT_IMAGE_SIZE, add_noise, check_noise
 
 DENOISER_METHODS = ("residual",)
 
@@ -58,8 +58,6 @@ class DenoiserConfig:
             raise ValueError(f"filters must be two positive ints. Received {self.filters}.")
         check_common(self, downsamplings=1)
         positive(self, "patience")
-        if not 0 < self.validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
 
 
 def _build(cfg: DenoiserConfig, shape: tuple[int, int, int]):
@@ -135,20 +133,11 @@ class Denoiser(GenerativeTask):
         import keras
         import tensorflow as tf
 
-        from ..data.images import split_indices
-
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
-        train = self._training_data(data)
-        if validation_data is None:
-            if len(train) < 10:
-                raise DataError(f"Expected at least 10 images to train a denoiser. Received {len(train)}.")
-            rest, held = split_indices(train.y, cfg.validation_split, cfg.seed)
-            train, val = train.subset(rest), train.subset(held)
-        else:
-            val = self._test_data(validation_data)
+        train, val = self._training_split(data, validation_data)
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             core, self.model_ = _build(cfg, self.input_shape_)
@@ -160,8 +149,7 @@ class Denoiser(GenerativeTask):
         start = time.perf_counter()
         history = core.fit(_noisy_batches(train.x, cfg, True), validation_data=_noisy_batches(val.x, cfg, False),
                            epochs=cfg.epochs, callbacks=[stop, reduce, *(callbacks or [])], verbose=verbose)
-        self.train_seconds_ = round(time.perf_counter() - start, 1)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self._finish_fit(history, start)
         return self
 
     # ================================================================== predict
@@ -246,7 +234,7 @@ class Denoiser(GenerativeTask):
             clean = np.round(self.background_.astype(np.float32)) if self.background_ is not None else \
                 rng.uniform(0, 255, (32, *self.input_shape_)).astype(np.float32)
         else:
-            clean = self._test_data(data).x[:256]
+            clean = self._test_data(data).x[:PARITY_SAMPLES]
         noisy = self.add_noise(clean, seed=seed)
         description = {
             "inputs": [{"name": "pixels", "shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],

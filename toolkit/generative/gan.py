@@ -38,6 +38,7 @@ from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
 from ..storage import atomic_write_bytes, sha256_file
 from .common import (
+    PARITY_SAMPLES,
     GenerativeTask,
     check_common,
     image_grid,
@@ -264,6 +265,7 @@ class GAN(SamplerMixin, GenerativeTask):
     """DCGAN on images, optionally conditional (see the module docstring)."""
 
     config_class = GANConfig
+    takes_images = False
 
     def __init__(self, config: GANConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -321,8 +323,7 @@ class GAN(SamplerMixin, GenerativeTask):
         start = time.perf_counter()
         history = trainer.fit(ds, epochs=cfg.epochs, callbacks=[grids, *(callbacks or [])], verbose=verbose,
                               shuffle=False)
-        self.train_seconds_ = round(time.perf_counter() - start, 1)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self._finish_fit(history, start)
         return self
 
     # ================================================================== generate / predict
@@ -398,8 +399,12 @@ class GAN(SamplerMixin, GenerativeTask):
 
     # ================================================================== explain
     def realness(self, images: Any, label: Any = None) -> np.ndarray:
-        """The discriminator's probability that each image is real (for ``label`` when conditional)."""
+        """The discriminator's probability that each image is real (as ``label``, a class name or
+        index, which a conditional GAN needs)."""
         batch = self._images(images)
+        if self.conditional_ and label is None:
+            raise DataError(f"This GAN is conditional: pass the label to judge the images as (one of "
+                            f"{self.class_names_}).")
         return self._judge_fn(self._explain_label(batch, label))(batch).numpy()[:, 0]
 
     def _explain_label(self, batch: np.ndarray, label: Any) -> int | None:
@@ -410,17 +415,21 @@ class GAN(SamplerMixin, GenerativeTask):
         if label is not None:
             return int(label_ids(label, 1, self.class_names_)[0])
         # Default: the label under which the discriminator finds the image most plausible.
-        scores = [float(self._judge_fn(i)(batch[:1]).numpy()[0, 0]) for i in range(len(self.class_names_))]
-        return int(np.argmax(scores))
+        k = len(self.class_names_)
+        out = self._discriminator()([np.repeat(batch[:1], k, axis=0), np.arange(k, dtype=np.int32)], training=False)
+        return int(np.argmax(np.asarray(out[0] if isinstance(out, (list, tuple)) else out)[:, 0]))
+
+    def _discriminator(self):
+        if self.discriminator_ is None:
+            raise ModelFormatError("This GAN has no discriminator (it was not saved with one). Re-train it.")
+        return self.discriminator_
 
     def _judge_model(self, label: int | None):
         """pixels -> P(real) for a fixed label: the model SHAP differentiates and LIME queries."""
         import keras
 
-        if self.discriminator_ is None:
-            raise ModelFormatError("This GAN has no discriminator (it was not saved with one). Re-train it.")
         pixels = keras.Input(self.input_shape_, name="pixels")
-        out = self.discriminator_([pixels, _constant_label(label)(pixels)] if self.conditional_ else pixels)
+        out = self._discriminator()([pixels, _constant_label(label)(pixels)] if self.conditional_ else pixels)
         if isinstance(out, (list, tuple)):
             out = out[0]
         return keras.Model(pixels, keras.layers.Activation("sigmoid", name="p_real")(out))
@@ -495,10 +504,6 @@ class GAN(SamplerMixin, GenerativeTask):
                                         "sha256": sha256_file(path)}
         for epoch, data in sorted(self.sample_grids_.items()):
             atomic_write_bytes(directory / SAMPLES_FOLDER / f"epoch_{epoch:03d}.png", data)
-        if self.history_:
-            from .common import losses_png
-
-            (directory / "training_curves.png").write_bytes(losses_png(self.history_))
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         super()._load_extra(directory, card)
@@ -517,10 +522,10 @@ class GAN(SamplerMixin, GenerativeTask):
         both inputs, the largest pixel error against Keras on 256 inputs (0-1 scale) and the
         latency. ``data`` is not needed (accepted for the CLI)."""
         self._check_fitted()
-        z = np.random.default_rng(seed).standard_normal((256, self.latent_dim_)).astype(np.float32)
+        z = np.random.default_rng(seed).standard_normal((PARITY_SAMPLES, self.latent_dim_)).astype(np.float32)
         inputs = {"noise": z}
         if self.conditional_:
-            inputs["label"] = label_ids(None, 256, self.class_names_)
+            inputs["label"] = label_ids(None, PARITY_SAMPLES, self.class_names_)
         described = [{**spec, "shape": [1, *spec["shape"]]} for spec in self._generator_inputs()]
         description = {"inputs": described,
                        "output": {"shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],

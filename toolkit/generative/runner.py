@@ -83,6 +83,10 @@ class TFLiteImageModel(SamplerMixin):
         self.class_names_ = list(self.card.get("labels") or [])
 
     @property
+    def takes_images(self) -> bool:
+        return self.kind == "denoiser"
+
+    @property
     def input_names(self) -> list[str]:
         return sorted(self._inputs)
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..base import register_task
 from ..errors import DataError
 from ..explain import Explanation
-from .common import GenerativeTask, check_common, image_grid, latent_input, positive, traced
+from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_input, positive, traced
 from .data import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
@@ -69,8 +69,6 @@ class VAEConfig:
         positive(self, "latent_dim", "hidden_units", "patience")
         if self.beta < 0 or self.kl_warmup_epochs < 0:
             raise ValueError(f"beta and kl_warmup_epochs must be >= 0. Received {self.beta}, {self.kl_warmup_epochs}.")
-        if not 0 < self.validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
 
 
 def _build(cfg: VAEConfig, shape: tuple[int, int, int]):
@@ -188,20 +186,11 @@ class VAE(SamplerMixin, GenerativeTask):
         import keras
         import tensorflow as tf
 
-        from ..data.images import split_indices
-
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
-        train = self._training_data(data)
-        if validation_data is None:
-            if len(train) < 10:
-                raise DataError(f"Expected at least 10 images to train a VAE. Received {len(train)}.")
-            rest, held = split_indices(train.y, cfg.validation_split, cfg.seed)
-            train, val = train.subset(rest), train.subset(held)
-        else:
-            val = self._test_data(validation_data)
+        train, val = self._training_split(data, validation_data)
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             encoder, decoder, self.model_ = _build(cfg, self.input_shape_)
@@ -227,8 +216,7 @@ class VAE(SamplerMixin, GenerativeTask):
         history = trainer.fit(dataset(train.x, True), validation_data=dataset(val.x, False), epochs=cfg.epochs,
                               callbacks=[KLWarmUp(), stop, *(callbacks or [])], verbose=verbose,
                               shuffle=False)
-        self.train_seconds_ = round(time.perf_counter() - start, 1)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self._finish_fit(history, start)
         return self
 
     # ================================================================== latent space
@@ -362,10 +350,10 @@ class VAE(SamplerMixin, GenerativeTask):
     def export(self, path: Any = None, quantization: str = "float32", data: Any = None, allow_flex: bool = False,
                seed: int = 0):
         """Export the decoder (``z`` float32 (1, latent_dim) from N(0, I) -> raw pixels (1, H, W, C))
-        to TFLite and record it in the card with its largest pixel error against Keras on 256
-        latent vectors (0-1 scale) and its latency. ``data`` is not needed (accepted for the CLI)."""
+        to TFLite and record it in the card with its largest pixel error against Keras on
+        ``PARITY_SAMPLES`` (256) latent vectors (0-1 scale) and its latency. ``data`` is not needed (accepted for the CLI)."""
         self._check_fitted()
-        z = np.random.default_rng(seed).standard_normal((256, self.latent_dim_)).astype(np.float32)
+        z = np.random.default_rng(seed).standard_normal((PARITY_SAMPLES, self.latent_dim_)).astype(np.float32)
         description = {
             "inputs": [{"name": "z", "shape": [1, self.latent_dim_], "dtype": "float32",
                         "distribution": "standard normal N(0, 1) per dimension (the prior); an encoding for "
