@@ -74,7 +74,8 @@ def test_train_gan(models):
     card = json.loads((root / "gan" / "card.json").read_text())
     assert card["command"].startswith("toolkit train gan --data digits --conditional")
     assert card["config"]["conditional"] is True and card["config"]["latent_dim"] == 8
-    assert card["discriminator"]["file"] == "discriminator.keras" and (root / "grids" / "samples_epoch_001.png").is_file()
+    assert card["discriminator"]["file"] == "discriminator.keras"
+    assert (root / "grids" / "samples_epoch_001.png").is_file()
     assert (root / "gan" / "samples" / "epoch_001.png").is_file() and (root / "gan" / "training_curves.png").is_file()
 
 
@@ -93,7 +94,8 @@ def test_generate_a_grid_and_raw_samples(capsys, models, shipped_vae, tmp_path):
     code, out, _ = run(capsys, "generate", root / "gan", "--n", 12, "--label", 7, "--seed", 0,
                        "--out", tmp_path / "grid.png")
     assert code == 0 and json.loads(out)["n"] == 12 and Image.open(tmp_path / "grid.png").size[0] >= 64
-    code, out, _ = run(capsys, "generate", root / "gan", "--n", 5, "--label", 7, "--seed", 0, "--out", tmp_path / "s.npy")
+    code, out, _ = run(capsys, "generate", root / "gan", "--n", 5, "--label", 7, "--seed", 0,
+                       "--out", tmp_path / "s.npy")
     samples = np.load(tmp_path / "s.npy")
     assert code == 0 and samples.shape == (5, 8, 8, 1) and samples.dtype == np.float32 and samples.max() <= 255
     code, out, _ = run(capsys, "generate", shipped_vae, "--n", 4, "--seed", 1, "--out", tmp_path / "v.npy")
@@ -120,7 +122,8 @@ def test_evaluate_export_and_generate_with_tflite(capsys, models, tmp_path):
     root, _ = models
     code, out, _ = run(capsys, "evaluate", root / "gan", "--out", tmp_path / "eval")
     report = json.loads(out)
-    assert code == 0 and 0 <= report["label_accuracy"] <= 1 and report["fid_noise_baseline"] > report["fid_real_vs_real"]
+    assert code == 0 and 0 <= report["label_accuracy"] <= 1
+    assert report["fid_noise_baseline"] > report["fid_real_vs_real"]
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["fid"] == report["fid"]
     code, out, _ = run(capsys, "export", root / "gan", "--quantization", "float16")
     entries = json.loads(out)

@@ -74,7 +74,8 @@ def _smooth_images(n: int = 48, size: int = 16):
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size]
     centres = rng.uniform(4, size - 4, (n, 2))
-    return (230 * np.exp(-((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2) / 12))[..., None]
+    blobs = 230 * np.exp(-((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2) / 12)
+    return blobs[..., None].astype("float32")
 
 
 def _within_pixel_error(a, b):  # the parity goal of the generative exports: 0.02 on the 0-1 scale
@@ -86,10 +87,13 @@ def _vae_case():
 
     from toolkit.generative import VAE, TFLiteImageModel
 
-    x = _smooth_images().astype("float32")
+    x = _smooth_images()
     task = VAE(latent_dim=2, filters=(8, 16), hidden_units=16, epochs=1, batch_size=16)
-    # The TFLite file is the decoder: it must turn the encodings into the same reconstructions.
-    lite = lambda path: SimpleNamespace(predict=lambda images: TFLiteImageModel(path).predict(task.encode(images)))  # noqa: E731
+
+    def lite(path):  # the TFLite file is the decoder: it must turn the encodings into the same reconstructions
+        decoder = TFLiteImageModel(path)
+        return SimpleNamespace(predict=lambda images: decoder.predict(task.encode(images)))
+
     return dict(task=task, data=x, sample=x[:8], exports={"float32": 1.0, "float16": 1.0}, lite=lite,
                 same=_within_pixel_error)
 
@@ -99,14 +103,14 @@ def _gan_case():
 
     task = GAN(latent_dim=4, generator_filters=(8, 4), discriminator_filters=(4, 8), epochs=1, batch_size=16)
     z = np.random.default_rng(1).standard_normal((8, 4)).astype("float32")
-    return dict(task=task, data=_smooth_images().astype("float32"), sample=z, exports={"float32": 1.0, "float16": 1.0},
+    return dict(task=task, data=_smooth_images(), sample=z, exports={"float32": 1.0, "float16": 1.0},
                 lite=TFLiteImageModel, same=_within_pixel_error)
 
 
 def _denoiser_case():
     from toolkit.generative import Denoiser, TFLiteImageModel, add_noise
 
-    x = _smooth_images().astype("float32")
+    x = _smooth_images()
     task = Denoiser(filters=(4, 8), epochs=1, batch_size=16)
     return dict(task=task, data=x, sample=add_noise(x[:8], 0.3, seed=1), exports={"float32": 1.0, "float16": 1.0},
                 lite=TFLiteImageModel, same=_within_pixel_error)

@@ -293,9 +293,9 @@ def test_vae_latent_space(vae, digits):
 def test_denoiser_residual_and_evaluate(small_digits, digits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        den = Denoiser(DenoiserConfig(filters=(8, 8), epochs=2, batch_size=32)).fit(
+        den = Denoiser(DenoiserConfig(filters=(8, 8), epochs=1, batch_size=32)).fit(
             small_digits, validation_data=(digits.test.x[:40], digits.test.y[:40]))
-    assert len(den.history_["val_loss"]) == 2
+    assert len(den.history_["val_loss"]) == 1
     noisy = den.add_noise(digits.test.x[:1], seed=2)
     explanation = den.explain(noisy[0])
     assert explanation.method == "residual" and explanation.attributions.shape == (16, 16)

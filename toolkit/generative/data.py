@@ -134,8 +134,7 @@ def image_splits(source: Any, image_size: Sequence[int] = DEFAULT_IMAGE_SIZE, ch
     full = resolve_images(source, "train", image_size, channels)
     train_idx, test_idx = split_indices(full.y, test_size, seed)
     spec = {"source": str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else "arrays",
-            "test_size": test_size, "seed": seed, "image_size": [int(s) for s in image_size],
-            "channels": int(full.x.shape[-1])}
+            "test_size": test_size, "seed": seed, "image_size": [int(s) for s in image_size]}
     return Splits(full.subset(train_idx), full.subset(test_idx), spec)
 
 

@@ -238,7 +238,8 @@ class Denoiser(GenerativeTask):
         noisy = self.add_noise(clean, seed=seed)
         description = {
             "inputs": [{"name": "pixels", "shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],
-                        "description": f"noisy raw pixels ({self.config.noise_type} noise, level {self.config.noise})"}],
+                        "description": f"noisy raw pixels ({self.config.noise_type} noise, level "
+                                       f"{self.config.noise})"}],
             "output": {"shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],
                        "description": "denoised image, raw pixels"},
         }

@@ -513,7 +513,8 @@ class GAN(SamplerMixin, GenerativeTask):
             self.discriminator_ = load_keras_model(directory, {"model": entry})
         samples = directory / SAMPLES_FOLDER
         if samples.is_dir():
-            self.sample_grids_ = {int(p.stem.split("_")[-1]): p.read_bytes() for p in sorted(samples.glob("epoch_*.png"))}
+            self.sample_grids_ = {int(p.stem.split("_")[-1]): p.read_bytes()
+                                  for p in sorted(samples.glob("epoch_*.png"))}
 
     def export(self, path: Any = None, quantization: str = "float32", data: Any = None, allow_flex: bool = False,
                seed: int = 0):

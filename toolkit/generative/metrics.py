@@ -45,6 +45,7 @@ class DigitsJudge:
         import tensorflow as tf
 
         from ..base import load
+        from .common import traced
 
         directory = Path(directory or DIGITS_CLASSIFIER)
         if not (directory / "card.json").is_file():
@@ -56,8 +57,7 @@ class DigitsJudge:
         self.classifier = load(directory)
         model = self.classifier.model_
         both = keras.Model(model.inputs, [model.get_layer(FEATURE_LAYER).output, model.outputs[0]])
-        spec = tf.TensorSpec((None, *CLASSIFIER_SIZE, 1), tf.float32)
-        self._run = tf.function(lambda x: both(x, training=False), input_signature=[spec])
+        self._run = traced(both, tf.TensorSpec((None, *CLASSIFIER_SIZE, 1), tf.float32))
 
     @staticmethod
     def classifier_input(images: np.ndarray) -> np.ndarray:

@@ -351,7 +351,8 @@ class VAE(SamplerMixin, GenerativeTask):
                seed: int = 0):
         """Export the decoder (``z`` float32 (1, latent_dim) from N(0, I) -> raw pixels (1, H, W, C))
         to TFLite and record it in the card with its largest pixel error against Keras on
-        ``PARITY_SAMPLES`` (256) latent vectors (0-1 scale) and its latency. ``data`` is not needed (accepted for the CLI)."""
+        ``PARITY_SAMPLES`` (256) latent vectors (0-1 scale) and its latency. ``data`` is not
+        needed (accepted for the CLI)."""
         self._check_fitted()
         z = np.random.default_rng(seed).standard_normal((PARITY_SAMPLES, self.latent_dim_)).astype(np.float32)
         description = {
