@@ -41,6 +41,7 @@ def _benchmarks() -> dict:
         "timeseries_demo": timeseries.demo_latency,
         "generative_quality": generative.quality,
         "generative_tflite": generative.tflite,
+        "generative_explanations": generative.explanations,
         "generative_demo": generative.demo_latency,
         "make_test": make_test.run,
     }
