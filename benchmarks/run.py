@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import make_test, nlp, timeseries, transfer, vision
+    from . import compression, make_test, nlp, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -39,6 +39,7 @@ def _benchmarks() -> dict:
         "timeseries_anomaly": timeseries.anomaly,
         "timeseries_explanations": timeseries.explanations,
         "timeseries_demo": timeseries.demo_latency,
+        "compression_digits": compression.digits,
         "make_test": make_test.run,
     }
 

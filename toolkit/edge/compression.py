@@ -650,7 +650,9 @@ def convert_twin(model, quantization: str, representative: np.ndarray | None = N
     if not per_channel:
         converter._experimental_disable_per_channel = True  # no public switch in TF 2.21
     try:
-        return converter.convert()
+        with warnings.catch_warnings():  # QAT models carry their own input ranges
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            return converter.convert()
     except Exception as exc:  # the converter raises ConverterError and friends
         raise conversion_error(exc, allow_flex=False) from exc
 
