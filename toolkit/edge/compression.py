@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import inspect
+import logging
 import os
 import time
 import warnings
@@ -348,7 +349,10 @@ def _twin_layer(tfk, layer, names: set[str], with_bias: bool = False):
     if kind == "Bidirectional":
         config["layer"] = _serialized_twin(tfk, layer.forward_layer)
         config["backward_layer"] = _serialized_twin(tfk, layer.backward_layer)
-    return twin_class.from_config(config)
+    try:
+        return twin_class.from_config(config)
+    except (TypeError, ValueError) as exc:  # e.g. an activation tf_keras does not have (hard_silu)
+        raise _unsupported(layer, f"tf_keras cannot rebuild it ({str(exc).splitlines()[-1].strip()}).") from exc
 
 
 def _serialized_twin(tfk, layer) -> dict:
@@ -560,7 +564,15 @@ def cluster(model, train: TrainingData, config: CompressionConfig, preserve_spar
                                             preserve_sparsity=preserve_sparsity)
 
     clustered = _clone(tfk, model, wrap)
-    _fine_tune(clustered, train, config.epochs, config.learning_rate, config, [])
+    # The wrapped kernels are computed from centroids and indices, so TensorFlow notes once per
+    # epoch that the original kernel variables get no gradient: expected, and silenced.
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        _fine_tune(clustered, train, config.epochs, config.learning_rate, config, [])
+    finally:
+        logger.setLevel(level)
     return clustering.strip_clustering(clustered)
 
 
