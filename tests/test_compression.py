@@ -71,6 +71,13 @@ def small(tiny_folder, tiny_data, tmp_path_factory):
                         batch_size=8, out=tmp_path_factory.mktemp("small") / "tiny_small")
 
 
+def test_importing_loads_neither_tf_keras_nor_tfmot():
+    code = ("import sys, toolkit, toolkit.edge, toolkit.edge.compression, apps.vision; "
+            "print(sorted(m for m in ('tf_keras', 'tensorflow_model_optimization', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_config_is_validated():
     from toolkit.edge.compression import CompressionConfig
 
@@ -273,7 +280,7 @@ def test_report_has_every_variant(tiny_folder, tiny_data):
     for name in ("qat_int8", "pruned_int8", "pruned_clustered_qat_int8"):
         assert files[rows[name]["file"]]["input"]["dtype"] == "int8"
     markdown = report.markdown()
-    assert markdown.count("\n|") == len(expected) + 1 and "`model_pruned_int8.tflite`" in markdown
+    assert markdown.count("\n|") == len(expected) + 2 and "`model_pruned_int8.tflite`" in markdown
     assert load(tiny_folder).compression_ == card["compression"]  # survives a reload
 
 

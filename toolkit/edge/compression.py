@@ -51,6 +51,7 @@ SUPPORTED_LAYERS = (
 CLUSTER_INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR"}
 PARITY_TOLERANCE = 1e-5
 _BASE_LAYER_KEYS = {"name", "trainable", "dtype", "activity_regularizer"}
+_MISSING = object()
 
 _LIBRARIES: tuple | None = None
 
@@ -357,7 +358,7 @@ def _twin_layer(tfk, layer, names: set[str], with_bias: bool = False):
 
 def _serialized_twin(tfk, layer) -> dict:
     kind = type(layer).__name__
-    if kind not in SUPPORTED_LAYERS:
+    if kind not in SUPPORTED_LAYERS or not type(layer).__module__.startswith("keras."):
         raise _unsupported(layer, "it has no tf_keras twin here.")
     return {"class_name": kind, "config": _translate_config(layer, getattr(tfk.layers, kind))}
 
@@ -400,10 +401,8 @@ def _translate_config(layer, twin_class) -> dict:
         elif key.endswith("_initializer"):
             continue  # the weights are copied: initializers play no part
         elif key not in accepted:
-            if value == defaults.get(key, value if key == "data_format" and value == "channels_last" else object()):
-                continue
-            if key == "data_format" and value == "channels_last":
-                continue
+            if value == defaults.get(key, _MISSING) or (key == "data_format" and value == "channels_last"):
+                continue  # an option tf_keras lacks, left unused
             raise _unsupported(layer, f"its option {key}={value!r} has no tf_keras equivalent.")
         else:
             out[key] = _plain(value)
@@ -443,8 +442,8 @@ class CompressionConfig:
         ``int8`` where the model takes float inputs (vision), ``dynamic`` for token ids (text).
     epochs, learning_rate, batch_size: fine-tuning of each technique (Adam); QAT uses the smaller
         ``qat_learning_rate`` (it only has to adapt to quantization noise).
-    cluster_init: initial centroids, ``"linear"`` (evenly spaced; measured on digits: the same
-        accuracy as ``"kmeans++"`` and a 14% smaller gzipped int8 file) or ``"kmeans++"``.
+    cluster_init: initial centroids, ``"linear"`` (evenly spaced; measured on digits: accuracy as
+        good as ``"kmeans++"``'s and a 14% smaller gzipped int8 file) or ``"kmeans++"``.
     per_channel: int8 weight scales per output channel (True) or per tensor (False; a clustered
         kernel then keeps exactly its shared values, and sparse kernels compress better). ``None``:
         per tensor when its predictions agree with the float model on the training samples as
@@ -737,8 +736,10 @@ class Pipeline:
             self._twins[key] = done
         return self._keras[key]
 
-    def tflite(self, config: CompressionConfig) -> tuple[bytes, bool]:
-        """The variant's .tflite bytes and whether its int8 scales are per channel."""
+    def tflite(self, config: CompressionConfig) -> tuple[bytes, bool | None]:
+        """The variant's .tflite bytes and whether its int8 scales are per channel (None: not int8).
+        Per tensor is chosen (``per_channel=None``) when it agrees with the float model on the
+        training samples to within 0.2 points of per channel."""
         keras_model = self.keras_model(config)
         key = (config.prune, config.cluster)
         quantization = config.quantization or "int8"
@@ -754,9 +755,10 @@ class Pipeline:
             model = quantization_aware(twin.model, self.train, config)
             return convert_twin(model, quantization, self.representative), True
         model = self._twins.get(key) or to_tf_keras(keras_model, self.check).model
-        if quantization != "int8" or config.per_channel is not None:
-            per_channel = config.per_channel is not False
-            return convert_twin(model, quantization, self.representative, per_channel), per_channel
+        if quantization != "int8":
+            return convert_twin(model, quantization, self.representative), None
+        if config.per_channel is not None:
+            return convert_twin(model, quantization, self.representative, config.per_channel), config.per_channel
         per_channel = convert_twin(model, quantization, self.representative, True)
         per_tensor = convert_twin(model, quantization, self.representative, False)
         if self._agreement(per_tensor) >= self._agreement(per_channel) - 0.002:
