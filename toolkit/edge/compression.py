@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, ExportError, ModelFormatError
+from ..storage import atomic_write_bytes
 
 #: Keras layer classes the bridge translates (tf_keras has a twin of the same name).
 SUPPORTED_LAYERS = (
@@ -949,13 +950,13 @@ def compress(task, data: Any = None, prune: float | None = None, cluster: int | 
     config = CompressionConfig(prune=prune, cluster=cluster, qat=qat, **options)
     adapter = _task_adapter(task, data)
     config = _resolve(config, adapter)
+    directory = _own_folder(task) if out is None else None  # before minutes of fine-tuning
     start = time.perf_counter()
     pipeline = Pipeline(adapter.model, adapter.train, adapter.representative, adapter.representative[:64])
     tflite, per_channel = pipeline.tflite(config)
     keras_model = pipeline.keras_model(config)
     if out is None:
         owner = task
-        directory = _own_folder(task)
     else:
         owner = adapter.keras_task(keras_model)
         owner.command_ = _command(task, config, out)
@@ -963,7 +964,7 @@ def compress(task, data: Any = None, prune: float | None = None, cluster: int | 
         owner.metrics_ = {"test_" + k: v for k, v in owner.report(adapter.data.test).metrics.items() if "/" not in k}
         owner.write_card()
     adapter.prepare_folder(directory)
-    path = _write(directory / config.file, tflite)
+    path = atomic_write_bytes(directory / config.file, tflite)
     entry = _measure(adapter, path, config.quantization, reference=task)
     entry["compression"] = {**config.techniques(), "per_channel": per_channel, "epochs": config.epochs,
                             "cluster_init": config.cluster_init if config.cluster else None,
@@ -998,12 +999,6 @@ def _command(task, config: CompressionConfig, out) -> str:
     if config.qat:
         parts.append("--qat")
     return " ".join(parts + [f"--out {out}"])
-
-
-def _write(path: Path, data: bytes) -> Path:
-    from ..storage import atomic_write_bytes
-
-    return atomic_write_bytes(path, data)
 
 
 def _measure(adapter, path: Path, quantization: str, reference) -> dict:
@@ -1103,7 +1098,7 @@ def compression_report(task, data: Any = None, prune: float = 0.8, cluster: int 
         began = time.perf_counter()
         config = _resolve(CompressionConfig(**techniques, **options), adapter)
         tflite, per_channel = pipeline.tflite(config)
-        path = _write(directory / config.file, tflite)
+        path = atomic_write_bytes(directory / config.file, tflite)
         entry = _measure(adapter, path, config.quantization, reference=task)
         entry["compression"] = {**config.techniques(), "per_channel": per_channel, "epochs": config.epochs,
                                 "cluster_init": config.cluster_init if config.cluster else None}
