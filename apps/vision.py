@@ -219,6 +219,24 @@ def model_facts(service: VisionService) -> str:
     return "\n".join(lines)
 
 
+def compression_facts(service: VisionService) -> str:
+    """The compression report from the card: every variant's accuracy, size, gzipped size,
+    latency and agreement with the float model (`toolkit compress MODEL --report` writes it)."""
+    from toolkit.errors import ToolkitError
+
+    try:
+        section = service.task.compression_
+    except ToolkitError as exc:
+        return f"**Model not available** ({service.model_dir}): {exc}"
+    if not section:
+        return (f"No compression report for `{service.model_dir.name}` yet. Make one with "
+                f"`toolkit compress {service.model_dir} --report`.")
+    from toolkit.edge.compression import report_markdown
+
+    return (report_markdown(section) + "\nChoose any of these files under **Model file** to classify with it, "
+            "and download it with the button.")
+
+
 def download_file(service: VisionService, backend: str):
     """The chosen .tflite file (or model.keras) for download.
 
@@ -273,6 +291,8 @@ def build_demo(model_dir: str | Path | None = None):
                                              value=download_file(service, KERAS))
         with gr.Accordion("Model facts (from card.json)", open=False):
             gr.Markdown(model_facts(service))
+        with gr.Accordion("Compression: pruning, clustering, quantization-aware training", open=False):
+            gr.Markdown(compression_facts(service))
 
         classify = functools.partial(classify_image, service)
         classify.__name__ = "classify_image"

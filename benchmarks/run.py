@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import generative, make_test, nlp, timeseries, transfer, vision
+    from . import compression, generative, make_test, nlp, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -43,6 +43,7 @@ def _benchmarks() -> dict:
         "generative_tflite": generative.tflite,
         "generative_explanations": generative.explanations,
         "generative_demo": generative.demo_latency,
+        "compression_digits": compression.digits,
         "make_test": make_test.run,
     }
 

@@ -28,7 +28,9 @@ def test_import_is_light():
 
 def test_classify_upload_with_every_backend(service, digits_png):
     paths, labels = digits_png
-    assert service.backends() == ["Keras", "model_float32.tflite", "model_int8.tflite"]
+    variants = ["float32", "float16", "dynamic", "int8", "qat_int8", "pruned_int8", "clustered_int8",
+                "pruned_clustered_qat_int8"]  # the compression report's, in its order
+    assert service.backends() == ["Keras", *(f"model_{name}.tflite" for name in variants)]
     for backend in service.backends():
         hits = 0
         for path, label in zip(paths, labels):
@@ -99,6 +101,22 @@ def test_lime_on_a_tflite_file_and_facts(service, digits_png):
     assert "not available" in vision.model_facts(vision.VisionService(REPO / "no_such_model"))
 
 
+def test_compression_report_in_the_tab(service, digits_png, tmp_path):
+    report = vision.compression_facts(service)
+    for name in ("model_qat_int8.tflite", "model_pruned_int8.tflite", "model_clustered_int8.tflite",
+                 "model_pruned_clustered_qat_int8.tflite"):
+        assert f"`{name}`" in report and name in service.backends()
+        assert vision.download_file(service, name).endswith(name)
+    assert "gzipped vs float32" in report
+    top, _, latency = vision.classify_image(service, str(digits_png[0][0]), None, "model_clustered_int8.tflite")
+    assert max(top, key=top.get) == digits_png[1][0] and "model_clustered_int8.tflite" in latency
+    from toolkit import load
+
+    bare = load(service.model_dir).save(tmp_path / "bare")  # no exports: the tab says how to make the report
+    assert "toolkit compress" in vision.compression_facts(vision.VisionService(bare))
+    assert "not available" in vision.compression_facts(vision.VisionService(tmp_path / "missing"))
+
+
 def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -118,6 +136,9 @@ def test_launched_app_through_gradio_client(shipped_digits, digits_png, tmp_path
         # ...and the server keeps serving.
         top, _, _ = client.predict(handle_file(str(paths[1])), None, "Keras", api_name="/classify_image")
         assert top["label"] == labels[1]
+        top, _, latency = client.predict(handle_file(str(paths[1])), None, "model_pruned_int8.tflite",
+                                         api_name="/classify_image")
+        assert top["label"] == labels[1] and "model_pruned_int8.tflite" in latency
     finally:
         app.close()
 

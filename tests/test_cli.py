@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, write_image
 from toolkit.cli import main
 
-VERBS = ["train", "evaluate", "predict", "export", "explain", "serve", "bench"]
+VERBS = ["train", "evaluate", "predict", "export", "compress", "explain", "serve", "bench"]
 
 
 def run(capsys, *argv):

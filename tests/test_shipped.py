@@ -27,8 +27,33 @@ def test_shipped_digits_model(shipped_digits):
     clf = load(shipped_digits)
     accuracy = float(np.mean(clf.predict(test.x) == np.array(clf.class_names_)[test.y]))
     assert accuracy == card["metrics"]["test_accuracy"]
-    int8 = TFLiteModel(shipped_digits / files["int8"]["file"])
-    assert np.mean(int8.predict(test.x) == clf.predict(test.x)) == files["int8"]["agreement_with_keras"]
+    int8 = TFLiteModel(shipped_digits / "model_int8.tflite")
+    entry = next(e for e in card["tflite"] if e["file"] == "model_int8.tflite")
+    assert np.mean(int8.predict(test.x) == clf.predict(test.x)) == entry["agreement_with_keras"]
+
+
+def test_shipped_digits_compression_report(shipped_digits):
+    """`make models` ran `toolkit compress --report`: every variant is in the folder and the card,
+    with the issue's numbers, and the report's Markdown beside them."""
+    card = json.loads((shipped_digits / "card.json").read_text())
+    section = card["compression"]
+    rows = {row["variant"]: row for row in section["variants"]}
+    assert list(rows) == ["float32", "float16", "dynamic", "int8", "qat_int8", "pruned_int8", "clustered_int8",
+                          "pruned_clustered_qat_int8"]
+    entries = {e["file"]: e for e in card["tflite"]}
+    for row in rows.values():
+        assert sha256_file(shipped_digits / row["file"]) == entries[row["file"]]["sha256"]
+        assert row["test_accuracy"] == entries[row["file"]]["test_accuracy"]
+    ratio = {name: rows[name]["gzip_bytes"] / rows["float32"]["gzip_bytes"] for name in rows}
+    float_acc = rows["float32"]["test_accuracy"]
+    assert ratio["pruned_int8"] <= 0.10 and rows["pruned_int8"]["test_accuracy"] >= float_acc - 0.015
+    assert rows["qat_int8"]["test_accuracy"] >= max(rows["int8"]["test_accuracy"], float_acc - 0.005)
+    assert ratio["clustered_int8"] <= 0.15 and rows["clustered_int8"]["test_accuracy"] >= float_acc - 0.015
+    assert rows["pruned_int8"]["sparsity"] >= 0.79 and rows["clustered_int8"]["max_values_per_channel"] <= 16
+    assert section["seconds"] <= 600
+    from toolkit.edge.compression import report_markdown
+
+    assert (shipped_digits / "compression.md").read_text() == report_markdown(section)
 
 
 def _shipped(name: str):

@@ -123,6 +123,7 @@ class Task:
         self.data_spec_: dict | None = None
         self.command_: str | None = None
         self.tflite_: list[dict] = []
+        self.compression_: dict | None = None  # the compression report (toolkit.edge.compress)
         self.directory_: Path | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -155,6 +156,7 @@ class Task:
                 "metrics": dict(self.metrics_),
                 "data": self.data_spec_,
                 "tflite": list(self.tflite_),
+                **({"compression": self.compression_} if self.compression_ else {}),
                 "versions": versions(),
                 "command": self.command_,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -189,6 +191,7 @@ class Task:
                 write_json(tmp / HISTORY_FILE, self.history_)
             card = self.card()
             card["tflite"] = []  # exports of an older model in this folder are gone with it
+            card.pop("compression", None)
             card["model"] = {
                 "file": MODEL_FILE,
                 "size_bytes": model_path.stat().st_size,
@@ -197,7 +200,7 @@ class Task:
             write_json(tmp / CARD_FILE, card)
 
         self.directory_ = replace_directory(directory, fill)
-        self.tflite_ = []
+        self.tflite_, self.compression_ = [], None
         return self.directory_
 
     # ------------------------------------------------------------------ export bookkeeping
@@ -229,6 +232,7 @@ class Task:
             previous = [e for e in read_card(directory).get("tflite", []) if e["file"] != entry["file"]]
         card = self.card()
         card["tflite"] = previous + [entry]
+        card.pop("compression", None)  # about the files of the model's own folder
         card["model"] = {"file": None, "note": "the Keras model is not in this folder"}
         if getattr(self, "class_names_", None):
             write_labels(directory, self.class_names_)
@@ -249,6 +253,7 @@ class Task:
         task.data_spec_ = card.get("data")
         task.command_ = card.get("command")
         task.tflite_ = list(card.get("tflite") or [])
+        task.compression_ = card.get("compression")
         history = directory / HISTORY_FILE
         if history.is_file():
             task.history_ = json.loads(history.read_text())

@@ -1,4 +1,4 @@
-"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|explain|serve|bench``.
+"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|serve|bench``.
 
 Results go to stdout as JSON; errors in the user's input go to stderr as one clear line
 (exit status 2), never a traceback.
@@ -529,6 +529,32 @@ def _export(args: argparse.Namespace, command: str) -> list[dict]:
     return entries
 
 
+def _compress(args: argparse.Namespace, command: str) -> Any:
+    from .base import load
+    from .edge.compression import compress, compression_report
+
+    task = load(args.model)
+    options = {k: getattr(args, k) for k in ("epochs", "learning_rate", "cluster_init") if getattr(args, k) is not None}
+    if args.int8_scales is not None:
+        options["per_channel"] = args.int8_scales == "channel"
+    if args.report is not None:
+        if args.qat or args.out or args.quantization:
+            raise _usage_error("--report makes every variant into the model's folder; drop --qat, --quantization "
+                               "and --out (--prune and --cluster set the report's sparsity and clusters).")
+        report = compression_report(task, args.data, prune=args.prune or 0.8, cluster=args.cluster or 16, **options)
+        if args.report == "-":
+            print(report.markdown(), end="")
+            return None
+        from .storage import atomic_write_text
+
+        atomic_write_text(args.report, report.markdown())
+        return {"report": str(args.report), "card": str(Path(args.model) / "card.json"),
+                "variants": [r["variant"] for r in report.variants], "seconds": report.section["seconds"]}
+    result = compress(task, args.data, prune=args.prune, cluster=args.cluster, qat=args.qat, out=args.out,
+                      quantization=args.quantization, **options)
+    return {"file": str(result.path), "variant": result.config.name, "seconds": result.seconds, **result.metrics}
+
+
 def _card_of(tflite_path: Path) -> dict:
     from .storage import read_card
 
@@ -629,6 +655,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder or .tflite path (default: the model folder)")
     p.add_argument("--allow-flex", action="store_true", help="allow TensorFlow (Flex) ops the phone must link in")
 
+    p = sub.add_parser("compress", help="prune, cluster and/or quantization-aware train a model (TFMOT); "
+                                         "--report: every variant side by side")
+    p.add_argument("model", help="saved model folder (image classifiers, from-scratch text classifiers)")
+    p.add_argument("--prune", type=float, default=None, help="target sparsity of the kernels, e.g. 0.8")
+    p.add_argument("--cluster", type=int, default=None, help="distinct values per kernel, e.g. 16")
+    p.add_argument("--qat", action="store_true", help="quantization-aware training (an int8 file)")
+    p.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
+                   help="preset of the file (default: int8 for images, dynamic for text)")
+    p.add_argument("--report", nargs="?", const="-", default=None, metavar="FILE",
+                   help="make every variant (float32, float16, dynamic, int8, QAT, pruned, clustered, pruned + "
+                        "clustered + QAT) into the model's folder and card; Markdown to stdout or FILE")
+    p.add_argument("--data", default=None,
+                   help="data to fine-tune and test on (default: the data the model was trained on)")
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per technique (default 6)")
+    p.add_argument("--learning-rate", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
+    p.add_argument("--cluster-init", choices=["linear", "kmeans++"], default=None,
+                   help="initial centroids (default linear)")
+    p.add_argument("--int8-scales", choices=["channel", "tensor"], default=None,
+                   help="int8 weight scales per output channel or per tensor (default: per tensor where it "
+                        "agrees with the float model as well on the training samples)")
+    p.add_argument("--out", default=None,
+                   help="new model folder for the compressed model (default: the .tflite goes into MODEL)")
+
     p = sub.add_parser("explain", help="explain a prediction and save the rendered overlay")
     p.add_argument("model", help="saved model folder")
     p.add_argument("--image", default=None, help="an image file (vision, generative)")
@@ -670,6 +719,7 @@ VERBS: dict[str, Callable] = {
     "forecast": _forecast,
     "generate": _generate,
     "export": _export,
+    "compress": _compress,
     "explain": _explain,
     "serve": _serve,
     "bench": _bench,

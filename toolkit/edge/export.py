@@ -26,15 +26,10 @@ def check_quantization(quantization: str) -> str:
     return quantization
 
 
-def convert(model, quantization: str = "float32", representative: np.ndarray | None = None,
-            allow_flex: bool = False) -> bytes:
-    """Convert a Keras model to TFLite bytes.
-
-    ``int8`` is full-integer quantization with int8 input and output, calibrated on
-    ``representative`` (100-500 samples of training inputs; more are subsampled).
-    Only builtin TFLite ops are allowed unless ``allow_flex=True``; a model that needs Flex
-    ops raises :class:`ExportError` naming them.
-    """
+def converter_settings(quantization: str = "float32", representative: np.ndarray | None = None,
+                       allow_flex: bool = False) -> dict:
+    """The TFLite converter's settings for a preset, as ``model.export(format="litert", **settings)``
+    takes them (``target_spec`` is a dict of ``converter.target_spec`` attributes)."""
     import tensorflow as tf
 
     check_quantization(quantization)
@@ -55,12 +50,25 @@ def convert(model, quantization: str = "float32", representative: np.ndarray | N
         ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
     target_spec["supported_ops"] = ops
     kwargs["target_spec"] = target_spec
+    return kwargs
+
+
+def convert(model, quantization: str = "float32", representative: np.ndarray | None = None,
+            allow_flex: bool = False) -> bytes:
+    """Convert a Keras model to TFLite bytes.
+
+    ``int8`` is full-integer quantization with int8 input and output, calibrated on
+    ``representative`` (100-500 samples of training inputs; more are subsampled).
+    Only builtin TFLite ops are allowed unless ``allow_flex=True``; a model that needs Flex
+    ops raises :class:`ExportError` naming them.
+    """
+    kwargs = converter_settings(quantization, representative, allow_flex)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.tflite")
         try:
             model.export(path, format="litert", verbose=False, **kwargs)
         except Exception as exc:  # the converter raises ConverterError and friends
-            raise _conversion_error(exc, allow_flex) from exc
+            raise conversion_error(exc, allow_flex) from exc
         return Path(path).read_bytes()
 
 
@@ -92,7 +100,7 @@ _FLEX_PATTERNS = (
 )
 
 
-def _conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
+def conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
     message = str(exc)
     ops: set[str] = set()
     for pattern in _FLEX_PATTERNS:
@@ -111,8 +119,12 @@ def _conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
 def write_tflite(model, path: str | os.PathLike, quantization: str = "float32",
                  representative: np.ndarray | None = None, allow_flex: bool = False) -> dict:
     """Convert and write atomically; returns the card entry's file facts."""
-    data = convert(model, quantization, representative, allow_flex)
-    path = atomic_write_bytes(path, data)
+    return tflite_entry(atomic_write_bytes(path, convert(model, quantization, representative, allow_flex)),
+                        quantization)
+
+
+def tflite_entry(path: Path, quantization: str) -> dict:
+    """The file facts a card entry starts with."""
     return {
         "file": path.name,
         "quantization": quantization,

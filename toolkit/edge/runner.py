@@ -27,6 +27,18 @@ def median_ms(fn, runs: int = 100, warmup: int = 10) -> float:
     return float(np.median(times) * 1000)
 
 
+def classifier_checks(keras_probs: np.ndarray, lite_probs: np.ndarray, y: np.ndarray) -> dict:
+    """What a classifier's card records of a TFLite file, from its and the Keras model's
+    probabilities on the test samples (labels ``y``)."""
+    keras_pred, lite_pred = keras_probs.argmax(-1), lite_probs.argmax(-1)
+    return {
+        "test_accuracy": float(np.mean(lite_pred == y)),
+        "agreement_with_keras": float(np.mean(lite_pred == keras_pred)),
+        "max_abs_probability_diff": float(np.max(np.abs(lite_probs - keras_probs))),
+        "n_test": int(len(y)),
+    }
+
+
 def open_interpreter(path: Path, num_threads: int | None = None, how: str = "Export it with `toolkit export`."):
     """A LiteRT interpreter with its tensors allocated, or a ModelFormatError saying what is wrong."""
     from ai_edge_litert.interpreter import Interpreter

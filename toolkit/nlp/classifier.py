@@ -597,7 +597,7 @@ class TextClassifier(ClassifierMixin, Task):
         }
         entry["output"] = {"shape": [1, len(self.class_names_)], "description": "class probabilities"}
         card = {**self._card_extra(), "task": self.task_name, "tflite": [entry]}
-        from ..edge.runner import TFLiteModel
+        from ..edge.runner import TFLiteModel, classifier_checks
 
         runner = TFLiteModel(file, card=card)
         sample = self.prepare_input("a short test sentence", card, directory)
@@ -605,15 +605,8 @@ class TextClassifier(ClassifierMixin, Task):
         test = self._export_test_data(data)
         if test is not None:
             keras_probs = self._probabilities(test.texts)
-            lite_probs = runner.predict_proba(test.texts)
-            keras_pred, lite_pred = keras_probs.argmax(-1), lite_probs.argmax(-1)
-            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_pred == test.y)))
-            entry.update({
-                "test_accuracy": float(np.mean(lite_pred == test.y)),
-                "agreement_with_keras": float(np.mean(lite_pred == keras_pred)),
-                "max_abs_probability_diff": float(np.max(np.abs(lite_probs - keras_probs))),
-                "n_test": len(test),
-            })
+            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == test.y)))
+            entry.update(classifier_checks(keras_probs, runner.predict_proba(test.texts), test.y))
         else:
             warnings.warn(
                 "No test data for this export: the card records size and latency but no accuracy or agreement. "

@@ -495,7 +495,7 @@ class ImageClassifier(ClassifierMixin, Task):
         The card entry records size, sha256, quantization parameters, test accuracy, agreement
         with the Keras model and one-sample latency.
         """
-        from ..edge.runner import TFLiteModel
+        from ..edge.runner import TFLiteModel, classifier_checks
 
         self._check_fitted()
         check_quantization(quantization)
@@ -513,17 +513,8 @@ class ImageClassifier(ClassifierMixin, Task):
         entry["latency_ms_p50"] = round(runner.latency_ms(sample), 4)
         if test is not None:
             keras_probs = self._probabilities(test.x)
-            lite_probs = runner._probabilities(test.x)
-            keras_pred, lite_pred = keras_probs.argmax(-1), lite_probs.argmax(-1)
-            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_pred == test.y)))
-            entry.update(
-                {
-                    "test_accuracy": float(np.mean(lite_pred == test.y)),
-                    "agreement_with_keras": float(np.mean(lite_pred == keras_pred)),
-                    "max_abs_probability_diff": float(np.max(np.abs(lite_probs - keras_probs))),
-                    "n_test": int(len(test)),
-                }
-            )
+            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == test.y)))
+            entry.update(classifier_checks(keras_probs, runner._probabilities(test.x), test.y))
         else:
             warnings.warn(
                 "No test data for this export: the card records size and latency but no accuracy or agreement. "
