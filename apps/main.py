@@ -17,10 +17,10 @@ CONCURRENCY_LIMIT = 2
 
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
               dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
-              anomaly_dir: str | Path | None = None):
+              anomaly_dir: str | Path | None = None, rl_dirs: dict | None = None):
     import gradio as gr
 
-    from apps import nlp, timeseries, vision
+    from apps import nlp, rl, timeseries, vision
 
     with gr.Blocks(title="Keras app toolkit") as app:
         gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
@@ -30,17 +30,20 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
             nlp.build_demo(sentiment_dirs, dates_dir)
         with gr.Tab("Time series"):
             timeseries.build_demo(forecaster_dirs, anomaly_dir)
+        with gr.Tab("RL"):
+            rl.build_demo(rl_dirs)
     return app
 
 
 def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Path | None = None,
            sentiment_dirs: dict | None = None, dates_dir: str | Path | None = None,
-           forecaster_dirs: dict | None = None, anomaly_dir: str | Path | None = None, **kwargs):
+           forecaster_dirs: dict | None = None, anomaly_dir: str | Path | None = None, rl_dirs: dict | None = None,
+           **kwargs):
     """Build and launch the app (blocking unless ``prevent_thread_lock=True``)."""
     import toolkit  # noqa: F401  (Keras backend and log level)
 
     app = build_app(model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
-                    forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir)
+                    forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, rl_dirs=rl_dirs)
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, allowed_paths=[], **kwargs)
     return app
@@ -48,11 +51,12 @@ def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Pa
 
 def serve_in_background(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
                         dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
-                        anomaly_dir: str | Path | None = None):
+                        anomaly_dir: str | Path | None = None, rl_dirs: dict | None = None):
     """Launch on 127.0.0.1 on a free port without blocking (tests, benchmarks); returns the app,
     whose ``local_url`` is the address and ``close()`` stops it."""
     return launch(port=None, model_dir=model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
-                  forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, prevent_thread_lock=True, quiet=True)
+                  forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, rl_dirs=rl_dirs, prevent_thread_lock=True,
+                  quiet=True)
 
 
 if __name__ == "__main__":

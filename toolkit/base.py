@@ -32,7 +32,7 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries")  # packages whose import registers their tasks
+TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.rl")  # packages whose import registers their tasks
 
 
 def register_task(name: str):
@@ -204,16 +204,21 @@ class Task:
     def _export_target(self, path: str | os.PathLike | None, quantization: str) -> tuple[Path, Path]:
         """(folder, .tflite file) of an export: ``path`` is a folder or a ``.tflite`` file;
         default: the folder the model was saved to or loaded from."""
-        from .edge.export import tflite_filename
         from .errors import ExportError
 
         if path is None and self.directory_ is None:
             raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
         target = Path(path) if path is not None else Path(self.directory_)
         directory, file = (target.parent, target) if target.suffix == ".tflite" else (
-            target, target / tflite_filename(quantization))
+            target, target / self._tflite_filename(quantization))
         directory.mkdir(parents=True, exist_ok=True)
         return directory, file
+
+    def _tflite_filename(self, quantization: str) -> str:
+        """The file name an export to a folder gets (``model_<quantization>.tflite``)."""
+        from .edge.export import tflite_filename
+
+        return tflite_filename(quantization)
 
     def _record_export(self, directory: Path, entry: dict) -> None:
         """Add a TFLite file's card entry: to this model's card when exported into its own folder,
