@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import make_test, nlp, timeseries, transfer, vision
+    from . import make_test, nlp, rl, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -39,6 +39,13 @@ def _benchmarks() -> dict:
         "timeseries_anomaly": timeseries.anomaly,
         "timeseries_explanations": timeseries.explanations,
         "timeseries_demo": timeseries.demo_latency,
+        "rl_cartpole": rl.cartpole,
+        "rl_acrobot": rl.acrobot,
+        "rl_mountaincar": rl.mountaincar,
+        "rl_transfer": rl.transfer,
+        "rl_tflite": rl.tflite,
+        "rl_play": rl.play,
+        "rl_explanations": rl.explanations,
         "make_test": make_test.run,
     }
 

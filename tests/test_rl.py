@@ -52,10 +52,11 @@ def test_unsupported_environments_get_a_clear_error(env, message):
 
 def test_long_pole_variant_and_env_makers():
     env = gym.make("CartPoleLongPole-v1")
-    assert env.unwrapped.length == 1.0 and env.unwrapped.polemass_length == pytest.approx(0.1)
-    assert gym.make("CartPoleLongPole-v1", length=2.0).unwrapped.length == 2.0
-    maker = EnvMaker("CartPoleLongPole-v1", length=2.0)
-    assert maker.spec == {"id": "CartPoleLongPole-v1", "kwargs": {"length": 2.0}} and maker.threshold() == 475.0
+    assert env.unwrapped.length == 2.0 and env.unwrapped.polemass_length == pytest.approx(0.2)
+    assert gym.make("CartPoleLongPole-v1", length=1.0).unwrapped.length == 1.0
+    maker = EnvMaker("CartPoleLongPole-v1", length=1.0)
+    assert maker.spec == {"id": "CartPoleLongPole-v1", "kwargs": {"length": 1.0}} and maker.threshold() == 475.0
+    assert EnvMaker("CartPoleLongPole-v1", length=2.0).spec["kwargs"] == {}  # the default is not repeated
     assert EnvMaker(gym.make("Acrobot-v1")).id == "Acrobot-v1"
     assert EnvMaker(lambda: gym.make("CartPole-v1")).can_copy
 

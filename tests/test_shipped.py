@@ -147,3 +147,24 @@ def test_shipped_anomaly_detector():
     # The file's metrics on the generated test series, as its card records them.
     assert lite.evaluate(synthetic_sensor(2000, seed=1))["f1"] == pytest.approx(entry["metrics"]["f1"], abs=1e-6)
     assert entry["metrics"]["f1"] >= 0.8
+
+
+def test_shipped_rl_agents():
+    """The three shipped agents: their Makefile commands, both policy files, returns as recorded."""
+    from toolkit.rl import Agent, TFLitePolicy
+
+    for name, env, solved in (("cartpole_dqn", "CartPole-v1", 475), ("cartpole_a2c", "CartPole-v1", 475),
+                              ("acrobot_dqn", "Acrobot-v1", -100)):
+        directory, card = _shipped_model("rl", name)
+        assert card["command"] == _make_models_command(directory) and card["env"]["id"] == env
+        assert {e["file"] for e in card["tflite"]} == {"policy.tflite", "policy_int8.tflite"}
+        assert (directory / "learning_curve.png").is_file() and card["training"]["threshold_step"] is not None
+        agent = load(directory)
+        assert isinstance(agent, Agent) and agent.metrics_["mean_return"] >= solved
+        assert agent.evaluate(n_episodes=5, baseline=False)["mean_return"] >= solved
+        files = {e["quantization"]: e for e in card["tflite"]}
+        assert files["float32"]["agreement_with_keras"] >= 0.99 and files["float32"]["n_states"] == 10_000
+        assert files["int8"]["return_ratio_to_keras"] >= 0.95 and files["int8"]["n_episodes"] == 100
+        states = agent.background_
+        float_policy = TFLitePolicy(directory / "policy.tflite")
+        assert np.mean(float_policy.predict(states) == agent.predict(states)) >= 0.99

@@ -24,6 +24,7 @@ from ..errors import DataError
 from .base import Explanation
 
 FEATURE_METHODS = ("shap", "lime")
+DEFAULT_BUDGETS = {"shap": 256, "lime": 1000}  # KernelExplainer nsamples / LIME num_samples
 MAX_BACKGROUND = 50  # KernelExplainer evaluates budget x background rows
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -50,8 +51,8 @@ def _subsample(background: np.ndarray, n: int, seed: int) -> np.ndarray:
     return background[np.sort(pick)]
 
 
-def shap_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarray, budget: int = 256,
-                  seed: int = 0) -> np.ndarray:
+def shap_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarray,
+                  budget: int = DEFAULT_BUDGETS["shap"], seed: int = 0) -> np.ndarray:
     """Kernel SHAP values of ``predict_fn(states (N, F)) -> (N,)`` at ``x``; numpy's global
     random state is left as it was."""
     with warnings.catch_warnings():  # shap's colour maps warn about matplotlib deprecations on import
@@ -71,7 +72,7 @@ def shap_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarray, 
 
 
 def lime_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarray, feature_names,
-                  budget: int = 1000, seed: int = 0) -> np.ndarray:
+                  budget: int = DEFAULT_BUDGETS["lime"], seed: int = 0) -> np.ndarray:
     """LIME terms (local linear coefficient x standardised value) of ``predict_fn`` at ``x``."""
     from lime.lime_tabular import LimeTabularExplainer
 
@@ -127,7 +128,7 @@ def explain_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarra
         raise ValueError(f"Unknown explanation method {method!r}. Valid methods: {list(FEATURE_METHODS)}.")
     names = [str(n) for n in feature_names]
     x, background = _check(x, background, len(names))
-    used = int(budget or (256 if method == "shap" else 1000))
+    used = int(budget or DEFAULT_BUDGETS[method])
     if used < 1:
         raise ValueError(f"budget must be >= 1. Received {used}.")
     started = time.perf_counter()
@@ -138,8 +139,9 @@ def explain_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarra
     seconds = time.perf_counter() - started
     top = int(np.argmax(np.abs(attributions)))
     direction = "towards" if attributions[top] >= 0 else "away from"
-    sentence = f"the {names[top]} drove this most, {direction} {target!r}" if target else \
-        f"the {names[top]} mattered most"
+    sentence = f"the {names[top]} ({x[top]:.3g}) mattered most"
+    if target:
+        sentence += f", pushing {direction} {target!r}"
     title = f"{method.upper()}: why {target!r}" + (f" ({quantity})" if quantity else "") if target else method.upper()
     return Explanation(
         attributions=attributions, method=method, target=target, seconds=seconds,
@@ -149,4 +151,5 @@ def explain_features(predict_fn: Predictor, x: np.ndarray, background: np.ndarra
     )
 
 
-__all__ = ["FEATURE_METHODS", "explain_features", "lime_features", "render_feature_bars", "shap_features"]
+__all__ = ["DEFAULT_BUDGETS", "FEATURE_METHODS", "explain_features", "lime_features", "render_feature_bars",
+           "shap_features"]

@@ -186,7 +186,7 @@ class A2CAgent(Agent):
                 self._refresh()
                 value_stack = self._value_stack()
                 monitor.on_loss(steps, float(loss), entropy=float(entropy))
-                if self._schedule_eval(steps, monitor):
+                if monitor.maybe_evaluate(steps):
                     break
         finally:
             envs.close()

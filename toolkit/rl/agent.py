@@ -17,14 +17,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from ..base import Task, write_labels
-from ..errors import DataError, ExportError, ModelFormatError
+from ..errors import DataError, ModelFormatError
 from .envs import EnvMaker, as_maker, check_spaces, space_names
 
 BACKGROUND_FILE = "background.npz"
@@ -35,7 +34,6 @@ TEST_SEED_OFFSET = 100_000  # episodes of evaluate(): never seen while choosing 
 MAX_PARALLEL = 100  # evaluation episodes run side by side (one batched forward pass per step)
 EXPORT_STATES = 10_000
 TFLITE_FILES = {"float32": "policy.tflite"}  # other presets: policy_<preset>.tflite
-DEFAULT_BUDGETS = {"shap": 256, "lime": 1000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,10 +229,9 @@ class Monitor:
     """Episode statistics, periodic greedy evaluation with best weights and early stopping at a
     return threshold, TensorBoard scalars: the SB3 Monitor + EvalCallback of one ``fit``."""
 
-    def __init__(self, agent: "Agent", maker: EnvMaker, n_envs: int, total_timesteps: int):
+    def __init__(self, agent: "Agent", maker: EnvMaker, n_envs: int):
         cfg = agent.config
         self.agent, self.maker, self.cfg = agent, maker, cfg
-        self.total_timesteps = total_timesteps
         self.threshold = cfg.reward_threshold if cfg.reward_threshold is not None else maker.threshold()
         self.history: dict[str, list] = {k: [] for k in (
             "episode_steps", "episode_returns", "episode_lengths", "eval_steps", "eval_mean", "eval_std",
@@ -308,8 +305,9 @@ class Monitor:
             self._next_loss_log = steps + 1_000
 
     # ------------------------------------------------------------------ evaluation
-    def due(self, steps: int) -> bool:
-        return self.cfg.eval_freq > 0 and steps >= self.next_eval
+    def maybe_evaluate(self, steps: int) -> bool:
+        """Evaluate when one is due; True when training should stop."""
+        return self.cfg.eval_freq > 0 and steps >= self.next_eval and self.evaluate(steps)
 
     def evaluate(self, steps: int) -> bool:
         """Evaluate the current policy; True when training should stop (threshold confirmed)."""
@@ -528,7 +526,7 @@ class Agent(Task):
         self.env_ = {**(maker.spec or {"id": None, "kwargs": {}}), "name": maker.name,
                      "reward_threshold": maker.threshold()}
         self._refresh()
-        monitor = Monitor(self, maker, cfg.n_envs, total)
+        monitor = Monitor(self, maker, cfg.n_envs)
         steps = self._learn(maker, total, monitor)
         facts = monitor.finish(steps)
         self._refresh()
@@ -579,10 +577,6 @@ class Agent(Task):
             states = states[np.sort(pick)]
         return states.astype(np.float32)
 
-    def _schedule_eval(self, steps: int, monitor: Monitor) -> bool:
-        """Evaluate when due; True when training should stop."""
-        return monitor.due(steps) and monitor.evaluate(steps)
-
     # ================================================================== environments
     def env_maker(self, env: Any = None) -> EnvMaker:
         """``env`` as an :class:`EnvMaker`; by default the environment the agent was trained on."""
@@ -615,12 +609,13 @@ class Agent(Task):
         """An environment id stays an id; ``"0.1,0.2,..."`` (or a .npy file) is an observation."""
         if isinstance(source, (str, os.PathLike)) and str(source).endswith(".npy"):
             return np.load(source)
-        if isinstance(source, str) and any(c.isdigit() for c in source) and "-v" not in source:
+        if isinstance(source, str):
             try:
-                return np.array([float(v) for v in source.replace(",", " ").split()], np.float32)
+                values = [float(v) for v in source.replace(",", " ").split()]
             except ValueError:
-                raise DataError(f"Expected an observation as comma-separated numbers, e.g. "
-                                f"{','.join(['0.0'] * (self.n_features_ or 4))}. Received {source!r}.") from None
+                return source  # not numbers: an environment id
+            if values:
+                return np.array(values, np.float32)
         return source
 
     # ================================================================== evaluate
@@ -657,7 +652,8 @@ class Agent(Task):
 
         method = method or "shap"
         if method not in FEATURE_METHODS:
-            raise ValueError(f"Unknown explanation method {method!r} for agents. Valid methods: {list(FEATURE_METHODS)}.")
+            raise ValueError(f"Unknown explanation method {method!r} for agents. "
+                             f"Valid methods: {list(FEATURE_METHODS)}.")
         x, _ = self._prepare(obs)
         if len(x) != 1:
             raise DataError(f"explain() takes one observation. Received a batch of {len(x)}.")
@@ -666,7 +662,7 @@ class Agent(Task):
         background = self.background_ if self.background_ is not None and len(self.background_) else x
         explanation = explain_features(
             lambda states: self._explained(self._outputs(self._raw(np.asarray(states, np.float32))), action),
-            x[0], background, self.feature_names_, method=method, budget=budget or DEFAULT_BUDGETS[method], seed=seed,
+            x[0], background, self.feature_names_, method=method, budget=budget, seed=seed,
             target=self.action_names_[action], quantity=self.explained_quantity,
         )
         explanation.extra.update({"action_index": action, self.output_kind.replace(" ", "_"): outputs.tolist()})
@@ -711,7 +707,6 @@ class Agent(Task):
         episodes next to the Keras policy's on the same episodes, latency, size and sha256.
         """
         from ..edge.export import check_quantization, write_tflite
-        from ..edge.runner import TFLiteModel
 
         self._check_fitted()
         check_quantization(quantization)
@@ -831,7 +826,8 @@ class TFLitePolicy:
         self.runner = TFLiteModel(path, card=card if card is not None else {}, num_threads=num_threads)
         shape = self.runner.input_shape
         if len(shape) != 1:
-            raise ModelFormatError(f"{path} takes inputs of shape {shape}, not one observation vector: not a policy file.")
+            raise ModelFormatError(f"{path} takes inputs of shape {shape}, not one observation vector: "
+                                   "not a policy file.")
         self.n_features = shape[0]
 
     def action_values(self, obs: Any) -> np.ndarray:

@@ -13,7 +13,6 @@ weights are copied into the numpy forward pass that picks the actions.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
@@ -244,7 +243,7 @@ class DQNAgent(Agent):
                     monitor.on_loss(steps, loss, exploration_rate=eps)
                 if calls % target_every == 0:
                     update_target()
-                if self._schedule_eval(steps, monitor):
+                if monitor.maybe_evaluate(steps):
                     break
         finally:
             envs.close()
