@@ -35,6 +35,7 @@ KERAS = "Keras"
 EXPLAIN_METHODS = ("shap", "lime")
 MAX_SEED = 2**31 - 1
 MAX_COMPARE_EPISODES = 100
+MAX_STEPS = 10_000  # actions a step-through request may replay (classic-control episodes end at 500)
 GIF_CACHE = 16
 
 
@@ -175,7 +176,8 @@ def _check_state(service: RLService, name: str, state: Any) -> tuple[int, list[i
         raise _data_error("No episode for this agent yet. Press Reset to start one.")
     actions = state.get("actions") or []
     agent = service.agent(name)
-    if not isinstance(actions, list) or any(not isinstance(a, int) or not 0 <= a < agent.n_actions_ for a in actions):
+    if not isinstance(actions, list) or len(actions) > MAX_STEPS or any(
+            not isinstance(a, int) or not 0 <= a < agent.n_actions_ for a in actions):
         raise _data_error("The episode state is not valid. Press Reset to start a new episode.")
     return _seed(state["seed"]), actions
 
@@ -185,10 +187,9 @@ def _check_state(service: RLService, name: str, state: Any) -> tuple[int, list[i
 
 @_user_errors
 def agent_overview(service: RLService, name: str):
-    """The agent's learning curve (PNG path) and facts from its card (markdown)."""
-    agent = service.agent(name)
-    curve = agent.learning_curve
-    return (str(curve) if curve else None), agent_facts(service, name)
+    """The agent's learning curve (an RGB array; None if the folder has none) and facts from its card."""
+    service.agent(name)  # a missing agent is an error here
+    return _curve(service, name), agent_facts(service, name)
 
 
 def agent_facts(service: RLService, name: str) -> str:
@@ -329,7 +330,8 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
                     n_episodes = gr.Slider(1, MAX_COMPARE_EPISODES, value=20, step=1, label="Episodes to compare")
                     compare_btn = gr.Button("Compare with a random agent")
                     comparison = gr.Markdown()
-                    curve = gr.Image(label="Learning curve", type="filepath", interactive=False)
+                    curve = gr.Image(_curve(service, first), label="Learning curve", type="numpy",
+                                     interactive=False)
         with gr.Tab("Step through"):
             with gr.Row():
                 method = gr.Radio(list(EXPLAIN_METHODS), value="shap", label="Attribution method")
@@ -357,9 +359,25 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
                        api_name="step_episode")
 
         def agent_changed(name: str):
-            curve_path, text = agent_overview(service, name)
-            return gr.update(choices=service.backends(name), value=KERAS), curve_path, text
+            image, text = agent_overview(service, name)
+            return gr.update(choices=service.backends(name), value=KERAS), image, text
 
         agent.change(agent_changed, [agent], [backend, curve, facts], api_name=False)
-        demo.load(lambda name: agent_overview(service, name)[0] if name else None, [agent], [curve], api_name=False)
     return demo
+
+
+def _curve(service: RLService, name: str | None) -> np.ndarray | None:
+    """The learning-curve PNG of an agent as an RGB array (served from memory: the model folder
+    may be outside the folders Gradio serves files from), or None when it is not available."""
+    from PIL import Image
+
+    from toolkit.errors import ToolkitError
+
+    try:
+        path = service.agent(name).learning_curve if name else None
+    except ToolkitError:
+        return None
+    if path is None:
+        return None
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))

@@ -117,7 +117,7 @@ def digits_png(tmp_path_factory):
 
 TINY_DQN = dict(total_timesteps=600, learning_starts=100, train_freq=16, gradient_steps=4, batch_size=32,
                 buffer_size=1_000, hidden_units=(16, 16), eval_freq=300, eval_episodes=3, confirm_episodes=5,
-                target_update_interval=50)
+                target_update_interval=50, jit_compile=False)  # XLA compiles for seconds; A2C tests cover it
 
 
 @pytest.fixture(scope="session")

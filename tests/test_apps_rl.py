@@ -25,7 +25,7 @@ def service(tiny_agent_dir, tmp_path_factory):
 
 def test_overview_and_facts(service):
     curve, facts = rl.agent_overview(service, "tiny")
-    assert curve.endswith("learning_curve.png") and "DQN" in facts and "policy_int8.tflite" in facts
+    assert curve.ndim == 3 and curve.shape[-1] == 3 and "DQN" in facts and "policy_int8.tflite" in facts
     assert service.backends("tiny") == ["Keras", "policy.tflite", "policy_int8.tflite"]
     assert "not available" in rl.agent_facts(service, "missing")
     with pytest.raises(gr.Error, match="missing"):
@@ -72,6 +72,7 @@ def test_step_through_an_episode(service):
     (lambda s: rl.play_episode(s, "tiny", 0, "other.tflite"), "Unknown policy file"),
     (lambda s: rl.step_episode(s, "tiny", None), "Press Reset"),
     (lambda s: rl.step_episode(s, "tiny", {"agent": "tiny", "seed": 0, "actions": [7]}), "not valid"),
+    (lambda s: rl.step_episode(s, "tiny", {"agent": "tiny", "seed": 0, "actions": [0] * 20_000}), "not valid"),
     (lambda s: rl.reset_episode(s, "tiny", 0, "gradcam"), "Unknown explanation method"),
 ])
 def test_bad_requests_are_messages(service, call, message):

@@ -562,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test data (default: the test split recorded in the card)")
     p.add_argument("--out", default=None, help="folder for confusion_matrix.png and metrics.json")
     p.add_argument("--episodes", type=int, default=None,
-                   help="RL agents: greedy episodes (default 100); --data then names another environment")
+                   help="RL agents: greedy episodes (default 100); --data may name another environment id "
+                        "with the same spaces")
 
     p = sub.add_parser("predict", help="top-k labels for images or texts (or a seq2seq output), as JSON")
     p.add_argument("model", help="saved model folder")

@@ -500,15 +500,13 @@ class Agent(Task):
         """Train on ``env`` (an id such as ``"CartPole-v1"``, a ``gymnasium.Env`` or a callable)
         for ``total_timesteps`` environment steps (default: the config's). ``init_from`` (an
         agent or a saved agent folder; default: the config's) warm-starts the network."""
-        import keras
-
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
         cfg = self.config
         total = int(total_timesteps if total_timesteps is not None else cfg.total_timesteps)
         if total < 1:
             raise ValueError(f"total_timesteps must be >= 1. Received {total}.")
-        maker = as_maker(env)
+        maker = as_maker(env)  # a bad environment fails here, before TensorFlow loads
         probe = maker.make()
         n_features, n_actions = check_spaces(probe)
         self.feature_names_, self.action_names_ = space_names(probe, n_features, n_actions)
@@ -517,6 +515,8 @@ class Agent(Task):
                                     "high": np.asarray(box.high, np.float64).tolist()}
         if maker.can_copy:
             probe.close()
+        import keras
+
         keras.utils.set_random_seed(cfg.seed)
         self.n_features_, self.n_actions_ = n_features, n_actions
         self.model_ = self._build_network(n_features, n_actions)

@@ -15,6 +15,7 @@ from a CartPole-v1 agent. Any other length: ``gymnasium.make("CartPoleLongPole-v
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -179,6 +180,8 @@ class EnvMaker:
         """A new environment (or, for an uncopyable instance, the instance itself)."""
         import gymnasium as gym
 
+        if render_mode == "rgb_array" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: pygame draws frames without a window
         if self.id is not None:
             kwargs = dict(self.kwargs)
             if render_mode is not None:

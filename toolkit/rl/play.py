@@ -83,8 +83,6 @@ def record(act: Callable[[np.ndarray], np.ndarray], maker: EnvMaker, out: str | 
     if out is not None and Path(out).suffix.lower() != ".gif":
         raise DataError(f"Expected an output file ending in .gif. Received {str(out)!r}.")
     started = time.perf_counter()
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: pygame needs no window to draw frames
     env = maker.make(render_mode="rgb_array")
     fps = fps or float(env.metadata.get("render_fps") or 30)
     frames, returns, lengths = [], [], []
