@@ -75,8 +75,10 @@ def _agent_case(algorithm: str):
     from conftest import TINY_DQN
     from toolkit.rl import A2CAgent, DQNAgent, TFLitePolicy, run_episodes
 
-    task = DQNAgent(**TINY_DQN) if algorithm == "dqn" else A2CAgent(total_timesteps=400, n_envs=2, hidden_units=(16,),
-                                                                        eval_freq=0)
+    if algorithm == "dqn":
+        task = DQNAgent(**TINY_DQN)
+    else:
+        task = A2CAgent(total_timesteps=400, n_envs=2, hidden_units=(16,), eval_freq=0)
     states = run_episodes(lambda o: np.zeros(len(o), int), [gym.make("CartPole-v1")], 2, 0, collect=True).states
     return dict(task=task, data="CartPole-v1", sample=states[:8], exports={"float32": 1.0}, lite=TFLitePolicy)
 

@@ -32,7 +32,8 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.rl")  # packages whose import registers their tasks
+# packages whose import registers their tasks
+TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.rl")
 
 
 def register_task(name: str):

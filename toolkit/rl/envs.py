@@ -23,9 +23,10 @@ import numpy as np
 from ..errors import DataError
 
 LONG_POLE_ID = "CartPoleLongPole-v1"
+OFFLINE_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", LONG_POLE_ID)  # no extra packages needed
 SUPPORTED = (
     "a gymnasium environment with a Discrete action space and a 1-D Box observation space (a vector of "
-    "numbers), e.g. CartPole-v1, Acrobot-v1, MountainCar-v0 or LunarLander-v3"
+    f"numbers), e.g. {', '.join(OFFLINE_IDS)}"
 )
 
 # Readable names of the observation features and actions, by the environment's class (so
@@ -153,11 +154,9 @@ class EnvMaker:
         try:
             spec = gym.spec(self.id)
         except gym.error.Error as exc:  # NameNotFound, VersionNotFound, ...
-            known = sorted(k for k in gym.registry if gym.registry[k].entry_point and "classic_control" in
-                           str(gym.registry[k].entry_point)) + [LONG_POLE_ID]
             raise DataError(
-                f"Unknown environment {self.id!r}: {exc} Pass a registered gymnasium id (offline: {known}), or a "
-                "gymnasium.Env / a callable that builds one."
+                f"Unknown environment {self.id!r}: {exc} Pass a registered gymnasium id (these work offline: "
+                f"{', '.join(OFFLINE_IDS)}), or a gymnasium.Env / a callable that builds one."
             ) from None
         self.kwargs = {k: v for k, v in self.kwargs.items() if spec.kwargs.get(k, object()) != v}
 
@@ -186,7 +185,10 @@ class EnvMaker:
             kwargs = dict(self.kwargs)
             if render_mode is not None:
                 kwargs["render_mode"] = render_mode
-            env = gym.make(self.id, **kwargs)
+            try:
+                env = gym.make(self.id, **kwargs)
+            except (gym.error.Error, TypeError) as exc:  # DependencyNotInstalled (Box2D, ...), bad keyword arguments
+                raise DataError(f"Could not make the environment {self.name!r}: {exc}") from None
         elif self._factory is not None:
             env = self._factory(render_mode=render_mode) if render_mode else self._factory()
             if not isinstance(env, gym.Env):
