@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +86,14 @@ def test_rl_verbs_on_the_wrong_model(capsys, tiny_agent_dir, shipped_digits, tmp
     assert code == 2 and ".gif" in err
     code, _, err = run(capsys, "explain", str(tiny_agent_dir), "--data", "1,2", "--out", str(tmp_path / "x.png"))
     assert code == 2 and "shape (4,)" in err
+
+
+def test_play_does_not_load_tensorflow(tiny_agent_dir, tmp_path):
+    """`toolkit play` reads the agent's weights into numpy: no TensorFlow import to wait for."""
+    script = ("import sys; from toolkit.cli import main; "
+              f"assert main(['play', {str(tiny_agent_dir)!r}, '--out', {str(tmp_path / 'e.gif')!r}]) == 0; "
+              "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TensorFlow was imported'")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "e.gif").read_bytes()[:6] == b"GIF89a"

@@ -229,6 +229,14 @@ def test_tflite_policies_and_their_card_entries(tiny_agent_dir):
     q = agent.action_values(states)
     np.testing.assert_allclose(int8, q - q.mean(axis=1, keepdims=True), atol=0.1)  # centred Q-values
     assert entries["int8"]["output"]["kind"].startswith("Q-values minus")
+    # the int8 input grid: the Keras policy reading rounded states, what the file's input allows
+    lite = TFLitePolicy(tiny_agent_dir / "policy_int8.tflite")
+    grid = lite.on_input_grid(states)
+    np.testing.assert_array_equal(lite.on_input_grid(grid), grid)
+    assert 0 < np.abs(grid - states).max() <= lite.runner.quantization["input"]["scale"] / 2 + 1e-6
+    assert 0.5 <= entries["int8"]["keras_agreement_on_int8_input"] <= 1
+    assert "keras_agreement_on_int8_input" not in entries["float32"]
+    np.testing.assert_array_equal(float_policy.on_input_grid(states), states)
     for key in ("mean_return", "keras_mean_return", "return_ratio_to_keras", "latency_ms_p50", "sha256"):
         assert key in entries["int8"], key
 
@@ -290,7 +298,7 @@ def test_a2c_samples_or_acts_greedily(tiny_agent_dir):
 def test_play_writes_a_gif(tiny_agent_dir, tmp_path):
     from PIL import Image
 
-    from toolkit.rl.play import play_tflite
+    from toolkit.rl.play import play_saved
 
     agent = load(tiny_agent_dir)
     result = agent.play(tmp_path / "episode.gif", n_episodes=2, seed=5)
@@ -298,7 +306,13 @@ def test_play_writes_a_gif(tiny_agent_dir, tmp_path):
         assert gif.n_frames == result["frames"] == sum(result["lengths"]) + 2 and gif.size == (300, 200)
     evaluation = agent.evaluate(n_episodes=2, seed=5)
     assert np.mean(result["returns"]) == evaluation["mean_return"]
-    lite = play_tflite(tiny_agent_dir, "policy.tflite", tmp_path / "lite.gif", seed=5, every=2)
+    # `toolkit play` reads the weights without Keras: the same actions, the same GIF
+    saved = play_saved(tiny_agent_dir, tmp_path / "saved.gif", 2, seed=5)
+    assert (tmp_path / "saved.gif").read_bytes() == (tmp_path / "episode.gif").read_bytes()
+    assert saved["returns"] == result["returns"]
+    lite = play_saved(tiny_agent_dir, tmp_path / "lite.gif", seed=5, tflite="policy.tflite", every=2)
     assert lite["returns"][0] == result["returns"][0] and lite["frames"] < result["frames"]
+    with pytest.raises(DataError, match="6 features"):
+        play_saved(tiny_agent_dir, tmp_path / "acrobot.gif", env="Acrobot-v1")
     with pytest.raises(DataError, match=".gif"):
         agent.play(tmp_path / "episode.mp4")

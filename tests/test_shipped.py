@@ -152,6 +152,7 @@ def test_shipped_anomaly_detector():
 def test_shipped_rl_agents():
     """The three shipped agents: their Makefile commands, both policy files, returns as recorded."""
     from toolkit.rl import Agent, TFLitePolicy
+    from toolkit.rl.agent import archived_dense_stack, dense_stack
 
     for name, env, solved in (("cartpole_dqn", "CartPole-v1", 475), ("cartpole_a2c", "CartPole-v1", 475),
                               ("acrobot_dqn", "Acrobot-v1", -100)):
@@ -165,6 +166,12 @@ def test_shipped_rl_agents():
         files = {e["quantization"]: e for e in card["tflite"]}
         assert files["float32"]["agreement_with_keras"] >= 0.99 and files["float32"]["n_states"] == 10_000
         assert files["int8"]["return_ratio_to_keras"] >= 0.95 and files["int8"]["n_episodes"] == 100
+        int8 = files["int8"]
+        assert int8["agreement_with_keras"] <= int8["keras_agreement_on_int8_input"] + 0.02  # the input's limit
         states = agent.background_
         float_policy = TFLitePolicy(directory / "policy.tflite")
         assert np.mean(float_policy.predict(states) == agent.predict(states)) >= 0.99
+        # `toolkit play` reads the same weights without Keras
+        for ours, keras_layer in zip(archived_dense_stack(directory / "model.keras", agent._stack_names()),
+                                     dense_stack(agent.model_, agent._stack_names())):
+            assert all(np.array_equal(a, b) for a, b in zip(ours, keras_layer))

@@ -63,6 +63,15 @@ def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
     """Load ``model.keras`` of a model folder after checking its sha256 against the card."""
     import keras
 
+    path = checked_model_file(directory, card)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises many types on bad archives
+        raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+
+
+def checked_model_file(directory: str | os.PathLike, card: dict | None = None) -> Path:
+    """The path of a model folder's ``model.keras``, after checking its sha256 against the card."""
     directory = Path(directory)
     card = card if card is not None else read_card(directory)
     path = directory / card.get("model", {}).get("file", MODEL_FILE)
@@ -77,10 +86,7 @@ def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
             f"{path} does not match its card: sha256 {actual[:12]}... differs from the recorded "
             f"{expected[:12]}.... The file was changed or damaged; re-train or re-save the model."
         )
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # keras raises many types on bad archives
-        raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+    return path
 
 
 def registered_tasks() -> dict[str, type["Task"]]:

@@ -386,21 +386,12 @@ def _episodes(args: argparse.Namespace, task) -> dict:
 
 
 def _play(args: argparse.Namespace, command: str) -> dict:
-    """Render episodes of a saved agent to a GIF: its Keras network, or with --tflite a policy file
-    (run by LiteRT alone, without loading TensorFlow)."""
-    if args.tflite:
-        from .rl.play import play_tflite
+    """Render episodes of a saved agent to a GIF: its network (weights read into numpy), or with
+    --tflite a policy file (LiteRT); neither loads TensorFlow."""
+    from .rl.play import play_saved
 
-        return play_tflite(args.model, args.tflite, args.out, args.episodes, args.seed, env=args.env,
-                           scale=args.scale, every=args.every)
-    from .base import load
-
-    task = load(args.model)
-    if not hasattr(task, "play"):
-        raise _usage_error(f"`toolkit play` needs an RL agent (`toolkit train rl`); {args.model} holds a "
-                           f"{task.task_name!r} model.")
-    return task.play(args.out, n_episodes=args.episodes, seed=args.seed, env=args.env, scale=args.scale,
-                     every=args.every)
+    return play_saved(args.model, args.out, args.episodes, args.seed, env=args.env, tflite=args.tflite,
+                      scale=args.scale, every=args.every)
 
 
 def _predict(args: argparse.Namespace, command: str) -> Any:

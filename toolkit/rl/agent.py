@@ -24,7 +24,7 @@ import numpy as np
 
 from ..base import Task, write_labels
 from ..errors import DataError, ModelFormatError
-from .envs import EnvMaker, as_maker, check_spaces, space_names
+from .envs import EnvMaker, as_maker, check_spaces, maker_with_spaces, space_names
 
 BACKGROUND_FILE = "background.npz"
 CURVE_FILE = "learning_curve.png"
@@ -119,6 +119,37 @@ def dense_stack(model, names: list[str]) -> list[tuple[np.ndarray, np.ndarray, s
         kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
         out.append((kernel, bias, layer.activation.__name__))
     return out
+
+
+def archived_dense_stack(path: Path, names: list[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """:func:`dense_stack` read straight from a ``.keras`` archive (its config.json and
+    model.weights.h5) with h5py, without loading Keras: the same float32 weights."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            layers = json.loads(archive.read("config.json"))["config"]["layers"]
+            weights = archive.read("model.weights.h5")
+        # Keras 3 stores a model's layers in their order under layers/<class in snake case>, the
+        # following ones of the same class as <...>_1, _2, ...
+        dense = [layer["config"] for layer in layers if layer["class_name"] == "Dense"]
+        groups = {c["name"]: (f"dense_{i}" if i else "dense", c) for i, c in enumerate(dense)}
+        stack = []
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            for name in names:
+                group, config = groups[name]
+                kernel, bias = (np.asarray(h5[f"layers/{group}/vars/{k}"], np.float32) for k in (0, 1))
+                if kernel.shape[1:] != (config["units"],) or bias.shape != (config["units"],):
+                    raise ValueError(f"layer {name!r} has weights of shapes {kernel.shape} and {bias.shape}, "
+                                     f"not {config['units']} units")
+                stack.append((kernel, bias, config["activation"]))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFormatError(f"Could not read the policy network from {path}: {exc}. Re-save the agent.") from exc
+    return stack
 
 
 def forward(stack, x: np.ndarray) -> np.ndarray:
@@ -577,23 +608,23 @@ class Agent(Task):
             states = states[np.sort(pick)]
         return states.astype(np.float32)
 
+    @classmethod
+    def greedy_from_folder(cls, directory: str | os.PathLike, card: dict) -> Callable[[np.ndarray], np.ndarray]:
+        """A saved agent's greedy policy without loading Keras (nor TensorFlow): its acting
+        network's weights read from ``model.keras`` (sha256 checked against the card) into the
+        numpy forward pass a loaded agent acts with, so the actions are the same."""
+        from ..base import checked_model_file, config_from_dict
+
+        names = cls(config_from_dict(cls.config_class, card.get("config", {})))._stack_names()
+        stack = archived_dense_stack(checked_model_file(directory, card), names)
+        return lambda obs: np.argmax(forward(stack, obs), axis=-1)
+
     # ================================================================== environments
     def env_maker(self, env: Any = None) -> EnvMaker:
         """``env`` as an :class:`EnvMaker`; by default the environment the agent was trained on."""
         self._check_fitted()
         if env is not None:
-            maker = as_maker(env)
-            probe = maker.make()
-            n_features, n_actions = check_spaces(probe)
-            if maker.can_copy:
-                probe.close()
-            if (n_features, n_actions) != (self.n_features_, self.n_actions_):
-                raise DataError(
-                    f"This agent acts on {self.n_features_} observation features with {self.n_actions_} actions "
-                    f"({self.env_['name']}). Received {maker.name} with {n_features} features and {n_actions} "
-                    "actions. Evaluate it on an environment with the same spaces."
-                )
-            return maker
+            return maker_with_spaces(env, self.n_features_, self.n_actions_, self.env_["name"])
         if self._maker is None:
             if not self.env_ or not self.env_.get("id"):
                 raise DataError("This agent's card names no registered environment to remake. Pass env=...")
@@ -704,7 +735,11 @@ class Agent(Task):
         The card entry records the action agreement with the Keras network over ``n_states``
         states from real greedy episodes of ``data`` (default: the training environment; int8
         is calibrated on them too), the TFLite policy's own mean return over ``n_episodes``
-        episodes next to the Keras policy's on the same episodes, latency, size and sha256.
+        episodes next to the Keras policy's on the same episodes, latency, size and sha256. An
+        int8 entry adds ``keras_agreement_on_int8_input``: the Keras policy's agreement with
+        itself when it reads the states rounded to the file's int8 input grid, the most that
+        input's resolution lets any int8 policy reach (about 0.90 for a CartPole DQN, whose
+        states sit close to its decision boundary; one step of the grid is ~0.01 rad of pole angle).
         """
         from ..edge.export import check_quantization, write_tflite
 
@@ -745,6 +780,9 @@ class Agent(Task):
             "return_ratio_to_keras": ratio,
             "latency_ms_p50": round(policy.runner.latency_ms(states[:1]), 4),
         })
+        if policy.runner.input_dtype == "int8":  # what the input's resolution allows any int8 policy
+            entry["keras_agreement_on_int8_input"] = float(np.mean(
+                self._greedy(policy.on_input_grid(states)) == self._greedy(states)))
         self._record_export(directory, entry)
         return file
 
@@ -844,3 +882,12 @@ class TFLitePolicy:
     def predict(self, obs: Any) -> np.ndarray:
         """argmax actions: a 0-d array for one observation, (N,) for a batch."""
         return np.argmax(self.action_values(obs), axis=-1)
+
+    def on_input_grid(self, obs: Any) -> np.ndarray:
+        """Observations as the file sees them: rounded to its int8 input grid (the file's scale and
+        zero point); float inputs are returned unchanged."""
+        x = np.asarray(obs, dtype=np.float32)
+        params = self.runner.quantization["input"]
+        if params["dtype"] != "int8":
+            return x
+        return (self.runner._quantize(x).astype(np.float32) - params["zero_point"]) * params["scale"]

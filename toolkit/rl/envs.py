@@ -222,6 +222,23 @@ def as_maker(env: Any) -> EnvMaker:
     return env if isinstance(env, EnvMaker) else EnvMaker(env)
 
 
+def maker_with_spaces(env: Any, n_features: int, n_actions: int, trained_on: str) -> EnvMaker:
+    """``env`` as an :class:`EnvMaker`, or a DataError when its spaces are not an agent's
+    (``n_features`` observation features, ``n_actions`` actions, trained on ``trained_on``)."""
+    maker = as_maker(env)
+    probe = maker.make()
+    found = check_spaces(probe)
+    if maker.can_copy:
+        probe.close()
+    if found != (n_features, n_actions):
+        raise DataError(
+            f"This agent acts on {n_features} observation features with {n_actions} actions ({trained_on}). "
+            f"Received {maker.name} with {found[0]} features and {found[1]} actions. Evaluate it on an "
+            "environment with the same spaces."
+        )
+    return maker
+
+
 def vector_env(maker: EnvMaker, n: int, seed: int):
     """A SyncVectorEnv of ``n`` copies that resets finished episodes in the same step, so the
     terminal observation is ``infos["final_obs"]``; reset with seeds seed, seed+1, ..."""

@@ -119,23 +119,33 @@ def record(act: Callable[[np.ndarray], np.ndarray], maker: EnvMaker, out: str | 
     return result
 
 
-def play_tflite(model_dir: str | os.PathLike, tflite: str | os.PathLike, out: str | os.PathLike | None,
-                n_episodes: int = 1, seed: int | None = None, env=None, **kwargs) -> dict:
-    """Render episodes of a saved agent's policy ``.tflite`` file (LiteRT only: no TensorFlow
-    import); the environment and action names come from the agent's card."""
+def play_saved(model_dir: str | os.PathLike, out: str | os.PathLike | None, n_episodes: int = 1,
+               seed: int | None = None, env=None, tflite: str | os.PathLike | None = None, **kwargs) -> dict:
+    """Render episodes of a saved agent without TensorFlow (what ``toolkit play`` runs): its
+    greedy policy read from ``model.keras`` into the numpy forward pass it acts with (the same
+    actions as ``load(model_dir).play(...)``), or a policy ``.tflite`` file run by LiteRT. The
+    environment, seeds and action names come from the agent's card."""
+    from ..base import TASKS
     from ..errors import ModelFormatError
     from ..storage import read_card
-    from .agent import TEST_SEED_OFFSET, TFLitePolicy
+    from .agent import TEST_SEED_OFFSET, Agent, TFLitePolicy
+    from .envs import maker_with_spaces
 
     card = read_card(model_dir)
-    if card.get("task") not in ("dqn", "a2c") or not card.get("env"):
-        raise ModelFormatError(f"{model_dir} holds a {card.get('task')!r} model, not an RL agent (`toolkit train rl`).")
-    path = Path(tflite)
-    if not path.is_absolute() and not path.exists():
-        path = Path(model_dir) / tflite
-    policy = TFLitePolicy(path, card={})
+    cls = TASKS.get(card.get("task"))  # importing toolkit.rl registered the agents
+    if not (isinstance(cls, type) and issubclass(cls, Agent)) or not card.get("env"):
+        raise ModelFormatError(f"`toolkit play` needs an RL agent (`toolkit train rl`); {model_dir} holds a "
+                               f"{card.get('task')!r} model.")
+    if tflite is None:
+        act = cls.greedy_from_folder(model_dir, card)
+    else:
+        path = Path(tflite)
+        if not path.is_absolute() and not path.exists():
+            path = Path(model_dir) / tflite
+        act = TFLitePolicy(path, card={}).predict
     if env is None and not card["env"].get("id"):
         raise DataError("The agent's card names no registered environment to play in. Pass env=... (--env).")
-    maker = EnvMaker(env if env is not None else card["env"])
+    maker = (EnvMaker(card["env"]) if env is None else
+             maker_with_spaces(env, card["input"]["shape"][0], card["output"]["shape"][0], card["env"]["name"]))
     seed = int(card.get("config", {}).get("seed", 0)) + TEST_SEED_OFFSET if seed is None else int(seed)
-    return record(policy.predict, maker, out, n_episodes, seed, action_names=card["output"]["actions"], **kwargs)
+    return record(act, maker, out, n_episodes, seed, action_names=card["output"]["actions"], **kwargs)
