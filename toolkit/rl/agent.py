@@ -737,8 +737,8 @@ class Agent(Task):
         is calibrated on them too), the TFLite policy's own mean return over ``n_episodes``
         episodes next to the Keras policy's on the same episodes, latency, size and sha256. An
         int8 entry adds ``keras_agreement_on_int8_input``: the Keras policy's agreement with
-        itself when it reads the states rounded to the file's int8 input grid, the most that
-        input's resolution lets any int8 policy reach (about 0.90 for a CartPole DQN, whose
+        itself when it reads the states rounded to the file's int8 input grid, about the most
+        that input's resolution lets any int8 policy reach (about 0.90 for a CartPole DQN, whose
         states sit close to its decision boundary; one step of the grid is ~0.01 rad of pole angle).
         """
         from ..edge.export import check_quantization, write_tflite
