@@ -50,6 +50,12 @@ models: $(STAMP)
 	$(BIN)/toolkit export saved_models/generative/digits_cgan --quantization float32 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train denoiser --data digits --noise 0.3 --out saved_models/generative/digits_denoiser --seed 0
 	$(BIN)/toolkit export saved_models/generative/digits_denoiser --quantization float32 float16
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env CartPole-v1 --algo dqn --seed 0 --out saved_models/rl/cartpole_dqn
+	$(BIN)/toolkit export saved_models/rl/cartpole_dqn --quantization float32 int8
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env CartPole-v1 --algo a2c --seed 0 --out saved_models/rl/cartpole_a2c
+	$(BIN)/toolkit export saved_models/rl/cartpole_a2c --quantization float32 int8
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env Acrobot-v1 --algo dqn --seed 0 --no-early-stop --out saved_models/rl/acrobot_dqn
+	$(BIN)/toolkit export saved_models/rl/acrobot_dqn --quantization float32 int8
 
 clean:
 	rm -rf $(VENV) .pytest_cache

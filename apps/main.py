@@ -17,10 +17,12 @@ CONCURRENCY_LIMIT = 2
 
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
               dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
-              anomaly_dir: str | Path | None = None, generative_dirs: dict | None = None):
+              anomaly_dir: str | Path | None = None, generative_dirs: dict | None = None,
+              rl_dirs: dict | None = None):
+    """Every tab; each argument overrides that tab's shipped models (None: the shipped ones)."""
     import gradio as gr
 
-    from apps import generative, nlp, timeseries, vision
+    from apps import generative, nlp, rl, timeseries, vision
 
     with gr.Blocks(title="Keras app toolkit") as app:
         gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
@@ -32,31 +34,28 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
             timeseries.build_demo(forecaster_dirs, anomaly_dir)
         with gr.Tab("Generative"):
             generative.build_demo(**(generative_dirs or {}))  # vae_dir, gan_dir, denoiser_dir
+        with gr.Tab("RL"):
+            rl.build_demo(rl_dirs)
     return app
 
 
 def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Path | None = None,
-           sentiment_dirs: dict | None = None, dates_dir: str | Path | None = None,
-           forecaster_dirs: dict | None = None, anomaly_dir: str | Path | None = None,
-           generative_dirs: dict | None = None, **kwargs):
-    """Build and launch the app (blocking unless ``prevent_thread_lock=True``)."""
+           tabs: dict | None = None, **kwargs):
+    """Build and launch the app (blocking unless ``prevent_thread_lock=True``). ``tabs`` holds
+    build_app's keyword arguments; ``kwargs`` go to Gradio's launch."""
     import toolkit  # noqa: F401  (Keras backend and log level)
 
-    app = build_app(model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
-                    forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, generative_dirs=generative_dirs)
+    app = build_app(model_dir, **(tabs or {}))
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, allowed_paths=[], **kwargs)
     return app
 
 
-def serve_in_background(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
-                        dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
-                        anomaly_dir: str | Path | None = None, generative_dirs: dict | None = None):
+def serve_in_background(model_dir: str | Path | None = None, **tabs):
     """Launch on 127.0.0.1 on a free port without blocking (tests, benchmarks); returns the app,
-    whose ``local_url`` is the address and ``close()`` stops it."""
-    return launch(port=None, model_dir=model_dir, sentiment_dirs=sentiment_dirs, dates_dir=dates_dir,
-                  forecaster_dirs=forecaster_dirs, anomaly_dir=anomaly_dir, generative_dirs=generative_dirs,
-                  prevent_thread_lock=True, quiet=True)
+    whose ``local_url`` is the address and ``close()`` stops it. ``tabs``: build_app's keyword
+    arguments (sentiment_dirs=..., rl_dirs=..., ...)."""
+    return launch(port=None, model_dir=model_dir, tabs=tabs, prevent_thread_lock=True, quiet=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import compression, generative, make_test, nlp, timeseries, transfer, vision
+    from . import compression, generative, make_test, nlp, rl, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -44,6 +44,13 @@ def _benchmarks() -> dict:
         "generative_explanations": generative.explanations,
         "generative_demo": generative.demo_latency,
         "compression_digits": compression.digits,
+        "rl_cartpole": rl.cartpole,
+        "rl_acrobot": rl.acrobot,
+        "rl_mountaincar": rl.mountaincar,
+        "rl_transfer": rl.transfer,
+        "rl_tflite": rl.tflite,
+        "rl_play": rl.play,
+        "rl_explanations": rl.explanations,
         "make_test": make_test.run,
     }
 

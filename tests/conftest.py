@@ -113,3 +113,21 @@ def digits_png(tmp_path_factory):
         img = np.kron(splits.test.x[i, ..., 0], np.ones((4, 4)))
         paths.append(write_image(out / f"digit{i}_{splits.test.y[i]}.png", img))
     return paths, [str(v) for v in splits.test.y[:5]]
+
+
+TINY_DQN = dict(total_timesteps=600, learning_starts=100, train_freq=16, gradient_steps=4, batch_size=32,
+                buffer_size=1_000, hidden_units=(16, 16), eval_freq=300, eval_episodes=3, confirm_episodes=5,
+                target_update_interval=50, jit_compile=False)  # XLA compiles for seconds; A2C tests cover it
+
+
+@pytest.fixture(scope="session")
+def tiny_agent_dir(tmp_path_factory):
+    """A DQN agent trained for 600 CartPole steps, saved, with float32 and int8 policy files
+    (checked on 500 states and 5 episodes): for the behaviour of the RL code, not its returns."""
+    from toolkit.rl import DQNAgent
+
+    agent = DQNAgent(**TINY_DQN).fit("CartPole-v1")
+    directory = agent.save(tmp_path_factory.mktemp("rl") / "tiny_dqn")
+    for quantization in ("float32", "int8"):
+        agent.export(directory, quantization=quantization, n_states=500, n_episodes=5)
+    return directory

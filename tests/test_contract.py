@@ -116,9 +116,24 @@ def _denoiser_case():
                 lite=TFLiteImageModel, same=_within_pixel_error)
 
 
+def _agent_case(algorithm: str):
+    import gymnasium as gym
+
+    from conftest import TINY_DQN
+    from toolkit.rl import A2CAgent, DQNAgent, TFLitePolicy, run_episodes
+
+    if algorithm == "dqn":
+        task = DQNAgent(**TINY_DQN)
+    else:
+        task = A2CAgent(total_timesteps=400, n_envs=2, hidden_units=(16,), eval_freq=0)
+    states = run_episodes(lambda o: np.zeros(len(o), int), [gym.make("CartPole-v1")], 2, 0, collect=True).states
+    return dict(task=task, data="CartPole-v1", sample=states[:8], exports={"float32": 1.0}, lite=TFLitePolicy)
+
+
 # One tiny recipe per task. A task registered without a recipe fails the test below.
 CASES = {"vision": _vision_case, "nlp": _nlp_case, "seq2seq": _seq2seq_case, "timeseries": _timeseries_case,
-         "anomaly": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case}
+         "anomaly": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case,
+         "dqn": lambda: _agent_case("dqn"), "a2c": lambda: _agent_case("a2c")}
 
 
 def test_every_task_has_a_contract_case():

@@ -206,3 +206,31 @@ def test_shipped_generative_models():
     assert [spec["name"] for spec in card["input"]] == ["noise", "label"]
     _, card = _shipped_model("generative", "digits_vae")
     assert card["metrics"]["test_fid"] < 0.1 * card["metrics"]["test_fid_noise_baseline"]
+
+
+def test_shipped_rl_agents():
+    """The three shipped agents: their Makefile commands, both policy files, returns as recorded."""
+    from toolkit.rl import Agent, TFLitePolicy
+    from toolkit.rl.agent import archived_dense_stack, dense_stack
+
+    for name, env, solved in (("cartpole_dqn", "CartPole-v1", 475), ("cartpole_a2c", "CartPole-v1", 475),
+                              ("acrobot_dqn", "Acrobot-v1", -100)):
+        directory, card = _shipped_model("rl", name)
+        assert card["command"] == _make_models_command(directory) and card["env"]["id"] == env
+        assert {e["file"] for e in card["tflite"]} == {"policy.tflite", "policy_int8.tflite"}
+        assert (directory / "learning_curve.png").is_file() and card["training"]["threshold_step"] is not None
+        agent = load(directory)
+        assert isinstance(agent, Agent) and agent.metrics_["mean_return"] >= solved
+        assert agent.evaluate(n_episodes=5, baseline=False)["mean_return"] >= solved
+        files = {e["quantization"]: e for e in card["tflite"]}
+        assert files["float32"]["agreement_with_keras"] >= 0.99 and files["float32"]["n_states"] == 10_000
+        assert files["int8"]["return_ratio_to_keras"] >= 0.95 and files["int8"]["n_episodes"] == 100
+        int8 = files["int8"]
+        assert int8["agreement_with_keras"] <= int8["keras_agreement_on_int8_input"] + 0.02  # the input's limit
+        states = agent.background_
+        float_policy = TFLitePolicy(directory / "policy.tflite")
+        assert np.mean(float_policy.predict(states) == agent.predict(states)) >= 0.99
+        # `toolkit play` reads the same weights without Keras
+        for ours, keras_layer in zip(archived_dense_stack(directory / "model.keras", agent._stack_names()),
+                                     dense_stack(agent.model_, agent._stack_names())):
+            assert all(np.array_equal(a, b) for a, b in zip(ours, keras_layer))

@@ -32,7 +32,8 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative")  # packages whose import registers their tasks
+# packages whose import registers their tasks
+TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl")
 
 
 def register_task(name: str):
@@ -62,6 +63,15 @@ def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
     """Load ``model.keras`` of a model folder after checking its sha256 against the card."""
     import keras
 
+    path = checked_model_file(directory, card)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises many types on bad archives
+        raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+
+
+def checked_model_file(directory: str | os.PathLike, card: dict | None = None) -> Path:
+    """The path of a model folder's ``model.keras``, after checking its sha256 against the card."""
     directory = Path(directory)
     card = card if card is not None else read_card(directory)
     path = directory / card.get("model", {}).get("file", MODEL_FILE)
@@ -76,10 +86,7 @@ def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
             f"{path} does not match its card: sha256 {actual[:12]}... differs from the recorded "
             f"{expected[:12]}.... The file was changed or damaged; re-train or re-save the model."
         )
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # keras raises many types on bad archives
-        raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+    return path
 
 
 def registered_tasks() -> dict[str, type["Task"]]:
@@ -207,16 +214,21 @@ class Task:
     def _export_target(self, path: str | os.PathLike | None, quantization: str) -> tuple[Path, Path]:
         """(folder, .tflite file) of an export: ``path`` is a folder or a ``.tflite`` file;
         default: the folder the model was saved to or loaded from."""
-        from .edge.export import tflite_filename
         from .errors import ExportError
 
         if path is None and self.directory_ is None:
             raise ExportError("Pass a folder or .tflite path to export to, or save() the model first.")
         target = Path(path) if path is not None else Path(self.directory_)
         directory, file = (target.parent, target) if target.suffix == ".tflite" else (
-            target, target / tflite_filename(quantization))
+            target, target / self._tflite_filename(quantization))
         directory.mkdir(parents=True, exist_ok=True)
         return directory, file
+
+    def _tflite_filename(self, quantization: str) -> str:
+        """The file name an export to a folder gets (``model_<quantization>.tflite``)."""
+        from .edge.export import tflite_filename
+
+        return tflite_filename(quantization)
 
     def _record_export(self, directory: Path, entry: dict) -> None:
         """Add a TFLite file's card entry: to this model's card when exported into its own folder,

@@ -1,4 +1,4 @@
-"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|serve|bench``.
+"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|play|serve|bench``.
 
 Results go to stdout as JSON; errors in the user's input go to stderr as one clear line
 (exit status 2), never a traceback.
@@ -359,6 +359,47 @@ def _train_generative(args: argparse.Namespace, command: str) -> dict:
             "seconds": model.train_seconds_, "metrics": model.metrics_}
 
 
+def _add_rl_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True,
+                   help="a gymnasium id with discrete actions and vector observations: CartPole-v1, Acrobot-v1, "
+                        "MountainCar-v0, CartPoleLongPole-v1, ...")
+    p.add_argument("--algo", choices=["dqn", "a2c"], default="dqn")
+    p.add_argument("--out", required=True, help="folder to save the agent to")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="environment steps (default: the tuned setting for the environment); training stops "
+                        "earlier once a greedy evaluation reaches the environment's reward threshold")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, default=None, help="(default: the tuned setting)")
+    p.add_argument("--n-envs", type=int, default=None, help="environments stepped side by side")
+    p.add_argument("--eval-freq", type=int, default=None, help="greedy evaluation every N environment steps")
+    p.add_argument("--double-q", action="store_true", help="DQN: Double DQN targets")
+    p.add_argument("--init-from", default=None, help="a saved agent folder to warm-start the network from")
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs under DIR")
+    p.add_argument("--no-early-stop", action="store_true", help="train all --timesteps even after solving")
+    p.add_argument("--episodes", type=int, default=100, help="greedy evaluation episodes after training")
+
+
+def _train_rl(args: argparse.Namespace, command: str) -> dict:
+    from .rl import A2CAgent, A2CConfig, DQNAgent, DQNConfig
+    from .rl.agent import positive
+
+    agent_class, config_class = {"dqn": (DQNAgent, DQNConfig), "a2c": (A2CAgent, A2CConfig)}[args.algo]
+    if args.double_q and args.algo != "dqn":
+        raise _usage_error("--double-q is a DQN option; drop it or use --algo dqn.")
+    given = {"total_timesteps": args.timesteps, "learning_rate": args.learning_rate, "n_envs": args.n_envs,
+             "eval_freq": args.eval_freq, "init_from": args.init_from, "tensorboard_log": args.tensorboard}
+    config = config_class.for_env(args.env, seed=args.seed, stop_at_threshold=not args.no_early_stop,
+                                  **({"double_q": True} if args.double_q else {}),
+                                  **{k: v for k, v in given.items() if v is not None})
+    positive(args, "episodes")
+    agent = agent_class(config).fit(args.env)
+    agent.metrics_ = agent.evaluate(n_episodes=args.episodes)
+    agent.command_ = command
+    directory = agent.save(args.out)
+    keys = ("env_steps", "seconds", "reward_threshold", "threshold_step", "best_eval_mean", "tensorboard")
+    return {"out": str(directory), **{k: agent.training_.get(k) for k in keys}, "metrics": agent.metrics_}
+
+
 TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "vision": (_add_vision_train_args, _train_vision),
     "nlp": (_add_nlp_train_args, _train_nlp),
@@ -368,6 +409,7 @@ TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "vae": (_add_vae_train_args, _train_generative),
     "gan": (_add_gan_train_args, _train_generative),
     "denoiser": (_add_denoiser_train_args, _train_generative),
+    "rl": (_add_rl_train_args, _train_rl),
 }
 
 
@@ -378,6 +420,7 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
     from .base import load
 
     task = load(args.model)
+    episodes = _episodes(args, task)
     data = args.data
     if data is None and hasattr(task, "reload_data"):
         data = task.reload_data()
@@ -386,7 +429,7 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
     if not hasattr(task, "report"):  # tasks without classes (seq2seq, series) report their own metrics
         if args.data is not None and hasattr(task, "load_data"):
             data = task.load_data(args.data)
-        metrics = task.evaluate(data)
+        metrics = task.evaluate(data, **episodes)
         if args.out:
             from .storage import write_json
 
@@ -402,6 +445,24 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
         report.save_confusion_matrix(out / "confusion_matrix.png")
         write_json(out / "metrics.json", report.to_dict())
     return report.to_dict()
+
+
+def _episodes(args: argparse.Namespace, task) -> dict:
+    """``--episodes`` for RL agents (an error for other tasks)."""
+    if getattr(args, "episodes", None) is None:
+        return {}
+    if not hasattr(task, "play"):
+        raise _usage_error(f"--episodes is for RL agents; {args.model} holds a {task.task_name!r} model.")
+    return {"n_episodes": args.episodes}
+
+
+def _play(args: argparse.Namespace, command: str) -> dict:
+    """Render episodes of a saved agent to a GIF: its network (weights read into numpy), or with
+    --tflite a policy file (LiteRT); neither loads TensorFlow."""
+    from .rl.play import play_saved
+
+    return play_saved(args.model, args.out, args.episodes, args.seed, env=args.env, tflite=args.tflite,
+                      scale=args.scale, every=args.every)
 
 
 def _predict(args: argparse.Namespace, command: str) -> Any:
@@ -570,7 +631,8 @@ def _explain(args: argparse.Namespace, command: str) -> dict:
         target = int(target)
     given = [x for x in (args.image, args.text, args.data) if x is not None]
     if len(given) != 1:
-        raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series).")
+        raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series; an "
+                           "observation for RL agents).")
     method = args.method or {"vision": "gradcam", "nlp": "lime", "seq2seq": "attention",
                              "timeseries": "shap", "vae": "traversal", "gan": "shap",
                              "denoiser": "residual"}.get(task.task_name)
@@ -626,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--data", default=None, help="test data (default: the test split recorded in the card)")
     p.add_argument("--out", default=None, help="folder for confusion_matrix.png and metrics.json")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="RL agents: greedy episodes (default 100); --data may name another environment id "
+                        "with the same spaces")
 
     p = sub.add_parser("predict", help="top-k labels for images or texts (or a seq2seq output), as JSON")
     p.add_argument("model", help="saved model folder")
@@ -682,7 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--image", default=None, help="an image file (vision, generative)")
     p.add_argument("--text", default=None, help="a text (nlp, dates)")
-    p.add_argument("--data", default=None, help="a series whose last window to explain (time series)")
+    p.add_argument("--data", default=None,
+                   help="a series whose last window to explain (time series); an observation such as "
+                        "'0.01,0.2,0.03,-0.1' (RL agents)")
     p.add_argument("--method", default=None, choices=METHODS + TEXT_METHODS + ("attention", "traversal", "residual"),
                    help="vision: gradcam (default), shap, lime; nlp: lime (default), shap; dates: attention; "
                         "time series: shap (default), lime; vae: traversal (around the image's encoding); "
@@ -703,6 +770,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help=".png or .jpg (a grid; one image as itself) or .npy (N x H x W x C)")
     p.add_argument("--tflite", default=None, help="run this exported .tflite (in the model folder) instead of Keras")
 
+    p = sub.add_parser("play", help="render episodes of an RL agent to an animated GIF")
+    p.add_argument("model", help="saved agent folder")
+    p.add_argument("--out", required=True, help="the .gif file to write")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="episode k starts from reset(seed=SEED + k)")
+    p.add_argument("--env", default=None, help="another environment id with the same spaces (default: the agent's)")
+    p.add_argument("--tflite", default=None, help="play this policy .tflite file (in the agent folder) instead")
+    p.add_argument("--scale", type=float, default=0.5, help="frame size relative to the renderer's (default 0.5)")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1: all)")
+
     p = sub.add_parser("serve", help="launch the Gradio demo (all tasks in tabs)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -720,6 +797,7 @@ VERBS: dict[str, Callable] = {
     "generate": _generate,
     "export": _export,
     "compress": _compress,
+    "play": _play,
     "explain": _explain,
     "serve": _serve,
     "bench": _bench,

@@ -1,0 +1,893 @@
+"""What DQN and A2C share: the config fields, greedy evaluation over many episodes at once, the
+evaluation callback (best weights, early stop at a return threshold), the learning curve and
+TensorBoard logs, warm starts, explanations, TFLite export and the card.
+
+The contract follows Stable-Baselines3: ``fit(env, total_timesteps=...)`` where ``env`` is an id,
+a ``gymnasium.Env`` or a callable; ``predict(obs)`` takes one observation or a batch and returns
+greedy actions; ``evaluate(env=None, n_episodes=100)`` returns the mean and std of the return
+and of the episode length with deterministic actions, like SB3's ``evaluate_policy``.
+
+Acting is cheap: the policy network's weights are copied into numpy after each training round
+and a step's forward pass is a few small matrix products (about 20 us for a 256x256 MLP),
+never ``model.predict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..base import Task, write_labels
+from ..errors import DataError, ModelFormatError
+from .envs import EnvMaker, as_maker, check_spaces, maker_with_spaces, space_names
+
+BACKGROUND_FILE = "background.npz"
+CURVE_FILE = "learning_curve.png"
+BACKGROUND_STATES = 200
+EVAL_SEED_OFFSET = 10_000  # episodes of the evaluations during training
+TEST_SEED_OFFSET = 100_000  # episodes of evaluate(): never seen while choosing the best weights
+MAX_PARALLEL = 100  # evaluation episodes run side by side (one batched forward pass per step)
+EXPORT_STATES = 10_000
+TFLITE_FILES = {"float32": "policy.tflite"}  # other presets: policy_<preset>.tflite
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Settings every agent has (DQNConfig and A2CConfig add their algorithm's).
+
+    total_timesteps: environment steps of ``fit`` (``fit(env, total_timesteps=...)`` overrides).
+    eval_freq: greedy evaluation every this many environment steps (0: none), over
+        ``eval_episodes`` episodes; when their mean reaches the threshold, ``confirm_episodes``
+        episodes confirm it (SB3's EvalCallback + StopTrainingOnRewardThreshold).
+    reward_threshold: the return that counts as solved (default: the environment's
+        ``spec.reward_threshold``, e.g. 475 for CartPole-v1, -100 for Acrobot-v1).
+    stop_at_threshold: stop training once an evaluation confirms the threshold.
+    keep_best: end ``fit`` with the weights of the best evaluation (not the last ones).
+    init_from: a saved agent folder whose network weights start this one (transfer).
+    tensorboard_log: folder for TensorBoard event files (one run subfolder per fit).
+    jit_compile: compile the training step with XLA.
+    """
+
+    total_timesteps: int = 50_000
+    seed: int = 0
+    eval_freq: int = 2_500
+    eval_episodes: int = 10
+    confirm_episodes: int = 100
+    reward_threshold: float | None = None
+    stop_at_threshold: bool = True
+    keep_best: bool = True
+    init_from: str | None = None
+    tensorboard_log: str | None = None
+    jit_compile: bool = True
+    hidden_units: tuple[int, ...] = (64, 64)
+    n_envs: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden_units, int):
+            object.__setattr__(self, "hidden_units", (self.hidden_units,))
+        object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
+        if not self.hidden_units or min(self.hidden_units) < 1:
+            raise ValueError(f"hidden_units must be one or more positive layer sizes. Received {self.hidden_units}.")
+        for name in ("init_from", "tensorboard_log"):
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, str(getattr(self, name)))
+        positive(self, "total_timesteps", "eval_episodes", "confirm_episodes", "n_envs")
+        non_negative(self, "eval_freq", "seed")
+
+    @classmethod
+    def for_env(cls, env_id: str | None, **overrides: Any):
+        """The tuned settings for ``env_id`` (rl-baselines3-zoo's, where it has them), with overrides."""
+        return cls(**{**cls.presets().get(env_id or "", {}), **overrides})
+
+    @classmethod
+    def presets(cls) -> dict[str, dict]:
+        return {}
+
+
+def positive(config, *names):
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be > 0. Received {getattr(config, name)!r}.")
+
+
+def non_negative(config, *names):
+    for name in names:
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0. Received {getattr(config, name)!r}.")
+
+
+def in_unit_interval(config, *names, closed_low=True):
+    for name in names:
+        value = getattr(config, name)
+        if not ((0 <= value if closed_low else 0 < value) and value <= 1):
+            raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1]. Received {value!r}.")
+
+
+# ---------------------------------------------------------------------------- numpy forward pass
+
+
+def dense_stack(model, names: list[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(kernel, bias, activation name) of the named Dense layers, for :func:`forward`."""
+    out = []
+    for name in names:
+        layer = model.get_layer(name)
+        kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+        out.append((kernel, bias, layer.activation.__name__))
+    return out
+
+
+def archived_dense_stack(path: Path, names: list[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """:func:`dense_stack` read straight from a ``.keras`` archive (its config.json and
+    model.weights.h5) with h5py, without loading Keras: the same float32 weights."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            layers = json.loads(archive.read("config.json"))["config"]["layers"]
+            weights = archive.read("model.weights.h5")
+        # Keras 3 stores a model's layers in their order under layers/<class in snake case>, the
+        # following ones of the same class as <...>_1, _2, ...
+        dense = [layer["config"] for layer in layers if layer["class_name"] == "Dense"]
+        groups = {c["name"]: (f"dense_{i}" if i else "dense", c) for i, c in enumerate(dense)}
+        stack = []
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            for name in names:
+                group, config = groups[name]
+                kernel, bias = (np.asarray(h5[f"layers/{group}/vars/{k}"], np.float32) for k in (0, 1))
+                if kernel.shape[1:] != (config["units"],) or bias.shape != (config["units"],):
+                    raise ValueError(f"layer {name!r} has weights of shapes {kernel.shape} and {bias.shape}, "
+                                     f"not {config['units']} units")
+                stack.append((kernel, bias, config["activation"]))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFormatError(f"Could not read the policy network from {path}: {exc}. Re-save the agent.") from exc
+    return stack
+
+
+def forward(stack, x: np.ndarray) -> np.ndarray:
+    """An MLP's forward pass in numpy (float32): a few microseconds for one observation."""
+    for kernel, bias, activation in stack:
+        x = x @ kernel + bias
+        if activation == "relu":
+            np.maximum(x, 0, out=x)
+        elif activation == "tanh":
+            np.tanh(x, out=x)
+        elif activation != "linear":
+            raise ValueError(f"Unsupported activation {activation!r} in the numpy forward pass.")
+    return x
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------- episodes
+
+
+@dataclasses.dataclass
+class Episodes:
+    """Returns and lengths of finished episodes (and the observations seen, when collected)."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    states: np.ndarray | None = None
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "mean_return": float(self.returns.mean()),
+            "std_return": float(self.returns.std()),
+            "mean_length": float(self.lengths.mean()),
+            "std_length": float(self.lengths.std()),
+            "n_episodes": int(len(self.returns)),
+        }
+
+
+def run_episodes(act: Callable[[np.ndarray], np.ndarray], envs: list, n_episodes: int, seed: int,
+                 collect: bool = False, max_states: int | None = None) -> Episodes:
+    """Play ``n_episodes`` episodes with ``act(obs batch) -> actions``, side by side on ``envs``.
+
+    Episode k starts from ``reset(seed=seed + k)`` whichever environment plays it, so the result
+    does not depend on how many run at once. One batched ``act`` call per step for all running
+    episodes. ``collect`` keeps every observation acted on (up to ``max_states``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    n_episodes = int(n_episodes)
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1. Received {n_episodes}.")
+    # Batches of <= 100 observations: one BLAS thread is fastest (threads contend on two cores).
+    with threadpool_limits(1, user_api="blas"):
+        return _run_episodes(act, envs[: min(len(envs), n_episodes)], n_episodes, seed, collect, max_states)
+
+
+def _run_episodes(act, envs, n_episodes, seed, collect, max_states) -> Episodes:
+    returns = np.zeros(n_episodes)
+    lengths = np.zeros(n_episodes, dtype=np.int64)
+    slots: list[int | None] = []
+    obs = []
+    started = 0
+    for env in envs:
+        o, _ = env.reset(seed=seed + started)
+        obs.append(np.asarray(o, np.float32))
+        slots.append(started)
+        started += 1
+    obs = np.stack(obs)
+    states: list[np.ndarray] = []
+    while any(s is not None for s in slots):
+        running = [i for i, s in enumerate(slots) if s is not None]
+        actions = np.asarray(act(obs[running])).reshape(-1)
+        if collect and (max_states is None or len(states) < max_states):
+            states.append(obs[running].copy())
+        for i, action in zip(running, actions):
+            k = slots[i]
+            o, reward, terminated, truncated, _ = envs[i].step(int(action))
+            returns[k] += float(reward)
+            lengths[k] += 1
+            if terminated or truncated:
+                if started < n_episodes:
+                    o, _ = envs[i].reset(seed=seed + started)
+                    slots[i] = started
+                    started += 1
+                else:
+                    slots[i] = None
+            obs[i] = o
+    collected = np.concatenate(states)[:max_states] if collect and states else None
+    return Episodes(returns, lengths, collected)
+
+
+def close_all(envs: list) -> None:
+    for env in envs:
+        try:
+            env.close()
+        except Exception:  # a renderer that is already gone
+            pass
+
+
+# ---------------------------------------------------------------------------- the training monitor
+
+
+class Monitor:
+    """Episode statistics, periodic greedy evaluation with best weights and early stopping at a
+    return threshold, TensorBoard scalars: the SB3 Monitor + EvalCallback of one ``fit``."""
+
+    def __init__(self, agent: "Agent", maker: EnvMaker, n_envs: int):
+        cfg = agent.config
+        self.agent, self.maker, self.cfg = agent, maker, cfg
+        self.threshold = cfg.reward_threshold if cfg.reward_threshold is not None else maker.threshold()
+        self.history: dict[str, list] = {k: [] for k in (
+            "episode_steps", "episode_returns", "episode_lengths", "eval_steps", "eval_mean", "eval_std",
+            "eval_episodes", "loss_steps", "loss")}
+        self.episode_return = np.zeros(n_envs)
+        self.episode_length = np.zeros(n_envs, dtype=np.int64)
+        self.next_eval = cfg.eval_freq
+        self.best_mean = -np.inf
+        self.best_weights = None
+        self.best_step: int | None = None
+        self.threshold_step: int | None = None
+        self.threshold_seconds: float | None = None
+        self.started = time.perf_counter()
+        self.eval_seconds = 0.0
+        self._eval_envs: list | None = None
+        self._losses: list[float] = []
+        self._next_loss_log = 1_000
+        self.log_dir: str | None = None
+        self.writer = self._writer(cfg.tensorboard_log)
+
+    def _writer(self, root: str | None):
+        if not root:
+            return None
+        import tensorflow as tf
+
+        name = f"{self.agent.task_name}_{(self.maker.id or 'env').replace('/', '_')}_seed{self.cfg.seed}"
+        run, k = Path(root) / name, 1
+        while run.exists():
+            k += 1
+            run = Path(root) / f"{name}_{k}"
+        self.log_dir = str(run)
+        return tf.summary.create_file_writer(str(run))
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        """One TensorBoard scalar. ``tf.summary.write`` with the scalars plugin's metadata is what
+        ``tf.summary.scalar`` does, minus its need for the tensorboard package."""
+        if self.writer is not None:
+            import tensorflow as tf
+            from tensorflow.core.framework import summary_pb2
+
+            metadata = summary_pb2.SummaryMetadata()
+            metadata.plugin_data.plugin_name = "scalars"
+            with self.writer.as_default():
+                tf.summary.write(name, tf.constant(float(value), tf.float32), step=int(step), metadata=metadata)
+
+    # ------------------------------------------------------------------ per step
+    def on_step(self, steps: int, rewards: np.ndarray, done: np.ndarray) -> None:
+        """Account one vector step (``steps``: environment steps so far, this one included)."""
+        self.episode_return += rewards
+        self.episode_length += 1
+        for i in np.flatnonzero(done):
+            ret, length = float(self.episode_return[i]), int(self.episode_length[i])
+            self.history["episode_steps"].append(int(steps))
+            self.history["episode_returns"].append(ret)
+            self.history["episode_lengths"].append(length)
+            self.scalar("rollout/episode_return", ret, steps)
+            self.scalar("rollout/episode_length", length, steps)
+            self.episode_return[i] = 0.0
+            self.episode_length[i] = 0
+
+    def on_loss(self, steps: int, loss: float, **scalars: float) -> None:
+        self._losses.append(float(loss))
+        if steps >= self._next_loss_log:
+            mean = float(np.mean(self._losses))
+            self.history["loss_steps"].append(int(steps))
+            self.history["loss"].append(mean)
+            self.scalar("train/loss", mean, steps)
+            for name, value in scalars.items():
+                self.scalar(f"train/{name}", value, steps)
+            self._losses = []
+            self._next_loss_log = steps + 1_000
+
+    # ------------------------------------------------------------------ evaluation
+    def maybe_evaluate(self, steps: int) -> bool:
+        """Evaluate when one is due; True when training should stop."""
+        return self.cfg.eval_freq > 0 and steps >= self.next_eval and self.evaluate(steps)
+
+    def evaluate(self, steps: int) -> bool:
+        """Evaluate the current policy; True when training should stop (threshold confirmed)."""
+        cfg = self.cfg
+        while self.next_eval <= steps:
+            self.next_eval += cfg.eval_freq
+        start = time.perf_counter()
+        if self._eval_envs is None:
+            self._eval_envs = self.maker.copies(min(MAX_PARALLEL, max(cfg.eval_episodes, cfg.confirm_episodes)))
+        act = self.agent._greedy
+        seed = cfg.seed + EVAL_SEED_OFFSET
+        episodes = run_episodes(act, self._eval_envs, cfg.eval_episodes, seed)
+        mean = float(episodes.returns.mean())
+        reached = self.threshold is not None and mean >= self.threshold
+        if reached and cfg.confirm_episodes > cfg.eval_episodes:
+            episodes = run_episodes(act, self._eval_envs, cfg.confirm_episodes, seed)
+            mean = float(episodes.returns.mean())
+            reached = mean >= self.threshold
+        std = float(episodes.returns.std())
+        self.eval_seconds += time.perf_counter() - start
+        for key, value in (("eval_steps", int(steps)), ("eval_mean", mean), ("eval_std", std),
+                           ("eval_episodes", len(episodes.returns))):
+            self.history[key].append(value)
+        self.scalar("eval/mean_return", mean, steps)
+        self.scalar("eval/mean_length", float(episodes.lengths.mean()), steps)
+        if mean > self.best_mean:
+            self.best_mean, self.best_step = mean, int(steps)
+            self.best_weights = [np.array(w) for w in self.agent.model_.get_weights()]
+        if reached and self.threshold_step is None:
+            self.threshold_step = int(steps)
+            self.threshold_seconds = time.perf_counter() - self.started
+        return bool(reached and cfg.stop_at_threshold)
+
+    def finish(self, steps: int) -> dict:
+        """Final evaluation (when the last one is stale), best weights back; the training facts."""
+        if self.cfg.eval_freq > 0 and (not self.history["eval_steps"] or self.history["eval_steps"][-1] != steps):
+            self.evaluate(steps)
+        if self.cfg.keep_best and self.best_weights is not None:
+            self.agent.model_.set_weights(self.best_weights)
+        if self._eval_envs:
+            close_all(self._eval_envs)
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+        seconds = time.perf_counter() - self.started
+        return {
+            "env_steps": int(steps),
+            "episodes": len(self.history["episode_returns"]),
+            "seconds": round(seconds, 2),
+            "eval_seconds": round(self.eval_seconds, 2),
+            "reward_threshold": self.threshold,
+            "threshold_step": self.threshold_step,
+            "threshold_seconds": None if self.threshold_seconds is None else round(self.threshold_seconds, 2),
+            "best_eval_mean": None if self.best_weights is None else self.best_mean,
+            "best_eval_step": self.best_step,
+            "kept": "best" if self.cfg.keep_best and self.best_weights is not None else "last",
+            "tensorboard": self.log_dir,
+        }
+
+
+def learning_curve_png(history: dict, threshold: float | None = None, title: str = "") -> bytes:
+    """Episode returns against environment steps (points and a moving mean), the greedy
+    evaluations with their std, the threshold and where it was reached."""
+    from ..metrics import _png, _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    steps = np.asarray(history.get("episode_steps", []))
+    returns = np.asarray(history.get("episode_returns", []), dtype=np.float64)
+    if len(returns):
+        ax.scatter(steps, returns, s=4, alpha=0.25, color="#6b7280", label="training episode")
+        window = max(1, min(20, len(returns) // 5))
+        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color="#1f2937", label=f"mean of {window} episodes")
+    if history.get("eval_steps"):
+        ax.errorbar(history["eval_steps"], history["eval_mean"], yerr=history["eval_std"], fmt="o-", ms=4,
+                    color="#2563eb", capsize=2, label="greedy evaluation")
+    if threshold is not None:
+        ax.axhline(threshold, color="#16a34a", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    if history.get("threshold_step"):
+        ax.axvline(history["threshold_step"][0], color="#16a34a", linestyle=":", linewidth=1,
+                   label=f"reached at {history['threshold_step'][0]:,} steps")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title or "Learning curve")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------- the agent
+
+
+class Agent(Task):
+    """Base of the RL agents. Subclasses build the network, run the algorithm in ``_learn`` and
+    say how the network's outputs become actions (``_outputs``)."""
+
+    algorithm: ClassVar[str] = "agent"
+    output_kind: ClassVar[str] = "outputs"
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.env_: dict | None = None  # the card's record: id, kwargs, name, reward_threshold
+        self.n_features_: int | None = None
+        self.n_actions_: int | None = None
+        self.feature_names_: list[str] = []
+        self.action_names_: list[str] = []
+        self.observation_bounds_: dict | None = None
+        self.background_: np.ndarray | None = None
+        self.training_: dict = {}
+        self._maker: EnvMaker | None = None
+        self._stack = None
+
+    @property
+    def class_names_(self) -> list[str]:
+        """The action names: the labels of the network's outputs (labels.txt beside an export)."""
+        return self.action_names_
+
+    # ================================================================== subclasses
+    def _build_network(self, n_features: int, n_actions: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _learn(self, maker: EnvMaker, total_timesteps: int, monitor: Monitor) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def _stack_names(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _outputs(self, raw: np.ndarray) -> np.ndarray:
+        """The exported network's outputs (Q-values or probabilities) from the numpy forward pass."""
+        return raw
+
+    def _export_network(self, quantization: str) -> tuple[Any, str, Callable[[np.ndarray], np.ndarray]]:
+        """(Keras model to convert, what it outputs, the same outputs from the agent's ``action_values``)."""
+        return self.model_, self.output_kind, lambda outputs: outputs
+
+    def _explained(self, outputs: np.ndarray, action: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    explained_quantity: ClassVar[str] = ""
+
+    # ================================================================== acting
+    def _refresh(self) -> None:
+        """Copy the network's weights into the numpy forward pass (after each training round)."""
+        self._stack = dense_stack(self.model_, self._stack_names())
+
+    def _raw(self, obs: np.ndarray) -> np.ndarray:
+        if self._stack is None:
+            self._refresh()
+        return forward(self._stack, obs)
+
+    def _greedy(self, obs: np.ndarray) -> np.ndarray:
+        return np.argmax(self._raw(obs), axis=-1)
+
+    def _prepare(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """A (N, F) float32 batch, and whether one observation was given."""
+        self._check_fitted()
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.ndim == 1
+        if single:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.n_features_:
+            raise DataError(
+                f"Expected one observation of shape ({self.n_features_},) or a batch (N, {self.n_features_}) of "
+                f"{self.env_['name'] if self.env_ else 'the environment'}'s observations "
+                f"({', '.join(self.feature_names_)}). Received shape {np.shape(obs)}."
+            )
+        if not np.isfinite(x).all():
+            raise DataError("The observation contains NaN or infinite values. Pass the environment's observation.")
+        return x, single
+
+    def action_values(self, obs: Any) -> np.ndarray:
+        """The policy network's outputs (Q-values for DQN, action probabilities for A2C), (N, A)."""
+        x, single = self._prepare(obs)
+        out = self._outputs(self._raw(x))
+        return out[0] if single else out
+
+    def predict(self, obs: Any, deterministic: bool = True, seed: int | None = None) -> np.ndarray:
+        """Greedy actions for one observation (a 0-d array) or a batch (N,); with
+        ``deterministic=False`` an A2C agent samples from its policy (DQN stays greedy)."""
+        x, single = self._prepare(obs)
+        actions = self._act(x, deterministic, np.random.default_rng(seed))
+        return actions[0] if single else actions
+
+    def _act(self, x: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
+        return self._greedy(x)
+
+    # ================================================================== fit
+    def fit(self, env: Any, total_timesteps: int | None = None, init_from: Any = None, **overrides: Any) -> "Agent":
+        """Train on ``env`` (an id such as ``"CartPole-v1"``, a ``gymnasium.Env`` or a callable)
+        for ``total_timesteps`` environment steps (default: the config's). ``init_from`` (an
+        agent or a saved agent folder; default: the config's) warm-starts the network."""
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
+        cfg = self.config
+        total = int(total_timesteps if total_timesteps is not None else cfg.total_timesteps)
+        if total < 1:
+            raise ValueError(f"total_timesteps must be >= 1. Received {total}.")
+        maker = as_maker(env)  # a bad environment fails here, before TensorFlow loads
+        probe = maker.make()
+        n_features, n_actions = check_spaces(probe)
+        self.feature_names_, self.action_names_ = space_names(probe, n_features, n_actions)
+        box = probe.observation_space
+        self.observation_bounds_ = {"low": np.asarray(box.low, np.float64).tolist(),
+                                    "high": np.asarray(box.high, np.float64).tolist()}
+        if maker.can_copy:
+            probe.close()
+        import keras
+
+        keras.utils.set_random_seed(cfg.seed)
+        self.n_features_, self.n_actions_ = n_features, n_actions
+        self.model_ = self._build_network(n_features, n_actions)
+        source = init_from if init_from is not None else cfg.init_from
+        transfer = self._warm_start(source) if source is not None else None
+        self._maker = maker
+        self.env_ = {**(maker.spec or {"id": None, "kwargs": {}}), "name": maker.name,
+                     "reward_threshold": maker.threshold()}
+        self._refresh()
+        monitor = Monitor(self, maker, cfg.n_envs)
+        steps = self._learn(maker, total, monitor)
+        facts = monitor.finish(steps)
+        self._refresh()
+        history = dict(monitor.history)
+        if monitor.threshold_step is not None:
+            history["threshold_step"] = [monitor.threshold_step]
+        self.history_ = history
+        self.training_ = {**facts, "total_timesteps": total, "transfer": transfer}
+        self.metrics_ = {}
+        self.data_spec_ = {"env": self.env_}
+        self.tflite_ = []
+        self.directory_ = None
+        self.background_ = self._collect_background(maker)
+        return self
+
+    def _warm_start(self, source: Any) -> dict:
+        from ..base import load
+
+        agent = load(source) if isinstance(source, (str, os.PathLike)) else source
+        if not isinstance(agent, Agent) or agent.model_ is None:
+            raise DataError(f"init_from expects a fitted agent or a saved agent folder. Received {source!r}.")
+        if type(agent) is not type(self):
+            raise DataError(f"init_from needs a {type(self).__name__} to copy the network from. Received a "
+                            f"{type(agent).__name__}; train this agent with the same algorithm as the source.")
+        theirs, ours = agent.model_.get_weights(), self.model_.get_weights()
+        shapes = [w.shape for w in theirs], [w.shape for w in ours]
+        if shapes[0] != shapes[1]:
+            raise DataError(
+                f"init_from's network does not fit this one: its weights have shapes {shapes[0]}, this agent's "
+                f"{shapes[1]}. Warm-start from an agent with the same observation size ({self.n_features_}), the "
+                f"same number of actions ({self.n_actions_}) and the same hidden_units ({self.config.hidden_units})."
+            )
+        self.model_.set_weights(theirs)
+        return {"from": str(agent.directory_) if agent.directory_ else "an agent in memory",
+                "source_env": (agent.env_ or {}).get("name")}
+
+    def _collect_background(self, maker: EnvMaker) -> np.ndarray:
+        """States from a few greedy episodes: the background of SHAP and LIME explanations."""
+        envs = maker.copies(4)
+        try:
+            episodes = run_episodes(self._greedy, envs, 4, self.config.seed + TEST_SEED_OFFSET + 777, collect=True)
+        finally:
+            if maker.can_copy:
+                close_all(envs)
+        states = episodes.states
+        if len(states) > BACKGROUND_STATES:
+            pick = np.random.default_rng(self.config.seed).choice(len(states), BACKGROUND_STATES, replace=False)
+            states = states[np.sort(pick)]
+        return states.astype(np.float32)
+
+    @classmethod
+    def greedy_from_folder(cls, directory: str | os.PathLike, card: dict) -> Callable[[np.ndarray], np.ndarray]:
+        """A saved agent's greedy policy without loading Keras (nor TensorFlow): its acting
+        network's weights read from ``model.keras`` (sha256 checked against the card) into the
+        numpy forward pass a loaded agent acts with, so the actions are the same."""
+        from ..base import checked_model_file, config_from_dict
+
+        names = cls(config_from_dict(cls.config_class, card.get("config", {})))._stack_names()
+        stack = archived_dense_stack(checked_model_file(directory, card), names)
+        return lambda obs: np.argmax(forward(stack, obs), axis=-1)
+
+    # ================================================================== environments
+    def env_maker(self, env: Any = None) -> EnvMaker:
+        """``env`` as an :class:`EnvMaker`; by default the environment the agent was trained on."""
+        self._check_fitted()
+        if env is not None:
+            return maker_with_spaces(env, self.n_features_, self.n_actions_, self.env_["name"])
+        if self._maker is None:
+            if not self.env_ or not self.env_.get("id"):
+                raise DataError("This agent's card names no registered environment to remake. Pass env=...")
+            self._maker = EnvMaker(self.env_)
+        return self._maker
+
+    def reload_data(self) -> dict | None:
+        """The environment the agent was trained on (id and kwargs), for the CLI's evaluate/export."""
+        return {"id": self.env_["id"], "kwargs": self.env_.get("kwargs") or {}} if self.env_ and self.env_.get(
+            "id") else None
+
+    def load_data(self, source: Any) -> Any:
+        """An environment id stays an id; ``"0.1,0.2,..."`` (or a .npy file) is an observation."""
+        if isinstance(source, (str, os.PathLike)) and str(source).endswith(".npy"):
+            return np.load(source)
+        if isinstance(source, str):
+            try:
+                values = [float(v) for v in source.replace(",", " ").split()]
+            except ValueError:
+                return source  # not numbers: an environment id
+            if values:
+                return np.array(values, np.float32)
+        return source
+
+    # ================================================================== evaluate
+    def evaluate(self, env: Any = None, n_episodes: int = 100, seed: int | None = None, policy: Any = None,
+                 baseline: bool = True) -> dict[str, float]:
+        """Greedy returns over ``n_episodes`` episodes (episode k starts from seed + k; default
+        seed: held out from the evaluations during training): mean/std of the return and of the
+        episode length, and a random agent's mean return on the same episodes (``baseline``).
+        ``policy`` (e.g. a :class:`TFLitePolicy`) plays instead of the Keras network."""
+        maker = self.env_maker(env)
+        seed = self.config.seed + TEST_SEED_OFFSET if seed is None else int(seed)
+        act = self._greedy if policy is None else policy.predict
+        envs = maker.copies(min(MAX_PARALLEL, int(n_episodes)))
+        try:
+            result = run_episodes(act, envs, n_episodes, seed).summary()
+            if baseline:
+                rng = np.random.default_rng(seed)
+                random = run_episodes(lambda o: rng.integers(self.n_actions_, size=len(o)), envs, n_episodes, seed)
+                result["random_mean_return"] = float(random.returns.mean())
+                result["random_std_return"] = float(random.returns.std())
+        finally:
+            if maker.can_copy:
+                close_all(envs)
+        return result
+
+    # ================================================================== explain
+    def explain(self, obs: Any, method: str | None = "shap", target: int | str | None = None,
+                budget: int | None = None, seed: int = 0) -> "Explanation":
+        """Which observation features drove the action for ``obs``: SHAP (KernelExplainer,
+        exact Shapley values for a handful of features) or LIME (tabular, regression) over the
+        background states from real episodes. DQN explains the chosen action's advantage
+        Q(s, a) - mean Q(s, .), A2C the action's probability; positive values push towards it."""
+        from ..explain.tabular import FEATURE_METHODS, explain_features
+
+        method = method or "shap"
+        if method not in FEATURE_METHODS:
+            raise ValueError(f"Unknown explanation method {method!r} for agents. "
+                             f"Valid methods: {list(FEATURE_METHODS)}.")
+        x, _ = self._prepare(obs)
+        if len(x) != 1:
+            raise DataError(f"explain() takes one observation. Received a batch of {len(x)}.")
+        outputs = self._outputs(self._raw(x))[0]
+        action = self._target_action(target, outputs)
+        background = self.background_ if self.background_ is not None and len(self.background_) else x
+        explanation = explain_features(
+            lambda states: self._explained(self._outputs(self._raw(np.asarray(states, np.float32))), action),
+            x[0], background, self.feature_names_, method=method, budget=budget, seed=seed,
+            target=self.action_names_[action], quantity=self.explained_quantity,
+        )
+        explanation.extra.update({"action_index": action, self.output_kind.replace(" ", "_"): outputs.tolist()})
+        return explanation
+
+    def _target_action(self, target: int | str | None, outputs: np.ndarray) -> int:
+        if target is None:
+            return int(np.argmax(outputs))
+        if isinstance(target, str) and target in self.action_names_:
+            return self.action_names_.index(target)
+        if isinstance(target, str) and target.isdigit():
+            target = int(target)
+        if isinstance(target, (int, np.integer)) and 0 <= int(target) < self.n_actions_:
+            return int(target)
+        raise DataError(f"Unknown action {target!r}. Expected one of {self.action_names_} or an index "
+                        f"0..{self.n_actions_ - 1}.")
+
+    # ================================================================== play
+    def play(self, out: str | os.PathLike | None = None, n_episodes: int = 1, seed: int | None = None,
+             env: Any = None, policy: Any = None, **kwargs: Any) -> dict:
+        """Render ``n_episodes`` greedy episodes to an animated GIF (see :func:`toolkit.rl.play.record`)."""
+        from .play import record
+
+        maker = self.env_maker(env)
+        seed = self.config.seed + TEST_SEED_OFFSET if seed is None else int(seed)
+        return record(self._greedy if policy is None else policy.predict, maker, out, n_episodes, seed,
+                      action_names=self.action_names_, **kwargs)
+
+    # ================================================================== export
+    def _tflite_filename(self, quantization: str) -> str:
+        return TFLITE_FILES.get(quantization, f"policy_{quantization}.tflite")
+
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False, n_states: int = EXPORT_STATES, n_episodes: int = 100) -> Path:
+        """Export the policy network to TFLite (``policy.tflite``, ``policy_int8.tflite``, ...):
+        raw observation (1, F) float32 in (int8 files: int8, with the scale and zero point in the
+        card), Q-values or action probabilities out, argmax is the action.
+
+        The card entry records the action agreement with the Keras network over ``n_states``
+        states from real greedy episodes of ``data`` (default: the training environment; int8
+        is calibrated on them too), the TFLite policy's own mean return over ``n_episodes``
+        episodes next to the Keras policy's on the same episodes, latency, size and sha256. An
+        int8 entry adds ``keras_agreement_on_int8_input``: the Keras policy's agreement with
+        itself when it reads the states rounded to the file's int8 input grid, about the most
+        that input's resolution lets any int8 policy reach (about 0.90 for a CartPole DQN, whose
+        states sit close to its decision boundary; one step of the grid is ~0.01 rad of pole angle).
+        """
+        from ..edge.export import check_quantization, write_tflite
+
+        self._check_fitted()
+        check_quantization(quantization)
+        maker = self.env_maker(data)
+        directory, file = self._export_target(path, quantization)
+        seed = self.config.seed + TEST_SEED_OFFSET
+        envs = maker.copies(MAX_PARALLEL)
+        try:
+            states = self._states(envs, n_states, seed + 500_000)
+            network, kind, same_outputs = self._export_network(quantization)
+            entry = write_tflite(network, file, quantization, states if quantization == "int8" else None, allow_flex)
+            policy = TFLitePolicy(file, card={})
+            keras_out = same_outputs(self._outputs(self._raw(states)))
+            lite_out = policy.action_values(states)
+            keras_episodes = run_episodes(self._greedy, envs, n_episodes, seed).summary()
+            lite_episodes = run_episodes(policy.predict, envs, n_episodes, seed).summary()
+        finally:
+            if maker.can_copy:
+                close_all(envs)
+        ratio = _return_ratio(lite_episodes["mean_return"], keras_episodes["mean_return"])
+        entry.update(policy.runner.quantization)
+        entry.update({
+            "input": {"shape": [1, self.n_features_], "dtype": policy.runner.input_dtype,
+                      "description": "the raw observation", "features": self.feature_names_},
+            "output": {"shape": [1, self.n_actions_], "kind": kind, "actions": self.action_names_,
+                       "description": f"{kind}; argmax is the action"},
+            "env": maker.name,
+            "agreement_with_keras": float(np.mean(np.argmax(lite_out, -1) == np.argmax(keras_out, -1))),
+            "n_states": int(len(states)),
+            "max_abs_output_diff": float(np.max(np.abs(lite_out - keras_out))),
+            "mean_return": lite_episodes["mean_return"],
+            "std_return": lite_episodes["std_return"],
+            "mean_length": lite_episodes["mean_length"],
+            "n_episodes": int(n_episodes),
+            "keras_mean_return": keras_episodes["mean_return"],
+            "return_ratio_to_keras": ratio,
+            "latency_ms_p50": round(policy.runner.latency_ms(states[:1]), 4),
+        })
+        if policy.runner.input_dtype == "int8":  # what the input's resolution allows any int8 policy
+            entry["keras_agreement_on_int8_input"] = float(np.mean(
+                self._greedy(policy.on_input_grid(states)) == self._greedy(states)))
+        self._record_export(directory, entry)
+        return file
+
+    def _states(self, envs: list, n_states: int, seed: int) -> np.ndarray:
+        """At least ``n_states`` observations from real greedy episodes (episodes are played whole)."""
+        n_states = int(n_states)
+        if n_states < 1:
+            raise ValueError(f"n_states must be >= 1. Received {n_states}.")
+        chunks, total, k, n = [], 0, 0, 10
+        while total < n_states:
+            batch = run_episodes(self._greedy, envs, n, seed + k, collect=True).states
+            chunks.append(batch)
+            total += len(batch)
+            k += n
+            n = int(np.clip(np.ceil((n_states - total) / (total / k)), 1, len(envs)))  # episodes still needed
+        return np.concatenate(chunks)[:n_states]
+
+    # ================================================================== card / save / load
+    def _card_extra(self) -> dict:
+        return {
+            "algorithm": self.algorithm,
+            "env": self.env_,
+            "labels": list(self.action_names_),
+            "input": {"shape": [self.n_features_], "dtype": "float32", "features": self.feature_names_,
+                      "description": "the raw observation", **(self.observation_bounds_ or {})},
+            "output": {"shape": [self.n_actions_], "kind": self.output_kind, "actions": self.action_names_,
+                       "description": f"{self.output_kind}; argmax is the action"},
+            "training": self.training_,
+        }
+
+    def _save_extra(self, directory: Path) -> None:
+        write_labels(directory, self.action_names_)
+        if self.background_ is not None:
+            np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
+        if self.history_:
+            title = f"{self.algorithm.upper()} on {self.env_['name']}"
+            (directory / CURVE_FILE).write_bytes(
+                learning_curve_png(self.history_, self.training_.get("reward_threshold"), title))
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        try:
+            self.env_ = card["env"]
+            self.n_features_ = int(card["input"]["shape"][0])
+            self.n_actions_ = int(card["output"]["shape"][0])
+            self.feature_names_ = list(card["input"]["features"])
+            self.action_names_ = list(card["output"]["actions"])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ModelFormatError(f"{directory}/card.json lacks the agent's {exc} field. Re-save the agent.") from exc
+        self.observation_bounds_ = {k: card["input"][k] for k in ("low", "high") if k in card["input"]}
+        self.training_ = dict(card.get("training") or {})
+        background = directory / BACKGROUND_FILE
+        if background.is_file():
+            with np.load(background) as npz:
+                self.background_ = npz["x"].astype(np.float32)
+        self._refresh()
+
+    @property
+    def learning_curve(self) -> Path | None:
+        """The learning-curve PNG of a saved agent."""
+        if self.directory_ is None or not (Path(self.directory_) / CURVE_FILE).is_file():
+            return None
+        return Path(self.directory_) / CURVE_FILE
+
+
+def _return_ratio(value: float, reference: float) -> float:
+    """value / reference for returns of either sign: 1.0 is equal, 0.95 is 5% worse."""
+    if reference == 0:
+        return 1.0 if value == 0 else float("nan")
+    return float(1 - (reference - value) / abs(reference))
+
+
+class TFLitePolicy:
+    """A policy ``.tflite`` file with the agent's ``predict`` and ``action_values`` on raw
+    observations (int8 files quantize and dequantize with the file's scale and zero point)."""
+
+    def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
+        from ..edge.runner import TFLiteModel
+
+        self.runner = TFLiteModel(path, card=card if card is not None else {}, num_threads=num_threads)
+        shape = self.runner.input_shape
+        if len(shape) != 1:
+            raise ModelFormatError(f"{path} takes inputs of shape {shape}, not one observation vector: "
+                                   "not a policy file.")
+        self.n_features = shape[0]
+
+    def action_values(self, obs: Any) -> np.ndarray:
+        """Q-values or action probabilities, (N, A) for a batch, (A,) for one observation."""
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.ndim == 1
+        x = x[None] if single else x
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise DataError(f"Expected observations of shape ({self.n_features},) or (N, {self.n_features}). "
+                            f"Received shape {np.shape(obs)}.")
+        out = self.runner._probabilities(x)
+        return out[0] if single else out
+
+    def predict(self, obs: Any) -> np.ndarray:
+        """argmax actions: a 0-d array for one observation, (N,) for a batch."""
+        return np.argmax(self.action_values(obs), axis=-1)
+
+    def on_input_grid(self, obs: Any) -> np.ndarray:
+        """Observations as the file sees them: rounded to its int8 input grid (the file's scale and
+        zero point); float inputs are returned unchanged."""
+        x = np.asarray(obs, dtype=np.float32)
+        params = self.runner.quantization["input"]
+        if params["dtype"] != "int8":
+            return x
+        return (self.runner._quantize(x).astype(np.float32) - params["zero_point"]) * params["scale"]
