@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
-import time
 import warnings
 
 import numpy as np
@@ -109,17 +107,6 @@ def test_builtin_forecast(service):
     assert len(table) == 4 and 0 < _p50_pixels(one) < _p50_pixels(image)
     changed = np.any(one != image, axis=-1)
     assert changed[:, : image.shape[1] * 3 // 4].sum() == 0  # the history part of the picture is the same
-
-
-def test_forecast_is_fast(service):
-    ts.forecast_request(service, "sunspots", HORIZON)
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        ts.forecast_request(service, "sunspots", HORIZON)  # the PNG included
-        times.append(time.perf_counter() - start)
-    # About 10 ms measured; 5x here: two shared cores make timings noisy.
-    assert statistics.median(times) < 0.05, times
 
 
 @pytest.mark.parametrize("horizon, message", [(HORIZON + 1, "forecasts up to 5 steps"), (0, "forecasts up to 5"),
@@ -379,13 +366,9 @@ def test_launched_app_over_http(service, tmp_path):
             assert event == "error" and "binary file" in json.dumps(message)
             event, (plot, note, flagged) = _call(http, base, "detect_anomalies", [ts.SENSOR, None, None, None, 1])
             assert event == "complete" and plot["plot"].startswith("data:image/png") and "F1" in note
-            times = []
-            for _ in range(9):
-                start = time.perf_counter()
+            # ...and the server keeps serving (the latency target is measured by `make bench`).
+            for _ in range(3):
                 event, _ = _call(http, base, "forecast", args)
-                times.append(time.perf_counter() - start)
                 assert event == "complete"
-            # The target is 100 ms (p50); about 30 ms measured.
-            assert statistics.median(times) < 0.1, times
     finally:
         demo.close()

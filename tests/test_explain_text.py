@@ -79,12 +79,9 @@ def test_the_driving_words_get_the_largest_weights(method, warm):
 
 
 @pytest.mark.parametrize("method", [lime_text, shap_text])
-def test_explainers_batch_the_predictor_and_are_fast(method, warm):
+def test_explainers_batch_the_predictor(method, warm):
     model = KeywordModel(delay=0.001)
-    started = time.perf_counter()
     method(model, TEXT, target=1, budget=500)
-    seconds = time.perf_counter() - started
-    assert seconds < 5.0, seconds
     assert model.calls <= 12, model.calls  # LIME: 2 calls (check + all samples); SHAP: a few batches
     assert model.texts <= 510
 

@@ -247,7 +247,7 @@ def test_explanations_name_the_features(tiny_agent_dir, method):
     obs = agent.background_[7]
     explanation = agent.explain(obs, method=method, budget=300)
     assert explanation.attributions.shape == (4,) and explanation.image.ndim == 3
-    assert explanation.target in agent.action_names_ and explanation.seconds < 10
+    assert explanation.target in agent.action_names_ and explanation.seconds > 0
     assert explanation.extra["top_feature"] in agent.feature_names_
     if method == "shap":  # exact Shapley values: they add up to f(x) - E[f(background)]
         from toolkit.explain.tabular import MAX_BACKGROUND, _subsample
