@@ -21,8 +21,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/toolkit serve
 
+# Two workers, one test file each at a time (module fixtures train once per file).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
@@ -51,11 +52,11 @@ models: $(STAMP)
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train denoiser --data digits --noise 0.3 --out saved_models/generative/digits_denoiser --seed 0
 	$(BIN)/toolkit export saved_models/generative/digits_denoiser --quantization float32 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env CartPole-v1 --algo dqn --seed 0 --out saved_models/rl/cartpole_dqn
-	$(BIN)/toolkit export saved_models/rl/cartpole_dqn --quantization float32 int8
+	$(BIN)/toolkit export saved_models/rl/cartpole_dqn --quantization float32 int8 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env CartPole-v1 --algo a2c --seed 0 --out saved_models/rl/cartpole_a2c
-	$(BIN)/toolkit export saved_models/rl/cartpole_a2c --quantization float32 int8
+	$(BIN)/toolkit export saved_models/rl/cartpole_a2c --quantization float32 int8 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env Acrobot-v1 --algo dqn --seed 0 --no-early-stop --out saved_models/rl/acrobot_dqn
-	$(BIN)/toolkit export saved_models/rl/acrobot_dqn --quantization float32 int8
+	$(BIN)/toolkit export saved_models/rl/acrobot_dqn --quantization float32 int8 float16
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
-from apps.vision import _sketch_image, _user_errors, digit_style
+from apps.vision import _user_errors, request_image
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATIVE_MODELS = REPO / "saved_models" / "generative"
@@ -212,11 +212,7 @@ def generate_digit(service: GenerativeService, digit: Any, n: Any, seed: Any) ->
 def _endpoint(service: GenerativeService, upload: Any, digit: Any) -> np.ndarray:
     """An interpolation end: the uploaded image (made to look like the digits) or a test digit."""
     if upload:
-        from toolkit.data import read_image
-
-        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-        image = read_image(path, name=f"the upload ({Path(str(path)).name})")
-        return digit_style(image) if service.vae().input_meta_.get("polarity") == "light_on_dark" else image
+        return request_image(upload, digit_like=service.vae().input_meta_.get("polarity") == "light_on_dark")
     return service.examples()[_digit(digit)]
 
 
@@ -239,21 +235,11 @@ def interpolate(service: GenerativeService, digit_a: Any, digit_b: Any, steps: A
 def denoise(service: GenerativeService, upload: Any, sketch: Any, noise: Any, noise_type: str,
             seed: Any = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """The image (as the model sees it), with noise added, and denoised; PSNR of each against it."""
-    from toolkit.data import read_image
     from toolkit.errors import DataError
     from toolkit.generative.metrics import psnr, ssim
 
     den = service.denoiser()
-    image = None
-    if upload:
-        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-        image = read_image(path, name=f"the upload ({Path(str(path)).name})")
-    elif sketch is not None:
-        image = _sketch_image(sketch)
-    if image is None:
-        raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
-    if den.input_meta_.get("polarity") == "light_on_dark":
-        image = digit_style(image)
+    image = request_image(upload, sketch, digit_like=den.input_meta_.get("polarity") == "light_on_dark")
     try:
         level = float(noise)
     except (TypeError, ValueError):

@@ -79,20 +79,25 @@ class VisionService:
     # ------------------------------------------------------------------ inputs
     def model_input(self, upload: Any, sketch: Any) -> np.ndarray:
         """The request's image as the model's (1, H, W, C) raw-pixel input."""
-        from toolkit.data import read_image
-        from toolkit.errors import DataError
-
-        image = None
-        if upload:
-            path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-            image = read_image(path, name=f"the upload ({Path(str(path)).name})")
-        elif sketch is not None:
-            image = _sketch_image(sketch)
-        if image is None:
-            raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
-        if self.task.input_meta_.get("polarity") == "light_on_dark":
-            image = digit_style(image)
+        image = request_image(upload, sketch, digit_like=self.task.input_meta_.get("polarity") == "light_on_dark")
         return self.task._prepare(image)
+
+
+def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> np.ndarray:
+    """The request's image: the upload if there is one, else the drawing; made to look like the
+    digits set (light ink on black, centred) when the model was trained on it."""
+    from toolkit.data import read_image
+    from toolkit.errors import DataError
+
+    image = None
+    if upload:  # a path, a tempfile wrapper or Gradio's file dict
+        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
+        image = read_image(path, name=f"the upload ({Path(str(path)).name})")
+    elif sketch is not None:
+        image = _sketch_image(sketch)
+    if image is None:
+        raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
+    return digit_style(image) if digit_like else image
 
 
 def _sketch_image(sketch: Any) -> np.ndarray | None:

@@ -153,7 +153,7 @@ def transfer() -> dict:
 
 
 def tflite() -> dict:
-    """Each shipped agent exported again (float32 and int8) into a temporary folder: action
+    """Each shipped agent exported again (float32, int8, float16) into a temporary folder: action
     agreement with Keras over 10,000 states from real episodes and the file's own mean return over
     100 episodes, against the Keras policy's on the same episodes."""
     from toolkit import load
@@ -162,7 +162,7 @@ def tflite() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name in AGENTS:
             agent = load(SHIPPED / name)
-            for quantization in ("float32", "int8"):
+            for quantization in ("float32", "int8", "float16"):
                 path = agent.export(Path(tmp) / name, quantization=quantization)
                 entry = next(e for e in json.loads((path.parent / "card.json").read_text())["tflite"]
                              if e["file"] == path.name)

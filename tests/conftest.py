@@ -18,6 +18,33 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
 
 
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    """``toolkit *argv`` in this process: exit status, stdout and stderr."""
+    from toolkit.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def quiet_main(*argv) -> tuple[int, str]:
+    """``toolkit *argv`` from a module fixture (no capsys there): exit status and stdout."""
+    import contextlib
+    import io
+
+    from toolkit.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([str(a) for a in argv])
+    return code, buffer.getvalue()
+
+
+def one_error_line(code: int, err: str) -> bool:
+    """The CLI's answer to bad input: exit status 2 and one ``error:`` line, no traceback."""
+    return code == 2 and err.startswith("error:") and err.strip().count("\n") == 0 and "Traceback" not in err
+
 def region_task(n: int = 240, size: int = 32, pattern: int = 10, seed: int = 0):
     """Images whose label is decided by one known region: the top-right quadrant holds an X
     (class 1) or a ring (class 0); everything else is noise. Returns x, y and the region mask.

@@ -9,16 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, write_image
+from conftest import REPO, run, write_image
 from toolkit.cli import main
 
 VERBS = ["train", "evaluate", "predict", "export", "compress", "explain", "serve", "bench"]
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv", [[], *[[verb] for verb in VERBS], ["train", "vision"], ["train", "nlp"],

@@ -5,32 +5,17 @@ The models are trained for one epoch: the checks are about the command line, not
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 
-from conftest import write_image
-from toolkit.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(code: int, err: str) -> bool:
-    return code == 2 and err.startswith("error:") and err.strip().count("\n") == 0 and "Traceback" not in err
+from conftest import one_error_line, quiet_main, run, write_image
 
 
 def _train(*argv) -> tuple[int, dict]:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main([str(a) for a in argv])
-    return code, json.loads(buffer.getvalue()) if code == 0 else {}
+    code, stdout = quiet_main(*argv)
+    return code, json.loads(stdout) if code == 0 else {}
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,8 @@ import json
 
 import pytest
 
+from conftest import run
 from toolkit.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

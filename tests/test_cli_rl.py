@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run
 from toolkit.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv", [["train", "rl"], ["play"]], ids="-".join)

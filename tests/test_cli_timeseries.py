@@ -6,8 +6,6 @@ The models are tiny (two epochs) so the checks are about the command line, not a
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 
@@ -15,29 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHIPPED_DIGITS
+from conftest import SHIPPED_DIGITS, one_error_line, quiet_main, run
 from toolkit.cli import main
 
 HORIZON = 7
 LAST_DATE = pd.Timestamp("2024-07-18")  # the 200th day from 2024-01-01
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(code: int, err: str) -> bool:
-    return code == 2 and err.startswith("error:") and err.strip().count("\n") == 0 and "Traceback" not in err
-
-
-def _quiet_main(*argv) -> tuple[int, str]:
-    """``main`` from a module fixture (no capsys there): exit status and stdout."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main([str(a) for a in argv])
-    return code, buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +51,7 @@ def files(tmp_path_factory):
 def forecaster(files, tmp_path_factory):
     """``toolkit train timeseries`` on sales.csv: (model folder, the command's JSON output)."""
     out = tmp_path_factory.mktemp("cli-ts") / "m"
-    code, stdout = _quiet_main("train", "timeseries", "--data", files / "sales.csv", "--time-column", "date",
+    code, stdout = quiet_main("train", "timeseries", "--data", files / "sales.csv", "--time-column", "date",
                                "--target", "units", "--features", "price,promo", "--horizon", HORIZON,
                                "--model", "lstm", "--epochs", "2", "--out", out)
     assert code == 0
@@ -81,7 +61,7 @@ def forecaster(files, tmp_path_factory):
 @pytest.fixture(scope="module")
 def detector(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-anomaly") / "detector"
-    code, stdout = _quiet_main("train", "anomaly", "--data", files / "machine.csv", "--time-column", "ts",
+    code, stdout = quiet_main("train", "anomaly", "--data", files / "machine.csv", "--time-column", "ts",
                                "--target", "temperature", "--epochs", "2", "--window", "16", "--out", out)
     assert code == 0
     return out, json.loads(stdout)

@@ -209,7 +209,7 @@ def test_shipped_generative_models():
 
 
 def test_shipped_rl_agents():
-    """The three shipped agents: their Makefile commands, both policy files, returns as recorded."""
+    """The three shipped agents: their Makefile commands, the policy files, returns as recorded."""
     from toolkit.rl import Agent, TFLitePolicy
     from toolkit.rl.agent import archived_dense_stack, dense_stack
 
@@ -217,13 +217,14 @@ def test_shipped_rl_agents():
                               ("acrobot_dqn", "Acrobot-v1", -100)):
         directory, card = _shipped_model("rl", name)
         assert card["command"] == _make_models_command(directory) and card["env"]["id"] == env
-        assert {e["file"] for e in card["tflite"]} == {"policy.tflite", "policy_int8.tflite"}
+        assert {e["file"] for e in card["tflite"]} == {"policy.tflite", "policy_int8.tflite", "policy_float16.tflite"}
         assert (directory / "learning_curve.png").is_file() and card["training"]["threshold_step"] is not None
         agent = load(directory)
         assert isinstance(agent, Agent) and agent.metrics_["mean_return"] >= solved
         assert agent.evaluate(n_episodes=5, baseline=False)["mean_return"] >= solved
         files = {e["quantization"]: e for e in card["tflite"]}
-        assert files["float32"]["agreement_with_keras"] >= 0.99 and files["float32"]["n_states"] == 10_000
+        for quantization in ("float32", "float16"):
+            assert files[quantization]["agreement_with_keras"] >= 0.99 and files[quantization]["n_states"] == 10_000
         assert files["int8"]["return_ratio_to_keras"] >= 0.95 and files["int8"]["n_episodes"] == 100
         int8 = files["int8"]
         assert int8["agreement_with_keras"] <= int8["keras_agreement_on_int8_input"] + 0.02  # the input's limit

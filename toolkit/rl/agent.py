@@ -18,13 +18,16 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
 from ..base import Task, write_labels
 from ..errors import DataError, ModelFormatError
 from .envs import EnvMaker, as_maker, check_spaces, maker_with_spaces, space_names
+
+if TYPE_CHECKING:
+    from ..explain.base import Explanation
 
 BACKGROUND_FILE = "background.npz"
 CURVE_FILE = "learning_curve.png"
@@ -674,7 +677,7 @@ class Agent(Task):
 
     # ================================================================== explain
     def explain(self, obs: Any, method: str | None = "shap", target: int | str | None = None,
-                budget: int | None = None, seed: int = 0) -> "Explanation":
+                budget: int | None = None, seed: int = 0) -> Explanation:
         """Which observation features drove the action for ``obs``: SHAP (KernelExplainer,
         exact Shapley values for a handful of features) or LIME (tabular, regression) over the
         background states from real episodes. DQN explains the chosen action's advantage
