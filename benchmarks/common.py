@@ -37,3 +37,37 @@ def rest_event(http, base: str, api: str, data: list) -> tuple[str, object]:
             elif line.startswith("data:") and event in ("complete", "error"):
                 return event, json.loads(line[5:])
     raise RuntimeError(f"{api}: the stream ended without a result")
+
+
+class BrowserSession:
+    """Calls of a launched Gradio app's events as its page makes them: one session for the page,
+    each event POSTed to the queue and its result read from the session's event stream. (The
+    REST route ``/gradio_api/call`` starts a new session, and with it a copy of every
+    component's state, on each call: a cost the page pays once, when it opens.)"""
+
+    def __init__(self, http, base: str):
+        import uuid
+
+        self.http, self.base, self.session = http, base.rstrip("/"), uuid.uuid4().hex[:11]
+        config = http.get(f"{self.base}/config").json()
+        self.fn_index = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+
+    def call(self, api: str, data: list) -> tuple[str, object]:
+        """("complete" or "error", the outputs or the error message) of one event."""
+        import json
+
+        body = {"data": data, "fn_index": self.fn_index[api], "session_hash": self.session, "event_data": None,
+                "trigger_id": None}
+        event_id = self.http.post(f"{self.base}/gradio_api/queue/join", json=body).json()["event_id"]
+        with self.http.stream("GET", f"{self.base}/gradio_api/queue/data",
+                              params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                    output = message.get("output") or {}
+                    if message.get("success"):
+                        return "complete", output.get("data")
+                    return "error", output.get("error") or message
+        raise RuntimeError(f"{api}: the stream ended without a result")
