@@ -564,15 +564,7 @@ def cluster(model, train: TrainingData, config: CompressionConfig, preserve_spar
                                             preserve_sparsity=preserve_sparsity)
 
     clustered = _clone(tfk, model, wrap)
-    # The wrapped kernels are computed from centroids and indices, so TensorFlow notes once per
-    # epoch that the original kernel variables get no gradient: expected, and silenced.
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        _fine_tune(clustered, train, config.epochs, config.learning_rate, config, [])
-    finally:
-        logger.setLevel(level)
+    _fine_tune(clustered, train, config.epochs, config.learning_rate, config, [])
     return clustering.strip_clustering(clustered)
 
 
@@ -635,7 +627,25 @@ def _fine_tune(model, train: TrainingData, epochs: int, learning_rate: float, co
     tfk.utils.set_random_seed(config.seed)
     model.compile(optimizer=tfk.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    model.fit(train.dataset(config.batch_size, config.seed), epochs=epochs, callbacks=callbacks, verbose=0)
+    # Clustered kernels are computed from centroids and indices, so TensorFlow notes once per epoch
+    # that the original kernel variables get no gradient (clustering and cluster-preserving QAT):
+    # expected, and silenced; other warnings pass.
+    logger = logging.getLogger("tensorflow")
+    no_gradient_note = _DropMessages("Gradients do not exist for variables")
+    logger.addFilter(no_gradient_note)
+    try:
+        model.fit(train.dataset(config.batch_size, config.seed), epochs=epochs, callbacks=callbacks, verbose=0)
+    finally:
+        logger.removeFilter(no_gradient_note)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix)
 
 
 # ============================================================================ TFLite
