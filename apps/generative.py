@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
+from apps.timeseries import _int_in
 from apps.vision import _user_errors, request_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ class GenerativeService:
                       "GAN": _Slot("conditional GAN", gan_dir or DEFAULT_GAN_DIR),
                       "denoiser": _Slot("denoiser", denoiser_dir or DEFAULT_DENOISER_DIR)}
         self._decoder = None
+        self._latent_dim: int | None = None
         self._examples: dict[int, np.ndarray] | None = None
         self._lock = threading.Lock()
 
@@ -65,14 +67,16 @@ class GenerativeService:
         return self.slots["denoiser"].load()
 
     def latent_dim(self) -> int:
-        """The VAE's latent size from its card (no model load), 8 when the folder is missing."""
+        """The VAE's latent size from its card (read once, no model load), 8 while the folder is missing."""
         from toolkit.errors import ToolkitError
         from toolkit.storage import read_card
 
-        try:
-            return int(read_card(self.slots["VAE"].directory)["config"]["latent_dim"])
-        except (ToolkitError, KeyError):
-            return 8
+        if self._latent_dim is None:
+            try:
+                self._latent_dim = int(read_card(self.slots["VAE"].directory)["config"]["latent_dim"])
+            except (ToolkitError, KeyError):
+                return 8
+        return self._latent_dim
 
     def decoder(self):
         """A callable z (N, latent_dim) -> raw pixels: the VAE's TFLite decoder when exported."""
@@ -172,12 +176,10 @@ def encode_digit(service: GenerativeService, digit: Any) -> list[float]:
 def sample_grid(service: GenerativeService, model: str, n: Any, seed: Any) -> tuple[np.ndarray, str]:
     """``n`` samples of the VAE or the conditional GAN (every digit in turn) with ``seed``."""
     from toolkit.errors import DataError
-
-    n = int(n or 0)
-    if not 1 <= n <= MAX_GRID:
-        raise DataError(f"Expected 1 to {MAX_GRID} samples. Received {n}.")
-    seed = _check_seed(seed)
     from toolkit.generative.common import image_grid
+
+    n = _int_in(n, "samples", 1, MAX_GRID, default=0)
+    seed = _check_seed(seed)
 
     if model == GAN:
         gan = service.gan()
@@ -195,13 +197,10 @@ def sample_grid(service: GenerativeService, model: str, n: Any, seed: Any) -> tu
 def generate_digit(service: GenerativeService, digit: Any, n: Any, seed: Any) -> tuple[np.ndarray, str]:
     """``n`` samples of one digit from the conditional GAN, and how many of them the digits
     classifier recognises as that digit."""
-    from toolkit.errors import DataError
     from toolkit.generative.common import image_grid
     from toolkit.generative.metrics import digits_judge
 
-    digit, seed, n = _digit(digit), _check_seed(seed), int(n or 0)
-    if not 1 <= n <= MAX_GRID:
-        raise DataError(f"Expected 1 to {MAX_GRID} samples. Received {n}.")
+    digit, seed, n = _digit(digit), _check_seed(seed), _int_in(n, "samples", 1, MAX_GRID, default=0)
     images = service.gan().generate(n, label=str(digit), seed=seed)
     seen = digits_judge().labels(images)
     note = (f"The digits classifier reads **{int(np.sum(seen == digit))} of {n}** as {digit}"
@@ -220,12 +219,9 @@ def _endpoint(service: GenerativeService, upload: Any, digit: Any) -> np.ndarray
 def interpolate(service: GenerativeService, digit_a: Any, digit_b: Any, steps: Any, upload_a: Any = None,
                 upload_b: Any = None) -> np.ndarray:
     """A strip of VAE decodings along the line between the encodings of two digits or images."""
-    from toolkit.errors import DataError
     from toolkit.generative.common import image_grid
 
-    steps = int(steps or 0)
-    if not 2 <= steps <= MAX_STEPS:
-        raise DataError(f"Expected 2 to {MAX_STEPS} steps. Received {steps}.")
+    steps = _int_in(steps, "steps", 2, MAX_STEPS, default=0)
     vae = service.vae()
     strip = vae.interpolate(_endpoint(service, upload_a, digit_a), _endpoint(service, upload_b, digit_b), steps)
     return image_grid(strip, cols=steps, width=64 * steps)

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from apps.nlp import MAKE_MODELS, _Slot, missing_note
-from apps.vision import _user_errors
+from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
+from apps.timeseries import _as_int, _data_error, _int_in
+from apps.vision import KERAS, _user_errors
 
 REPO = Path(__file__).resolve().parent.parent
 RL_MODELS = REPO / "saved_models" / "rl"
@@ -31,18 +32,10 @@ DEFAULT_AGENT_DIRS = {
     "CartPole A2C": RL_MODELS / "cartpole_a2c",
     "Acrobot DQN": RL_MODELS / "acrobot_dqn",
 }
-KERAS = "Keras"
-EXPLAIN_METHODS = ("shap", "lime")
 MAX_SEED = 2**31 - 1
 MAX_COMPARE_EPISODES = 100
 MAX_STEPS = 10_000  # actions a step-through request may replay (classic-control episodes end at 500)
 GIF_CACHE = 16
-
-
-def _data_error(message: str):
-    from toolkit.errors import DataError
-
-    return DataError(message)
 
 
 class RLService:
@@ -52,7 +45,6 @@ class RLService:
         dirs = DEFAULT_AGENT_DIRS if agent_dirs is None else agent_dirs
         self._slots = {name: _Slot(name, d) for name, d in dirs.items()}
         self._lock = threading.Lock()
-        self._policies: dict[tuple[str, str], Any] = {}
         self._gifs: collections.OrderedDict = collections.OrderedDict()
         self._gif_dir: Path | None = None
 
@@ -87,13 +79,13 @@ class RLService:
             return agent
         if backend not in self.backends(name):
             raise _data_error(f"Unknown policy file {backend!r}. Choose one of {self.backends(name)}.")
-        with self._lock:
-            key = (name, backend)
-            if key not in self._policies:
+        slot = self._slot(name)
+        with slot.lock:
+            if backend not in slot.runners:
                 from toolkit.rl import TFLitePolicy
 
-                self._policies[key] = TFLitePolicy(self.directory(name) / backend)
-        return self._policies[key]
+                slot.runners[backend] = TFLitePolicy(slot.directory / backend)
+        return slot.runners[backend]
 
     def gif(self, key: tuple, make) -> tuple[Path, dict]:
         """The GIF for ``key`` (agent, policy, seed) and its episode facts; ``make(path)`` writes
@@ -114,14 +106,20 @@ class RLService:
         return path, result
 
     def warm_up(self) -> None:
-        """Load the agents now (a missing one is reported in the page, not here)."""
+        """Load the agents now (a missing one is reported in the page, not here), and explain one
+        state with each method so the first step-through does not pay for importing SHAP and LIME."""
         from toolkit.errors import ToolkitError
+        from toolkit.explain.tabular import FEATURE_METHODS
 
+        loaded = []
         for name in self.agent_names:
             try:
-                self.agent(name)
+                loaded.append(self.agent(name))
             except ToolkitError:
                 pass
+        if loaded and loaded[0].background_ is not None:
+            for method in FEATURE_METHODS:
+                loaded[0].explain(loaded[0].background_[0], method=method)
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,12 +134,7 @@ def shared_service(agent_dirs: tuple | None = None) -> RLService:
 
 
 def _seed(seed: Any) -> int:
-    try:
-        value = int(seed if seed not in (None, "") else 0)
-        if value != float(seed if seed not in (None, "") else 0):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise _data_error(f"Expected a whole number for the seed. Received {seed!r}.") from None
+    value = _as_int(seed, "the seed", 0)
     if not 0 <= value <= MAX_SEED:
         raise _data_error(f"Expected a seed between 0 and {MAX_SEED}. Received {value}.")
     return value
@@ -239,12 +232,7 @@ def play_episode(service: RLService, name: str, seed: Any = 0, backend: str = KE
 def compare_random(service: RLService, name: str, seed: Any = 0, n_episodes: Any = 20):
     """The agent's greedy return against a random agent's, on the same episodes (markdown)."""
     seed = _seed(seed)
-    try:
-        n = int(n_episodes)
-    except (TypeError, ValueError):
-        raise _data_error(f"Expected a number of episodes. Received {n_episodes!r}.") from None
-    if not 1 <= n <= MAX_COMPARE_EPISODES:
-        raise _data_error(f"Expected 1 to {MAX_COMPARE_EPISODES} episodes. Received {n}.")
+    n = _int_in(n_episodes, "episodes", 1, MAX_COMPARE_EPISODES, default=0)
     start = time.perf_counter()
     result = service.agent(name).evaluate(n_episodes=n, seed=seed)
     return (f"| agent | mean return | std |\n|---|---|---|\n"
@@ -263,8 +251,6 @@ def _show(service: RLService, name: str, seed: int, actions: list[int], method: 
     if backend not in (None, "", KERAS):
         kind += f" ({backend})"
     table = _values_table(agent, values, chosen, kind)
-    if method not in EXPLAIN_METHODS:
-        raise _data_error(f"Unknown explanation method {method!r}. Choose one of {list(EXPLAIN_METHODS)}.")
     explanation = agent.explain(obs, method=method, target=chosen)
     state = {"agent": name, "seed": seed, "actions": actions}
     status = (f"Step {len(actions)}, return so far {total:g}. " + (
@@ -295,14 +281,10 @@ def step_episode(service: RLService, name: str, state: Any, method: str = "shap"
 # ---------------------------------------------------------------------- UI
 
 
-def _named(fn, service, name: str):
-    handler = functools.partial(fn, service)
-    handler.__name__ = name
-    return handler
-
-
 def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLService | None = None):
     import gradio as gr
+
+    from toolkit.explain.tabular import FEATURE_METHODS
 
     if service is None:
         service = shared_service(tuple((k, str(v)) for k, v in agent_dirs.items()) if agent_dirs is not None else None)
@@ -334,7 +316,7 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
                                      interactive=False)
         with gr.Tab("Step through"):
             with gr.Row():
-                method = gr.Radio(list(EXPLAIN_METHODS), value="shap", label="Attribution method")
+                method = gr.Radio(list(FEATURE_METHODS), value="shap", label="Attribution method")
                 reset_btn = gr.Button("Reset")
                 step_btn = gr.Button("Step", variant="primary")
             with gr.Row():

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.nlp import MAKE_MODELS, _Slot, missing_note
+from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
 from apps.vision import _user_errors
 
 logger = logging.getLogger(__name__)
@@ -527,6 +527,14 @@ def _as_int(value: Any, what: str, default: int) -> int:
     return int(number)
 
 
+def _int_in(value: Any, what: str, low: int, high: int, default: int | None = None) -> int:
+    """A whole number from ``low`` to ``high``, else a DataError naming ``what`` and the range."""
+    number = _as_int(value, what, low if default is None else default)
+    if not low <= number <= high:
+        raise _data_error(f"Expected {low} to {high} {what}. Received {number}.")
+    return number
+
+
 def _is_dated(index) -> bool:
     import pandas as pd
 
@@ -989,12 +997,6 @@ def model_facts(service: TimeSeriesService) -> str:
 
 
 # ---------------------------------------------------------------------- UI
-
-
-def _named(fn, service, name: str):
-    handler = functools.partial(fn, service)
-    handler.__name__ = name
-    return handler
 
 
 def _service(forecaster_dirs, anomaly_dir) -> TimeSeriesService:

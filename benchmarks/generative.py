@@ -67,7 +67,7 @@ def quality() -> dict:
 def tflite() -> dict:
     """Every shipped TFLite file against Keras on fresh inputs (largest pixel error, 0-1 scale)."""
     from toolkit.generative import TFLiteImageModel, add_noise, digits_splits
-    from toolkit.generative.metrics import digits_judge, psnr
+    from toolkit.generative.metrics import label_accuracy, psnr
 
     rng = np.random.default_rng(123)
     test = digits_splits().test
@@ -97,7 +97,7 @@ def tflite() -> dict:
             if lite.kind == "denoiser":
                 extra["psnr_denoised"] = psnr(test.x, lite_out)
             if lite.conditional_:
-                extra["label_accuracy"] = float(np.mean(digits_judge().labels(lite_out) == labels))
+                extra["label_accuracy"] = label_accuracy(lite_out, labels)
                 rows.append(target(f"{name} {entry['file']}: samples labelled as requested", extra["label_accuracy"],
                                    "reference", True, note="the phone's file judged like the Keras model"))
             ms = p50_ms(lambda: lite.run(**inputs), runs=200, warmup=20)

@@ -58,11 +58,16 @@ def _add_vision_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity")
 
 
+def _image_size(values: list[int]) -> tuple[int, int]:
+    """``--image-size 32`` or ``--image-size 32 48`` as (height, width)."""
+    return tuple(values * 2 if len(values) == 1 else values[:2])
+
+
 def _train_vision(args: argparse.Namespace, command: str) -> dict:
     from .data import load_splits
     from .vision import ImageClassifier, ImageClassifierConfig
 
-    size = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
+    size = _image_size(args.image_size)
     out = Path(args.out)
     augment = None if args.augment == "auto" else args.augment
     tuning = ("epochs", "fine_tune_epochs", "fine_tune_layers", "learning_rate", "fine_tune_learning_rate",
@@ -348,7 +353,7 @@ def _train_generative(args: argparse.Namespace, command: str) -> dict:
     names = {f.name for f in dataclasses.fields(task_class.config_class)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None and k != "image_size"}
     if args.image_size:
-        values["image_size"] = tuple(args.image_size * 2 if len(args.image_size) == 1 else args.image_size[:2])
+        values["image_size"] = _image_size(args.image_size)
     model = task_class(task_class.config_class(**values))
     splits = image_splits(args.data, model.config.image_size, args.channels, test_size=args.test_size, seed=42)
     model.fit(splits, verbose=args.verbose)
@@ -602,7 +607,8 @@ def _compress(args: argparse.Namespace, command: str) -> Any:
         if args.qat or args.out or args.quantization:
             raise _usage_error("--report makes every variant into the model's folder; drop --qat, --quantization "
                                "and --out (--prune and --cluster set the report's sparsity and clusters).")
-        report = compression_report(task, args.data, prune=args.prune or 0.8, cluster=args.cluster or 16, **options)
+        given = {k: getattr(args, k) for k in ("prune", "cluster") if getattr(args, k) is not None}
+        report = compression_report(task, args.data, **given, **options)
         if args.report == "-":
             print(report.markdown(), end="")
             return None
@@ -612,7 +618,7 @@ def _compress(args: argparse.Namespace, command: str) -> Any:
         return {"report": str(args.report), "card": str(Path(args.model) / "card.json"),
                 "variants": [r["variant"] for r in report.variants], "seconds": report.section["seconds"]}
     result = compress(task, args.data, prune=args.prune, cluster=args.cluster, qat=args.qat, out=args.out,
-                      quantization=args.quantization, **options)
+                      command=command, quantization=args.quantization, **options)
     return {"file": str(result.path), "variant": result.config.name, "seconds": result.seconds, **result.metrics}
 
 

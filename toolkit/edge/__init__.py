@@ -12,17 +12,9 @@ __all__ = ["QUANTIZATIONS", "TFLiteModel", "compress", "compression_report", "co
            "write_tflite"]
 
 
-def compress(task, data=None, prune=None, cluster=None, qat=False, out=None, **options):
-    """Prune / cluster / quantization-aware train ``task`` and write the .tflite; see
-    :func:`toolkit.edge.compression.compress`."""
-    from .compression import compress as run
+def __getattr__(name: str):
+    if name in ("compress", "compression_report"):
+        from . import compression
 
-    return run(task, data, prune=prune, cluster=cluster, qat=qat, out=out, **options)
-
-
-def compression_report(task, data=None, prune=0.8, cluster=16, **options):
-    """Every variant of ``task`` side by side, into its folder and card; see
-    :func:`toolkit.edge.compression.compression_report`."""
-    from .compression import compression_report as run
-
-    return run(task, data, prune=prune, cluster=cluster, **options)
+        return getattr(compression, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,7 @@ affected (tests/test_compression.py proves it against a fresh process).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import inspect
 import logging
@@ -721,11 +722,11 @@ class Pipeline:
     pruned model is the start of pruned + clustered). Every stage goes Keras 3 -> tf_keras twin
     (checked) -> TFMOT -> stripped -> Keras 3, so each stage's float weights are a Keras 3 model."""
 
-    def __init__(self, model, train: TrainingData, representative: np.ndarray, check: np.ndarray):
+    def __init__(self, model, train: TrainingData, representative: np.ndarray, check: np.ndarray | None = None):
         self.model = model
         self.train = train
         self.representative = representative
-        self.check = check
+        self.check = representative[:64] if check is None else check  # the twins' output check
         self._keras: dict = {(None, None): model}
         self._twins: dict = {}
         self._reference: np.ndarray | None = None
@@ -765,7 +766,7 @@ class Pipeline:
                         layer.trainable = False
             model = quantization_aware(twin.model, self.train, config)
             return convert_twin(model, quantization, self.representative), True
-        model = self._twins.get(key) or to_tf_keras(keras_model, self.check).model
+        model = self._twins[key]  # prune and/or cluster: keras_model() made it
         if quantization != "int8":
             return convert_twin(model, quantization, self.representative), None
         if config.per_channel is not None:
@@ -821,9 +822,14 @@ class _ImageTask:
         augment = task.augment_ if task.augment_ not in (None, "none") else None
         self.train = TrainingData(train.x.astype(np.float32), train.y.astype(np.int64),
                                   task._augmenter(augment) if augment else None)
-        self.representative = train.x.astype(np.float32)
+        self.representative = self.train.x
         test = task._resolve_eval(data.test)
         self.test_inputs, self.test_y = test.x, test.y
+
+    @functools.cached_property
+    def keras_probs(self) -> np.ndarray:
+        """The float Keras model's probabilities on the test inputs (every file is compared with them)."""
+        return self.task.predict_proba(self.test_inputs)
 
     def keras_task(self, model):
         """A copy of the task serving ``model`` (same architecture, compressed weights)."""
@@ -946,7 +952,7 @@ class CompressionResult:
 
 
 def compress(task, data: Any = None, prune: float | None = None, cluster: int | None = None, qat: bool = False,
-             out: str | os.PathLike | None = None, **options: Any) -> CompressionResult:
+             out: str | os.PathLike | None = None, command: str | None = None, **options: Any) -> CompressionResult:
     """Prune, cluster and/or quantization-aware train a fitted task, and write the .tflite.
 
     ``data``: training data to fine-tune on and test data to check on (default: the data the
@@ -955,32 +961,31 @@ def compress(task, data: Any = None, prune: float | None = None, cluster: int | 
 
     Without ``out`` the file (``model_<variant>.tflite``) goes into the task's own folder and its
     card. With ``out`` a new model folder is written: the Keras model with the compressed float
-    weights (it loads, serves and explains like any toolkit model), the .tflite and the card.
+    weights (it loads, serves and explains like any toolkit model), the .tflite and the card, whose
+    ``command`` is ``command`` (the CLI passes its own; default: the equivalent CLI command).
     """
     config = CompressionConfig(prune=prune, cluster=cluster, qat=qat, **options)
     adapter = _task_adapter(task, data)
     config = _resolve(config, adapter)
     directory = _own_folder(task) if out is None else None  # before minutes of fine-tuning
     start = time.perf_counter()
-    pipeline = Pipeline(adapter.model, adapter.train, adapter.representative, adapter.representative[:64])
-    tflite, per_channel = pipeline.tflite(config)
+    pipeline = Pipeline(adapter.model, adapter.train, adapter.representative)
     keras_model = pipeline.keras_model(config)
     if out is None:
         owner = task
     else:
         owner = adapter.keras_task(keras_model)
-        owner.command_ = _command(task, config, out)
-        directory = owner.save(out)
+        owner.command_ = command or _command(task, config, out)
         owner.metrics_ = {"test_" + k: v for k, v in owner.report(adapter.data.test).metrics.items() if "/" not in k}
-        owner.write_card()
+        directory = owner.save(out)
     adapter.prepare_folder(directory)
-    path = atomic_write_bytes(directory / config.file, tflite)
-    entry = _measure(adapter, path, config.quantization, reference=task)
-    entry["compression"] = {**config.techniques(), "per_channel": per_channel, "epochs": config.epochs,
-                            "cluster_init": config.cluster_init if config.cluster else None,
-                            "source": str(task.directory_) if task.directory_ else None}
+    path, entry = _write_variant(pipeline, adapter, config, directory)
+    entry["compression"]["source"] = str(task.directory_) if task.directory_ else None
     seconds = round(time.perf_counter() - start, 1)
-    _record(owner, directory, entry, config.name, seconds, adapter)
+    section = dict(owner.compression_ or {})
+    rows = [r for r in section.get("variants", []) if r["variant"] != config.name]
+    owner.compression_ = {**section, "variants": rows + [_row(config.name, entry, seconds)], **_section_facts(adapter)}
+    owner._record_export(directory, entry)  # the file's entry in the card's tflite list; writes the card
     return CompressionResult(config, path, entry, keras_model, seconds)
 
 
@@ -1011,40 +1016,32 @@ def _command(task, config: CompressionConfig, out) -> str:
     return " ".join(parts + [f"--out {out}"])
 
 
-def _measure(adapter, path: Path, quantization: str, reference) -> dict:
+def _write_variant(pipeline: "Pipeline", adapter, config: CompressionConfig, directory: Path) -> tuple[Path, dict]:
+    """Write the variant's .tflite into ``directory``; its card entry (measured, with the techniques)."""
+    tflite, per_channel = pipeline.tflite(config)
+    path = atomic_write_bytes(directory / config.file, tflite)
+    entry = _measure(adapter, path, config.quantization)
+    entry["compression"] = {**config.techniques(), "per_channel": per_channel, "epochs": config.epochs,
+                            "cluster_init": config.cluster_init if config.cluster else None}
+    return path, entry
+
+
+def _measure(adapter, path: Path, quantization: str) -> dict:
     """The card entry of a .tflite file: what export records, plus its gzipped size and weights."""
     from .export import tflite_entry
     from .runner import TFLiteModel, classifier_checks
 
+    task = adapter.task
     entry = tflite_entry(path, quantization)
-    runner = TFLiteModel(path, card={**reference._card_extra(), "task": reference.task_name})
+    runner = TFLiteModel(path, card={**task._card_extra(), "task": task.task_name})
     entry.update(runner.quantization)
     entry["latency_ms_p50"] = round(runner.latency_ms(runner._prepare(adapter.test_inputs[:1])), 4)
-    entry.update(classifier_checks(_keras_probabilities(adapter, reference),
-                                   runner.predict_proba(adapter.test_inputs), adapter.test_y))
+    entry.update(classifier_checks(adapter.keras_probs, runner.predict_proba(adapter.test_inputs), adapter.test_y))
     return {**entry, **_file_facts(path)}
-
-
-def _keras_probabilities(adapter, reference) -> np.ndarray:
-    if getattr(adapter, "_keras_probs", None) is None:
-        adapter._keras_probs = reference.predict_proba(adapter.test_inputs)
-    return adapter._keras_probs
 
 
 def _file_facts(path: Path) -> dict:
     return {"gzip_bytes": gzip_size(path), **{k: v for k, v in weight_stats(path).items() if k != "kernels"}}
-
-
-def _record(owner, directory: Path, entry: dict, variant: str, seconds: float, adapter) -> None:
-    """The file's entry in the card's ``tflite`` list (so apps and runners find it) and its row
-    in the ``compression`` section."""
-    owner._record_export(directory, entry)
-    section = dict(owner.compression_ or {})
-    rows = [r for r in section.get("variants", []) if r["variant"] != variant]
-    section["variants"] = rows + [_row(variant, entry, seconds)]
-    section.update(_section_facts(owner, adapter))
-    owner.compression_ = section
-    owner.write_card(directory)
 
 
 # ============================================================================ the report
@@ -1069,12 +1066,6 @@ class CompressionReport:
     def variants(self) -> list[dict]:
         return self.section["variants"]
 
-    def variant(self, name: str) -> dict:
-        for row in self.variants:
-            if row["variant"] == name:
-                return row
-        raise KeyError(f"No variant {name!r}. Variants: {[r['variant'] for r in self.variants]}.")
-
     def to_dict(self) -> dict:
         return dict(self.section)
 
@@ -1093,7 +1084,7 @@ def compression_report(task, data: Any = None, prune: float = 0.8, cluster: int 
     adapter = _task_adapter(task, data)
     directory = _own_folder(task)
     start = time.perf_counter()
-    pipeline = Pipeline(adapter.model, adapter.train, adapter.representative, adapter.representative[:64])
+    pipeline = Pipeline(adapter.model, adapter.train, adapter.representative)
     rows = []
     for quantization in REPORT_PRESETS:
         if quantization == "int8" and adapter.quantization != "int8":
@@ -1107,16 +1098,12 @@ def compression_report(task, data: Any = None, prune: float = 0.8, cluster: int 
     for techniques in _report_techniques(adapter, prune, cluster):
         began = time.perf_counter()
         config = _resolve(CompressionConfig(**techniques, **options), adapter)
-        tflite, per_channel = pipeline.tflite(config)
-        path = atomic_write_bytes(directory / config.file, tflite)
-        entry = _measure(adapter, path, config.quantization, reference=task)
-        entry["compression"] = {**config.techniques(), "per_channel": per_channel, "epochs": config.epochs,
-                                "cluster_init": config.cluster_init if config.cluster else None}
+        path, entry = _write_variant(pipeline, adapter, config, directory)
         task._record_export(directory, entry)
         rows.append(_row(config.name, entry, time.perf_counter() - began))
     settings = {k: v for k, v in dataclasses.asdict(chosen).items() if k not in ("qat", "quantization")}
     section = {"variants": rows, "seconds": round(time.perf_counter() - start, 1), "settings": settings,
-               **_section_facts(task, adapter)}
+               **_section_facts(adapter)}
     task.compression_ = section
     task.write_card(directory)
     return CompressionReport(section)
@@ -1137,9 +1124,8 @@ def _row(variant: str, entry: dict, seconds: float) -> dict:
     return row
 
 
-def _section_facts(owner, adapter) -> dict:
-    return {"keras_test_accuracy": float(np.mean(_keras_probabilities(adapter, adapter.task).argmax(-1)
-                                                 == adapter.test_y)),
+def _section_facts(adapter) -> dict:
+    return {"keras_test_accuracy": float(np.mean(adapter.keras_probs.argmax(-1) == adapter.test_y)),
             "n_test": int(len(adapter.test_y)), "data": getattr(adapter.data, "spec", None),
             "note": "agreement: top-1 agreement with the float Keras model on the test split; zeros and values per "
                     "channel: read from the file's kernels with the LiteRT interpreter"}

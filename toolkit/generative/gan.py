@@ -43,6 +43,7 @@ from .common import (
     check_common,
     image_grid,
     label_ids,
+    latent_batch,
     latent_input,
     positive,
     sample_grid_callback,
@@ -363,7 +364,7 @@ class GAN(SamplerMixin, GenerativeTask):
     def sample_grid(self, seed: int = 0) -> np.ndarray:
         """A grid of samples from fixed noise (uint8 RGB): one row per class when conditional."""
         self._check_fitted()
-        noise = np.random.default_rng(seed).standard_normal((GRID_COLUMNS, self.latent_dim_)).astype(np.float32)
+        noise = latent_batch(GRID_COLUMNS, self.latent_dim_, seed)
         rows = len(self.class_names_) if self.conditional_ else GRID_COLUMNS
         z = np.tile(noise, (rows, 1))
         labels = np.repeat(np.arange(rows), GRID_COLUMNS).astype(np.int32) if self.conditional_ else None
@@ -523,7 +524,7 @@ class GAN(SamplerMixin, GenerativeTask):
         both inputs, the largest pixel error against Keras on 256 inputs (0-1 scale) and the
         latency. ``data`` is not needed (accepted for the CLI)."""
         self._check_fitted()
-        z = np.random.default_rng(seed).standard_normal((PARITY_SAMPLES, self.latent_dim_)).astype(np.float32)
+        z = latent_batch(PARITY_SAMPLES, self.latent_dim_, seed)
         inputs = {"noise": z}
         if self.conditional_:
             inputs["label"] = label_ids(None, PARITY_SAMPLES, self.class_names_)

@@ -26,7 +26,8 @@ import numpy as np
 from ..base import register_task
 from ..errors import DataError
 from ..explain import Explanation
-from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_input, positive, traced
+from .common import (PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive,
+                     traced)
 from .data import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
@@ -296,8 +297,8 @@ class VAE(SamplerMixin, GenerativeTask):
         from . import metrics as gm
 
         test = self._test_data(data)
-        recon = self.predict(test.x)
         z_mean, z_log_var = self.encode(test.x, return_log_var=True)
+        recon = self.decode(z_mean)  # what predict() gives
         clean, back = test.x / 255.0, recon / 255.0
         bce = -(clean * np.log(np.clip(back, 1e-7, 1)) + (1 - clean) * np.log(np.clip(1 - back, 1e-7, 1)))
         out: dict[str, Any] = {
@@ -336,7 +337,7 @@ class VAE(SamplerMixin, GenerativeTask):
         grid = image_grid(rows.reshape(-1, *self.input_shape_), cols=steps, width=64 * steps)
         return Explanation(effect.astype(np.float32), "traversal", dims if target is not None else "all dimensions",
                            seconds, grid, steps, extra={"dims": dims, "span": TRAVERSAL_SPAN,
-                                                        "values": np.linspace(-3, 3, steps).round(3).tolist()})
+                                                        "values": np.linspace(-TRAVERSAL_SPAN, TRAVERSAL_SPAN, steps).round(3).tolist()})
 
     # ================================================================== save / load / export
     def _card_extra(self) -> dict:
@@ -354,7 +355,7 @@ class VAE(SamplerMixin, GenerativeTask):
         ``PARITY_SAMPLES`` (256) latent vectors (0-1 scale) and its latency. ``data`` is not
         needed (accepted for the CLI)."""
         self._check_fitted()
-        z = np.random.default_rng(seed).standard_normal((PARITY_SAMPLES, self.latent_dim_)).astype(np.float32)
+        z = latent_batch(PARITY_SAMPLES, self.latent_dim_, seed)
         description = {
             "inputs": [{"name": "z", "shape": [1, self.latent_dim_], "dtype": "float32",
                         "distribution": "standard normal N(0, 1) per dimension (the prior); an encoding for "

@@ -248,14 +248,6 @@ def _run_episodes(act, envs, n_episodes, seed, collect, max_states) -> Episodes:
     return Episodes(returns, lengths, collected)
 
 
-def close_all(envs: list) -> None:
-    for env in envs:
-        try:
-            env.close()
-        except Exception:  # a renderer that is already gone
-            pass
-
-
 # ---------------------------------------------------------------------------- the training monitor
 
 
@@ -382,7 +374,7 @@ class Monitor:
         if self.cfg.keep_best and self.best_weights is not None:
             self.agent.model_.set_weights(self.best_weights)
         if self._eval_envs:
-            close_all(self._eval_envs)
+            self.maker.release(self._eval_envs)
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
@@ -402,7 +394,8 @@ class Monitor:
         }
 
 
-def learning_curve_png(history: dict, threshold: float | None = None, title: str = "") -> bytes:
+def learning_curve_png(history: dict, threshold: float | None = None, threshold_step: int | None = None,
+                       title: str = "") -> bytes:
     """Episode returns against environment steps (points and a moving mean), the greedy
     evaluations with their std, the threshold and where it was reached."""
     from ..metrics import _png, _pyplot
@@ -421,9 +414,9 @@ def learning_curve_png(history: dict, threshold: float | None = None, title: str
                     color="#2563eb", capsize=2, label="greedy evaluation")
     if threshold is not None:
         ax.axhline(threshold, color="#16a34a", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    if history.get("threshold_step"):
-        ax.axvline(history["threshold_step"][0], color="#16a34a", linestyle=":", linewidth=1,
-                   label=f"reached at {history['threshold_step'][0]:,} steps")
+    if threshold_step:
+        ax.axvline(threshold_step, color="#16a34a", linestyle=":", linewidth=1,
+                   label=f"reached at {threshold_step:,} steps")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("return")
     ax.set_title(title or "Learning curve")
@@ -547,8 +540,7 @@ class Agent(Task):
         box = probe.observation_space
         self.observation_bounds_ = {"low": np.asarray(box.low, np.float64).tolist(),
                                     "high": np.asarray(box.high, np.float64).tolist()}
-        if maker.can_copy:
-            probe.close()
+        maker.release([probe])
         import keras
 
         keras.utils.set_random_seed(cfg.seed)
@@ -564,10 +556,7 @@ class Agent(Task):
         steps = self._learn(maker, total, monitor)
         facts = monitor.finish(steps)
         self._refresh()
-        history = dict(monitor.history)
-        if monitor.threshold_step is not None:
-            history["threshold_step"] = [monitor.threshold_step]
-        self.history_ = history
+        self.history_ = dict(monitor.history)
         self.training_ = {**facts, "total_timesteps": total, "transfer": transfer}
         self.metrics_ = {}
         self.data_spec_ = {"env": self.env_}
@@ -603,8 +592,7 @@ class Agent(Task):
         try:
             episodes = run_episodes(self._greedy, envs, 4, self.config.seed + TEST_SEED_OFFSET + 777, collect=True)
         finally:
-            if maker.can_copy:
-                close_all(envs)
+            maker.release(envs)
         states = episodes.states
         if len(states) > BACKGROUND_STATES:
             pick = np.random.default_rng(self.config.seed).choice(len(states), BACKGROUND_STATES, replace=False)
@@ -671,8 +659,7 @@ class Agent(Task):
                 result["random_mean_return"] = float(random.returns.mean())
                 result["random_std_return"] = float(random.returns.std())
         finally:
-            if maker.can_copy:
-                close_all(envs)
+            maker.release(envs)
         return result
 
     # ================================================================== explain
@@ -686,7 +673,7 @@ class Agent(Task):
 
         method = method or "shap"
         if method not in FEATURE_METHODS:
-            raise ValueError(f"Unknown explanation method {method!r} for agents. "
+            raise DataError(f"Unknown explanation method {method!r} for agents. "
                              f"Valid methods: {list(FEATURE_METHODS)}.")
         x, _ = self._prepare(obs)
         if len(x) != 1:
@@ -762,8 +749,7 @@ class Agent(Task):
             keras_episodes = run_episodes(self._greedy, envs, n_episodes, seed).summary()
             lite_episodes = run_episodes(policy.predict, envs, n_episodes, seed).summary()
         finally:
-            if maker.can_copy:
-                close_all(envs)
+            maker.release(envs)
         ratio = _return_ratio(lite_episodes["mean_return"], keras_episodes["mean_return"])
         entry.update(policy.runner.quantization)
         entry.update({
@@ -823,7 +809,8 @@ class Agent(Task):
         if self.history_:
             title = f"{self.algorithm.upper()} on {self.env_['name']}"
             (directory / CURVE_FILE).write_bytes(
-                learning_curve_png(self.history_, self.training_.get("reward_threshold"), title))
+                learning_curve_png(self.history_, self.training_.get("reward_threshold"),
+                                   self.training_.get("threshold_step"), title=title))
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         try:

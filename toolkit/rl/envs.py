@@ -15,6 +15,7 @@ from a CartPole-v1 agent. Any other length: ``gymnasium.make("CartPoleLongPole-v
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable
 
@@ -168,12 +169,24 @@ class EnvMaker:
     def can_copy(self) -> bool:
         return self.id is not None or self._factory is not None
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         if self.id:
             extra = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
             return f"{self.id}({extra})" if extra else self.id
-        return type((self.instance or self.make()).unwrapped).__name__
+        env = self.instance or self.make()
+        self.release([env])
+        return type(env.unwrapped).__name__
+
+    def release(self, envs: list) -> None:
+        """Close environments this maker made; never the user's own (uncopyable) instance."""
+        if not self.can_copy:
+            return
+        for env in envs:
+            try:
+                env.close()
+            except Exception:  # a renderer that is already gone
+                pass
 
     def make(self, render_mode: str | None = None):
         """A new environment (or, for an uncopyable instance, the instance itself)."""
@@ -228,8 +241,7 @@ def maker_with_spaces(env: Any, n_features: int, n_actions: int, trained_on: str
     maker = as_maker(env)
     probe = maker.make()
     found = check_spaces(probe)
-    if maker.can_copy:
-        probe.close()
+    maker.release([probe])
     if found != (n_features, n_actions):
         raise DataError(
             f"This agent acts on {n_features} observation features with {n_actions} actions ({trained_on}). "

@@ -107,8 +107,7 @@ def record(act: Callable[[np.ndarray], np.ndarray], maker: EnvMaker, out: str | 
             returns.append(total)
             lengths.append(step)
     finally:
-        if maker.can_copy:
-            env.close()
+        maker.release([env])
     result = {"returns": returns, "lengths": lengths, "frames": len(frames)}
     if out is not None:
         path = write_gif(frames, out, fps / every)
