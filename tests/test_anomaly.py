@@ -223,7 +223,7 @@ def test_fit_and_score_a_csv_path(tmp_path):
 # ---------------------------------------------------------------------------------- save / load
 def test_save_load_round_trip(detector, saved):
     card = json.loads((saved / "card.json").read_text())
-    assert card["task"] == "anomaly" and card["threshold"] == detector.threshold_
+    assert card["task"] == "anomaly_detector" and card["threshold"] == detector.threshold_
     assert card["input"]["columns"] == ["temperature"] and card["input"]["shape"] == [16, 1]
     assert card["normalization"]["std"][0] > 0
     loaded = AnomalyDetector.load(saved)

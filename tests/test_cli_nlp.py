@@ -41,7 +41,7 @@ def text_model(reviews, tmp_path_factory):
 
 def test_train_nlp_writes_a_model_folder(text_model):
     card = json.loads((text_model / "card.json").read_text())
-    assert card["task"] == "nlp" and card["labels"] == ["1", "5"]
+    assert card["task"] == "text_classifier" and card["labels"] == ["1", "5"]
     assert card["data"]["text_column"] == "review" and card["data"]["test_size"] == 0.2
     assert (text_model / "vocab.txt").is_file() and (text_model / "confusion_matrix.png").is_file()
 

@@ -87,7 +87,7 @@ def test_train_timeseries_on_a_csv(forecaster):
     assert metrics["model"] == "lstm" and metrics["horizon"] == HORIZON and metrics["n_cutoffs"] > 0
     assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "drift"} and metrics["verdict"]
     card = json.loads((directory / "card.json").read_text())
-    assert card["task"] == "timeseries" and card["columns"] == ["units", "price", "promo"]
+    assert card["task"] == "forecaster" and card["columns"] == ["units", "price", "promo"]
     assert card["target"] == "units" and card["features"] == ["price", "promo"] and card["horizon"] == HORIZON
     assert card["data"]["time_column"] == "date" and card["frequency"] == "D"
     assert card["command"].startswith("toolkit train timeseries --data ") and "--features price,promo" in card["command"]
@@ -206,7 +206,7 @@ def test_train_anomaly_on_a_csv(detector):
     assert result["out"] == str(directory) and result["threshold"] > 0
     assert result["metrics"]["train_n_points"] == 600
     card = json.loads((directory / "card.json").read_text())
-    assert card["task"] == "anomaly" and card["input"]["columns"] == ["temperature"]
+    assert card["task"] == "anomaly_detector" and card["input"]["columns"] == ["temperature"]
     assert card["input"]["time_column"] == "ts" and card["input"]["shape"] == [16, 1]
     assert card["command"].startswith("toolkit train anomaly --data ")
 

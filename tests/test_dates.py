@@ -170,7 +170,7 @@ def test_save_load_round_trip_and_safe_mode(translator, saved):
     assert (i1, o1) == (i2, o2) and np.allclose(m1, m2, atol=1e-5)
     keras.saving.load_model(saved / "model.keras", safe_mode=True)
     card = json.loads((saved / "card.json").read_text())
-    assert card["task"] == "seq2seq" and card["class"] == "DateTranslator"
+    assert card["task"] == "date_translator" and card["class"] == "DateTranslator"
     assert card["input"]["vocabulary"][:2] == ["<pad>", "<oov>"] and card["input"]["max_length"] == 32
     assert card["output"]["length"] == 10 and card["config"]["cell"] == "gru"
     assert card["data"]["source"] == "generated"

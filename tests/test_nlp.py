@@ -117,7 +117,7 @@ def test_save_load_same_predictions(bigru, saved_bigru, small):
     texts = small.test.texts[:20]
     np.testing.assert_allclose(loaded.predict_proba(texts), bigru.predict_proba(texts), atol=1e-6)
     card = json.loads((saved_bigru / "card.json").read_text())
-    assert card["task"] == "nlp" and card["encoder"]["name"] == "bigru"
+    assert card["task"] == "text_classifier" and card["encoder"]["name"] == "bigru"
     assert (saved_bigru / "vocab.txt").is_file()
 
 

@@ -133,7 +133,7 @@ def test_shipped_forecasters():
 
     for name, horizon in (("sunspots_lstm", 10), ("co2_lstm", 12)):
         directory, card = _shipped_model("timeseries", name)
-        assert card["task"] == "timeseries" and card["horizon"] == horizon
+        assert card["task"] == "forecaster" and card["horizon"] == horizon
         assert card["command"] == _make_models_command(directory)
         metrics = card["metrics"]
         assert metrics["beats_every_baseline"] is True and "beats every baseline" in metrics["verdict"]
@@ -158,7 +158,7 @@ def test_shipped_anomaly_detector():
     from toolkit.timeseries import AnomalyDetector, TFLiteAnomalyDetector, synthetic_sensor
 
     directory, card = _shipped_model("anomaly", "sensor_lstm")
-    assert card["task"] == "anomaly" and card["command"] == _make_models_command(directory)
+    assert card["task"] == "anomaly_detector" and card["command"] == _make_models_command(directory)
     detector = load(directory)
     assert isinstance(detector, AnomalyDetector) and detector.threshold_ == card["threshold"]
     files = {e["quantization"]: e for e in card["tflite"]}

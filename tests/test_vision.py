@@ -59,7 +59,7 @@ def test_report_and_evaluate(tiny_model, tiny_data):
 def test_save_load_roundtrip_and_integrity(tiny_model, tmp_path):
     directory = tiny_model.save(tmp_path / "m")
     card = json.loads((directory / "card.json").read_text())
-    assert card["task"] == "vision" and card["labels"] == ["0", "1", "2"]
+    assert card["task"] == "image_classifier" and card["labels"] == ["0", "1", "2"]
     assert card["input"] == {**card["input"], "shape": [12, 12, 1], "range": [0, 255]}
     assert (directory / "labels.txt").read_text().split() == ["0", "1", "2"]
     loaded = ImageClassifier.load(directory)

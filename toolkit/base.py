@@ -32,16 +32,36 @@ HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
 TASKS: dict[str, type["Task"]] = {}
+#: Older names (in cards written by earlier versions, and the CLI's short names) -> registered names.
+ALIASES: dict[str, str] = {}
 # packages whose import registers their tasks
 TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl")
 
+#: Capability tags a task may declare (``Task.tags``); the CLI and the apps read them.
+TAGS = frozenset({
+    "classifier",        # predict -> labels, predict_proba, top_k, report (confusion matrix)
+    "detector",          # predict -> boxes
+    "generator",         # generate(n, label=, seed=)
+    "image_to_image",    # predict(images) -> images
+    "translator",        # translate(texts) -> texts
+    "forecaster",        # forecast(history, horizon)
+    "anomaly_detector",  # detect(series) -> per-point scores and flags
+    "policy",            # acts in an environment: play, evaluate(n_episodes=)
+})
+#: What ``predict``/``explain`` take, by the CLI option that carries it.
+INPUT_KINDS = ("image", "text", "series", "observation", "latent")
 
-def register_task(name: str):
-    """Class decorator: make a task loadable by the name recorded in its card."""
+
+def register_task(name: str, aliases: tuple[str, ...] = ()):
+    """Class decorator: make a task loadable by the name recorded in its card (or an alias)."""
 
     def decorate(cls):
+        unknown = set(cls.tags) - TAGS
+        if unknown:
+            raise ValueError(f"{cls.__name__} declares unknown tags {sorted(unknown)}. Valid tags: {sorted(TAGS)}.")
         cls.task_name = name
         TASKS[name] = cls
+        ALIASES.update({alias: name for alias in aliases})
         return cls
 
     return decorate
@@ -99,8 +119,9 @@ def registered_tasks() -> dict[str, type["Task"]]:
 
 
 def task_class(name: str | None) -> type["Task"]:
-    """The task class registered under ``name`` (the ``task`` field of a card)."""
-    tasks = TASKS if name in TASKS else registered_tasks()
+    """The task class registered under ``name`` (the ``task`` field of a card, or an older alias)."""
+    tasks = TASKS if name in TASKS or name in ALIASES else registered_tasks()
+    name = ALIASES.get(name, name) if isinstance(name, str) else name
     if name not in tasks:
         raise ModelFormatError(f"Unknown task {name!r} in the card. This toolkit knows {sorted(tasks)}.")
     return tasks[name]
@@ -116,6 +137,54 @@ class Task:
 
     task_name: ClassVar[str] = "task"
     config_class: ClassVar[type] = object
+
+    # ---- what the task is: declared once here, read by the CLI, the apps, export and compression
+    #: capability tags (see ``TAGS``)
+    tags: ClassVar[frozenset[str]] = frozenset()
+    #: what predict/explain take (see ``INPUT_KINDS``); the CLI option carrying it is ``--<input_kind>``
+    input_kind: ClassVar[str] = "image"
+    #: explanation methods offered, the first one is the default
+    explain_methods: ClassVar[tuple[str, ...]] = ()
+    #: TFLite presets ``export`` writes, and why the others are refused
+    quantizations: ClassVar[tuple[str, ...]] = ("float32", "float16", "dynamic", "int8")
+    refused_quantizations: ClassVar[dict[str, str]] = {}
+    #: "module:Class" of the wrapper that runs this task's ``.tflite`` files (imported on first use)
+    runner: ClassVar[str] = "toolkit.edge.runner:TFLiteModel"
+
+    @classmethod
+    def default_explain_method(cls) -> str | None:
+        return cls.explain_methods[0] if cls.explain_methods else None
+
+    @classmethod
+    def check_explain_method(cls, method: str | None) -> str:
+        """``method`` (default: the task's default method), or a ValueError listing the valid ones."""
+        method = method or cls.default_explain_method()
+        if method not in cls.explain_methods:
+            raise ValueError(f"Unknown explanation method {method!r} for {cls.__name__}. "
+                             f"Valid methods: {list(cls.explain_methods)}.")
+        return method
+
+    @classmethod
+    def check_quantization(cls, quantization: str) -> str:
+        """``quantization`` if this task exports it; else a ValueError (unknown preset) or an
+        ExportError saying why this task refuses it and which presets it offers."""
+        from .edge.export import check_quantization
+
+        check_quantization(quantization)
+        if quantization not in cls.quantizations:
+            from .errors import ExportError
+
+            why = cls.refused_quantizations.get(quantization, "it is not offered for this task")
+            raise ExportError(f"{cls.__name__} exports {list(cls.quantizations)}; {quantization} is refused: {why}.")
+        return quantization
+
+    @classmethod
+    def runner_class(cls) -> type:
+        """The class that opens this task's ``.tflite`` files."""
+        import importlib
+
+        module, _, name = cls.runner.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     def __init__(self, config: Any = None, **overrides: Any):
         config = config if config is not None else self.config_class()
@@ -254,7 +323,7 @@ class Task:
     def load(cls, directory: str | os.PathLike) -> "Task":
         directory = Path(directory)
         card = read_card(directory)
-        if card.get("task") != cls.task_name:
+        if ALIASES.get(card.get("task"), card.get("task")) != cls.task_name:
             raise ModelFormatError(
                 f"{directory} holds a {card.get('task')!r} model, not a {cls.task_name!r} one. "
                 "Use toolkit.load(dir) to load any task."

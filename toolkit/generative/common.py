@@ -203,6 +203,10 @@ class GenerativeTask(Task):
     """Data, card fields, save/load of the extras and TFLite export shared by the three tasks."""
 
     outputs_images = True  # predict returns images (the CLI writes them to --out)
+    quantizations = EXPORT_QUANTIZATIONS
+    refused_quantizations = {"int8": "its outputs are images whose quality int8 would cut, and the float16 file "
+                                     "is already half the size; choose float16 or dynamic"}
+    runner = "toolkit.generative.runner:TFLiteImageModel"
     takes_images = True  # predict takes images (a GAN's takes latent vectors)
 
     def __init__(self, config: Any = None, **overrides: Any):

@@ -118,6 +118,10 @@ def _noisy_batches(images: np.ndarray, cfg: DenoiserConfig, shuffle: bool):
 class Denoiser(GenerativeTask):
     """Denoising autoencoder on images (see the module docstring)."""
 
+    tags = frozenset({"image_to_image"})
+    input_kind = "image"
+    explain_methods = ("residual",)
+
     config_class = DenoiserConfig
 
     def __init__(self, config: DenoiserConfig | None = None, **overrides: Any):

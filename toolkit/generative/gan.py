@@ -265,6 +265,10 @@ def _constant_label(label: int):
 class GAN(SamplerMixin, GenerativeTask):
     """DCGAN on images, optionally conditional (see the module docstring)."""
 
+    tags = frozenset({"generator"})
+    input_kind = "image"
+    explain_methods = ("shap", "lime")
+
     config_class = GANConfig
     takes_images = False
 

@@ -158,6 +158,10 @@ def _trainer_class():
 class VAE(SamplerMixin, GenerativeTask):
     """Variational autoencoder on images (see the module docstring)."""
 
+    tags = frozenset({"generator", "image_to_image"})
+    input_kind = "image"
+    explain_methods = ("traversal",)
+
     config_class = VAEConfig
     conditional_ = False
 

@@ -163,7 +163,7 @@ def _trim(batch: dict) -> dict:
     return {k: np.asarray(v)[:, :length] for k, v in batch.items()}
 
 
-@register_task("nlp")
+@register_task("text_classifier", aliases=("nlp",))
 class TextClassifier(ClassifierMixin, Task):
     """Text classifier: binary or multi-class, from scratch or on a pretrained encoder.
 
@@ -172,6 +172,12 @@ class TextClassifier(ClassifierMixin, Task):
     >>> clf.explain("the battery died after a day", method="lime").save("why.html")
     >>> clf.save("my_sentiment"); clf.export("my_sentiment", quantization="dynamic")
     """
+
+    tags = frozenset({"classifier"})
+    input_kind = "text"
+    explain_methods = ("lime", "shap")
+    quantizations = ("float32", "float16", "dynamic")
+    refused_quantizations = {"int8": "full-integer int8 would quantize the token ids; dynamic gives int8 weights"}
 
     config_class = TextClassifierConfig
 

@@ -417,7 +417,7 @@ class DateTranslatorConfig:
 
 
 # ====================================================================== task
-@register_task("seq2seq")
+@register_task("date_translator", aliases=("seq2seq", "dates"))
 class DateTranslator(Task):
     """Human-written dates -> ISO dates (YYYY-MM-DD) with a character-level seq2seq model.
 
@@ -430,6 +430,13 @@ class DateTranslator(Task):
     module docstring), so case does not matter. Any non-empty string gets a best-guess date and
     an attention map; empty strings and non-strings raise :class:`DataError`.
     """
+
+    tags = frozenset({"translator"})
+    input_kind = "text"
+    explain_methods = ("attention",)
+    quantizations = ("float32", "float16", "dynamic")
+    refused_quantizations = {"int8": "int8 needs float inputs to calibrate, and the model takes character ids"}
+    runner = "toolkit.nlp.dates:TFLiteDateTranslator"
 
     config_class = DateTranslatorConfig
 

@@ -434,6 +434,10 @@ class Agent(Task):
 
     algorithm: ClassVar[str] = "agent"
     output_kind: ClassVar[str] = "outputs"
+    tags = frozenset({"policy"})
+    input_kind = "observation"
+    explain_methods = ("shap", "lime")
+    runner = "toolkit.rl.agent:TFLitePolicy"
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -526,7 +526,7 @@ class AnomalyDetectorConfig:
 
 
 # ====================================================================== task
-@register_task("anomaly")
+@register_task("anomaly_detector", aliases=("anomaly",))
 class AnomalyDetector(_Scoring, Task):
     """Robust-autoencoder anomaly detector over sliding windows of a (multivariate) series.
 
@@ -536,6 +536,11 @@ class AnomalyDetector(_Scoring, Task):
     Series, a SeriesData or a CSV path. ``model_`` maps raw windows (B, window, F) float32 to
     per-step reconstruction errors (B, window); see the module docstring for the scoring.
     """
+
+    tags = frozenset({"anomaly_detector"})
+    input_kind = "series"
+    explain_methods = ("shap", "lime")
+    runner = "toolkit.timeseries.anomaly:TFLiteAnomalyDetector"
 
     config_class = AnomalyDetectorConfig
 

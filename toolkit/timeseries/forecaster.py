@@ -206,7 +206,7 @@ def _as_series(data: Any, what: str = "data") -> SeriesData:
 # ============================================================================ the task
 
 
-@register_task("timeseries")
+@register_task("forecaster", aliases=("timeseries",))
 class Forecaster(Task):
     """Forecast the next ``horizon`` values of a series (and its 80% interval) from its recent past.
 
@@ -215,6 +215,11 @@ class Forecaster(Task):
     >>> fc.evaluate("sunspots")["verdict"]      # backtest against naive, seasonal naive and drift
     >>> fc.save("my_forecaster"); fc.export("my_forecaster", quantization="float32")
     """
+
+    tags = frozenset({"forecaster"})
+    input_kind = "series"
+    explain_methods = ("shap", "lime")
+    runner = "toolkit.timeseries.forecaster:TFLiteForecaster"
 
     config_class = ForecasterConfig
 

@@ -128,7 +128,7 @@ def _is_folder(data: Any) -> bool:
     return isinstance(data, (str, os.PathLike)) and str(data) not in BUILTIN_IMAGE_SETS
 
 
-@register_task("vision")
+@register_task("image_classifier", aliases=("vision",))
 class ImageClassifier(ClassifierMixin, Task):
     """Image classifier: a backbone by name (from scratch or pretrained) and a new head.
 
@@ -138,6 +138,10 @@ class ImageClassifier(ClassifierMixin, Task):
     >>> clf.explain(image, method="gradcam").save("cam.png")
     >>> clf.save("my_model"); clf.export("my_model", quantization="int8")
     """
+
+    tags = frozenset({"classifier"})
+    input_kind = "image"
+    explain_methods = ("gradcam", "shap", "lime")
 
     config_class = ImageClassifierConfig
 
