@@ -9,7 +9,6 @@ the model's standardisation). Labels may be ints or strings; class ids index ``c
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import unicodedata
@@ -20,24 +19,21 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from .text_files import (
+    BUILTIN_TEXT_SETS,
+    IMDB_URL,
+    MAX_TEXT_CHARS,
+    TEXT_EXTENSIONS,
+    UCI_SENTIMENT_URL,
+    download_text_set,
+    is_missing,
+    listing,
+    read_builtin_text,
+    read_text_file,
+    read_text_folder,
+)
 
-MAX_TEXT_CHARS = 10_000
-TEXT_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt")
-TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
-FOLDER_EXTENSIONS = (".txt", ".tsv", ".tab")
-TEXT_COLUMNS = ("text", "sentence", "review", "review_text", "content")
-LABEL_COLUMNS = ("label", "labels", "sentiment", "target", "class", "stars")
-SKIPPED_FILE_STEMS = ("readme", "license", "licence")
 BINARY_CONTROL_SHARE = 0.3
-_SHOWN = 5  # how many offending lines/rows an error names
-
-UCI_SENTIMENT_URL = "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip"
-IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-BUILTIN_TEXT_SETS = {
-    "uci_sentiment": {"url": UCI_SENTIMENT_URL, "fname": "sentiment_labelled_sentences.zip",
-                      "local": "the folder 'sentiment labelled sentences' from the zip"},
-    "imdb": {"url": IMDB_URL, "fname": "aclImdb_v1.tar.gz", "local": "the extracted 'aclImdb' folder"},
-}
 
 
 @dataclasses.dataclass
@@ -87,14 +83,6 @@ def _label_key(label: str) -> tuple:
 def sort_labels(labels: Sequence[str]) -> list[str]:
     """Unique label strings in numeric-aware order: ``["10", "2", "b", "A"]`` -> ``["2", "10", "A", "b"]``."""
     return sorted(set(labels), key=_label_key)
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip() == ""
 
 
 def _label_string(value: Any) -> str:
@@ -164,305 +152,6 @@ def _encode_labels(labels: list[str], class_names: Sequence[str] | None, where: 
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode(raw: bytes, name: str) -> str:
-    """UTF-8 (a BOM is dropped) with an error naming the file and 1-based line of a bad byte."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(
-            f"{name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}). "
-            "Expected a UTF-8 text file. Re-save the file as UTF-8 (e.g. 'Save as' > 'CSV UTF-8', or "
-            "`iconv -f latin1 -t utf-8 in.txt > out.txt`)."
-        ) from exc
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(
-            f"Could not read {str(path)!r} ({exc.strerror or exc}). Check the path and permissions."
-        ) from exc
-    if not raw.strip():
-        raise DataError(f"{str(path)!r} is empty. Expected {_expected(path)}.")
-    return raw
-
-
-def _expected(path: Path) -> str:
-    if path.suffix.lower() == ".txt":
-        return "one 'sentence<TAB>label' per line"
-    return "a header row naming the text and label columns, then one row per text"
-
-
-def _listing(items: list, total: int) -> str:
-    shown = ", ".join(str(i) for i in items[:_SHOWN])
-    return shown + (f" and {total - _SHOWN} more" if total > _SHOWN else "")
-
-
-# --------------------------------------------------------------------------- file formats
-
-
-def _read_sentence_file(path: Path) -> tuple[list[str], list[str]]:
-    """``sentence<TAB>label`` lines: the label is the last TAB-separated field; text verbatim."""
-    text = _decode(_read_bytes(path), repr(str(path)))
-    texts, labels, empty, unlabelled = [], [], [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line[:-1] if line.endswith("\r") else line
-        if not line.strip():
-            continue  # blank lines (e.g. at the end) are not data
-        if "\t" not in line:
-            raise DataError(
-                f"{str(path)!r}, line {number}: expected 'sentence<TAB>label'. Received a line without a TAB: "
-                f"{line[:80]!r}. Separate each sentence from its label with one TAB character (or use a "
-                ".csv/.tsv file with a header)."
-            )
-        sentence, label = line.rsplit("\t", 1)
-        if not sentence.strip():
-            empty.append(number)
-        if not label.strip():
-            unlabelled.append(number)
-        texts.append(sentence)
-        labels.append(label.strip())
-    if empty:
-        raise DataError(
-            f"{str(path)!r}: {len(empty)} line(s) have an empty text: line {_listing(empty, len(empty))}. "
-            "Expected some text before the TAB. Remove those lines or fill in their text."
-        )
-    if unlabelled:
-        raise DataError(
-            f"{str(path)!r}: {len(unlabelled)} line(s) have no label after the TAB: line "
-            f"{_listing(unlabelled, len(unlabelled))}. Add the label (e.g. 0 or 1) after the TAB."
-        )
-    if not texts:
-        raise DataError(f"{str(path)!r} has no data lines. Expected {_expected(path)}.")
-    return texts, labels
-
-
-def _find_column(columns: list[str], asked: str | None, defaults: Sequence[str], kind: str, flag: str,
-                 path: Path) -> str:
-    if asked is not None:
-        if asked in columns:
-            return asked
-        folded = [c for c in columns if c.strip().lower() == str(asked).strip().lower()]
-        if len(folded) == 1:
-            return folded[0]
-        raise DataError(
-            f"{str(path)!r} has no {kind} column {asked!r}. Available columns: {columns}. "
-            f"Pass one of them with {flag} ({kind}_column=...)."
-        )
-    for name in defaults:
-        for column in columns:
-            if column.strip().lower() == name:
-                return column
-    hint = ""
-    if len(columns) <= 3:
-        hint = " The file needs a header row naming its columns."
-        if path.suffix.lower() != ".csv":
-            hint += " (Lines of 'sentence<TAB>label' without a header: give the file a .txt extension.)"
-    raise DataError(
-        f"{str(path)!r} has no {kind} column: looked for {list(defaults)}. Available columns: {columns}. "
-        f"Pass the {kind} column's name with {flag} ({kind}_column=...).{hint}"
-    )
-
-
-def _read_table(path: Path, text_column: str | None, label_column: str | None) -> tuple[list[str], list[str], dict]:
-    import pandas as pd
-
-    text = _decode(_read_bytes(path), repr(str(path)))
-    sep = TABLE_SEPARATORS[path.suffix.lower()]
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                            skip_blank_lines=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{str(path)!r} has no header row or data. Expected {_expected(path)}.") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(
-            f"{str(path)!r} could not be parsed as a {'CSV' if sep == ',' else 'TAB-separated'} table ({exc}). "
-            "Check that texts containing the separator are quoted and every row has the same number of fields."
-        ) from exc
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    tcol = _find_column(columns, text_column, TEXT_COLUMNS, "text", "--text-column", path)
-    lcol = _find_column(columns, label_column, LABEL_COLUMNS, "label", "--label-column", path)
-    if tcol == lcol:
-        raise DataError(f"{str(path)!r}: the text and label columns are both {tcol!r}. Pass two different columns.")
-    if len(frame) == 0:
-        raise DataError(f"{str(path)!r} has a header but no rows. Expected one row per text.")
-    texts_raw = frame[tcol].tolist()
-    labels_raw = frame[lcol].tolist()
-    # Rows are numbered from 1 = the first row after the header.
-    nan_rows = [i + 1 for i, t in enumerate(texts_raw) if not isinstance(t, str)]
-    if nan_rows:
-        raise DataError(
-            f"{str(path)!r}: {len(nan_rows)} row(s) have no text (an empty or NaN cell in column {tcol!r}): row "
-            f"{_listing(nan_rows, len(nan_rows))} (row 1 is the first after the header). Remove those rows or fill in "
-            "their text."
-        )
-    empty = [i + 1 for i, t in enumerate(texts_raw) if not t.strip()]
-    if empty:
-        raise DataError(
-            f"{str(path)!r}: {len(empty)} row(s) have a whitespace-only text in column {tcol!r}: row "
-            f"{_listing(empty, len(empty))} (row 1 is the first after the header). Remove those rows or fill in "
-            "their text."
-        )
-    unlabelled = [i + 1 for i, v in enumerate(labels_raw) if _is_missing(v)]
-    if unlabelled:
-        raise DataError(
-            f"{str(path)!r}: {len(unlabelled)} row(s) have no label in column {lcol!r}: row "
-            f"{_listing(unlabelled, len(unlabelled))} (row 1 is the first after the header). Fill in their labels."
-        )
-    return texts_raw, [str(v).strip() for v in labels_raw], {"text_column": tcol, "label_column": lcol}
-
-
-def _read_file(path: Path, text_column: str | None, label_column: str | None) -> tuple[list[str], list[str], dict]:
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        texts, labels = _read_sentence_file(path)
-        return texts, labels, {"format": "sentence<TAB>label"}
-    if suffix in TABLE_SEPARATORS:
-        texts, labels, info = _read_table(path, text_column, label_column)
-        return texts, labels, {"format": "csv" if suffix == ".csv" else "tsv", **info}
-    raise DataError(
-        f"Unsupported text file {str(path)!r} (extension {suffix or 'none'!r}). Expected a .csv or .tsv/.tab file "
-        "with a header, a .txt file of 'sentence<TAB>label' lines, or a folder of such files."
-    )
-
-
-# --------------------------------------------------------------------------- folders
-
-
-def _visible(path: Path, root: Path) -> bool:
-    return not any(p.startswith((".", "__")) for p in path.relative_to(root).parts)
-
-
-def _document_folder_parts(root: Path) -> list[Path] | None:
-    """The aclImdb layout: ``root/{train,test}/{pos,neg}/*.txt`` (or ``root`` is one such part)."""
-    parts = [root / p for p in ("train", "test") if (root / p / "pos").is_dir() and (root / p / "neg").is_dir()]
-    if parts:
-        return parts
-    if (root / "pos").is_dir() and (root / "neg").is_dir():
-        return [root]
-    return None
-
-
-def _class_subfolders(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))
-                   and d.name != "unsup"), key=lambda d: d.name)
-
-
-def _read_documents(root: Path, parts: list[Path]) -> tuple[list[str], list[str], dict]:
-    """One document per ``.txt`` file, its label the name of the class subfolder it sits in."""
-    texts, labels, counts = [], [], {}
-    for part in parts:
-        before = len(texts)
-        for folder in _class_subfolders(part):
-            for f in sorted(folder.glob("*.txt")):
-                if f.name.startswith("."):
-                    continue
-                raw = f.read_bytes()
-                text = _decode(raw, repr(str(f)))
-                if not text.strip():
-                    raise DataError(f"{str(f)!r} is empty. Expected one document per .txt file; remove the file.")
-                texts.append(text)
-                labels.append(folder.name)
-        counts[part.name if part != root else "all"] = len(texts) - before
-    if not texts:
-        raise DataError(f"{str(root)!r} has class subfolders but no .txt documents in them.")
-    return texts, labels, {"format": "documents", "parts": counts}
-
-
-def _read_folder(root: Path, text_column: str | None, label_column: str | None) -> tuple[list[str], list[str], dict]:
-    parts = _document_folder_parts(root)
-    if parts is not None:
-        return _read_documents(root, parts)
-    files, ignored = [], []
-    for f in sorted((f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")), key=lambda f: f.name):
-        if f.suffix.lower() in FOLDER_EXTENSIONS and f.stem.lower() not in SKIPPED_FILE_STEMS:
-            files.append(f)
-        else:
-            ignored.append(f.name)
-    if not files:
-        subfolders = _class_subfolders(root)
-        if len(subfolders) == 1:  # e.g. the folder an archive was extracted into
-            return _read_folder(subfolders[0], text_column, label_column)
-        if subfolders and any(any(d.glob("*.txt")) for d in subfolders):
-            return _read_documents(root, [root])
-        raise DataError(
-            f"{str(root)!r} has no .txt/.tsv data files. Expected a folder of 'sentence<TAB>label' .txt files "
-            "(or .tsv files with a header), or one subfolder per class holding one .txt document per file."
-        )
-    texts, labels, formats = [], [], set()
-    for f in files:
-        t, lab, info = _read_file(f, text_column, label_column)
-        texts += t
-        labels += lab
-        formats.add(info["format"])
-    meta = {"format": "+".join(sorted(formats)), "files": [str(f) for f in files]}
-    if ignored:
-        meta["ignored_files"] = ignored
-    return texts, labels, meta
-
-
-# --------------------------------------------------------------------------- built-in sets
-
-
-def _keras_cache() -> Path:
-    return Path(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras"))) / "datasets"
-
-
-def download_text_set(name: str) -> Path:
-    """Download and extract a built-in set once (cached by keras under ~/.keras/datasets)."""
-    info = BUILTIN_TEXT_SETS[name]
-    stem = info["fname"][: info["fname"].find(".")]
-    cached = _keras_cache() / f"{stem}_extracted"
-    if (cached / ".complete").is_file():
-        return cached
-    import keras
-
-    try:
-        folder = Path(keras.utils.get_file(info["fname"], origin=info["url"], extract=True))
-    except Exception as exc:  # urllib raises plain Exception through keras; any failure means no data
-        raise DataError(
-            f"Could not download the {name!r} data set from {info['url']} ({type(exc).__name__}: {exc}). "
-            "This machine seems to be offline or the site is unreachable. Download it on a machine with "
-            f"internet access and pass the local copy instead: the path of {info['local']} "
-            "(e.g. `--data path/to/folder`)."
-        ) from exc
-    try:
-        (folder / ".complete").write_text("ok\n")
-    except OSError:
-        pass  # not cached as complete: keras checks its download again next time
-    return folder
-
-
-def _read_builtin(name: str) -> tuple[list[str], list[str], dict]:
-    folder = download_text_set(name)
-    if name == "uci_sentiment":
-        files = sorted((f for f in folder.rglob("*_labelled.txt") if _visible(f, folder)), key=lambda f: f.name)
-        if not files:
-            raise DataError(f"The downloaded {name!r} archive in {str(folder)!r} has no *_labelled.txt files. "
-                            "Delete that folder and try again.")
-        texts, labels = [], []
-        for f in files:
-            t, lab = _read_sentence_file(f)
-            texts += t
-            labels += lab
-        return texts, labels, {"format": "sentence<TAB>label", "files": [str(f) for f in files]}
-    root = folder / "aclImdb" if (folder / "aclImdb").is_dir() else folder
-    parts = _document_folder_parts(root)
-    if parts is None:
-        raise DataError(f"The downloaded {name!r} archive in {str(folder)!r} has no train/pos folders. "
-                        "Delete that folder and try again.")
-    return _read_documents(root, parts)
-
-
-# --------------------------------------------------------------------------- loading
-
-
 def _truncate(texts: list[str], max_chars: int | None, where: str) -> tuple[list[str], int]:
     if max_chars is None:
         return texts, 0
@@ -504,16 +193,16 @@ def _pair(texts: Any, labels: Any) -> tuple[list[str], list[str]]:
             empty.append(i)
         out.append(t)
     if bad:
-        raise DataError(f"Expected every text to be a string. Received other types at index {_listing(bad, len(bad))}.")
+        raise DataError(f"Expected every text to be a string. Received other types at index {listing(bad, len(bad))}.")
     if empty:
         raise DataError(
-            f"{len(empty)} text(s) are empty or whitespace-only: index {_listing(empty, len(empty))}. "
+            f"{len(empty)} text(s) are empty or whitespace-only: index {listing(empty, len(empty))}. "
             "Remove them or fill in their text."
         )
-    missing = [i for i, v in enumerate(labels) if _is_missing(v)]
+    missing = [i for i, v in enumerate(labels) if is_missing(v)]
     if missing:
         raise DataError(
-            f"{len(missing)} text(s) have no label: index {_listing(missing, len(missing))}. Fill in their labels."
+            f"{len(missing)} text(s) have no label: index {listing(missing, len(missing))}. Fill in their labels."
         )
     return out, [_label_string(v) for v in labels]
 
@@ -551,7 +240,7 @@ def load_text(
         texts, labels = _pair(*source)
         where, meta = "the given texts", {"source": "pairs", "format": "pairs"}
     elif isinstance(source, str) and source in BUILTIN_TEXT_SETS:
-        texts, labels, meta = _read_builtin(source)
+        texts, labels, meta = read_builtin_text(source)
         where, meta = f"the {source!r} data set", {"source": source, **meta}
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
@@ -560,7 +249,7 @@ def load_text(
                 f"Text data not found: {str(source)!r}. Expected a .csv/.tsv file with a header, a .txt file of "
                 f"'sentence<TAB>label' lines, a folder of such files, or a built-in set: {sorted(BUILTIN_TEXT_SETS)}."
             )
-        reader = _read_folder if path.is_dir() else _read_file
+        reader = read_text_folder if path.is_dir() else read_text_file
         texts, labels, meta = reader(path, text_column, label_column)
         where, meta = repr(str(path)), {"source": str(path.resolve()), **meta}
     else:
