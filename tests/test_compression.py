@@ -184,7 +184,7 @@ def test_keras3_is_unaffected_by_the_bridge(small):
 
     import toolkit.edge.compression as compression
 
-    assert compression._LIBRARIES is not None and "tf_keras" in sys.modules  # the bridge ran here
+    assert compression.libraries_loaded() and "tf_keras" in sys.modules  # the bridge ran here
     code = KERAS3_PROBE + "\nimport json; print(json.dumps(PROBE))"
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     fresh = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
@@ -245,6 +245,32 @@ def test_unsupported_tasks_say_why():
         compress(Forecaster(), prune=0.5)
     with pytest.raises(ExportError, match="AnomalyStandardize"):
         compress(AnomalyDetector(), prune=0.5)
+
+
+def test_tasks_take_part_through_the_public_protocol(tiny_model, tiny_data):
+    """Compression reads what a task offers through Compressible, never its privates or its name."""
+    from toolkit import ImageClassifier, NotFittedError
+    from toolkit.edge.compression import Compressible, CompressionInputs
+    from toolkit.nlp import DateTranslator, TextClassifier
+    from toolkit.timeseries import AnomalyDetector, Forecaster
+
+    assert isinstance(tiny_model, Compressible) and isinstance(TextClassifier(), Compressible)
+    for refusing in (Forecaster, AnomalyDetector, DateTranslator):
+        assert not isinstance(refusing(), Compressible) and refusing.compression_refusal
+    inputs = tiny_model.compression_inputs(_splits(*tiny_data))
+    assert isinstance(inputs, CompressionInputs) and inputs.model is tiny_model.model_
+    assert inputs.quantization == "int8" and inputs.int8_refusal is None
+    assert inputs.train.x.shape == (90, 12, 12, 1) and inputs.train.x.dtype == np.float32
+    np.testing.assert_array_equal(inputs.test_y, tiny_data[1])
+    clone = tiny_model.with_compressed_weights(tiny_model.model_)
+    assert clone is not tiny_model and clone.directory_ is None and clone.tflite_ == []
+    np.testing.assert_array_equal(clone.predict(tiny_data[0][:8]), tiny_model.predict(tiny_data[0][:8]))
+    with pytest.raises(NotFittedError):
+        ImageClassifier().compression_inputs("digits")
+    with pytest.raises(ExportError, match="pretrained KerasHub encoder"):
+        text = TextClassifier(encoder="minilm")
+        text.model_ = object()  # fitted as far as the check goes: the encoder is refused first
+        text.compression_inputs()
 
 
 @pytest.mark.slow

@@ -439,6 +439,7 @@ class DateTranslator(Task):
     runner = "toolkit.nlp.dates:TFLiteDateTranslator"
 
     config_class = DateTranslatorConfig
+    compression_refusal = "the date translator's attention decoder runs a step loop outside one Keras graph"
 
     def __init__(self, config: DateTranslatorConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -543,6 +543,9 @@ class AnomalyDetector(_Scoring, Task):
     runner = "toolkit.timeseries.anomaly:TFLiteAnomalyDetector"
 
     config_class = AnomalyDetectorConfig
+    compression_refusal = ("the autoencoder's standardization and reconstruction-error layers are toolkit "
+                           "layers (AnomalyStandardize, ReconstructionError) without tf_keras twins, and it is "
+                           "not a classifier")
 
     def __init__(self, config: AnomalyDetectorConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)

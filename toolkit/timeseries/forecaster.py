@@ -222,6 +222,8 @@ class Forecaster(Task):
     runner = "toolkit.timeseries.forecaster:TFLiteForecaster"
 
     config_class = ForecasterConfig
+    compression_refusal = ("the forecaster's in-model scaling and quantile head are toolkit layers (WindowScaler, "
+                           "QuantileHead) without tf_keras twins, and it is trained on a pinball loss, not classes")
 
     def __init__(self, config: ForecasterConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
