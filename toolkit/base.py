@@ -150,6 +150,9 @@ class Task:
     refused_quantizations: ClassVar[dict[str, str]] = {}
     #: "module:Class" of the wrapper that runs this task's ``.tflite`` files (imported on first use)
     runner: ClassVar[str] = "toolkit.edge.runner:TFLiteModel"
+    #: why ``toolkit.edge.compress`` cannot compress this task (tasks implementing the
+    #: ``toolkit.edge.compression.Compressible`` protocol can)
+    compression_refusal: ClassVar[str | None] = None
 
     @classmethod
     def default_explain_method(cls) -> str | None:
