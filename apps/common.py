@@ -139,6 +139,20 @@ def missing_note(folders: dict[str, Path]) -> str:
     return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}" if missing else ""
 
 
+def folders_key(folders: dict | None) -> tuple | None:
+    """A hashable key of a tab's model folders (name -> folder) for its ``shared_service`` cache."""
+    return tuple((k, str(v)) for k, v in folders.items()) if folders is not None else None
+
+
+def tab_header(markdown: str, warning: str) -> None:
+    """A tab's introduction and, when models are missing, the warning that names them (inside a gr.Blocks)."""
+    import gradio as gr
+
+    gr.Markdown(markdown)
+    if warning:
+        gr.Markdown(warning)
+
+
 # ---------------------------------------------------------------------- inputs
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (SAVED_MODELS, ModelSlot, card_facts, folder_facts, int_in, metric_line, missing_note, named,
-                         request_image, user_errors)
+                         request_image, tab_header, user_errors)
 
 GENERATIVE_MODELS = SAVED_MODELS / "generative"
 TITLE = "Generative"
@@ -280,11 +280,8 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
     dim = service.latent_dim()
     digits = [str(d) for d in range(10)]
     with gr.Blocks(title="Generative") as demo:
-        gr.Markdown("### Generative models\nA VAE, a conditional GAN and a denoising autoencoder trained on "
-                    "the digits (16x16).")
-        warning = missing_note({s.name: s.directory for s in service.slots.values()})
-        if warning:
-            gr.Markdown(warning)
+        tab_header("### Generative models\nA VAE, a conditional GAN and a denoising autoencoder trained on "
+                   "the digits (16x16).", missing_note({s.name: s.directory for s in service.slots.values()}))
         with gr.Tab("Latent space"):
             with gr.Row():
                 with gr.Column():

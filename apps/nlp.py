@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (ACCURACY_COLUMNS, KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, card_facts, folder_facts,
-                         missing_note, named, notes_markdown, user_errors)
+                         folders_key, missing_note, named, notes_markdown, tab_header, user_errors)
 
 logger = logging.getLogger(__name__)
 NLP_MODELS = SAVED_MODELS / "nlp"
@@ -353,15 +353,11 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
     import gradio as gr
 
     if service is None:
-        key = tuple((k, str(v)) for k, v in sentiment_dirs.items()) if sentiment_dirs is not None else None
-        service = shared_service(key, str(dates_dir) if dates_dir is not None else None)
+        service = shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None)
     default = service.default_model()
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown("### Text\nClassify the sentiment of a sentence and see which words decided it; "
-                    "turn a date written any common way into an ISO date.")
-        warning = missing_models(service)
-        if warning:
-            gr.Markdown(warning)
+        tab_header("### Text\nClassify the sentiment of a sentence and see which words decided it; "
+                   "turn a date written any common way into an ISO date.", missing_models(service))
         with gr.Tab("Sentiment"):
             with gr.Row():
                 with gr.Column():

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, as_int, data_error, int_in, missing_note,
-                         named, tflite_table, user_errors)
+from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, as_int, data_error, folders_key, int_in,
+                         missing_note, named, tab_header, tflite_table, user_errors)
 
 RL_MODELS = SAVED_MODELS / "rl"
 TITLE = "RL"
@@ -275,16 +275,13 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
     from toolkit.explain.tabular import FEATURE_METHODS
 
     if service is None:
-        service = shared_service(tuple((k, str(v)) for k, v in agent_dirs.items()) if agent_dirs is not None else None)
+        service = shared_service(folders_key(agent_dirs))
     names = service.agent_names
     first = names[0] if names else None
     with gr.Blocks(title="Reinforcement learning") as demo:
-        gr.Markdown("### Reinforcement learning\nWatch a trained agent play, step through an episode with what the "
-                    "network thinks of each action and which observation features drove it, and compare it with "
-                    "random actions.")
-        warning = missing_note({name: service.directory(name) for name in names})
-        if warning:
-            gr.Markdown(warning)
+        tab_header("### Reinforcement learning\nWatch a trained agent play, step through an episode with what the "
+                   "network thinks of each action and which observation features drove it, and compare it with "
+                   "random actions.", missing_note({name: service.directory(name) for name in names}))
         with gr.Row():
             agent = gr.Dropdown(names, value=first, label="Agent")
             seed = gr.Number(value=0, precision=0, label="Episode seed", minimum=0, maximum=MAX_SEED)

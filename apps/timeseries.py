@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (as_int, card_facts, data_error, folder_facts, missing_note, named,
-                         notes_markdown, upload_path, user_errors)
+from apps.common import (as_int, card_facts, data_error, folder_facts, folders_key, missing_note,
+                         named, notes_markdown, tab_header, upload_path, user_errors)
 from apps.timeseries_plots import HISTORY_POINTS, anomaly_figure, plot_png, png_plot  # noqa: F401 (tests)
 from apps.timeseries_service import (AUTO, CSV_SUFFIXES, MAX_QUICK_HORIZON, NO_TIME, QUICK, QUICK_HORIZON,
                                      QUICK_KINDS, QUICK_SECONDS, SENSOR, UPLOAD, TimeSeriesService,
@@ -289,11 +289,6 @@ def model_facts(service: TimeSeriesService) -> str:
 # ---------------------------------------------------------------------- UI
 
 
-def _service(forecaster_dirs, anomaly_dir) -> TimeSeriesService:
-    key = tuple((k, str(v)) for k, v in forecaster_dirs.items()) if forecaster_dirs is not None else None
-    return shared_service(key, str(anomaly_dir) if anomaly_dir is not None else None)
-
-
 def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly_dir: str | Path | None = None,
                    service: TimeSeriesService | None = None) -> TimeSeriesService:
     """The time-series components (Forecast and Anomalies tabs), built inside an open gr.Blocks;
@@ -303,14 +298,12 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
     from toolkit.data.series import BUILTIN_SERIES
 
     if service is None:
-        service = _service(forecaster_dirs, anomaly_dir)
+        service = shared_service(folders_key(forecaster_dirs), str(anomaly_dir) if anomaly_dir is not None else None)
     sources = [*BUILTIN_SERIES, UPLOAD]
     first = sources[0]
-    gr.Markdown("### Time series\nForecast a built-in series or your own CSV with an 80% interval, compare it with "
-                "simple baselines, see which past values drove it, and find anomalies in a sensor series.")
-    warning = missing_models(service)
-    if warning:
-        gr.Markdown(warning)
+    tab_header("### Time series\nForecast a built-in series or your own CSV with an 80% interval, compare it with "
+               "simple baselines, see which past values drove it, and find anomalies in a sensor series.",
+               missing_models(service))
     with gr.Tab("Forecast"):
         with gr.Row():
             with gr.Column(scale=1):

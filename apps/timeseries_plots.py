@@ -23,10 +23,6 @@ def figure(height: float = 3.4):
     return fig
 
 
-def close_figure(figure) -> None:
-    figure.clear()
-
-
 def _x_axis(ax, dates: bool) -> None:
     from matplotlib.ticker import MaxNLocator
 
