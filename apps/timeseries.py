@@ -67,7 +67,7 @@ def forecast(service: TimeSeriesService, source: Any = "sunspots", upload: Any =
     notes = [*notes, *(f"Loading the data: {n}." for n in series.notes if series.spec.get("source") not in
                        ("sunspots", "co2"))]
     if model == QUICK:
-        info = getattr(task, "app_training_", {})
+        info = task.app_training_  # set by service.train_quick
         notes.append(f"Quick model: a small {task.config.model} trained on this page on {info.get('points', '?')} "
                      f"points for {info.get('epochs', '?')} epochs ({info.get('seconds', 0):.0f} s); not a shipped "
                      "model.")
