@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
-from apps.timeseries import _int_in
-from apps.vision import _user_errors, request_image
+from apps.common import (SAVED_MODELS, ModelSlot, card_facts, folder_facts, int_in, metric_line, missing_note, named,
+                         request_image, tab_header, user_errors)
 
-REPO = Path(__file__).resolve().parent.parent
-GENERATIVE_MODELS = REPO / "saved_models" / "generative"
+GENERATIVE_MODELS = SAVED_MODELS / "generative"
+TITLE = "Generative"
 DEFAULT_VAE_DIR = GENERATIVE_MODELS / "digits_vae"
 DEFAULT_GAN_DIR = GENERATIVE_MODELS / "digits_cgan"
 DEFAULT_DENOISER_DIR = GENERATIVE_MODELS / "digits_denoiser"
@@ -33,10 +32,12 @@ SLIDER_RANGE = 3.0
 MAX_GRID = 100
 MAX_STEPS = 16
 DECODER_FILES = ("model_float32.tflite", "model_float16.tflite")
-FACTS = {  # card metrics shown in the facts panel, by task
-    "vae": {"fid": "FID for digits", "fid_real_vs_real": "real vs real", "fid_noise_baseline": "noise",
+PIXEL_COLUMNS = (("max pixel error vs Keras (0-1)", "max_abs_pixel_error", "{:.2e}"),
+                 ("latency p50", "latency_ms_p50", "{:.3f} ms"))
+FACTS = {  # test-split card metrics shown in the facts panel, by the service's model slot
+    "VAE": {"fid": "FID for digits", "fid_real_vs_real": "real vs real", "fid_noise_baseline": "noise",
             "reconstruction_psnr": "reconstruction PSNR (dB)"},
-    "gan": {"label_accuracy": "samples read as the requested digit", "fid": "FID for digits",
+    "GAN": {"label_accuracy": "samples read as the requested digit", "fid": "FID for digits",
             "fid_real_vs_real": "real vs real", "fid_noise_baseline": "noise",
             "diversity_within_class_ratio": "diversity within a digit / real"},
     "denoiser": {"psnr_noisy": "PSNR noisy (dB)", "psnr_denoised": "PSNR denoised (dB)",
@@ -49,9 +50,9 @@ class GenerativeService:
 
     def __init__(self, vae_dir: str | Path | None = None, gan_dir: str | Path | None = None,
                  denoiser_dir: str | Path | None = None):
-        self.slots = {"VAE": _Slot("VAE", vae_dir or DEFAULT_VAE_DIR),
-                      "GAN": _Slot("conditional GAN", gan_dir or DEFAULT_GAN_DIR),
-                      "denoiser": _Slot("denoiser", denoiser_dir or DEFAULT_DENOISER_DIR)}
+        self.slots = {"VAE": ModelSlot("VAE", vae_dir or DEFAULT_VAE_DIR),
+                      "GAN": ModelSlot("conditional GAN", gan_dir or DEFAULT_GAN_DIR),
+                      "denoiser": ModelSlot("denoiser", denoiser_dir or DEFAULT_DENOISER_DIR)}
         self._decoder = None
         self._latent_dim: int | None = None
         self._examples: dict[int, np.ndarray] | None = None
@@ -154,7 +155,7 @@ def _digit(value: Any) -> int:
 # ---------------------------------------------------------------------- handlers
 
 
-@_user_errors
+@user_errors
 def decode_latent(service: GenerativeService, *values: float) -> np.ndarray:
     """The VAE decoder's image for the slider values (one per latent dimension)."""
     from toolkit.errors import DataError
@@ -165,20 +166,20 @@ def decode_latent(service: GenerativeService, *values: float) -> np.ndarray:
     return _display(service.decoder()(z[None])[0])
 
 
-@_user_errors
+@user_errors
 def encode_digit(service: GenerativeService, digit: Any) -> list[float]:
     """Slider values at the VAE's encoding of a test image of ``digit`` (a start for exploring)."""
     z = service.vae().encode(service.examples()[_digit(digit)])[0]
     return [float(np.clip(v, -SLIDER_RANGE, SLIDER_RANGE)) for v in z]
 
 
-@_user_errors
+@user_errors
 def sample_grid(service: GenerativeService, model: str, n: Any, seed: Any) -> tuple[np.ndarray, str]:
     """``n`` samples of the VAE or the conditional GAN (every digit in turn) with ``seed``."""
     from toolkit.errors import DataError
     from toolkit.generative.common import image_grid
 
-    n = _int_in(n, "samples", 1, MAX_GRID, default=0)
+    n = int_in(n, "samples", 1, MAX_GRID, default=0)
     seed = _check_seed(seed)
 
     if model == GAN:
@@ -193,14 +194,14 @@ def sample_grid(service: GenerativeService, model: str, n: Any, seed: Any) -> tu
     return image_grid(images, cols=10 if model == GAN else None), note
 
 
-@_user_errors
+@user_errors
 def generate_digit(service: GenerativeService, digit: Any, n: Any, seed: Any) -> tuple[np.ndarray, str]:
     """``n`` samples of one digit from the conditional GAN, and how many of them the digits
     classifier recognises as that digit."""
     from toolkit.generative.common import image_grid
     from toolkit.generative.metrics import digits_judge
 
-    digit, seed, n = _digit(digit), _check_seed(seed), _int_in(n, "samples", 1, MAX_GRID, default=0)
+    digit, seed, n = _digit(digit), _check_seed(seed), int_in(n, "samples", 1, MAX_GRID, default=0)
     images = service.gan().generate(n, label=str(digit), seed=seed)
     seen = digits_judge().labels(images)
     note = (f"The digits classifier reads **{int(np.sum(seen == digit))} of {n}** as {digit}"
@@ -215,19 +216,19 @@ def _endpoint(service: GenerativeService, upload: Any, digit: Any) -> np.ndarray
     return service.examples()[_digit(digit)]
 
 
-@_user_errors
+@user_errors
 def interpolate(service: GenerativeService, digit_a: Any, digit_b: Any, steps: Any, upload_a: Any = None,
                 upload_b: Any = None) -> np.ndarray:
     """A strip of VAE decodings along the line between the encodings of two digits or images."""
     from toolkit.generative.common import image_grid
 
-    steps = _int_in(steps, "steps", 2, MAX_STEPS, default=0)
+    steps = int_in(steps, "steps", 2, MAX_STEPS, default=0)
     vae = service.vae()
     strip = vae.interpolate(_endpoint(service, upload_a, digit_a), _endpoint(service, upload_b, digit_b), steps)
     return image_grid(strip, cols=steps, width=64 * steps)
 
 
-@_user_errors
+@user_errors
 def denoise(service: GenerativeService, upload: Any, sketch: Any, noise: Any, noise_type: str,
             seed: Any = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """The image (as the model sees it), with noise added, and denoised; PSNR of each against it."""
@@ -252,34 +253,17 @@ def denoise(service: GenerativeService, upload: Any, sketch: Any, noise: Any, no
     return _display(clean[0]), _display(noisy[0]), _display(restored[0]), note
 
 
+def _facts(slot: ModelSlot, shown: dict[str, str], card: dict) -> str:
+    metrics = card.get("metrics") or {}
+    lines = [f"Images {card['image']['shape']} raw pixels 0-255 ({card['task']} task)."]
+    lines += metric_line(metrics, [(name, "test_" + key) for key, name in shown.items()], "Test split: ")
+    return card_facts(card, slot.name, lines, PIXEL_COLUMNS)
+
+
 def model_facts(service: GenerativeService) -> str:
     """Markdown from each card: what it is, its measured quality, its TFLite files."""
-    from toolkit.errors import ToolkitError
-    from toolkit.storage import read_card
-
-    sections = []
-    for slot in service.slots.values():
-        try:
-            card = read_card(slot.directory)
-        except ToolkitError:
-            sections.append(f"#### {slot.name}\n**Model not available** ({slot.directory}). {MAKE_MODELS}")
-            continue
-        metrics = card.get("metrics") or {}
-        shown = [(name, metrics["test_" + key]) for key, name in FACTS.get(card["task"], {}).items()
-                 if isinstance(metrics.get("test_" + key), (int, float))]
-        lines = [f"#### {slot.name}", f"Images {card['image']['shape']} raw pixels 0-255 ({card['task']} task)."]
-        if shown:
-            lines.append("Test split: " + "; ".join(f"{name} {value:.3f}" for name, value in shown) + ".")
-        if card.get("tflite"):
-            lines.append("\n| file | size | max pixel error vs Keras (0-1) | latency p50 |")
-            lines.append("|---|---|---|---|")
-            for e in card["tflite"]:
-                lines.append(f"| {e['file']} | {e['size_bytes'] / 1024:.0f} KiB | "
-                             f"{e.get('max_abs_pixel_error', 0):.2e} | {e.get('latency_ms_p50', 0):.3f} ms |")
-        if card.get("command"):
-            lines.append(f"\nMade by `{card['command']}`.")
-        sections.append("\n".join(lines))
-    return "\n\n".join(sections)
+    return "\n\n".join(folder_facts(slot.name, slot.directory, functools.partial(_facts, slot, FACTS[key]))
+                         for key, slot in service.slots.items())
 
 
 # ---------------------------------------------------------------------- UI
@@ -296,11 +280,8 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
     dim = service.latent_dim()
     digits = [str(d) for d in range(10)]
     with gr.Blocks(title="Generative") as demo:
-        gr.Markdown("### Generative models\nA VAE, a conditional GAN and a denoising autoencoder trained on "
-                    "the digits (16x16).")
-        warning = missing_note({s.name: s.directory for s in service.slots.values()})
-        if warning:
-            gr.Markdown(warning)
+        tab_header("### Generative models\nA VAE, a conditional GAN and a denoising autoencoder trained on "
+                   "the digits (16x16).", missing_note({s.name: s.directory for s in service.slots.values()}))
         with gr.Tab("Latent space"):
             with gr.Row():
                 with gr.Column():
@@ -359,21 +340,21 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
         with gr.Accordion("Model facts (from card.json)", open=False):
             gr.Markdown(model_facts(service))
 
-        decode = _named(decode_latent, service, "decode_latent")
+        decode = named(decode_latent, service, "decode_latent")
         # One event for every slider: what a slider move calls is the API endpoint /decode_latent.
         gr.on([slider.input for slider in sliders], decode, sliders, [decoded], api_name="decode_latent",
               trigger_mode="always_last", show_progress="hidden")
         reset_btn.click(lambda: [0.0] * dim, None, sliders, api_name=False).then(
             decode, sliders, [decoded], api_name=False, show_progress="hidden")
-        encode_btn.click(_named(encode_digit, service, "encode_digit"), [start_digit], sliders,
+        encode_btn.click(named(encode_digit, service, "encode_digit"), [start_digit], sliders,
                          api_name="encode_digit").then(decode, sliders, [decoded], api_name=False)
-        grid_btn.click(_named(sample_grid, service, "sample_grid"), [grid_model, grid_n, grid_seed],
+        grid_btn.click(named(sample_grid, service, "sample_grid"), [grid_model, grid_n, grid_seed],
                        [grid, grid_note], api_name="sample_grid")
-        digit_btn.click(_named(generate_digit, service, "generate_digit"), [digit, digit_n, digit_seed],
+        digit_btn.click(named(generate_digit, service, "generate_digit"), [digit, digit_n, digit_seed],
                         [grid, grid_note], api_name="generate_digit")
-        interp_btn.click(_named(interpolate, service, "interpolate"), [digit_a, digit_b, steps, upload_a, upload_b],
+        interp_btn.click(named(interpolate, service, "interpolate"), [digit_a, digit_b, steps, upload_a, upload_b],
                          [strip], api_name="interpolate")
-        denoise_btn.click(_named(denoise, service, "denoise"), [upload, sketch, noise, noise_type, noise_seed],
+        denoise_btn.click(named(denoise, service, "denoise"), [upload, sketch, noise, noise_type, noise_seed],
                           [clean_img, noisy_img, restored_img, denoise_note], api_name="denoise")
         demo.load(decode, sliders, [decoded], api_name=False)
     return demo

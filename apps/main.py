@@ -15,27 +15,31 @@ MAX_FILE_SIZE = "10mb"
 CONCURRENCY_LIMIT = 2
 
 
+TABS = ("vision", "nlp", "timeseries", "generative", "rl")  # the tab modules in page order: TITLE, build_demo
+
+
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
               dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
               anomaly_dir: str | Path | None = None, generative_dirs: dict | None = None,
               rl_dirs: dict | None = None):
     """Every tab; each argument overrides that tab's shipped models (None: the shipped ones)."""
+    import importlib
+
     import gradio as gr
 
-    from apps import generative, nlp, rl, timeseries, vision
-
+    arguments = {  # each tab's build_demo keyword arguments
+        "vision": {"model_dir": model_dir},
+        "nlp": {"sentiment_dirs": sentiment_dirs, "dates_dir": dates_dir},
+        "timeseries": {"forecaster_dirs": forecaster_dirs, "anomaly_dir": anomaly_dir},
+        "generative": generative_dirs or {},  # vae_dir, gan_dir, denoiser_dir
+        "rl": {"agent_dirs": rl_dirs},
+    }
     with gr.Blocks(title="Keras app toolkit") as app:
         gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
-        with gr.Tab("Vision"):
-            vision.build_demo(model_dir)  # a Blocks made inside a Tab renders there
-        with gr.Tab("NLP"):
-            nlp.build_demo(sentiment_dirs, dates_dir)
-        with gr.Tab("Time series"):
-            timeseries.build_demo(forecaster_dirs, anomaly_dir)
-        with gr.Tab("Generative"):
-            generative.build_demo(**(generative_dirs or {}))  # vae_dir, gan_dir, denoiser_dir
-        with gr.Tab("RL"):
-            rl.build_demo(rl_dirs)
+        for name in TABS:
+            tab = importlib.import_module(f"apps.{name}")
+            with gr.Tab(tab.TITLE):
+                tab.build_demo(**arguments[name])  # a Blocks made inside a Tab renders there
     return app
 
 

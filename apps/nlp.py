@@ -11,18 +11,18 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from apps.vision import KERAS, _user_errors
+from apps.common import (ACCURACY_COLUMNS, KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, card_facts, folder_facts,
+                         folders_key, missing_note, named, notes_markdown, tab_header, user_errors)
 
 logger = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
-NLP_MODELS = REPO / "saved_models" / "nlp"
+NLP_MODELS = SAVED_MODELS / "nlp"
+TITLE = "NLP"
 MINILM = "MiniLM (pretrained)"
 SCRATCH = "From scratch (BiGRU)"
 DEFAULT_SENTIMENT_DIRS = {MINILM: NLP_MODELS / "sentiment_minilm", SCRATCH: NLP_MODELS / "sentiment_bigru"}
@@ -31,7 +31,6 @@ EXPLAIN_METHODS = ("lime", "shap")
 # Model evaluations per explanation: MiniLM costs ~20x the BiGRU per text, and the tab promises
 # an answer within 5 s on two CPU cores (MiniLM, 64 words: ~3.5 s with LIME at 150).
 EXPLAIN_BUDGETS = {"pretrained": 150, "scratch": 500}
-MAKE_MODELS = "Run `make models` to build it."
 SENTIMENT_EXAMPLES = [
     "the battery died after a day",
     "great phone, works perfectly",
@@ -45,38 +44,6 @@ GUESS_NOTE = ("The model always writes a date-shaped answer, even for text that 
               "treat it as its best guess, and check which characters it looked at in the heatmap.")
 
 
-def _missing(what: str, directory: Path, exc: Exception):
-    from toolkit.errors import ModelFormatError
-
-    if not Path(directory).is_dir():
-        return ModelFormatError(f"The {what} model is not available: {directory} does not exist. {MAKE_MODELS}")
-    return ModelFormatError(f"The {what} model in {directory} could not be loaded: {exc} {MAKE_MODELS}")
-
-
-class _Slot:
-    """One model folder: the task, loaded on first use, and its TFLite runners."""
-
-    def __init__(self, name: str, directory: str | Path):
-        self.name = name
-        self.directory = Path(directory)
-        self.task = None
-        self.runners: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-    def load(self):
-        if self.task is None:
-            with self.lock:
-                if self.task is None:
-                    from toolkit.base import load
-                    from toolkit.errors import ToolkitError
-
-                    try:
-                        self.task = load(self.directory)
-                    except ToolkitError as exc:  # not cached: `make models` may fix it while the app runs
-                        raise _missing(self.name, self.directory, exc) from exc
-        return self.task
-
-
 class NLPService:
     """The sentiment models and the date translator, each loaded once and shared by all requests.
 
@@ -86,8 +53,8 @@ class NLPService:
 
     def __init__(self, sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None):
         dirs = DEFAULT_SENTIMENT_DIRS if sentiment_dirs is None else sentiment_dirs
-        self._sentiment = {name: _Slot(name, d) for name, d in dirs.items()}
-        self._dates = _Slot("dates", dates_dir if dates_dir is not None else DEFAULT_DATES_DIR)
+        self._sentiment = {name: ModelSlot(name, d) for name, d in dirs.items()}
+        self._dates = ModelSlot("dates", dates_dir if dates_dir is not None else DEFAULT_DATES_DIR)
 
     # ------------------------------------------------------------------ models
     @property
@@ -107,7 +74,7 @@ class NLPService:
         return next((n for n in names if (self._sentiment[n].directory / "card.json").is_file()),
                     names[0] if names else None)
 
-    def _slot(self, name: str | None) -> _Slot:
+    def _slot(self, name: str | None) -> ModelSlot:
         from toolkit.errors import DataError
 
         if not self._sentiment:
@@ -128,14 +95,7 @@ class NLPService:
 
     def backends(self, name: str | None = None) -> list[str]:
         """Keras, then each TFLite file of the model that is on disk (none for MiniLM as shipped)."""
-        from toolkit.errors import ToolkitError
-
-        slot = self._slot(name)
-        try:
-            files = [e["file"] for e in slot.load().tflite_ if (slot.directory / e["file"]).is_file()]
-        except ToolkitError:  # the facts panel and each request report a missing model
-            files = []
-        return [KERAS, *files]
+        return self._slot(name).backends()
 
     def all_backends(self) -> list[str]:
         out = [KERAS]
@@ -157,12 +117,9 @@ class NLPService:
                 f"{slot.name} has no model file {backend!r}. Choose one of {choices}"
                 + (" (it ships no TFLite file: only Keras)." if len(choices) == 1 else ".")
             )
-        with slot.lock:
-            if backend not in slot.runners:
-                from toolkit.edge import TFLiteModel
+        from toolkit.edge import TFLiteModel
 
-                slot.runners[backend] = TFLiteModel(slot.directory / backend, card=task.card())
-        return slot.runners[backend]
+        return slot.runner(backend, lambda path: TFLiteModel(path, card=task.card()))
 
     def warm_up(self) -> None:
         """Load every model and run one prediction on each file, so the first request is fast."""
@@ -209,10 +166,6 @@ def shared_service(sentiment_dirs: tuple | None = None, dates_dir: str | None = 
 
 
 # ---------------------------------------------------------------------- inputs
-
-
-def _notes(notes: list[str]) -> str:
-    return "".join(f"\n\n> {n}" for n in notes)
 
 
 def checked_text(text: Any, empty_message: str, max_chars: int | None) -> tuple[str, list[str]]:
@@ -268,7 +221,7 @@ def _first_words(text: str, n: int) -> tuple[str, bool]:
 # ---------------------------------------------------------------------- handlers
 
 
-@_user_errors
+@user_errors
 def classify_text(service: NLPService, text: Any, model_name: str | None = None, backend: str = KERAS):
     """The class probabilities ({label: probability}, for gr.Label) and a latency note."""
     text, notes = _sentiment_text(text)
@@ -281,10 +234,10 @@ def classify_text(service: NLPService, text: Any, model_name: str | None = None,
     labels = task.class_names_
     scores = {labels[i]: float(probs[i]) for i in np.argsort(-probs)}
     notes += _read_length_note(task, text)
-    return scores, f"**{name}** on **{backend or KERAS}**: {elapsed:.1f} ms for this prediction." + _notes(notes)
+    return scores, f"**{name}** on **{backend or KERAS}**: {elapsed:.1f} ms for this prediction." + notes_markdown(notes)
 
 
-@_user_errors
+@user_errors
 def explain_text(service: NLPService, text: Any, model_name: str | None = None, method: str = "lime",
                  backend: str = KERAS):
     """The text with each word highlighted by its weight (HTML), and a note: target class, cost."""
@@ -309,10 +262,10 @@ def explain_text(service: NLPService, text: Any, model_name: str | None = None, 
         f"{explanation.seconds:.2f} s for {budget} model evaluations. "
         "Red words support the class, blue words speak against it."
     )
-    return explanation.html, note + _notes(notes)
+    return explanation.html, note + notes_markdown(notes)
 
 
-@_user_errors
+@user_errors
 def translate_date(service: NLPService, text: Any):
     """The ISO date the model reads in ``text``, its attention heatmap (uint8 RGB) and a note."""
     from toolkit.nlp.dates import END_TOKEN, normalize_text
@@ -343,33 +296,10 @@ def translate_date(service: NLPService, text: Any):
         notes.append(f"{iso!r} is not a valid calendar date: the text is probably not a date the model knows.")
     note = (f"Translated in {explanation.seconds * 1000:.0f} ms ({elapsed:.0f} ms with the heatmap). "
             f"{GUESS_NOTE}")
-    return iso, explanation.image, note + _notes(notes)
+    return iso, explanation.image, note + notes_markdown(notes)
 
 
 # ---------------------------------------------------------------------- facts
-
-
-def _tflite_table(entries: list[dict], accuracy_key: str, accuracy_name: str) -> list[str]:
-    lines = [f"\n| file | size | {accuracy_name} | agreement with Keras | latency p50 |", "|---|---|---|---|---|"]
-    for e in entries:
-        acc = f"{e[accuracy_key]:.4f}" if accuracy_key in e else "n/a"
-        agree = f"{e['agreement_with_keras']:.4f}" if "agreement_with_keras" in e else "n/a"
-        latency = f"{e['latency_ms_p50']:.3f} ms" if "latency_ms_p50" in e else "n/a"
-        lines.append(f"| {e['file']} | {e.get('size_bytes', 0) / 1024:.0f} KiB | {acc} | {agree} | {latency} |")
-    return lines
-
-
-def _card(directory: Path) -> dict:
-    from toolkit.storage import read_card
-
-    return read_card(directory)
-
-
-def missing_note(folders: dict[str, Path]) -> str:
-    """A markdown warning naming the model folders (label -> folder) without a card ("" when all have one)."""
-    missing = [f"{label} ({directory})" for label, directory in folders.items()
-               if not (Path(directory) / "card.json").is_file()]
-    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}" if missing else ""
 
 
 def missing_models(service: NLPService) -> str:
@@ -378,68 +308,44 @@ def missing_models(service: NLPService) -> str:
                          "Dates": service.dates_dir})
 
 
+def _sentiment_facts(name: str, card: dict) -> str:
+    enc = card.get("encoder") or {}
+    if enc.get("pretrained"):
+        how = "fine-tuned" if enc.get("fine_tuned") else "frozen, with a trained classification head"
+        encoder = f"pretrained `{enc.get('name')}` encoder ({how}; {enc.get('source', '')})"
+    else:
+        encoder = f"`{enc.get('name', card.get('config', {}).get('encoder'))}` encoder trained from scratch"
+    lines = [f"{encoder}; labels {', '.join(card.get('labels') or [])}; reads the first "
+             f"{card.get('input', {}).get('sequence_length', '?')} tokens."]
+    metrics = card.get("metrics") or {}
+    if "test_accuracy" in metrics:
+        lines.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}"
+                     + (f" on {int(metrics['test_n_samples'])} sentences." if "test_n_samples" in metrics else "."))
+    return card_facts(card, name, lines, no_tflite="No TFLite file: this model runs on Keras only here.")
+
+
+def _dates_facts(card: dict) -> str:
+    cfg = card.get("config") or {}
+    metrics = card.get("metrics") or {}
+    lines = [f"Character-level seq2seq: bidirectional {str(cfg.get('cell', '?')).upper()} encoder, "
+             f"{cfg.get('attention', '?')} attention, greedy decoding; reads the first "
+             f"{cfg.get('max_input_length', '?')} characters (lower-cased)."]
+    if "heldout_exact_match" in metrics:
+        lines.append(f"**Held-out exact match** {metrics['heldout_exact_match']:.4f} "
+                     f"on {int(metrics.get('heldout_n', 0)) or 'generated'} unseen dates.")
+    columns = (("held-out exact match", "heldout_exact_match", "{:.4f}"), *ACCURACY_COLUMNS[1:])
+    return card_facts(card, "Dates", lines, columns)
+
+
 def model_facts(service: NLPService) -> str:
     """Markdown from each model's card: encoder, test accuracy, TFLite files, how it was made."""
-    from toolkit.errors import ToolkitError
-
-    sections = []
-    for name in service.model_names:
-        directory = service.sentiment_dir(name)
-        try:
-            card = _card(directory)
-        except ToolkitError:
-            sections.append(f"#### {name}\n**Model not available** ({directory}). {MAKE_MODELS}")
-            continue
-        enc = card.get("encoder") or {}
-        if enc.get("pretrained"):
-            how = "fine-tuned" if enc.get("fine_tuned") else "frozen, with a trained classification head"
-            encoder = f"pretrained `{enc.get('name')}` encoder ({how}; {enc.get('source', '')})"
-        else:
-            encoder = f"`{enc.get('name', card.get('config', {}).get('encoder'))}` encoder trained from scratch"
-        lines = [f"#### {name}", f"{encoder}; labels {', '.join(card.get('labels') or [])}; reads the first "
-                                 f"{card.get('input', {}).get('sequence_length', '?')} tokens."]
-        metrics = card.get("metrics") or {}
-        if "test_accuracy" in metrics:
-            lines.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}"
-                         + (f" on {int(metrics['test_n_samples'])} sentences." if "test_n_samples" in metrics
-                            else "."))
-        if card.get("tflite"):
-            lines += _tflite_table(card["tflite"], "test_accuracy", "test accuracy")
-        else:
-            lines.append("No TFLite file: this model runs on Keras only here.")
-        if card.get("command"):
-            lines.append(f"\nMade by `{card['command']}`.")
-        sections.append("\n".join(lines))
-    directory = service.dates_dir
-    try:
-        card = _card(directory)
-    except ToolkitError:
-        sections.append(f"#### Dates\n**Model not available** ({directory}). {MAKE_MODELS}")
-    else:
-        cfg = card.get("config") or {}
-        metrics = card.get("metrics") or {}
-        lines = ["#### Dates",
-                 f"Character-level seq2seq: bidirectional {str(cfg.get('cell', '?')).upper()} encoder, "
-                 f"{cfg.get('attention', '?')} attention, greedy decoding; reads the first "
-                 f"{cfg.get('max_input_length', '?')} characters (lower-cased)."]
-        if "heldout_exact_match" in metrics:
-            lines.append(f"**Held-out exact match** {metrics['heldout_exact_match']:.4f} "
-                         f"on {int(metrics.get('heldout_n', 0)) or 'generated'} unseen dates.")
-        if card.get("tflite"):
-            lines += _tflite_table(card["tflite"], "heldout_exact_match", "held-out exact match")
-        if card.get("command"):
-            lines.append(f"\nMade by `{card['command']}`.")
-        sections.append("\n".join(lines))
+    sections = [folder_facts(name, service.sentiment_dir(name), functools.partial(_sentiment_facts, name))
+                for name in service.model_names]
+    sections.append(folder_facts("Dates", service.dates_dir, _dates_facts))
     return "\n\n".join(sections)
 
 
 # ---------------------------------------------------------------------- UI
-
-
-def _named(fn, service, name: str):
-    handler = functools.partial(fn, service)
-    handler.__name__ = name
-    return handler
 
 
 def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None,
@@ -447,15 +353,11 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
     import gradio as gr
 
     if service is None:
-        key = tuple((k, str(v)) for k, v in sentiment_dirs.items()) if sentiment_dirs is not None else None
-        service = shared_service(key, str(dates_dir) if dates_dir is not None else None)
+        service = shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None)
     default = service.default_model()
-    with gr.Blocks(title="NLP") as demo:
-        gr.Markdown("### Text\nClassify the sentiment of a sentence and see which words decided it; "
-                    "turn a date written any common way into an ISO date.")
-        warning = missing_models(service)
-        if warning:
-            gr.Markdown(warning)
+    with gr.Blocks(title=TITLE) as demo:
+        tab_header("### Text\nClassify the sentiment of a sentence and see which words decided it; "
+                   "turn a date written any common way into an ISO date.", missing_models(service))
         with gr.Tab("Sentiment"):
             with gr.Row():
                 with gr.Column():
@@ -488,9 +390,9 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
         with gr.Accordion("Model facts (from card.json)", open=False):
             gr.Markdown(model_facts(service))
 
-        classify = _named(classify_text, service, "classify_text")
-        explain = _named(explain_text, service, "explain_text")
-        translate = _named(translate_date, service, "translate_date")
+        classify = named(classify_text, service, "classify_text")
+        explain = named(explain_text, service, "explain_text")
+        translate = named(translate_date, service, "translate_date")
         classify_btn.click(classify, [text, model, backend], [labels, latency], api_name="classify_text")
         text.submit(classify, [text, model, backend], [labels, latency], api_name=False)
         explain_btn.click(explain, [text, model, method, backend], [highlights, explain_note],

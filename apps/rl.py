@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from apps.nlp import MAKE_MODELS, _named, _Slot, missing_note
-from apps.timeseries import _as_int, _data_error, _int_in
-from apps.vision import KERAS, _user_errors
+from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, as_int, data_error, folders_key, int_in,
+                         missing_note, named, tab_header, tflite_table, user_errors)
 
-REPO = Path(__file__).resolve().parent.parent
-RL_MODELS = REPO / "saved_models" / "rl"
+RL_MODELS = SAVED_MODELS / "rl"
+TITLE = "RL"
 DEFAULT_AGENT_DIRS = {
     "CartPole DQN": RL_MODELS / "cartpole_dqn",
     "CartPole A2C": RL_MODELS / "cartpole_a2c",
@@ -36,6 +35,8 @@ MAX_SEED = 2**31 - 1
 MAX_COMPARE_EPISODES = 100
 MAX_STEPS = 10_000  # actions a step-through request may replay (classic-control episodes end at 500)
 GIF_CACHE = 16
+RL_TFLITE_COLUMNS = (("action agreement", "agreement_with_keras", "{:.4f}"), ("TFLite return", "mean_return", "{:.1f}"),
+                     ("latency p50", "latency_ms_p50", "{:.3f} ms"))
 
 
 class RLService:
@@ -43,7 +44,7 @@ class RLService:
 
     def __init__(self, agent_dirs: dict[str, str | Path] | None = None):
         dirs = DEFAULT_AGENT_DIRS if agent_dirs is None else agent_dirs
-        self._slots = {name: _Slot(name, d) for name, d in dirs.items()}
+        self._slots = {name: ModelSlot(name, d) for name, d in dirs.items()}
         self._lock = threading.Lock()
         self._gifs: collections.OrderedDict = collections.OrderedDict()
         self._gif_dir: Path | None = None
@@ -55,22 +56,16 @@ class RLService:
     def directory(self, name: str) -> Path:
         return self._slot(name).directory
 
-    def _slot(self, name: str) -> _Slot:
+    def _slot(self, name: str) -> ModelSlot:
         if name not in self._slots:
-            raise _data_error(f"Unknown agent {name!r}. Choose one of {self.agent_names}.")
+            raise data_error(f"Unknown agent {name!r}. Choose one of {self.agent_names}.")
         return self._slots[name]
 
     def agent(self, name: str):
         return self._slot(name).load()
 
     def backends(self, name: str) -> list[str]:
-        from toolkit.errors import ToolkitError
-
-        try:
-            agent = self.agent(name)
-        except ToolkitError:
-            return [KERAS]
-        return [KERAS, *[e["file"] for e in agent.tflite_ if (self.directory(name) / e["file"]).is_file()]]
+        return self._slot(name).backends()
 
     def policy(self, name: str, backend: str | None):
         """``predict(obs)`` of the agent's Keras network or of one of its policy files."""
@@ -78,14 +73,10 @@ class RLService:
         if backend in (None, "", KERAS):
             return agent
         if backend not in self.backends(name):
-            raise _data_error(f"Unknown policy file {backend!r}. Choose one of {self.backends(name)}.")
-        slot = self._slot(name)
-        with slot.lock:
-            if backend not in slot.runners:
-                from toolkit.rl import TFLitePolicy
+            raise data_error(f"Unknown policy file {backend!r}. Choose one of {self.backends(name)}.")
+        from toolkit.rl import TFLitePolicy
 
-                slot.runners[backend] = TFLitePolicy(slot.directory / backend)
-        return slot.runners[backend]
+        return self._slot(name).runner(backend, TFLitePolicy)
 
     def gif(self, key: tuple, make) -> tuple[Path, dict]:
         """The GIF for ``key`` (agent, policy, seed) and its episode facts; ``make(path)`` writes
@@ -134,9 +125,9 @@ def shared_service(agent_dirs: tuple | None = None) -> RLService:
 
 
 def _seed(seed: Any) -> int:
-    value = _as_int(seed, "the seed", 0)
+    value = as_int(seed, "the seed", 0)
     if not 0 <= value <= MAX_SEED:
-        raise _data_error(f"Expected a seed between 0 and {MAX_SEED}. Received {value}.")
+        raise data_error(f"Expected a seed between 0 and {MAX_SEED}. Received {value}.")
     return value
 
 
@@ -166,19 +157,19 @@ def _values_table(agent, values: np.ndarray, chosen: int, kind: str) -> str:
 
 def _check_state(service: RLService, name: str, state: Any) -> tuple[int, list[int]]:
     if not isinstance(state, dict) or state.get("agent") != name or "seed" not in state:
-        raise _data_error("No episode for this agent yet. Press Reset to start one.")
+        raise data_error("No episode for this agent yet. Press Reset to start one.")
     actions = state.get("actions") or []
     agent = service.agent(name)
     if not isinstance(actions, list) or len(actions) > MAX_STEPS or any(
             not isinstance(a, int) or not 0 <= a < agent.n_actions_ for a in actions):
-        raise _data_error("The episode state is not valid. Press Reset to start a new episode.")
+        raise data_error("The episode state is not valid. Press Reset to start a new episode.")
     return _seed(state["seed"]), actions
 
 
 # ---------------------------------------------------------------------- handlers
 
 
-@_user_errors
+@user_errors
 def agent_overview(service: RLService, name: str):
     """The agent's learning curve (an RGB array; None if the folder has none) and facts from its card."""
     service.agent(name)  # a missing agent is an error here
@@ -205,16 +196,13 @@ def agent_facts(service: RLService, name: str) -> str:
         lines.append(f"**Greedy return** {m['mean_return']:.1f} ± {m['std_return']:.1f} over {m['n_episodes']} "
                      f"episodes (a random agent: {m.get('random_mean_return', float('nan')):.1f}).")
     if agent.tflite_:
-        lines += ["", "| file | size | action agreement | TFLite return | latency p50 |", "|---|---|---|---|---|"]
-        for e in agent.tflite_:
-            lines.append(f"| {e['file']} | {e['size_bytes'] / 1024:.0f} KiB | {e.get('agreement_with_keras', 0):.4f} "
-                         f"| {e.get('mean_return', float('nan')):.1f} | {e.get('latency_ms_p50', 0):.3f} ms |")
+        lines += tflite_table(agent.tflite_, RL_TFLITE_COLUMNS)
     if agent.command_:
         lines.append(f"\nMade by `{agent.command_}`.")
     return "\n".join(lines)
 
 
-@_user_errors
+@user_errors
 def play_episode(service: RLService, name: str, seed: Any = 0, backend: str = KERAS):
     """One greedy episode as an animated GIF (path), with its return and how long it took."""
     seed = _seed(seed)
@@ -228,11 +216,11 @@ def play_episode(service: RLService, name: str, seed: Any = 0, backend: str = KE
     return str(path), note
 
 
-@_user_errors
+@user_errors
 def compare_random(service: RLService, name: str, seed: Any = 0, n_episodes: Any = 20):
     """The agent's greedy return against a random agent's, on the same episodes (markdown)."""
     seed = _seed(seed)
-    n = _int_in(n_episodes, "episodes", 1, MAX_COMPARE_EPISODES, default=0)
+    n = int_in(n_episodes, "episodes", 1, MAX_COMPARE_EPISODES, default=0)
     start = time.perf_counter()
     result = service.agent(name).evaluate(n_episodes=n, seed=seed)
     return (f"| agent | mean return | std |\n|---|---|---|\n"
@@ -247,7 +235,7 @@ def _show(service: RLService, name: str, seed: int, actions: list[int], method: 
     policy = service.policy(name, backend)
     values = policy.action_values(obs)
     chosen = int(np.argmax(values))
-    kind = "Q-value" if agent.algorithm == "dqn" else "probability"
+    kind = agent.action_value_name
     if backend not in (None, "", KERAS):
         kind += f" ({backend})"
     table = _values_table(agent, values, chosen, kind)
@@ -260,20 +248,20 @@ def _show(service: RLService, name: str, seed: int, actions: list[int], method: 
     return frame, table, explanation.image, status, state
 
 
-@_user_errors
+@user_errors
 def reset_episode(service: RLService, name: str, seed: Any = 0, method: str = "shap", backend: str = KERAS):
     """A new episode at step 0: the frame, the action values, their explanation, a note, the state."""
     return _show(service, name, _seed(seed), [], method, backend)
 
 
-@_user_errors
+@user_errors
 def step_episode(service: RLService, name: str, state: Any, method: str = "shap", backend: str = KERAS):
     """Take the policy's action and show the next state (same outputs as ``reset_episode``)."""
     seed, actions = _check_state(service, name, state)
     agent = service.agent(name)
     obs, total, done, _ = _episode(agent, seed, actions, render=False)
     if done:
-        raise _data_error(f"The episode is over (return {total:g}). Press Reset to start a new one.")
+        raise data_error(f"The episode is over (return {total:g}). Press Reset to start a new one.")
     action = int(np.asarray(service.policy(name, backend).predict(obs)).reshape(-1)[0])
     return _show(service, name, seed, [*actions, action], method, backend)
 
@@ -287,16 +275,13 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
     from toolkit.explain.tabular import FEATURE_METHODS
 
     if service is None:
-        service = shared_service(tuple((k, str(v)) for k, v in agent_dirs.items()) if agent_dirs is not None else None)
+        service = shared_service(folders_key(agent_dirs))
     names = service.agent_names
     first = names[0] if names else None
     with gr.Blocks(title="Reinforcement learning") as demo:
-        gr.Markdown("### Reinforcement learning\nWatch a trained agent play, step through an episode with what the "
-                    "network thinks of each action and which observation features drove it, and compare it with "
-                    "random actions.")
-        warning = missing_note({name: service.directory(name) for name in names})
-        if warning:
-            gr.Markdown(warning)
+        tab_header("### Reinforcement learning\nWatch a trained agent play, step through an episode with what the "
+                   "network thinks of each action and which observation features drove it, and compare it with "
+                   "random actions.", missing_note({name: service.directory(name) for name in names}))
         with gr.Row():
             agent = gr.Dropdown(names, value=first, label="Agent")
             seed = gr.Number(value=0, precision=0, label="Episode seed", minimum=0, maximum=MAX_SEED)
@@ -330,14 +315,14 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
         with gr.Accordion("Agent facts (from card.json)", open=False):
             facts = gr.Markdown(agent_facts(service, first) if first else MAKE_MODELS)
 
-        play_btn.click(_named(play_episode, service, "play_episode"), [agent, seed, backend], [gif, play_note],
+        play_btn.click(named(play_episode, service, "play_episode"), [agent, seed, backend], [gif, play_note],
                        api_name="play_episode")
-        compare_btn.click(_named(compare_random, service, "compare_random"), [agent, seed, n_episodes], [comparison],
+        compare_btn.click(named(compare_random, service, "compare_random"), [agent, seed, n_episodes], [comparison],
                           api_name="compare_random")
         step_outputs = [frame, values, attribution, status, state]
-        reset_btn.click(_named(reset_episode, service, "reset_episode"), [agent, seed, method, backend], step_outputs,
+        reset_btn.click(named(reset_episode, service, "reset_episode"), [agent, seed, method, backend], step_outputs,
                         api_name="reset_episode")
-        step_btn.click(_named(step_episode, service, "step_episode"), [agent, state, method, backend], step_outputs,
+        step_btn.click(named(step_episode, service, "step_episode"), [agent, state, method, backend], step_outputs,
                        api_name="step_episode")
 
         def agent_changed(name: str):

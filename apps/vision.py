@@ -6,20 +6,18 @@ heavy happens at import time: the model and its TFLite files load on the first r
 
 from __future__ import annotations
 
-import functools
-import logging
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = REPO / "saved_models" / "vision" / "digits_cnn"
-KERAS = "Keras"
+from apps.common import KERAS, SAVED_MODELS, ModelSlot, card_facts, named, request_image, user_errors
+
+DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
+TITLE = "Vision"
 TOP_K = 5
 
 
@@ -27,21 +25,13 @@ class VisionService:
     """One saved model and its TFLite files, loaded once and shared by all requests."""
 
     def __init__(self, model_dir: str | Path | None = None):
-        self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
-        self._task = None
-        self._runners: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self.slot = ModelSlot("image classifier", model_dir if model_dir else DEFAULT_MODEL_DIR)
+        self.model_dir = self.slot.directory
         self.download_dir: Path | None = None
 
     @property
     def task(self):
-        if self._task is None:
-            with self._lock:
-                if self._task is None:
-                    from toolkit.base import load
-
-                    self._task = load(self.model_dir)
-        return self._task
+        return self.slot.load()
 
     def warm_up(self) -> None:
         """Load the model and trace its serving function now, not on the first request."""
@@ -54,13 +44,7 @@ class VisionService:
         task._probabilities(np.zeros((1, *task.input_shape_), np.float32))
 
     def backends(self) -> list[str]:
-        from toolkit.errors import ToolkitError
-
-        try:
-            files = [e["file"] for e in self.task.tflite_ if (self.model_dir / e["file"]).is_file()]
-        except ToolkitError:  # the facts panel reports a broken model folder; the choice stays usable
-            files = []
-        return [KERAS, *files]
+        return self.slot.backends()
 
     def predictor(self, backend: str):
         if backend in (None, "", KERAS):
@@ -69,12 +53,9 @@ class VisionService:
             from toolkit.errors import ModelFormatError
 
             raise ModelFormatError(f"Unknown model file {backend!r}. Choose one of {self.backends()}.")
-        with self._lock:
-            if backend not in self._runners:
-                from toolkit.edge import TFLiteModel
+        from toolkit.edge import TFLiteModel
 
-                self._runners[backend] = TFLiteModel(self.model_dir / backend, card=self.task.card())
-        return self._runners[backend]
+        return self.slot.runner(backend, lambda path: TFLiteModel(path, card=self.task.card()))
 
     # ------------------------------------------------------------------ inputs
     def model_input(self, upload: Any, sketch: Any) -> np.ndarray:
@@ -83,86 +64,10 @@ class VisionService:
         return self.task._prepare(image)
 
 
-def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> np.ndarray:
-    """The request's image: the upload if there is one, else the drawing; made to look like the
-    digits set (light ink on black, centred) when the model was trained on it."""
-    from toolkit.data import read_image
-    from toolkit.errors import DataError
-
-    image = None
-    if upload:  # a path, a tempfile wrapper or Gradio's file dict
-        path = upload if isinstance(upload, (str, Path)) else getattr(upload, "name", None) or upload.get("path")
-        image = read_image(path, name=f"the upload ({Path(str(path)).name})")
-    elif sketch is not None:
-        image = _sketch_image(sketch)
-    if image is None:
-        raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
-    return digit_style(image) if digit_like else image
-
-
-def _sketch_image(sketch: Any) -> np.ndarray | None:
-    """The sketchpad's composite (RGBA, strokes on a transparent canvas) as RGB on white."""
-    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
-    if composite is None:
-        return None
-    arr = np.asarray(composite)
-    if arr.ndim != 3 or arr.size == 0:
-        return None
-    if arr.shape[-1] == 4:
-        alpha = arr[..., 3:4].astype(np.float32) / 255.0
-        arr = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)
-    if float(arr.min()) >= 250:  # nothing drawn
-        return None
-    return arr.astype(np.uint8)
-
-
-def digit_style(image: np.ndarray) -> np.ndarray:
-    """Make a drawing or photo look like the digits set: light ink on black, centred, square."""
-    gray = image.astype(np.float32).mean(axis=-1)
-    if gray.mean() > 127:  # dark ink on light paper
-        gray = 255.0 - gray
-    gray -= gray.min()
-    ink = gray > 0.05 * max(float(gray.max()), 1.0)
-    if ink.any():  # the digits set's digits fill the frame: crop to the ink, pad to a square
-        rows, cols = np.where(ink)
-        gray = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    side = max(gray.shape)
-    canvas = np.zeros((side, side), np.float32)
-    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
-    canvas[top : top + gray.shape[0], left : left + gray.shape[1]] = gray
-    peak = float(canvas.max())
-    if peak > 0:
-        canvas *= 255.0 / peak
-    return canvas[..., None]
-
-
 # ---------------------------------------------------------------------- handlers
 
 
-def _user_errors(fn):
-    """Turn the toolkit's errors into a message in the browser (gr.Error); anything else is logged
-    and reported as an unexpected error, so the server keeps serving whatever was uploaded."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import gradio as gr
-        from toolkit.errors import ToolkitError
-
-        try:
-            return fn(*args, **kwargs)
-        except ToolkitError as exc:
-            raise gr.Error(str(exc)) from exc
-        except gr.Error:
-            raise
-        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
-            logging.getLogger(fn.__module__).exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
-                           "check it and try again.") from exc
-
-    return wrapper
-
-
-@_user_errors
+@user_errors
 def classify_image(service: VisionService, upload: Any, sketch: Any, backend: str = KERAS):
     """Top-5 labels with probabilities, the model's view of the input, and the latency."""
     batch = service.model_input(upload, sketch)
@@ -178,7 +83,7 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     return top, to_display_rgb(batch[0]), f"**{backend}**: {elapsed:.2f} ms for this prediction"
 
 
-@_user_errors
+@user_errors
 def explain_image(service: VisionService, upload: Any, sketch: Any, method: str = "gradcam", backend: str = KERAS):
     """The explanation overlay for the predicted class, and what it cost."""
     batch = service.model_input(upload, sketch)
@@ -202,26 +107,13 @@ def model_facts(service: VisionService) -> str:
     try:
         task = service.task
     except ToolkitError as exc:  # a missing or broken model folder is shown, not raised
-        return f"**Model not available** ({service.model_dir}): {exc}\n\nRun `make models` to build it."
+        return f"**Model not available** ({service.model_dir}): {exc}"
     card = task.card()
-    metrics = task.metrics_
-    lines = [
-        f"**Model** `{service.model_dir.name}`: {card['config']['backbone']} backbone, "
-        f"{len(task.class_names_)} classes, input {card['input']['shape']} raw pixels 0-255.",
-    ]
-    if "test_accuracy" in metrics:
-        lines.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}.")
-    if task.tflite_:
-        lines.append("\n| file | size | test accuracy | agreement with Keras | latency p50 |")
-        lines.append("|---|---|---|---|---|")
-        for e in task.tflite_:
-            acc = f"{e['test_accuracy']:.4f}" if "test_accuracy" in e else "n/a"
-            agree = f"{e['agreement_with_keras']:.4f}" if "agreement_with_keras" in e else "n/a"
-            lines.append(f"| {e['file']} | {e['size_bytes'] / 1024:.0f} KiB | {acc} | {agree} | "
-                         f"{e['latency_ms_p50']:.3f} ms |")
-    if card.get("command"):
-        lines.append(f"\nMade by `{card['command']}`.")
-    return "\n".join(lines)
+    summary = [f"**Model** `{service.model_dir.name}`: {card['config']['backbone']} backbone, "
+               f"{len(task.class_names_)} classes, input {card['input']['shape']} raw pixels 0-255."]
+    if "test_accuracy" in task.metrics_:
+        summary.append(f"**Keras test accuracy** {task.metrics_['test_accuracy']:.4f}.")
+    return card_facts({**card, "tflite": task.tflite_}, None, summary)
 
 
 def compression_facts(service: VisionService) -> str:
@@ -271,7 +163,7 @@ def build_demo(model_dir: str | Path | None = None):
     service = VisionService(model_dir)
     service.warm_up()
     choices = service.backends()
-    with gr.Blocks(title="Vision") as demo:
+    with gr.Blocks(title=TITLE) as demo:
         gr.Markdown("### Image classification\nUpload an image or draw a digit, then classify or explain it.")
         with gr.Row():
             with gr.Column():
@@ -299,13 +191,11 @@ def build_demo(model_dir: str | Path | None = None):
         with gr.Accordion("Compression: pruning, clustering, quantization-aware training", open=False):
             gr.Markdown(compression_facts(service))
 
-        classify = functools.partial(classify_image, service)
-        classify.__name__ = "classify_image"
-        explain = functools.partial(explain_image, service)
-        explain.__name__ = "explain_image"
+        classify = named(classify_image, service, "classify_image")
+        explain = named(explain_image, service, "explain_image")
         classify_btn.click(classify, [upload, sketch, backend], [labels, seen, latency], api_name="classify_image")
         upload.upload(classify, [upload, sketch, backend], [labels, seen, latency], api_name=False)
         explain_btn.click(explain, [upload, sketch, method, backend], [overlay, explain_note],
                           api_name="explain_image")
-        backend.change(functools.partial(download_file, service), [backend], [download], api_name=False)
+        backend.change(named(download_file, service, "download_file"), [backend], [download], api_name=False)
     return demo

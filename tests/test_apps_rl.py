@@ -7,6 +7,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 
 from apps import rl  # noqa: E402
+from apps.common import REPO  # noqa: E402
 
 
 def test_import_is_light():
@@ -14,7 +15,7 @@ def test_import_is_light():
     import sys
 
     code = "import sys, apps.rl; print('tensorflow' in sys.modules or 'gymnasium' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=rl.REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
 
 

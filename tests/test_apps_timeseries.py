@@ -19,6 +19,7 @@ from conftest import REPO
 gr = pytest.importorskip("gradio")
 
 from apps import timeseries as ts  # noqa: E402
+from apps import timeseries_service  # noqa: E402
 
 HORIZON = 5
 
@@ -235,7 +236,7 @@ def test_bad_uploads_get_a_clear_message(service, tmp_path, name):
 
 def test_long_uploads_are_refused_and_bugs_are_messages(service, tmp_path, monkeypatch):
     path = _csv(tmp_path / "long.csv", "t,value\n" + "".join(f"{i},{i % 7}\n" for i in range(60)))
-    monkeypatch.setattr(ts, "MAX_ROWS", 50)
+    monkeypatch.setattr(timeseries_service, "MAX_ROWS", 50)
     with pytest.raises(gr.Error, match="'long.csv' has 61 rows; the demo reads up to 50"):
         ts.forecast(service, ts.UPLOAD, path, None, None, 3, ts.AUTO)
 

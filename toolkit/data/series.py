@@ -26,6 +26,7 @@ from ..errors import DataError
 BUILTIN_SERIES = ("sunspots", "co2")
 BUILTIN_RESAMPLE = {"co2": "MS"}  # co2 is weekly with gaps; the benchmark uses monthly means
 TIME_COLUMNS = ("time", "date", "datetime", "timestamp", "ts", "month", "year", "period")
+LABEL_COLUMNS = ("is_anomaly", "anomaly", "label")  # 0/1 anomaly labels, not values
 SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 IN_MEMORY = ("array", "dataframe", "series")
 _SHOWN = 5
@@ -315,6 +316,35 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
     return frame.dropna(how="all"), sep
 
 
+def read_csv_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV/TSV file as a DataFrame of strings (separator guessed, UTF-8 checked, empty rows dropped)."""
+    return _read_csv(Path(path))[0]
+
+
+def sniff_csv(path: str | os.PathLike) -> dict:
+    """The columns of a CSV file and the guesses ``load_series`` would make: ``{"columns",
+    "time_column" (or None), "target" (the first numeric column but time and label), "numeric",
+    "label" (an anomaly-label column, or None)}``. Reads the first 200 rows only for the guesses."""
+    path = Path(path)
+    frame = read_csv_table(path)
+    columns = [str(c).strip() for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    if frame.empty:
+        raise DataError(f"{path.name!r} has a header but no rows. Expected one row per time step.")
+    head = frame.head(200)
+    numeric = [c for c in columns if pd.to_numeric(head[c].astype("string").str.strip().str.replace(",", "."),
+                                                   errors="coerce").notna().mean() > 0.5]
+    time_column = next((c for c in columns if c.lower() in TIME_COLUMNS), None)
+    if time_column is None and columns and columns[0] not in numeric and _looks_like_times(head[columns[0]]):
+        time_column = columns[0]
+    label = next((c for c in columns if c.lower() in LABEL_COLUMNS), None)
+    targets = [c for c in numeric if c not in (time_column, label)]
+    if not targets:
+        raise DataError(f"{path.name!r} has no numeric column to forecast besides the time (columns: {columns}). "
+                        "Expected a column of numbers, e.g. 'date,value'.")
+    return {"columns": columns, "time_column": time_column, "target": targets[0], "numeric": numeric, "label": label}
+
+
 def _builtin(name: str) -> pd.DataFrame:
     try:
         from statsmodels import datasets
@@ -384,6 +414,30 @@ def load_series(source: Any, time_column: str | bool | None = None, target: str 
     lines = frame.index.to_numpy() + 2  # header = line 1
     return _from_frame(frame.reset_index(drop=True), path.name, str(path.resolve()), time_column, target, features,
                        resample, lambda i: f"line {lines[i]}", sep)
+
+
+def load_series_like(source: Any, columns: list[str], spec: dict | None) -> SeriesData:
+    """Load ``source`` with the given columns (target first), resampled like the training data."""
+    if isinstance(source, SeriesData) or (isinstance(source, str) and source in BUILTIN_SERIES):
+        return load_series(source)
+    spec = spec or {}
+    time_column = False if spec.get("time_column") is False else None
+    return load_series(source, time_column=time_column, target=columns[0], features=columns[1:] or None,
+                       resample=spec.get("resample"))
+
+
+def future_times(last: str | None, frequency: str | None, horizon: int) -> list:
+    """Timestamps of the next ``horizon`` steps, or step numbers when the frequency is unknown."""
+    import pandas as pd
+
+    if last is not None and frequency:
+        try:
+            start = pd.Timestamp(last)
+            return list(pd.date_range(start, periods=horizon + 1, freq=frequency)[1:])
+        except (ValueError, TypeError):
+            pass
+    base = int(last) + 1 if last is not None and str(last).lstrip("-").isdigit() else 1
+    return list(range(base, base + horizon))
 
 
 def reload_series(spec: dict) -> SeriesData:

@@ -74,6 +74,7 @@ class A2CAgent(Agent):
 
     config_class = A2CConfig
     algorithm = "a2c"
+    action_value_name = "probability"
     output_kind = "action probabilities"
     explained_quantity = "probability of the action"
 

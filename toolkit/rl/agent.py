@@ -433,6 +433,7 @@ class Agent(Task):
     say how the network's outputs become actions (``_outputs``)."""
 
     algorithm: ClassVar[str] = "agent"
+    action_value_name: ClassVar[str] = "value"  # what action_values returns, as the RL tab names it
     output_kind: ClassVar[str] = "outputs"
     tags = frozenset({"policy"})
     input_kind = "observation"

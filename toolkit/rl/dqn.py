@@ -121,6 +121,7 @@ class DQNAgent(Agent):
 
     config_class = DQNConfig
     algorithm = "dqn"
+    action_value_name = "Q-value"
     output_kind = "Q-values"
     explained_quantity = "advantage Q(s, a) - mean Q(s, .)"
 

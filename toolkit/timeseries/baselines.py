@@ -84,6 +84,20 @@ def baseline_forecast(name: str, history, horizon: int, season: int | None = Non
     return BASELINES[name](history, horizon)
 
 
+def baseline_forecasts(history, horizon: int, season: int | None = None) -> dict[str, np.ndarray]:
+    """Every baseline's forecast of ``horizon`` steps (name -> values); seasonal naive only with a
+    ``season``, and a baseline the history is too short for is left out."""
+    out = {}
+    for name in BASELINES:
+        if name == "seasonal_naive" and not season:
+            continue
+        try:
+            out[name] = baseline_forecast(name, history, horizon, season)
+        except DataError:  # a history shorter than one season
+            pass
+    return out
+
+
 def detect_seasonality(y, max_lag: int | None = None) -> int | None:
     """The season length of ``y`` from its autocorrelation, or None when there is no clear one.
 

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from ..base import Task, register_task
-from ..data.series import SeriesData, load_series, min_length_error, reload_series
+from ..data.series import SeriesData, future_times, load_series, load_series_like, min_length_error, reload_series
 from ..errors import DataError
-from .baselines import BacktestResult, backtest, detect_seasonality, rolling_cutoffs
+from .baselines import BacktestResult, backtest, baseline_forecasts, detect_seasonality, rolling_cutoffs
+from .layers import QUANTILES, forecaster_layers
 
 MODELS = ("lstm", "gru", "conv1d", "transformer", "dense")
 RECURRENT = ("lstm", "gru")
-QUANTILES = (0.1, 0.5, 0.9)
 COVERAGE = QUANTILES[2] - QUANTILES[0]
 BACKGROUND_FILE = "background.npy"
 LAST_WINDOW_FILE = "last_window.npy"
@@ -90,95 +90,6 @@ class ForecasterConfig:
             raise ValueError(f"validation_split must be in (0, 0.5). Received {self.validation_split}.")
         if not 0 < self.test_size:
             raise ValueError(f"test_size must be > 0 (a share below 1 or a count). Received {self.test_size}.")
-
-
-# ============================================================================ layers (saved in model.keras)
-
-
-def _layers():
-    """The custom layers, defined on first use so that importing this module stays light."""
-    global WindowScaler, QuantileHead, PinballLoss
-    if "WindowScaler" in globals():
-        return WindowScaler, QuantileHead, PinballLoss
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="toolkit")
-    class WindowScaler(keras.layers.Layer):
-        """Raw window (B, W, F) -> (B, W, F + 1): [target - last target, target - mean, features - mean] / std.
-
-        ``mean`` and ``std`` have F + 1 entries: the relative channel's (0, target std), then the columns'.
-        The level channels are clipped to the range seen in training (``low``/``high``, scaled), so a
-        series that trends past it (co2) is forecast from its recent changes, not an extrapolated level.
-        """
-
-        def __init__(self, mean, std, low=None, high=None, **kwargs):
-            super().__init__(**kwargs)
-            self.mean = [float(v) for v in mean]
-            self.std = [float(v) for v in std]
-            self.low = None if low is None else [float(v) for v in low]
-            self.high = None if high is None else [float(v) for v in high]
-
-        def call(self, x):
-            mean = ops.convert_to_tensor(self.mean, dtype=x.dtype)
-            std = ops.convert_to_tensor(self.std, dtype=x.dtype)
-            target = x[..., :1]
-            relative = (target - x[:, -1:, :1]) / std[0]
-            levels = (x - mean[1:]) / std[1:]
-            if self.low is not None:  # levels outside the training range read as its edge: no extrapolation
-                levels = ops.clip(levels, ops.convert_to_tensor(self.low, x.dtype), ops.convert_to_tensor(self.high, x.dtype))
-            return ops.concatenate([relative, levels], axis=-1)
-
-        def compute_output_shape(self, shape):
-            return (*shape[:-1], shape[-1] + 1)
-
-        def get_config(self):
-            return {**super().get_config(), "mean": self.mean, "std": self.std, "low": self.low, "high": self.high}
-
-    @keras.saving.register_keras_serializable(package="toolkit")
-    class QuantileHead(keras.layers.Layer):
-        """Network output (B, H, 3) and the raw window -> ordered p10/p50/p90 in the target's units.
-
-        ``widen`` (H,) is the calibration of each step's interval, in training standard deviations.
-        """
-
-        def __init__(self, std, horizon, **kwargs):
-            super().__init__(**kwargs)
-            self.std = float(std)
-            self.horizon = int(horizon)
-            self.widen = self.add_weight(shape=(self.horizon,), initializer="zeros", trainable=False, name="widen")
-
-        def call(self, inputs):
-            out, window = inputs
-            last = window[:, -1:, 0]
-            median = out[..., 1]
-            low = median - ops.relu(ops.softplus(out[..., 0]) + self.widen)
-            high = median + ops.relu(ops.softplus(out[..., 2]) + self.widen)
-            return ops.stack([low, median, high], axis=-1) * self.std + last[..., None]
-
-        def compute_output_shape(self, shapes):
-            return (shapes[0][0], self.horizon, 3)
-
-        def get_config(self):
-            return {**super().get_config(), "std": self.std, "horizon": self.horizon}
-
-    @keras.saving.register_keras_serializable(package="toolkit")
-    class PinballLoss(keras.losses.Loss):
-        """Mean pinball loss of the p10/p50/p90 outputs against the targets (B, H), in units of ``scale``."""
-
-        def __init__(self, scale=1.0, name="pinball", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.scale = float(scale)
-
-        def call(self, y_true, y_pred):
-            q = ops.convert_to_tensor(QUANTILES, dtype=y_pred.dtype)
-            error = (ops.expand_dims(y_true, -1) - y_pred) / self.scale
-            return ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=(-2, -1))
-
-        def get_config(self):
-            return {**super().get_config(), "scale": self.scale}
-
-    return WindowScaler, QuantileHead, PinballLoss
 
 
 def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +154,7 @@ class Forecaster(Task):
         import keras
 
         cfg = self.config
-        scaler_class, head_class, _ = _layers()
+        scaler_class, head_class, _ = forecaster_layers()
         window = keras.Input((self.window_, n_features), name="window")
         scaled = scaler_class(mean, std, low, high, name="scaler")(window)
         x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
@@ -324,7 +235,7 @@ class Forecaster(Task):
         high = ((values.max(axis=0) - mean[1:]) / std[1:]).tolist()
         keras.utils.set_random_seed(cfg.seed)
         self.model_ = self._build(series.n_features, mean, std, low, high)
-        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), _layers()[2](float(std[0])))
+        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), forecaster_layers()[2](float(std[0])))
         stop = keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)
         history = self.model_.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs, batch_size=cfg.batch_size,
                                   shuffle=True, verbose=verbose, callbacks=[stop, *(callbacks or [])])
@@ -455,7 +366,7 @@ class Forecaster(Task):
             series = self._read_history(history)
             window, last, frequency = self._history(series), str(series.index[-1]), series.frequency
         quantiles = self._run(window[None])[0, :horizon]
-        times = _future_times(last, frequency, horizon)
+        times = future_times(last, frequency, horizon)
         return pd.DataFrame({"time": times, "p10": quantiles[:, 0], "p50": quantiles[:, 1], "p90": quantiles[:, 2]})
 
     # ================================================================== evaluation
@@ -481,6 +392,45 @@ class Forecaster(Task):
         result.quantiles = quantiles
         result.coverage = float(np.mean((result.actual >= quantiles[..., 0]) & (result.actual <= quantiles[..., 2])))
         return result
+
+    # ================================================================== serving other series
+    def baseline_forecasts(self, history: Any, horizon: int | None = None) -> dict[str, np.ndarray]:
+        """The naive, seasonal naive (at this model's season) and drift forecasts of ``history``'s
+        target (a SeriesData or a 1-D array) for ``horizon`` steps (default: the model's)."""
+        y = history.target if isinstance(history, SeriesData) else np.asarray(history, float)
+        return baseline_forecasts(y, horizon or self.config.horizon, self.season_)
+
+    def reading_plan(self, series: SeriesData) -> tuple[list[str], str | None]:
+        """How to read the file behind ``series`` again for this model: (the feature columns to add,
+        when its target is this model's but its columns are not; the training data's resampling rule,
+        when it is dated at another frequency). ([], None): it reads as it is."""
+        import pandas as pd
+
+        self._check_fitted()
+        columns = list(series.columns)
+        same = [c.lower() for c in self.columns_] == [c.lower() for c in columns]
+        features = list(self.columns_[1:]) if not same and self.columns_[0].lower() == columns[0].lower() else []
+        rule = (self.data_spec_ or {}).get("resample")
+        dated = isinstance(series.index, pd.DatetimeIndex)
+        resample = rule if isinstance(rule, str) and self.frequency_ and series.frequency != self.frequency_ and dated \
+            else None
+        return features, resample
+
+    def adapt(self, series: SeriesData, name: str = "this") -> tuple[SeriesData, list[str]]:
+        """``series`` under this model's column names (it checks names), with a note when its columns
+        are others; a DataError when the number of columns differs. ``name`` names the model in messages."""
+        self._check_fitted()
+        columns, notes = list(series.columns), []
+        if [c.lower() for c in self.columns_] != [c.lower() for c in columns]:
+            if len(self.columns_) != len(columns):
+                raise DataError(f"The {name} model reads the columns {self.columns_}; this series has {columns}. "
+                                "Choose another model or train a quick model on this series.")
+            notes.append(f"The {name} model was trained on {self.columns_}; it is applied to {columns} as you "
+                         "asked. Its scaling was fitted on its own series, so expect poor forecasts: a quick "
+                         "model trained on this series is the fair comparison.")
+        if columns != list(self.columns_):
+            series = dataclasses.replace(series, columns=list(self.columns_))
+        return series, notes
 
     def evaluate(self, data: Any = None) -> dict:
         """Backtest metrics of the model and of every baseline (MASE, sMAPE, MAE, RMSE), the
@@ -562,7 +512,7 @@ class Forecaster(Task):
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Forecaster":
-        _layers()  # register the custom layers before Keras reads model.keras
+        forecaster_layers()  # register the custom layers before Keras reads model.keras
         return super().load(directory)
 
     def _load_extra(self, directory: Path, card: dict) -> None:
@@ -644,32 +594,6 @@ class TFLiteForecaster:
     def predict(self, windows: Any) -> np.ndarray:
         """Median forecasts, shape (N, horizon)."""
         return self.predict_quantiles(windows)[..., 1]
-
-
-def load_series_like(source: Any, columns: list[str], spec: dict | None) -> SeriesData:
-    """Load ``source`` with the given columns (target first), resampled like the training data."""
-    from ..data.series import BUILTIN_SERIES
-
-    if isinstance(source, SeriesData) or (isinstance(source, str) and source in BUILTIN_SERIES):
-        return load_series(source)
-    spec = spec or {}
-    time_column = False if spec.get("time_column") is False else None
-    return load_series(source, time_column=time_column, target=columns[0], features=columns[1:] or None,
-                       resample=spec.get("resample"))
-
-
-def _future_times(last: str | None, frequency: str | None, horizon: int) -> list:
-    """Timestamps of the next ``horizon`` steps, or step numbers when the frequency is unknown."""
-    import pandas as pd
-
-    if last is not None and frequency:
-        try:
-            start = pd.Timestamp(last)
-            return list(pd.date_range(start, periods=horizon + 1, freq=frequency)[1:])
-        except (ValueError, TypeError):
-            pass
-    base = int(last) + 1 if last is not None and str(last).lstrip("-").isdigit() else 1
-    return list(range(base, base + horizon))
 
 
 __all__ = ["Forecaster", "ForecasterConfig", "MODELS", "TFLiteForecaster", "make_windows"]

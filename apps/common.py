@@ -1,0 +1,294 @@
+"""What the tabs share: the error wrapper, the model slot, input parsers, the card-facts renderer
+and the request image (upload or sketch).
+
+Nothing heavy happens at import time: the toolkit and Gradio are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SAVED_MODELS = REPO / "saved_models"
+KERAS = "Keras"
+MAKE_MODELS = "Run `make models` to build it."
+NOT_A_NUMBER = float("nan")
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def data_error(message: str):
+    """A DataError with ``message`` (what was expected, what was received, what to do)."""
+    from toolkit.errors import DataError
+
+    return DataError(message)
+
+
+def unavailable(what: str, directory: str | Path, exc: Exception):
+    """The ModelFormatError of a model folder that is missing or does not load."""
+    from toolkit.errors import ModelFormatError
+
+    if not Path(directory).is_dir():
+        return ModelFormatError(f"The {what} model is not available: {directory} does not exist. {MAKE_MODELS}")
+    return ModelFormatError(f"The {what} model in {directory} could not be loaded: {exc} {MAKE_MODELS}")
+
+
+def user_errors(fn):
+    """Turn the toolkit's errors into a message in the browser (gr.Error); anything else is logged
+    and reported as an unexpected error, so the server keeps serving whatever was uploaded."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import gradio as gr
+        from toolkit.errors import ToolkitError
+
+        try:
+            return fn(*args, **kwargs)
+        except ToolkitError as exc:
+            raise gr.Error(str(exc)) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
+            logging.getLogger(fn.__module__).exception("%s failed", fn.__name__)
+            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
+                           "check it and try again.") from exc
+
+    return wrapper
+
+
+def named(fn, service, name: str):
+    """``fn`` bound to ``service``, named ``name`` (Gradio names an endpoint after its function)."""
+    handler = functools.partial(fn, service)
+    handler.__name__ = name
+    return handler
+
+
+# ---------------------------------------------------------------------- models
+
+
+def read_card_or_none(directory: str | Path) -> dict | None:
+    """The card of a model folder, or None when it is missing or unreadable."""
+    from toolkit.errors import ToolkitError
+    from toolkit.storage import read_card
+
+    try:
+        return read_card(directory)
+    except ToolkitError:
+        return None
+
+
+class ModelSlot:
+    """One model folder: the task, loaded on first use (once, under a lock), and its TFLite runners.
+
+    A folder that does not load is not cached: ``make models`` may fix it while the app runs.
+    """
+
+    def __init__(self, name: str, directory: str | Path):
+        self.name = name
+        self.directory = Path(directory)
+        self.task = None
+        self.runners: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def load(self):
+        if self.task is None:
+            with self.lock:
+                if self.task is None:
+                    from toolkit.base import load
+                    from toolkit.errors import ToolkitError
+
+                    try:
+                        self.task = load(self.directory)
+                    except ToolkitError as exc:
+                        raise unavailable(self.name, self.directory, exc) from exc
+        return self.task
+
+    def card(self) -> dict | None:
+        """The folder's card (read without loading the model), or None."""
+        return read_card_or_none(self.directory)
+
+    def backends(self) -> list[str]:
+        """Keras, then each TFLite file of the model that is on disk (only Keras when it does not load)."""
+        from toolkit.errors import ToolkitError
+
+        try:
+            files = [e["file"] for e in self.load().tflite_ if (self.directory / e["file"]).is_file()]
+        except ToolkitError:  # the facts panel and each request report a missing model
+            files = []
+        return [KERAS, *files]
+
+    def runner(self, backend: str, make: Callable[[Path], Any]):
+        """The runner of the TFLite file ``backend`` (made once by ``make(path)``)."""
+        with self.lock:
+            if backend not in self.runners:
+                self.runners[backend] = make(self.directory / backend)
+        return self.runners[backend]
+
+
+def missing_note(folders: dict[str, Path]) -> str:
+    """A markdown warning naming the model folders (label -> folder) without a card ("" when all have one)."""
+    missing = [f"{label} ({directory})" for label, directory in folders.items()
+               if not (Path(directory) / "card.json").is_file()]
+    return f"**Not available yet:** {'; '.join(missing)}. {MAKE_MODELS}" if missing else ""
+
+
+def folders_key(folders: dict | None) -> tuple | None:
+    """A hashable key of a tab's model folders (name -> folder) for its ``shared_service`` cache."""
+    return tuple((k, str(v)) for k, v in folders.items()) if folders is not None else None
+
+
+def tab_header(markdown: str, warning: str) -> None:
+    """A tab's introduction and, when models are missing, the warning that names them (inside a gr.Blocks)."""
+    import gradio as gr
+
+    gr.Markdown(markdown)
+    if warning:
+        gr.Markdown(warning)
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def as_int(value: Any, what: str, default: int) -> int:
+    """A whole number (``default`` when empty), else a DataError naming ``what``."""
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise data_error(f"Expected {what} as a whole number. Received {value!r}.") from None
+    if not np.isfinite(number) or number != int(number):
+        raise data_error(f"Expected {what} as a whole number. Received {value!r}.")
+    return int(number)
+
+
+def int_in(value: Any, what: str, low: int, high: int, default: int | None = None) -> int:
+    """A whole number from ``low`` to ``high``, else a DataError naming ``what`` and the range."""
+    number = as_int(value, what, low if default is None else default)
+    if not low <= number <= high:
+        raise data_error(f"Expected {low} to {high} {what}. Received {number}.")
+    return number
+
+
+def notes_markdown(notes: Iterable[str]) -> str:
+    """Notes as markdown quotes after a handler's message."""
+    return "".join(f"\n\n> {n}" for n in notes)
+
+
+def upload_path(upload: Any) -> Path | None:
+    """The path of an upload: a path, Gradio's file dict or a tempfile wrapper (None when empty)."""
+    if upload is None or upload == "":
+        return None
+    if isinstance(upload, (str, Path)):
+        return Path(upload)
+    if isinstance(upload, dict):
+        path = upload.get("path") or upload.get("name")
+        return Path(path) if path else None
+    path = getattr(upload, "path", None) or getattr(upload, "name", None)
+    return Path(path) if path else None
+
+
+def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> np.ndarray:
+    """The request's image: the upload if there is one, else the drawing; made to look like the
+    digits set (light ink on black, centred) when the model was trained on it."""
+    from toolkit.data import read_image
+    from toolkit.errors import DataError
+
+    image = None
+    path = upload_path(upload)
+    if path is not None:
+        image = read_image(path, name=f"the upload ({path.name})")
+    elif sketch is not None:
+        image = sketch_image(sketch)
+    if image is None:
+        raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
+    return digit_style(image) if digit_like else image
+
+
+def sketch_image(sketch: Any) -> np.ndarray | None:
+    """The sketchpad's composite (RGBA, strokes on a transparent canvas) as RGB on white."""
+    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    if composite is None:
+        return None
+    arr = np.asarray(composite)
+    if arr.ndim != 3 or arr.size == 0:
+        return None
+    if arr.shape[-1] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / 255.0
+        arr = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)
+    if float(arr.min()) >= 250:  # nothing drawn
+        return None
+    return arr.astype(np.uint8)
+
+
+def digit_style(image: np.ndarray) -> np.ndarray:
+    """Make a drawing or photo look like the digits set: light ink on black, centred, square."""
+    gray = image.astype(np.float32).mean(axis=-1)
+    if gray.mean() > 127:  # dark ink on light paper
+        gray = 255.0 - gray
+    gray -= gray.min()
+    ink = gray > 0.05 * max(float(gray.max()), 1.0)
+    if ink.any():  # the digits set's digits fill the frame: crop to the ink, pad to a square
+        rows, cols = np.where(ink)
+        gray = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    side = max(gray.shape)
+    canvas = np.zeros((side, side), np.float32)
+    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
+    canvas[top : top + gray.shape[0], left : left + gray.shape[1]] = gray
+    peak = float(canvas.max())
+    if peak > 0:
+        canvas *= 255.0 / peak
+    return canvas[..., None]
+
+
+# ---------------------------------------------------------------------- card facts
+
+# A TFLite table column: (header, card key, format); the file and its size always come first.
+ACCURACY_COLUMNS = (("test accuracy", "test_accuracy", "{:.4f}"),
+                    ("agreement with Keras", "agreement_with_keras", "{:.4f}"),
+                    ("latency p50", "latency_ms_p50", "{:.3f} ms"))
+
+
+def tflite_table(entries: list[dict], columns=ACCURACY_COLUMNS) -> list[str]:
+    """The markdown table of a card's TFLite files (``n/a`` where a file lacks a value)."""
+    lines = ["\n| file | size | " + " | ".join(c[0] for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for e in entries:
+        cells = [fmt.format(e[key]) if key in e else "n/a" for _, key, fmt in columns]
+        lines.append(f"| {e['file']} | {e.get('size_bytes', 0) / 1024:.0f} KiB | " + " | ".join(cells) + " |")
+    return lines
+
+
+def metric_line(metrics: dict, shown: Iterable[tuple[str, str]], prefix: str) -> list[str]:
+    """``prefix`` then each (label, key) of ``shown`` that ``metrics`` holds as a number ([] when none)."""
+    parts = [f"{label} {metrics[key]:.3f}" for label, key in shown if isinstance(metrics.get(key), (int, float))]
+    return [prefix + "; ".join(parts) + "."] if parts else []
+
+
+def card_facts(card: dict, title: str | None, summary: Iterable[str], tflite_columns=ACCURACY_COLUMNS,
+               no_tflite: str | None = None) -> str:
+    """One model's facts from its card as markdown: the title, what the tab says about it
+    (``summary`` lines: task, data, metrics), its TFLite files, and the command that made it."""
+    lines = ([f"#### {title}"] if title else []) + list(summary)
+    if card.get("tflite") and tflite_columns:
+        lines += tflite_table(card["tflite"], tflite_columns)
+    elif no_tflite:
+        lines.append(no_tflite)
+    if card.get("command"):
+        lines.append(f"\nMade by `{card['command']}`.")
+    return "\n".join(lines)
+
+
+def folder_facts(title: str, directory: str | Path, describe: Callable[[dict], str]) -> str:
+    """``describe(card)`` for a model folder, or a note that the model is not there."""
+    card = read_card_or_none(directory)
+    if card is None:
+        return f"#### {title}\n**Model not available** ({directory}). {MAKE_MODELS}"
+    return describe(card)
