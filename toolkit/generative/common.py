@@ -40,7 +40,8 @@ def check_common(config: Any, downsamplings: int = 2) -> None:
     if config.channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (from the data). Received {config.channels!r}.")
     positive(config, "epochs", "batch_size", "learning_rate")
-    check_fraction(config, "validation_split")
+    if getattr(config, "validation_split", None) is not None:  # a GAN has none
+        check_fraction(config, "validation_split")
 
 
 positive = check_positive  # the configs' check, from toolkit.config
