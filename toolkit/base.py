@@ -94,7 +94,7 @@ def checked_model_file(directory: str | os.PathLike, card: dict | None = None) -
     """The path of a model folder's ``model.keras``, after checking its sha256 against the card."""
     directory = Path(directory)
     card = card if card is not None else read_card(directory)
-    path = directory / card.get("model", {}).get("file", MODEL_FILE)
+    path = directory / model_file_name(directory, card)
     if not path.is_file():
         raise ModelFormatError(f"{str(path)!r} is missing. Re-train or re-save the model.")
     expected = card.get("model", {}).get("sha256")
@@ -107,6 +107,41 @@ def checked_model_file(directory: str | os.PathLike, card: dict | None = None) -
             f"{expected[:12]}.... The file was changed or damaged; re-train or re-save the model."
         )
     return path
+
+
+def model_file_name(directory: str | os.PathLike, card: dict) -> str:
+    """The card's ``model.file``: a plain file name inside the model folder, never a path out of it."""
+    model = card.get("model") or {}
+    if not isinstance(model, dict):
+        raise ModelFormatError(f"{Path(directory) / CARD_FILE} has a 'model' entry that is not an object: "
+                               f"{model!r}. Re-save the model.")
+    name = model.get("file", MODEL_FILE)
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelFormatError(
+            f"Expected the card's model file to be a file name inside {str(directory)!r}, such as {MODEL_FILE!r}. "
+            f"Received: {name!r}. A card never points outside its folder; re-save the model."
+        )
+    return name
+
+
+def target_index(target: Any, names: list[str], default: Any = 0, what: str = "target class") -> int:
+    """The index a target stands for: a name in ``names``, an index (an int, or digits from the
+    command line), or ``None`` for ``default`` (an index, or a callable returning one).
+
+    The one home of "label or index -> id" (classes to explain, labels to generate, actions).
+    """
+    if target is None:
+        return int(default() if callable(default) else default)
+    value = target.item() if isinstance(target, np.generic) else target
+    if isinstance(value, str) and value in names:
+        return list(names).index(value)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < len(names):
+        return int(value)
+    from .errors import DataError
+
+    raise DataError(f"Unknown {what} {target!r}. Expected one of {list(names)} or an index 0-{len(names) - 1}.")
 
 
 def registered_tasks() -> dict[str, type["Task"]]:
@@ -153,6 +188,31 @@ class Task:
     #: why ``toolkit.edge.compress`` cannot compress this task (tasks implementing the
     #: ``toolkit.edge.compression.Compressible`` protocol can)
     compression_refusal: ClassVar[str | None] = None
+    #: what ``train_recipe`` takes beyond the config's fields (``toolkit.config.RecipeOption``)
+    recipe_options: ClassVar[tuple] = ()
+    #: a CLI family name: ``toolkit train <family> --algo <task>`` picks one of the tasks sharing it
+    #: (its default is the task the alias ``<family>`` names)
+    family: ClassVar[str | None] = None
+
+    @classmethod
+    def train_recipe(cls, out: str | os.PathLike, *, command: str | None = None, **options: Any) -> dict:
+        """Resolve the data, split, fit, evaluate, save to ``out`` (recording ``command`` in the
+        card) and return a summary: what ``toolkit train`` prints. ``options`` are the config's
+        fields and the task's ``recipe_options``."""
+        raise NotImplementedError(f"{cls.__name__} has no training recipe.")
+
+    @classmethod
+    def open_tflite(cls, path: str | os.PathLike, card: dict | None = None):
+        """This task's TFLite wrapper (``runner``) on the ``.tflite`` file ``path``."""
+        return cls.runner_class()(path, card=card)
+
+    def load_data(self, source: Any) -> Any:
+        """Read a data source (a path or a name) the way this model needs it (default: as given)."""
+        return source
+
+    def reload_data(self) -> Any:
+        """The test data recorded in the card, re-read (None when the card names none)."""
+        return None
 
     @classmethod
     def default_explain_method(cls) -> str | None:
@@ -393,15 +453,7 @@ class ClassifierMixin:
 
     def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
         """The class to explain: a class name or index, by default the most probable one."""
-        if target is None:
-            return int(np.argmax(probs))
-        if isinstance(target, str) and target in self.class_names_:
-            return self.class_names_.index(target)
-        if isinstance(target, (int, np.integer)) and 0 <= int(target) < len(self.class_names_):
-            return int(target)
-        from .errors import DataError
-
-        raise DataError(f"Unknown target class {target!r}. Expected one of {self.class_names_} or an index.")
+        return target_index(target, self.class_names_, lambda: np.argmax(probs))
 
     def top_k(self, x: Any, k: int = 5) -> list[list[dict]]:
         """For each sample, the k most probable labels: ``[{"label": ..., "probability": ...}]``."""

@@ -79,9 +79,13 @@ def read_card(directory: str | os.PathLike) -> dict:
             "Pass the folder written by `toolkit train` or `task.save()`."
         )
     try:
-        return json.loads(card_path.read_text(encoding="utf-8"))
+        card = json.loads(card_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{card_path} is not valid JSON ({exc}). Re-save or re-train the model.") from exc
+    if not isinstance(card, dict):
+        raise ModelFormatError(f"Expected {card_path} to hold a JSON object (the model card). Received: "
+                               f"{type(card).__name__ if card is not None else 'null'}. Re-save or re-train the model.")
+    return card
 
 
 def replace_directory(directory: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..base import Task
+from ..base import Task, target_index
+from ..config import RecipeOption, check_fraction, check_positive, out_option, test_size_option, verbose_option
 from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
 from ..storage import atomic_write, atomic_write_bytes
@@ -39,15 +40,11 @@ def check_common(config: Any, downsamplings: int = 2) -> None:
     if config.channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (from the data). Received {config.channels!r}.")
     positive(config, "epochs", "batch_size", "learning_rate")
-    split = getattr(config, "validation_split", None)
-    if split is not None and not 0 < split < 1:
-        raise ValueError(f"validation_split must be in (0, 1). Received {split}.")
+    if getattr(config, "validation_split", None) is not None:  # a GAN has none
+        check_fraction(config, "validation_split")
 
 
-def positive(config: Any, *names: str) -> None:
-    for name in names:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0. Received {getattr(config, name)!r}.")
+positive = check_positive  # the configs' check, from toolkit.config
 
 
 # ---------------------------------------------------------------------- sampling
@@ -75,18 +72,7 @@ def label_ids(labels: Any, n: int, class_names: Sequence[str]) -> np.ndarray:
     values = [labels] * n if np.ndim(labels) == 0 else list(np.asarray(labels).ravel())
     if len(values) != n:
         raise DataError(f"Expected one label per sample: {n}. Received {len(values)} labels.")
-    ids = []
-    for value in values:
-        value = value.item() if isinstance(value, np.generic) else value
-        if isinstance(value, str) and value in names:
-            ids.append(names.index(value))
-        elif isinstance(value, str) and value.isdigit() and int(value) < len(names):  # an index, from the CLI
-            ids.append(int(value))
-        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(names):
-            ids.append(int(value))
-        else:
-            raise DataError(f"Unknown label {value!r}. Expected one of {names} (or an index 0-{len(names) - 1}).")
-    return np.asarray(ids, dtype=np.int32)
+    return np.asarray([target_index(value, names, what="label") for value in values], dtype=np.int32)
 
 
 def latent_input(z: Any, latent_dim: int) -> np.ndarray:
@@ -208,6 +194,30 @@ class GenerativeTask(Task):
                                      "is already half the size; choose float16 or dynamic"}
     runner = "toolkit.generative.runner:TFLiteImageModel"
     takes_images = True  # predict takes images (a GAN's takes latent vectors)
+    recipe_options = (
+        RecipeOption("data", "'digits' (8x8, upsampled to --image-size), a folder of images (or one subfolder per "
+                     "class)", required=True),
+        out_option(),
+        test_size_option("share of a folder held out for evaluation"),
+        verbose_option(0),
+    )
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Fit on ``data`` (held-out test split), evaluate on the test split, save to ``out``;
+        returns {out, epochs, seconds, metrics}."""
+        from ..config import config_and_options
+        from .data import image_splits
+
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        model = cls(config)
+        splits = image_splits(opts["data"], config.image_size, config.channels, test_size=opts["test_size"], seed=42)
+        model.fit(splits, verbose=opts["verbose"])
+        model.metrics_ = {"test_" + k: v for k, v in model.evaluate(splits).items()}
+        model.command_ = command
+        directory = model.save(out)
+        return {"out": str(directory), "epochs": model.card()["training"]["epochs_run"],
+                "seconds": model.train_seconds_, "metrics": model.metrics_}
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)

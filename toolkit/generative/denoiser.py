@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..base import register_task
+from ..config import setting
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
 from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive, traced
-from .data import DEFAULT_IMAGE_SIZE, add_noise, check_noise
+from .data import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
 
 DENOISER_METHODS = ("residual",)
 
@@ -38,18 +39,21 @@ class DenoiserConfig:
     encoder-decoder. patience: early stopping on the validation loss (best weights restored).
     """
 
-    noise: float = 0.3
-    noise_type: str = "gaussian"
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
-    channels: int | None = None
-    filters: tuple[int, int] = (32, 64)
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    patience: int = 6
-    validation_split: float = 0.1
-    seed: int = 0
-    strategy: Any = dataclasses.field(default=None, compare=False, repr=False, metadata={"serialize": False})
+    noise: float = setting(0.3, "gaussian: sigma on the 0-1 pixel scale; salt_and_pepper: share of pixels",
+                           tune=(0.05, 0.5))
+    noise_type: str = setting("gaussian", "the corruption it learns to remove", choices=NOISE_TYPES)
+    image_size: tuple[int, int] = setting(DEFAULT_IMAGE_SIZE, "height [width] the images are resized to")
+    channels: int | None = setting(None, "1 (grayscale) or 3 (RGB); default: 1 for digits, 3 for folders",
+                                   choices=(1, 3))
+    filters: tuple[int, int] = setting((32, 64), "channels of the encoder-decoder's two resolutions")
+    epochs: int = setting(40, "early stopping may end sooner", tune=(5, 100))
+    batch_size: int = setting(32, "images per training step", tune=(8, 128))
+    learning_rate: float = setting(2e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
+    patience: int = setting(6, "early-stopping patience in epochs", tune=(2, 20))
+    validation_split: float = setting(0.1, "share of the training images for early stopping")
+    seed: int = setting(0, "seeds the weights, the noise and the shuffling")
+    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
+                            metadata={"serialize": False})
 
     def __post_init__(self) -> None:
         check_noise(self.noise, self.noise_type)

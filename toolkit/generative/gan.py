@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..base import load_keras_model, register_task
+from ..config import check_non_negative, check_range, setting
 from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
 from ..storage import atomic_write_bytes, sha256_file
@@ -75,26 +76,32 @@ class GANConfig:
     epochs between sample grids; samples_dir: a folder to write them to during training.
     """
 
-    latent_dim: int = 32
-    conditional: bool = False
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
-    channels: int | None = None
-    generator_filters: tuple[int, ...] = (64, 32)
-    discriminator_filters: tuple[int, ...] = (64, 128)
-    embedding_dim: int = 16
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 5e-4
-    discriminator_learning_rate: float | None = None
-    beta_1: float = 0.5
-    label_smoothing: float = 0.1
-    aux_weight: float = 1.0
-    mismatch_weight: float = 1.0
-    dropout: float = 0.3
-    sample_every: int = 10
-    samples_dir: str | None = None
-    seed: int = 0
-    strategy: Any = dataclasses.field(default=None, compare=False, repr=False, metadata={"serialize": False})
+    latent_dim: int = setting(32, "size of the noise vector", tune=(8, 128))
+    conditional: bool = setting(False, "condition on the label (needs labelled data)")
+    image_size: tuple[int, int] = setting(DEFAULT_IMAGE_SIZE, "height [width] the images are resized to")
+    channels: int | None = setting(None, "1 (grayscale) or 3 (RGB); default: 1 for digits, 3 for folders",
+                                   choices=(1, 3))
+    generator_filters: tuple[int, ...] = setting((64, 32), "the generator's transposed convolutions (each doubles "
+                                                           "the size)")
+    discriminator_filters: tuple[int, ...] = setting((64, 128), "the discriminator's strided convolutions")
+    embedding_dim: int = setting(16, "size of the label embedding (conditional)", tune=(4, 64))
+    epochs: int = setting(40, "training epochs", tune=(10, 200))
+    batch_size: int = setting(64, "images per training step", tune=(16, 256))
+    learning_rate: float = setting(5e-4, "the generator's Adam learning rate", tune=(1e-4, 2e-3))
+    discriminator_learning_rate: float | None = setting(None, "TTUR: a separate discriminator rate "
+                                                              "(default: --learning-rate)", tune=(1e-4, 4e-3))
+    beta_1: float = setting(0.5, "Adam's beta_1 for both networks")
+    label_smoothing: float = setting(0.1, "real targets are 1 - this", tune=(0.0, 0.3))
+    aux_weight: float = setting(1.0, "auxiliary classifier loss weight (conditional; 0: off)", tune=(0.0, 2.0))
+    mismatch_weight: float = setting(1.0, "weight of the loss on real images with a wrong label (conditional; 0: off)",
+                                     tune=(0.0, 2.0))
+    dropout: float = setting(0.3, "dropout in the discriminator", tune=(0.0, 0.5))
+    sample_every: int = setting(10, "epochs between sample grids")
+    samples_dir: str | None = setting(None, "also write the sample grids here during training (they are saved in "
+                                            "OUT/samples/ anyway)")
+    seed: int = setting(0, "seeds the weights and the noise")
+    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
+                            metadata={"serialize": False})
 
     def __post_init__(self) -> None:
         for name in ("generator_filters", "discriminator_filters"):
@@ -104,15 +111,11 @@ class GANConfig:
             object.__setattr__(self, name, value)
         check_common(self, downsamplings=max(len(self.generator_filters), len(self.discriminator_filters)))
         positive(self, "latent_dim", "embedding_dim", "sample_every", "beta_1")
-        if self.mismatch_weight < 0:
-            raise ValueError(f"mismatch_weight must be >= 0. Received {self.mismatch_weight}.")
-        if self.discriminator_learning_rate is not None and not self.discriminator_learning_rate > 0:
-            raise ValueError(f"discriminator_learning_rate must be > 0. Received {self.discriminator_learning_rate}.")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5). Received {self.label_smoothing}.")
-        if not 0 <= self.dropout < 1 or self.aux_weight < 0:
-            raise ValueError(f"dropout must be in [0, 1) and aux_weight >= 0. Received {self.dropout}, "
-                             f"{self.aux_weight}.")
+        check_non_negative(self, "mismatch_weight", "aux_weight")
+        if self.discriminator_learning_rate is not None:
+            positive(self, "discriminator_learning_rate")
+        check_range("label_smoothing", self.label_smoothing, 0, 0.5, high_closed=False)
+        check_range("dropout", self.dropout, 0, 1, high_closed=False)
         if self.samples_dir is not None:
             object.__setattr__(self, "samples_dir", str(self.samples_dir))
 

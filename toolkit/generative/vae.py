@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..base import register_task
+from ..config import check_non_negative, setting
 from ..errors import DataError
 from ..explain import Explanation
 from .common import (PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive,
@@ -47,20 +48,24 @@ class VAEConfig:
     validation loss once the warm-up is over (best weights restored).
     """
 
-    latent_dim: int = 8
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
-    channels: int | None = None
-    filters: tuple[int, ...] = (32, 64)
-    hidden_units: int = 128
-    beta: float = 1.0
-    kl_warmup_epochs: int = 10
-    epochs: int = 80
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 10
-    validation_split: float = 0.1
-    seed: int = 0
-    strategy: Any = dataclasses.field(default=None, compare=False, repr=False, metadata={"serialize": False})
+    latent_dim: int = setting(8, "size of the latent space", tune=(2, 64))
+    image_size: tuple[int, int] = setting(DEFAULT_IMAGE_SIZE, "height [width] the images are resized to")
+    channels: int | None = setting(None, "1 (grayscale) or 3 (RGB); default: 1 for digits, 3 for folders",
+                                   choices=(1, 3))
+    filters: tuple[int, ...] = setting((32, 64), "encoder convolutions, each halving the size (the decoder mirrors "
+                                                 "them)")
+    hidden_units: int = setting(128, "dense layer between the convolutions and the latent space", tune=(32, 512))
+    beta: float = setting(1.0, "weight of the KL term", tune=(0.1, 4.0))
+    kl_warmup_epochs: int = setting(10, "the KL weight rises from 0 to beta over these epochs (0: no warm-up)",
+                                    tune=(0, 30))
+    epochs: int = setting(80, "early stopping may end sooner", tune=(10, 200))
+    batch_size: int = setting(64, "images per training step", tune=(16, 256))
+    learning_rate: float = setting(1e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
+    patience: int = setting(10, "early-stopping patience in epochs (after the warm-up)", tune=(3, 30))
+    validation_split: float = setting(0.1, "share of the training images for early stopping")
+    seed: int = setting(0, "seeds the weights, the split and the shuffling")
+    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
+                            metadata={"serialize": False})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
@@ -68,8 +73,7 @@ class VAEConfig:
             raise ValueError(f"filters must be one or more positive ints. Received {self.filters}.")
         check_common(self, downsamplings=len(self.filters))
         positive(self, "latent_dim", "hidden_units", "patience")
-        if self.beta < 0 or self.kl_warmup_epochs < 0:
-            raise ValueError(f"beta and kl_warmup_epochs must be >= 0. Received {self.beta}, {self.kl_warmup_epochs}.")
+        check_non_negative(self, "beta", "kl_warmup_epochs")
 
 
 def _build(cfg: VAEConfig, shape: tuple[int, int, int]):

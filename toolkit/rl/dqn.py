@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from ..base import register_task
+from ..config import setting
 from .agent import Agent, AgentConfig, Monitor, in_unit_interval, non_negative, positive
 from .envs import EnvMaker, final_observations, vector_env
 
@@ -49,22 +50,25 @@ class DQNConfig(AgentConfig):
     hidden_units: the Q-network's ReLU layers. n_envs: environments stepped side by side.
     """
 
-    total_timesteps: int = 50_000
-    hidden_units: tuple[int, ...] = (256, 256)
-    learning_rate: float = 2.3e-3
-    buffer_size: int = 100_000
-    learning_starts: int = 1_000
-    batch_size: int = 64
-    gamma: float = 0.99
-    train_freq: int = 256
-    gradient_steps: int = 128
-    target_update_interval: int = 10
-    tau: float = 1.0
-    exploration_fraction: float = 0.16
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.04
-    max_grad_norm: float = 10.0
-    double_q: bool = False
+    total_timesteps: int = setting(50_000, "environment steps (default: the tuned setting for the environment); "
+                                   "training stops earlier once a greedy evaluation reaches the environment's "
+                                   "reward threshold", flags=("--timesteps", "--total-timesteps"))
+    hidden_units: tuple[int, ...] = setting((256, 256), "sizes of the Q-network's ReLU layers")
+    learning_rate: float = setting(2.3e-3, "Adam's learning rate (default: the tuned setting)", tune=(1e-4, 1e-2))
+    buffer_size: int = setting(100_000, "replay memory, in transitions", tune=(10_000, 1_000_000))
+    learning_starts: int = setting(1_000, "environment steps of random actions before training starts")
+    batch_size: int = setting(64, "minibatch size", tune=(32, 256))
+    gamma: float = setting(0.99, "discount factor", tune=(0.9, 0.999))
+    train_freq: int = setting(256, "train every N vector steps", tune=(1, 256))
+    gradient_steps: int = setting(128, "updates per training round (-1: as many as steps collected)")
+    target_update_interval: int = setting(10, "environment steps between target-network updates",
+                                          tune=(10, 10_000))
+    tau: float = setting(1.0, "target update: tau * online + (1 - tau) * target (1: a hard copy)")
+    exploration_fraction: float = setting(0.16, "share of the timesteps over which epsilon falls", tune=(0.05, 0.5))
+    exploration_initial_eps: float = setting(1.0, "epsilon at the start")
+    exploration_final_eps: float = setting(0.04, "epsilon at the end of the fall", tune=(0.01, 0.1))
+    max_grad_norm: float = setting(10.0, "gradients are clipped to this global norm")
+    double_q: bool = setting(False, "DQN: Double DQN targets")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,7 +113,7 @@ class ReplayBuffer:
         return self.obs[index], self.actions[index], self.rewards[index], self.next_obs[index], self.dones[index]
 
 
-@register_task("dqn")
+@register_task("dqn", aliases=("rl",))  # `toolkit train rl` trains a DQN agent by default
 class DQNAgent(Agent):
     """A DQN agent for environments with discrete actions and vector observations.
 

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from ..base import Task, register_task
+from ..config import (SERIES_OPTIONS, check_choice, check_int, check_number, out_option, series_source, setting,
+                      verbose_option)
 from ..data.anomaly import (ANOMALY_KINDS, GENERATED_SERIES, AnomalySeries, OptionalColumn, as_anomaly_series,
                             load_anomaly_data, synthetic_sensor)
 from ..errors import DataError, ExportError, ModelFormatError, ToolkitError
@@ -292,39 +294,33 @@ class AnomalyDetectorConfig:
     seed: seeds the weights, the shuffling and the corruption.
     """
 
-    model: str = "lstm"
-    window: int = 48
-    units: int = 32
-    latent: int = 8
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    patience: int = 5
-    corruption: float = 0.5
-    threshold_quantile: float = 0.99
-    threshold_factor: float = 2.0
-    validation_split: float = 0.2
-    seed: int = 0
+    model: str = setting("lstm", "lstm or conv1d (window a multiple of 4) autoencoder", choices=ANOMALY_MODELS)
+    window: int = setting(48, "points per window", tune=(8, 128))
+    units: int = setting(32, "width of the recurrent or convolutional layers", tune=(8, 128))
+    latent: int = setting(8, "size of the bottleneck", tune=(2, 32))
+    epochs: int = setting(40, "early stopping may end sooner", tune=(5, 100))
+    batch_size: int = setting(64, "windows per training step", tune=(16, 256))
+    learning_rate: float = setting(3e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
+    patience: int = setting(5, "early-stopping patience in epochs", tune=(2, 20))
+    corruption: float = setting(0.5, "share of training windows corrupted for robust training (0: plain)",
+                                tune=(0.0, 0.8))
+    threshold_quantile: float = setting(0.99, "quantile of the training scores the threshold starts from",
+                                        tune=(0.9, 0.999))
+    threshold_factor: float = setting(2.0, "threshold = factor x that quantile", tune=(1.0, 4.0))
+    validation_split: float = setting(0.2, "last share of the training series for early stopping")
+    seed: int = setting(0, "seeds the weights, the shuffling and the corruption")
 
     def __post_init__(self) -> None:
-        if self.model not in ANOMALY_MODELS:
-            raise ValueError(f"Unknown model {self.model!r}. Valid models: {list(ANOMALY_MODELS)}.")
-        for name in ("window", "units", "latent", "epochs", "batch_size", "patience", "seed"):
-            value, low = getattr(self, name), 0 if name == "seed" else 1
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}. Received {value!r}.")
-            object.__setattr__(self, name, int(value))
+        check_choice("model", self.model, ANOMALY_MODELS)
+        check_int(self, "window", "units", "latent", "epochs", "batch_size", "patience")
+        check_int(self, "seed", low=0)
         if self.window < 4 or (self.model == "conv1d" and self.window % 4):
             raise ValueError(f"window must be >= 4 (and a multiple of 4 for conv1d). Received {self.window}.")
-        ranges = {"learning_rate": (0, 1, False), "corruption": (0, 1, True), "threshold_quantile": (0.5, 1, True),
-                  "threshold_factor": (0, 100, False), "validation_split": (0, 0.5, True)}
-        for name, (low, high, closed) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not (low <= value if closed else low < value) or value > high:
-                raise ValueError(f"{name} must be a number in {'[' if closed else '('}{low}, {high}]. "
-                                 f"Received {value!r}.")
-            object.__setattr__(self, name, float(value))
+        check_number(self, "learning_rate", 0, 1, low_closed=False)
+        check_number(self, "corruption", 0, 1)
+        check_number(self, "threshold_quantile", 0.5, 1)
+        check_number(self, "threshold_factor", 0, 100, low_closed=False)
+        check_number(self, "validation_split", 0, 0.5)
 
 
 # ====================================================================== task
@@ -343,11 +339,27 @@ class AnomalyDetector(_Scoring, Task):
     input_kind = "series"
     explain_methods = ("shap", "lime")
     runner = "toolkit.timeseries.anomaly:TFLiteAnomalyDetector"
+    recipe_options = (*SERIES_OPTIONS, out_option(), verbose_option(0))
 
     config_class = AnomalyDetectorConfig
     compression_refusal = ("the autoencoder's standardization and reconstruction-error layers are toolkit "
                            "layers (AnomalyStandardize, ReconstructionError) without tf_keras twins, and it is "
                            "not a classifier")
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Fit on the series (its label column, if any, only scores the result), save to ``out``;
+        returns {out, threshold, metrics}."""
+        from ..config import config_and_options
+
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        series, labels = load_anomaly_data(opts["data"], **series_source(opts))
+        detector = cls(config).fit(series, verbose=opts["verbose"])
+        detector.data_spec_ = dict(series.spec)
+        detector.metrics_ = {"train_" + k: v for k, v in detector.evaluate(series, labels=labels).items()}
+        detector.command_ = command
+        directory = detector.save(out)
+        return {"out": str(directory), "threshold": detector.threshold_, "metrics": detector.metrics_}
 
     def __init__(self, config: AnomalyDetectorConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..base import Task, register_task
+from ..config import (SERIES_OPTIONS, check_choice, check_non_negative, check_positive, check_range,
+                      out_option, series_source, setting, verbose_option)
 from ..data.series import SeriesData, future_times, load_series, load_series_like, min_length_error, reload_series
 from ..errors import DataError
 from .baselines import BacktestResult, backtest, baseline_forecasts, detect_seasonality, rolling_cutoffs
@@ -57,37 +59,32 @@ class ForecasterConfig:
         calibrating the intervals.
     """
 
-    model: str = "lstm"
-    horizon: int = 10
-    window: int | None = None
-    seasonality: int | None = None
-    units: int = 16
-    dropout: float = 0.2
-    noise: float = 0.05
-    epochs: int = 400
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 60
-    validation_split: float = 0.15
-    test_size: float = 0.2
-    seed: int = 0
+    model: str = setting("lstm", "network: lstm, gru, conv1d, transformer or dense", choices=MODELS)
+    horizon: int = setting(10, "steps forecast at once", tune=(1, 48))
+    window: int | None = setting(None, "past rows the model sees (default: season + 2, or 2 x horizon)", tune=(4, 96))
+    seasonality: int | None = setting(None, "season length for seasonal naive and MASE (default: detected)")
+    units: int = setting(16, "size of the network", tune=(4, 128))
+    dropout: float = setting(0.2, "dropout after the core network", tune=(0.0, 0.5))
+    noise: float = setting(0.05, "Gaussian noise on the scaled input while training", tune=(0.0, 0.2))
+    epochs: int = setting(400, "early stopping may end sooner", tune=(50, 1000))
+    batch_size: int = setting(32, "windows per training step", tune=(8, 128))
+    learning_rate: float = setting(1e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
+    patience: int = setting(60, "early-stopping patience in epochs", tune=(10, 100))
+    validation_split: float = setting(0.15, "latest share of training windows for early stopping and interval "
+                                            "calibration", tune=(0.05, 0.3))
+    test_size: float = setting(0.2, "share (or count, if >= 1) of the series held out for the backtest")
+    seed: int = setting(0, "seeds the weights and the shuffling")
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"Unknown model {self.model!r}. Valid models: {list(MODELS)}.")
-        for name in ("horizon", "units", "epochs", "batch_size", "learning_rate", "patience"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0. Received {getattr(self, name)!r}.")
+        check_choice("model", self.model, MODELS)
+        check_positive(self, "horizon", "units", "epochs", "batch_size", "learning_rate", "patience")
         for name in ("window", "seasonality"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < (2 if name == "window" else 1)):
                 raise ValueError(f"{name} must be None or an integer >= {2 if name == 'window' else 1}. Received {value!r}.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0. Received {self.noise}.")
-        if not 0 < self.validation_split < 0.5:
-            raise ValueError(f"validation_split must be in (0, 0.5). Received {self.validation_split}.")
+        check_range("dropout", self.dropout, 0, 1, high_closed=False)
+        check_non_negative(self, "noise")
+        check_range("validation_split", self.validation_split, 0, 0.5, low_closed=False, high_closed=False)
         if not 0 < self.test_size:
             raise ValueError(f"test_size must be > 0 (a share below 1 or a count). Received {self.test_size}.")
 
@@ -131,10 +128,53 @@ class Forecaster(Task):
     input_kind = "series"
     explain_methods = ("shap", "lime")
     runner = "toolkit.timeseries.forecaster:TFLiteForecaster"
+    recipe_options = (*SERIES_OPTIONS, out_option(), verbose_option(0))
 
     config_class = ForecasterConfig
     compression_refusal = ("the forecaster's in-model scaling and quantile head are toolkit layers (WindowScaler, "
                            "QuantileHead) without tf_keras twins, and it is trained on a pinball loss, not classes")
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Fit on the series but its last ``test_size``, backtest against the baselines, keep the
+        whole series as the history to forecast from, save to ``out``; returns {out, epochs,
+        window, season, metrics}. A series too short to train and backtest is a DataError saying
+        how many rows it needs."""
+        import math
+
+        from ..config import config_and_options
+        from ..data.series import load_series, split_series
+
+        size = options.get("test_size")
+        if size is not None and size >= 1:
+            options = {**options, "test_size": int(size)}
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        series = load_series(opts["data"], **series_source(opts))
+        model = cls(config)
+
+        def needed() -> int:
+            size, need = config.test_size, model.min_train_length()
+            return need + int(size) if size >= 1 else max(need + config.horizon, math.ceil(need / (1 - size)))
+
+        try:
+            train, _ = split_series(series, config.test_size)
+            model.fit(train, verbose=opts["verbose"])
+        except DataError:
+            if len(series) >= needed():
+                raise
+            raise DataError(
+                f"{series.name!r} has {len(series)} rows; at least {needed()} are needed: "
+                f"{model.min_train_length()} to train on (window {model.window_} + horizon {config.horizon} and "
+                f"enough windows) and the held-out --test-size {config.test_size} for the backtest. Add rows, or "
+                "use a smaller --window, --horizon or --test-size."
+            ) from None
+        model.set_history(series)  # `toolkit forecast` continues the whole series
+        model.data_spec_ = dict(series.spec)
+        model.metrics_ = model.evaluate(series)
+        model.command_ = command
+        directory = model.save(out)
+        return {"out": str(directory), "epochs": len(model.history_["loss"]), "window": model.window_,
+                "season": model.season_, "metrics": model.metrics_}
 
     def __init__(self, config: ForecasterConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -577,7 +617,7 @@ class Forecaster(Task):
 class TFLiteForecaster:
     """A forecaster's ``.tflite`` file with the task's ``predict`` / ``predict_quantiles`` on raw windows."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, card: dict | None = None):
         from ..edge.runner import TFLiteModel
 
         self.runner = TFLiteModel(path, card={}, num_threads=num_threads)

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive,
+                      check_range, out_option, setting, test_size_option, verbose_option)
 from ..data.images import (
     BUILTIN_IMAGE_SETS,
     DIGITS_SPEC,
@@ -63,30 +65,37 @@ class ImageClassifierConfig:
     strategy: a ``tf.distribute.Strategy``; the model is built in its scope.
     """
 
-    backbone: str = "small_cnn"
-    weights: str | None = None
-    image_size: tuple[int, int] = (96, 96)
-    resize_to: tuple[int, int] | None = None
-    augment: str | None = None
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    fine_tune_layers: int = 20
-    fine_tune_epochs: int = 10
-    fine_tune_learning_rate: float = 1e-5
-    dropout: float = 0.2
-    patience: int = 8
-    validation_split: float = 0.1
-    seed: int = 0
-    backup_dir: str | None = None
-    strategy: Any = dataclasses.field(default=None, compare=False, repr=False, metadata={"serialize": False})
+    backbone: str = setting("small_cnn", "network the images go through", choices=sorted(BACKBONES))
+    weights: str | None = setting(None, "'imagenet', a .h5 weights file, or a saved model folder to transfer from "
+                                        "(default: none)")
+    image_size: tuple[int, int] = setting((96, 96), "height [width] images from folders are resized to")
+    resize_to: tuple[int, int] | None = setting(None, "size the model resizes its input to before the backbone "
+                                                      "(default: the input size, raised to the backbone's minimum)")
+    augment: str | None = setting(None, "photos: flip/rotation/zoom/contrast; shift: translation (digits); "
+                                        "auto: photos for folders, shift for digits",
+                                  choices=("auto", *AUGMENTATIONS), none="auto")
+    epochs: int = setting(40, "phase-1 epochs; early stopping may end sooner", tune=(5, 100))
+    batch_size: int = setting(32, "lowered, with a warning, when an epoch would have fewer than 8 steps",
+                              tune=(8, 128))
+    learning_rate: float = setting(1e-3, "phase-1 learning rate", tune=(1e-4, 1e-2))
+    fine_tune_layers: int = setting(20, "top backbone weight layers unfrozen in phase 2", tune=(0, 100))
+    fine_tune_epochs: int = setting(10, "phase-2 epochs when --weights is given", tune=(0, 30))
+    fine_tune_learning_rate: float = setting(1e-5, "phase-2 learning rate", tune=(1e-6, 1e-4))
+    dropout: float = setting(0.2, "dropout before the classification layer", tune=(0.0, 0.5))
+    patience: int = setting(8, "early-stopping patience in epochs", tune=(2, 20))
+    validation_split: float = setting(0.1, "share of the training data for early stopping")
+    seed: int = setting(0, "seeds the weights, the split and the shuffling")
+    backup_dir: str | None = setting(None, "where an interrupted fit keeps its state to resume from "
+                                           "(toolkit train: .OUT.backup beside the model folder)", cli=False)
+    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
+                            metadata={"serialize": False})
 
     def __post_init__(self) -> None:
         backbone_spec(self.backbone)  # ValueError listing valid names
         if isinstance(self.augment, bool):
             object.__setattr__(self, "augment", "photos" if self.augment else "none")
-        if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise ValueError(f"Unknown augment preset {self.augment!r}. Valid presets: {list(AUGMENTATIONS)}.")
+        if self.augment is not None:
+            check_choice("augment", self.augment, AUGMENTATIONS, what="augment preset")
         if isinstance(self.weights, os.PathLike):
             object.__setattr__(self, "weights", str(self.weights))
         if self.weights == "imagenet" and not BACKBONES[self.backbone].pretrained:
@@ -104,24 +113,10 @@ class ImageClassifierConfig:
             if len(value) != 2 or min(value) < 8:
                 raise ValueError(f"{name} must be (height, width) with sides >= 8. Received {value}.")
             object.__setattr__(self, name, value)
-        _positive(self, "epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "patience")
-        _non_negative(self, "fine_tune_layers", "fine_tune_epochs")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received {self.dropout}.")
-        if not 0 < self.validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1). Received {self.validation_split}.")
-
-
-def _positive(config, *names):
-    for name in names:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0. Received {getattr(config, name)!r}.")
-
-
-def _non_negative(config, *names):
-    for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be >= 0. Received {getattr(config, name)!r}.")
+        check_positive(self, "epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "patience")
+        check_non_negative(self, "fine_tune_layers", "fine_tune_epochs")
+        check_range("dropout", self.dropout, 0, 1, high_closed=False)
+        check_fraction(self, "validation_split")
 
 
 def _is_folder(data: Any) -> bool:
@@ -142,8 +137,37 @@ class ImageClassifier(ClassifierMixin, Task):
     tags = frozenset({"classifier"})
     input_kind = "image"
     explain_methods = ("gradcam", "shap", "lime")
+    recipe_options = (
+        RecipeOption("data", "'digits', or a folder with one subfolder per class", required=True),
+        out_option(),
+        RecipeOption("test_data", "a separate test folder (default: hold out --test-size)"),
+        test_size_option("share of a folder held out for testing"),
+        verbose_option(2),
+    )
 
     config_class = ImageClassifierConfig
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Train on ``data`` (held-out test split or ``test_data``), save to ``out`` with the test
+        metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        from ..config import config_and_options
+        from ..data import load_splits
+
+        out = Path(out)
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options,
+                                          backup_dir=str(out.parent / f".{out.name}.backup"))
+        splits = load_splits(opts["data"], config.image_size, test_size=opts["test_size"], seed=42,
+                             test_data=opts["test_data"])
+        clf = cls(config)
+        clf.fit(splits.train, verbose=opts["verbose"])
+        clf.data_spec_ = splits.spec
+        report = clf.report(splits.test)
+        clf.metrics_ = {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
+        clf.command_ = command
+        directory = clf.save(out)
+        report.save_confusion_matrix(directory / "confusion_matrix.png")
+        return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_}
 
     def __init__(self, config: ImageClassifierConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
