@@ -45,7 +45,7 @@ class DigitsJudge:
         import tensorflow as tf
 
         from ..base import load
-        from .common import traced
+        from ..serving import traced
 
         directory = Path(directory or DIGITS_CLASSIFIER)
         if not (directory / "card.json").is_file():
