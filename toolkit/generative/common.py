@@ -15,7 +15,7 @@ from ..base import ExportPlan, Task
 from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
 from ..storage import atomic_write, atomic_write_bytes
-from .data import UNLABELLED, data_spec, reload_splits, resolve_images
+from ..data.generative import UNLABELLED, data_spec, reload_splits, resolve_images
 
 PARITY_SAMPLES = 256
 BACKGROUND_FILE = "background.npz"

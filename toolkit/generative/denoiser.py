@@ -24,7 +24,7 @@ from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
 from ..serving import traced
 from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive
-from .data import DEFAULT_IMAGE_SIZE, add_noise, check_noise
+from ..data.generative import DEFAULT_IMAGE_SIZE, add_noise, check_noise
 
 DENOISER_METHODS = ("residual",)
 

@@ -49,7 +49,7 @@ from .common import (
     positive,
     sample_grid_callback,
 )
-from .data import DEFAULT_IMAGE_SIZE
+from ..data.generative import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
 DISCRIMINATOR_FILE = "discriminator.keras"

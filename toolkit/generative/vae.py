@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..explain import Explanation
 from ..serving import traced
 from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive
-from .data import DEFAULT_IMAGE_SIZE
+from ..data.generative import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
 TRAVERSAL_SPAN = 3.0
