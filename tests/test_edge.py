@@ -92,3 +92,34 @@ def test_runner_is_safe_to_share_between_threads(saved_tiny_model, tiny_data):
     starts = [0, 5, 20, 30, 50] * 8
     for start, job, out in zip(starts, jobs, results):
         np.testing.assert_allclose(out, expected[start : start + len(job)], atol=1e-6)
+
+
+def test_litert_session_names_quantizes_resizes_and_chunks(saved_tiny_model, tiny_data):
+    from toolkit.edge import LiteRTSession
+    from toolkit.errors import DataError
+
+    x, _ = tiny_data
+    session = LiteRTSession(saved_tiny_model / "model_int8.tflite")
+    assert session.input_names == ["pixels"] and session.input_shape("pixels") == (12, 12, 1)
+    assert session.input_dtype() == "int8" and session.quantization["input"]["scale"] > 0
+    one_by_one = np.concatenate([session.run(x[i : i + 1]) for i in range(7)])
+    np.testing.assert_allclose(session.run(pixels=x[:7]), one_by_one, atol=1e-6)  # by name, resized to 7
+    np.testing.assert_allclose(session.run_batched(x, chunk=32), session.run(x), atol=1e-6)
+    assert session.run(x[:3]).dtype == np.float32  # int8 outputs come back dequantized
+    grid = session.on_input_grid(x[:5])
+    assert 0 < np.abs(grid - x[:5]).max() <= session.quantization["input"]["scale"] / 2 + 1e-4
+    assert session.latency_ms(x[:1], runs=3, warmup=1) > 0
+    with pytest.raises(DataError, match=r"Expected the inputs \['pixels'\]"):
+        session.run(image=x[:1])
+    with pytest.raises(DataError, match="Expected 1 input"):
+        session.run(x[:1], x[:1])
+
+
+def test_refused_presets_say_why_and_which_are_offered(tiny_model, tmp_path):
+    from toolkit.errors import QuantizationError
+    from toolkit.nlp import TextClassifier
+
+    with pytest.raises(QuantizationError, match=r"\['float32', 'float16', 'dynamic'\]; int8 is not offered: "):
+        TextClassifier.check_quantization("int8")
+    assert issubclass(QuantizationError, ExportError) and issubclass(QuantizationError, ValueError)
+    assert type(tiny_model).check_quantization("int8") == "int8"

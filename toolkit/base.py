@@ -19,11 +19,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import Any, Callable, ClassVar
 
 from .errors import ModelFormatError, NotFittedError
+from .mixins import ClassifierMixin, target_index  # noqa: F401  (re-exported: tasks import them from here)
+from .registry import ALIASES, TASK_MODULES, TASKS, registered_tasks, task_class  # noqa: F401  (re-exported)
 from .storage import CARD_FILE, atomic_write_text, read_card, replace_directory, sha256_file, write_json
 
 MODEL_FILE = "model.keras"
@@ -31,11 +31,6 @@ LABELS_FILE = "labels.txt"
 HISTORY_FILE = "history.json"
 CARD_FORMAT = "keras-app-toolkit/1"
 
-TASKS: dict[str, type["Task"]] = {}
-#: Older names (in cards written by earlier versions, and the CLI's short names) -> registered names.
-ALIASES: dict[str, str] = {}
-# packages whose import registers their tasks
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl")
 
 #: Capability tags a task may declare (``Task.tags``); the CLI and the apps read them.
 TAGS = frozenset({
@@ -124,44 +119,6 @@ def model_file_name(directory: str | os.PathLike, card: dict) -> str:
     return name
 
 
-def target_index(target: Any, names: list[str], default: Any = 0, what: str = "target class") -> int:
-    """The index a target stands for: a name in ``names``, an index (an int, or digits from the
-    command line), or ``None`` for ``default`` (an index, or a callable returning one).
-
-    The one home of "label or index -> id" (classes to explain, labels to generate, actions).
-    """
-    if target is None:
-        return int(default() if callable(default) else default)
-    value = target.item() if isinstance(target, np.generic) else target
-    if isinstance(value, str) and value in names:
-        return list(names).index(value)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < len(names):
-        return int(value)
-    from .errors import DataError
-
-    raise DataError(f"Unknown {what} {target!r}. Expected one of {list(names)} or an index 0-{len(names) - 1}.")
-
-
-def registered_tasks() -> dict[str, type["Task"]]:
-    """Every task, by the name its cards record (importing the task packages registers them)."""
-    import importlib
-
-    for module in TASK_MODULES:
-        importlib.import_module(module)
-    return TASKS
-
-
-def task_class(name: str | None) -> type["Task"]:
-    """The task class registered under ``name`` (the ``task`` field of a card, or an older alias)."""
-    tasks = TASKS if name in TASKS or name in ALIASES else registered_tasks()
-    name = ALIASES.get(name, name) if isinstance(name, str) else name
-    if name not in tasks:
-        raise ModelFormatError(f"Unknown task {name!r} in the card. This toolkit knows {sorted(tasks)}.")
-    return tasks[name]
-
-
 def load(directory: str | os.PathLike) -> "Task":
     """Load any saved task; the card says which class it is."""
     return task_class(read_card(directory).get("task")).load(directory)
@@ -235,10 +192,11 @@ class Task:
 
         check_quantization(quantization)
         if quantization not in cls.quantizations:
-            from .errors import ExportError
+            from .errors import QuantizationError
 
-            why = cls.refused_quantizations.get(quantization, "it is not offered for this task")
-            raise ExportError(f"{cls.__name__} exports {list(cls.quantizations)}; {quantization} is refused: {why}.")
+            why = cls.refused_quantizations.get(quantization, "this task does not offer it")
+            raise QuantizationError(f"{cls.__name__} exports {list(cls.quantizations)}; {quantization} is not offered: "
+                                    f"{why}.")
         return quantization
 
     @classmethod
@@ -342,6 +300,57 @@ class Task:
         self.tflite_, self.compression_ = [], None
         return self.directory_
 
+    # ------------------------------------------------------------------ export (the template and its hooks)
+    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
+               allow_flex: bool = False, **options: Any) -> Path:
+        """Export to TFLite, check the file against the Keras model and record it in ``card.json``.
+
+        ``path`` is a folder (default: the folder the model was saved to or loaded from) or a
+        ``.tflite`` file. ``quantization`` is one of the task's presets (``quantizations``).
+        ``data`` is what the file is checked on (and, for int8, calibrated on); by default the
+        data the model was trained with, when the card lets it be remade. Only builtin TFLite
+        ops unless ``allow_flex=True``. The card entry records size, sha256, the task's checks
+        (agreement with Keras, metrics of the file) and the latency of one sample.
+        """
+        from .edge.export import write_tflite
+
+        self._check_fitted()
+        type(self).check_quantization(quantization)
+        plan = self._export_plan(data, quantization, **options)
+        try:
+            directory, file = self._export_target(path, quantization)
+            representative = plan.representative if quantization == "int8" else None
+            entry = write_tflite(plan.model, file, quantization, representative, allow_flex)
+            self._write_export_files(directory)
+            runner = self.runner_class()(file, card=self._export_card())
+            entry.update(self._export_checks(runner, plan))
+            entry["latency_ms_p50"] = round(runner.latency_ms(self._latency_sample(runner, plan)), 4)
+        finally:
+            if plan.release is not None:
+                plan.release()
+        self._record_export(directory, entry)
+        return file
+
+    def _export_plan(self, data: Any, quantization: str, **options: Any) -> "ExportPlan":
+        """Hook: the model to convert, int8 calibration data and what the checks read, made before
+        anything is written (bad ``data`` fails here)."""
+        raise NotImplementedError(f"{type(self).__name__} does not export to TFLite.")
+
+    def _write_export_files(self, directory: Path) -> None:
+        """Hook: files the ``.tflite`` needs beside it (vocabularies, ...), written before it is opened."""
+
+    def _export_card(self) -> dict:
+        """The card the runner opens the new file with (labels, input description, task)."""
+        return {**self._card_extra(), "task": self.task_name}
+
+    def _export_checks(self, runner: Any, plan: "ExportPlan") -> dict:
+        """Hook: the card entry's fields from checking the file (``runner``) against the Keras model."""
+        return {}
+
+    def _latency_sample(self, runner: Any, plan: "ExportPlan") -> Any:
+        """Hook: what ``runner.latency_ms`` times (one sample)."""
+        return plan.sample
+
     # ------------------------------------------------------------------ export bookkeeping
     def _export_target(self, path: str | os.PathLike | None, quantization: str) -> tuple[Path, Path]:
         """(folder, .tflite file) of an export: ``path`` is a folder or a ``.tflite`` file;
@@ -406,6 +415,17 @@ class Task:
         return task
 
 
+@dataclasses.dataclass
+class ExportPlan:
+    """What one ``Task.export`` converts and checks (made by the task's ``_export_plan`` hook)."""
+
+    model: Any  # the Keras model to convert
+    representative: Any = None  # int8 calibration samples (used only for int8)
+    check: Any = None  # what the task's ``_export_checks`` reads: test split, held-out pairs, ...
+    sample: Any = None  # one input for the latency (see ``_latency_sample``)
+    release: Callable[[], None] | None = None  # called once the checks ran (e.g. close environments)
+
+
 def config_to_dict(config: Any) -> dict:
     out = {}
     for field in dataclasses.fields(config):
@@ -426,40 +446,3 @@ def config_from_dict(config_class: type, values: dict) -> Any:
 
 def write_labels(directory: Path, labels: list[str]) -> None:
     atomic_write_text(directory / LABELS_FILE, "".join(f"{label}\n" for label in labels))
-
-
-class ClassifierMixin:
-    """``predict`` / ``predict_proba`` / ``top_k`` on top of ``_prepare`` and ``_probabilities``.
-
-    Shared by the Keras tasks and the TFLite runner, so either can serve the demo.
-    """
-
-    class_names_: list[str]
-
-    def _prepare(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """Class probabilities, shape (N, n_classes); one sample gives N = 1."""
-        return self._probabilities(self._prepare(x))
-
-    def predict(self, x: Any) -> np.ndarray:
-        """Predicted class names, shape (N,); one sample gives N = 1."""
-        probs = self.predict_proba(x)
-        return np.asarray(self.class_names_, dtype=object)[np.argmax(probs, axis=-1)]
-
-    def _target_index(self, target: int | str | None, probs: np.ndarray) -> int:
-        """The class to explain: a class name or index, by default the most probable one."""
-        return target_index(target, self.class_names_, lambda: np.argmax(probs))
-
-    def top_k(self, x: Any, k: int = 5) -> list[list[dict]]:
-        """For each sample, the k most probable labels: ``[{"label": ..., "probability": ...}]``."""
-        probs = self.predict_proba(x)
-        k = max(1, min(int(k), probs.shape[-1]))
-        order = np.argsort(-probs, axis=-1)[:, :k]
-        return [
-            [{"label": self.class_names_[i], "probability": float(p[i])} for i in row] for row, p in zip(order, probs)
-        ]

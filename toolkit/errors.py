@@ -12,6 +12,7 @@ __all__ = [
     "ModelFormatError",
     "NotFittedError",
     "ExportError",
+    "QuantizationError",
     "WeightsUnavailableError",
 ]
 
@@ -34,6 +35,10 @@ class NotFittedError(ToolkitError, AttributeError):
 
 class ExportError(ToolkitError):
     """A model could not be converted to TFLite under the requested constraints."""
+
+
+class QuantizationError(ExportError, ValueError):
+    """A quantization preset the task does not export (an export error, and a bad argument value)."""
 
 
 class WeightsUnavailableError(ToolkitError):

@@ -6,9 +6,9 @@ tf_keras and TFMOT) on first call, never at import.
 """
 
 from .export import QUANTIZATIONS, convert, tflite_filename, write_tflite
-from .runner import TFLiteModel
+from .runner import LiteRTSession, TFLiteModel
 
-__all__ = ["QUANTIZATIONS", "TFLiteModel", "compress", "compression_report", "convert", "tflite_filename",
+__all__ = ["QUANTIZATIONS", "LiteRTSession", "TFLiteModel", "compress", "compression_report", "convert", "tflite_filename",
            "write_tflite"]
 
 

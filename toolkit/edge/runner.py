@@ -1,17 +1,25 @@
-"""Run ``.tflite`` files with the LiteRT interpreter, the runtime phones use."""
+"""Run ``.tflite`` files with the LiteRT interpreter, the runtime phones use.
+
+:class:`LiteRTSession` is the one session every TFLite wrapper of the toolkit builds on: inputs
+and outputs by name or position, quantize/dequantize with each tensor's scale and zero point,
+batch resizing, a lock, batched runs in chunks and latency. :class:`TFLiteModel` is the wrapper
+of the classifiers (and of any file whose card names its task)."""
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..base import ClassifierMixin, task_class
-from ..errors import ModelFormatError
+from ..errors import DataError, ModelFormatError
+from ..mixins import ClassifierMixin
+from ..registry import task_class
 from ..storage import read_card
 
 
@@ -39,6 +47,22 @@ def classifier_checks(keras_probs: np.ndarray, lite_probs: np.ndarray, y: np.nda
     }
 
 
+def check_classifier_file(task: Any, runner: Any, inputs: Any, y: np.ndarray | None) -> dict:
+    """A classifier export's checks: the file's test accuracy and agreement with the task on
+    ``inputs`` (raw samples with labels ``y``); the task's ``test_accuracy`` metric is filled in
+    when missing. Without test data, a warning and no fields."""
+    if inputs is None:
+        warnings.warn(
+            "No test data for this export: the card records size and latency but no accuracy or agreement. "
+            "Pass data=... to check the file.",
+            stacklevel=4,
+        )
+        return {}
+    keras_probs = task.predict_proba(inputs)
+    task.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == y)))
+    return classifier_checks(keras_probs, runner.predict_proba(inputs), y)
+
+
 def open_interpreter(path: Path, num_threads: int | None = None, how: str = "Export it with `toolkit export`."):
     """A LiteRT interpreter with its tensors allocated, or a ModelFormatError saying what is wrong."""
     from ai_edge_litert.interpreter import Interpreter
@@ -53,41 +77,187 @@ def open_interpreter(path: Path, num_threads: int | None = None, how: str = "Exp
     return interpreter
 
 
+def tensor_name(name: str) -> str:
+    """A signature tensor's short name: ``serving_default_noise:0`` -> ``noise``."""
+    return re.sub(r":\d+$", "", name).removeprefix("serving_default_")
+
+
+def _params(detail: dict) -> dict:
+    scale, zero = detail["quantization"]
+    return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero)}
+
+
+def _quantized(detail: dict) -> bool:
+    return np.dtype(detail["dtype"]) in (np.int8, np.uint8) and detail["quantization"][0] != 0
+
+
+class LiteRTSession:
+    """One ``.tflite`` file in a LiteRT interpreter, safe to share between threads.
+
+    Inputs are given by position (``run(x)``, ``run(x1, x2)``) or by name (``run(noise=z,
+    label=y)``; names are the signature's, e.g. ``noise`` for ``serving_default_noise:0``).
+    Float arrays given to an int8/uint8 input are quantized with its scale and zero point, and
+    such outputs are dequantized to float32; other outputs (e.g. int32 ids) keep their dtype.
+    A batch of another size resizes the inputs' first dimension (once, until the size changes).
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
+                 how: str = "Export it with `toolkit export`."):
+        self.path = Path(path)
+        self.interpreter = open_interpreter(self.path, num_threads, how)
+        self._lock = threading.Lock()
+        self._read_details()
+
+    def _read_details(self) -> None:
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def input_names(self) -> list[str]:
+        return [tensor_name(d["name"]) for d in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [tensor_name(d["name"]) for d in self.outputs]
+
+    def input(self, key: int | str = 0) -> dict:
+        """The details (index, shape, dtype, quantization) of an input, by position or name."""
+        return self._detail(self.inputs, self.input_names, key, "input")
+
+    def output(self, key: int | str = 0) -> dict:
+        return self._detail(self.outputs, self.output_names, key, "output")
+
+    @staticmethod
+    def _detail(details: list[dict], names: list[str], key: int | str, what: str) -> dict:
+        if isinstance(key, str):
+            if key not in names:
+                raise DataError(f"Expected an {what} named one of {sorted(names)}. Received {key!r}.")
+            key = names.index(key)
+        return details[key]
+
+    def input_shape(self, key: int | str = 0) -> tuple[int, ...]:
+        """An input's shape without the batch dimension."""
+        return tuple(int(d) for d in self.input(key)["shape"][1:])
+
+    def input_dtype(self, key: int | str = 0) -> str:
+        return np.dtype(self.input(key)["dtype"]).name
+
+    @property
+    def quantization(self) -> dict:
+        """dtype, scale and zero point of the first input and the first output (as cards record them)."""
+        return {"input": _params(self.input()), "output": _params(self.output())}
+
+    @property
+    def ops(self) -> list[str]:
+        """The operators in the file (builtin TFLite ops unless exported with allow_flex)."""
+        return sorted({op["op_name"] for op in self.interpreter._get_ops_details()})
+
+    # ------------------------------------------------------------------ quantization
+    def quantize(self, x: Any, key: int | str = 0) -> np.ndarray:
+        """``x`` as the input's dtype: rounded to its int8/uint8 grid (scale, zero point) if quantized."""
+        detail = self.input(key)
+        dtype = detail["dtype"]
+        if _quantized(detail):
+            scale, zero = detail["quantization"]
+            info = np.iinfo(dtype)
+            return np.clip(np.round(np.asarray(x, np.float32) / scale + zero), info.min, info.max).astype(dtype)
+        return np.ascontiguousarray(x, dtype=dtype)
+
+    def dequantize(self, y: np.ndarray, key: int | str = 0) -> np.ndarray:
+        """An output tensor as float32 when it is quantized; unchanged otherwise."""
+        detail = self.output(key)
+        if _quantized(detail):
+            scale, zero = detail["quantization"]
+            return (y.astype(np.float32) - zero) * scale
+        return y
+
+    def on_input_grid(self, x: Any, key: int | str = 0) -> np.ndarray:
+        """``x`` (float32) as the file sees it: rounded to a quantized input's grid, else unchanged."""
+        x = np.asarray(x, dtype=np.float32)
+        detail = self.input(key)
+        if not _quantized(detail):
+            return x
+        scale, zero = detail["quantization"]
+        return (self.quantize(x, key).astype(np.float32) - zero) * scale
+
+    # ------------------------------------------------------------------ running
+    def _arrays(self, args: tuple, named: dict) -> list[np.ndarray]:
+        if args and named:
+            raise DataError("Pass the inputs either by position or by name, not both.")
+        if named:
+            if sorted(named) != sorted(self.input_names):
+                raise DataError(f"Expected the inputs {sorted(self.input_names)}. Received {sorted(named)}.")
+            return [self.quantize(named[name], name) for name in self.input_names]
+        if len(args) != len(self.inputs):
+            raise DataError(f"Expected {len(self.inputs)} input(s) {self.input_names}. Received {len(args)}.")
+        return [self.quantize(a, i) for i, a in enumerate(args)]
+
+    def run_all(self, *args: Any, **named: Any) -> list[np.ndarray]:
+        """Run one batch; every output (dequantized where quantized), in the file's output order."""
+        arrays = self._arrays(args, named)
+        sizes = {len(a) for a in arrays}
+        if len(sizes) != 1:
+            raise DataError(f"Expected inputs with the same number of rows. Received {sorted(sizes)}.")
+        n = sizes.pop()
+        with self._lock:
+            if any(int(d["shape"][0]) != n for d in self.inputs):
+                for detail in self.inputs:
+                    self.interpreter.resize_tensor_input(detail["index"], [n, *detail["shape"][1:]])
+                self.interpreter.allocate_tensors()
+                self._read_details()
+            for detail, array in zip(self.inputs, arrays):
+                self.interpreter.set_tensor(detail["index"], array)
+            self.interpreter.invoke()
+            return [self.dequantize(self.interpreter.get_tensor(d["index"]), i) for i, d in enumerate(self.outputs)]
+
+    def run(self, *args: Any, **named: Any) -> np.ndarray:
+        """Run one batch; the first output (dequantized where quantized)."""
+        return self.run_all(*args, **named)[0]
+
+    def run_batched(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """The first output for a batch of any size on a one-input file, in chunks of ``chunk`` rows
+        (one resize for the whole batch, bounded memory)."""
+        if len(x) <= chunk:
+            return self.run(x)
+        return np.concatenate([self.run(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+    def latency_ms(self, *args: Any, runs: int = 100, warmup: int = 10, **named: Any) -> float:
+        """Median wall time of one :meth:`run` on these inputs (set inputs, invoke, read outputs), in ms."""
+        return median_ms(lambda: self.run_all(*args, **named), runs, warmup)
+
+
 class TFLiteModel(ClassifierMixin):
     """A ``.tflite`` file with the same ``predict`` / ``predict_proba`` / ``top_k`` as its task.
 
     Inputs are raw, like the Keras task's (images of any size, for vision); int8 files are
-    quantized and dequantized here with the scale and zero point stored in the file.
+    quantized and dequantized with the scale and zero point stored in the file.
     """
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
-        self.path = Path(path)
-        self.interpreter = open_interpreter(self.path, num_threads)
+        self.session = LiteRTSession(path, num_threads)
+        self.path = self.session.path
         if card is None and (self.path.parent / "card.json").is_file():
             card = read_card(self.path.parent)
         self.card = card or {}
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
         self.class_names_ = list(self.card.get("labels") or [])
-        self._batch = int(self._input["shape"][0])
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ facts
     @property
+    def interpreter(self):
+        return self.session.interpreter
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self._input["shape"][1:])
+        return self.session.input_shape()
 
     @property
     def input_dtype(self) -> str:
-        return np.dtype(self._input["dtype"]).name
+        return self.session.input_dtype()
 
     @property
     def quantization(self) -> dict:
-        def params(detail):
-            scale, zero = detail["quantization"]
-            return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero)}
-
-        return {"input": params(self._input), "output": params(self._output)}
+        return self.session.quantization
 
     # ------------------------------------------------------------------ running
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -95,38 +265,11 @@ class TFLiteModel(ClassifierMixin):
 
         Thread-safe: an interpreter holds one set of tensors, so calls take turns.
         """
-        with self._lock:
-            return self._run(np.asarray(batch))
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
-            self.interpreter.allocate_tensors()
-            self._input = self.interpreter.get_input_details()[0]
-            self._output = self.interpreter.get_output_details()[0]
-            self._batch = batch.shape[0]
-        self.interpreter.set_tensor(self._input["index"], self._quantize(batch))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._output["index"]))
-
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self._input["dtype"]
-        if dtype in (np.int8, np.uint8):
-            scale, zero = self._input["quantization"]
-            info = np.iinfo(dtype)
-            return np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max).astype(dtype)
-        return x.astype(dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self._output["dtype"] in (np.int8, np.uint8):
-            scale, zero = self._output["quantization"]
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
+        return self.session.run_batched(np.asarray(batch)).astype(np.float32)
 
     def latency_ms(self, sample: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
         """Median wall time of one-sample inference (set input, invoke, read output), in ms."""
-        one = np.asarray(sample)[:1]
-        return median_ms(lambda: self.run(one), runs, warmup)
+        return self.session.latency_ms(np.asarray(sample)[:1], runs=runs, warmup=warmup)
 
     # ------------------------------------------------------------------ ClassifierMixin
     def _prepare(self, x: Any) -> np.ndarray:
@@ -135,7 +278,4 @@ class TFLiteModel(ClassifierMixin):
         return np.asarray(x, dtype=np.float32)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) == 1:
-            return self.run(batch)
-        # One resize for the whole batch, in chunks to bound memory.
-        return np.concatenate([self.run(batch[i : i + 256]) for i in range(0, len(batch), 256)])
+        return self.run(batch)

@@ -1,7 +1,7 @@
 """Generative models: a VAE, a (conditional) DCGAN and a denoising autoencoder, with measured
 quality (an FID for digits, label accuracy, diversity, PSNR and SSIM) and TFLite export."""
 
-from .data import NOISE_TYPES, add_noise, digits_splits, image_splits, resolve_images
+from ..data.generative import NOISE_TYPES, add_noise, digits_splits, image_splits, resolve_images
 from .denoiser import Denoiser, DenoiserConfig
 from .gan import GAN, GANConfig
 from .runner import TFLiteImageModel

@@ -1,5 +1,5 @@
 """What the three generative tasks share: configuration checks, data, latent sampling, image
-grids, the sample-grid callback and the TFLite export with its parity check."""
+grids, the sample-grid callback and the TFLite export's parity check."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..base import Task, target_index
+from ..base import ExportPlan, Task, target_index
 from ..config import RecipeOption, check_fraction, check_positive, out_option, test_size_option, verbose_option
 from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
 from ..storage import atomic_write, atomic_write_bytes
-from .data import UNLABELLED, data_spec, reload_splits, resolve_images
+from ..data.generative import UNLABELLED, data_spec, reload_splits, resolve_images
 
-EXPORT_QUANTIZATIONS = ("float32", "float16", "dynamic")
 PARITY_SAMPLES = 256
 BACKGROUND_FILE = "background.npz"
 BACKGROUND_SAMPLES = 32
@@ -173,15 +172,6 @@ def sample_grid_callback(render, every: int, directory: str | os.PathLike | None
     return SampleGrid()
 
 
-def traced(model, *specs):
-    """``model(inputs, training=False)`` as a tf.function traced once for these input specs."""
-    import tensorflow as tf
-
-    if len(specs) == 1:
-        return tf.function(lambda x: model(x, training=False), input_signature=list(specs))
-    return tf.function(lambda *xs: model(list(xs), training=False), input_signature=list(specs))
-
-
 # ---------------------------------------------------------------------- the task base
 
 
@@ -189,7 +179,7 @@ class GenerativeTask(Task):
     """Data, card fields, save/load of the extras and TFLite export shared by the three tasks."""
 
     outputs_images = True  # predict returns images (the CLI writes them to --out)
-    quantizations = EXPORT_QUANTIZATIONS
+    quantizations = ("float32", "float16", "dynamic")
     refused_quantizations = {"int8": "its outputs are images whose quality int8 would cut, and the float16 file "
                                      "is already half the size; choose float16 or dynamic"}
     runner = "toolkit.generative.runner:TFLiteImageModel"
@@ -314,39 +304,28 @@ class GenerativeTask(Task):
                 self.background_ = npz["x"]
 
     # ------------------------------------------------------------------ export
-    def _export_file(self, model, kind: str, inputs: dict[str, np.ndarray], description: dict, path: Any,
-                     quantization: str, allow_flex: bool, extra=None) -> Path:
-        """Convert ``model`` (the decoder, generator or denoiser), check the file against Keras on
-        ``inputs`` (named arrays, one row per check sample) and record it in the card, with
-        ``extra(runner)``'s numbers when given."""
-        from ..edge.export import check_quantization, write_tflite
-        from .runner import TFLiteImageModel
+    def _image_export_plan(self, model, kind: str, inputs: dict[str, np.ndarray], description: dict,
+                           extra=None) -> ExportPlan:
+        """The plan of exporting ``model`` (the decoder, generator or denoiser), checked against
+        Keras on ``inputs`` (named arrays, one row per check sample); ``extra(runner)`` adds numbers."""
+        check = {"kind": kind, "inputs": inputs, "description": description, "extra": extra}
+        return ExportPlan(model, check=check, sample={k: v[:1] for k, v in inputs.items()})
 
-        check_quantization(quantization)
-        if quantization not in EXPORT_QUANTIZATIONS:
-            raise ExportError(
-                f"The {self.task_name} task exports {list(EXPORT_QUANTIZATIONS)}; full-integer int8 is not offered: "
-                "its outputs are images whose quality int8 would cut, and the float16 file is already half the "
-                "size. Choose float16 or dynamic."
-            )
-        directory, file = self._export_target(path, quantization)
-        entry = write_tflite(model, file, quantization, allow_flex=allow_flex)
-        runner = TFLiteImageModel(file, card={})
+    def _export_checks(self, runner, plan: ExportPlan) -> dict:
+        """The largest and mean pixel error of the file against Keras (0-1 scale)."""
+        check = plan.check
+        description, inputs = check["description"], check["inputs"]
         names = [spec["name"] for spec in description["inputs"]]
         if sorted(runner.input_names) != sorted(names):
             raise ExportError(f"The exported file's inputs {runner.input_names} are not the model's {names}.")
         ordered = [inputs[name] for name in names]  # a few hundred rows: one call
-        keras_out = np.asarray(model(ordered if len(ordered) > 1 else ordered[0], training=False))
-        lite_out = runner.run(**inputs)
-        error = np.abs(lite_out.astype(np.float64) - keras_out) / 255.0
-        entry.update({
-            "kind": kind,
+        keras_out = np.asarray(plan.model(ordered if len(ordered) > 1 else ordered[0], training=False))
+        error = np.abs(runner.run(**inputs).astype(np.float64) - keras_out) / 255.0
+        return {
+            "kind": check["kind"],
             **description,
             "max_abs_pixel_error": float(error.max()),
             "mean_abs_pixel_error": float(error.mean()),
             "n_check": int(len(ordered[0])),
-            "latency_ms_p50": round(runner.latency_ms(**{k: v[:1] for k, v in inputs.items()}), 4),
-            **(extra(runner) if extra else {}),
-        })
-        self._record_export(directory, entry)
-        return file
+            **(check["extra"](runner) if check["extra"] else {}),
+        }

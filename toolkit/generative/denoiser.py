@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from ..base import register_task
+from ..base import ExportPlan, register_task
 from ..config import setting
+from ..data.generative import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
-from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive, traced
-from .data import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
+from ..serving import traced
+from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive
 
 DENOISER_METHODS = ("residual",)
 
@@ -227,15 +228,12 @@ class Denoiser(GenerativeTask):
                          "description": "denoised image, raw pixels"}
         return out
 
-    def export(self, path: Any = None, quantization: str = "float32", data: Any = None, allow_flex: bool = False,
-               seed: int = 0):
-        """Export to TFLite (``pixels`` float32 (1, H, W, C) noisy raw pixels -> clean raw pixels)
-        and record it in the card with its largest pixel error against Keras (0-1 scale) on up
-        to 256 noisy test images of ``data`` (default: the training data's test split), the
-        file's PSNR on them, and its latency."""
+    def _export_plan(self, data: Any, quantization: str, seed: int = 0) -> ExportPlan:
+        """The denoiser (``pixels`` float32 (1, H, W, C) noisy raw pixels -> clean raw pixels), checked
+        against Keras (0-1 scale) on up to 256 noisy test images of ``data`` (default: the training
+        data's test split), with the file's PSNR on them."""
         from .metrics import psnr
 
-        self._check_fitted()
         data = self.reload_data() if data is None else data
         if data is None:
             rng = np.random.default_rng(seed)
@@ -254,5 +252,4 @@ class Denoiser(GenerativeTask):
         quality = lambda lite: {"psnr_noisy": psnr(clean, noisy),  # noqa: E731
                                 "psnr_denoised": psnr(clean, lite.run(pixels=noisy)), "noise": self.config.noise,
                                 "noise_type": self.config.noise_type}
-        return self._export_file(self.model_, "denoiser", {"pixels": noisy}, description, path, quantization,
-                                 allow_flex, extra=quality)
+        return self._image_export_plan(self.model_, "denoiser", {"pixels": noisy}, description, extra=quality)

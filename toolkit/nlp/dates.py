@@ -28,329 +28,29 @@ what the TFLite file contains: int32 character ids in, int32 output ids and atte
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import os
-import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..base import Task, register_task
+from ..base import ExportPlan, Task, register_task
 from ..config import check_choice, check_int, check_number, out_option, setting, verbose_option
+from ..data.dates import (DATE_FORMATS, FIRST_DATE, LAST_DATE, format_date, generate_dates, heldout_dates,
+                          normalize_text)
 from ..errors import DataError, ModelFormatError
 from ..explain.base import Explanation
-from ..storage import CARD_FILE, atomic_write_text
+from ..serving import traced
+from ..storage import CARD_FILE
+from .dates_lite import (
+    END_ID, END_TOKEN, OOV_ID, OOV_TOKEN, OUTPUT_VOCAB_FILE, PAD_ID, PAD_TOKEN, SPACE_TOKEN, START_ID, START_TOKEN,
+    VOCAB_FILE, TFLiteDateTranslator, attention_tokens, check_texts, decode_ids, encode_texts, read_vocab,
+    render_attention, score_translations, warn_truncated, write_vocab,
+)
 
-__all__ = [
-    "DATE_FORMATS",
-    "DateTranslator",
-    "DateTranslatorConfig",
-    "TFLiteDateTranslator",
-    "format_date",
-    "generate_dates",
-    "heldout_dates",
-    "normalize_text",
-]
-
-# ====================================================================== generated dates
-FIRST_DATE = _dt.date(1950, 1, 1)
-LAST_DATE = _dt.date(2049, 12, 31)
-PIVOT = 50  # two-digit years: 00-49 -> 2000-2049, 50-99 -> 1950-1999
-
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def _ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
-def _mon(d: _dt.date, rng: random.Random) -> str:
-    if d.month == 9 and rng.random() < 0.3:
-        return "Sept"
-    return MONTHS[d.month - 1][:3]
-
-
-def _day(d: _dt.date, rng: random.Random, zero: float = 0.3) -> str:
-    return f"{d.day:02d}" if rng.random() < zero else str(d.day)
-
-
-def _num_month(d: _dt.date, rng: random.Random, zero: float = 0.5) -> str:
-    return f"{d.month:02d}" if rng.random() < zero else str(d.month)
-
-
-def _month(d: _dt.date) -> str:
-    return MONTHS[d.month - 1]
-
-
-def _weekday(d: _dt.date) -> str:
-    return WEEKDAYS[d.weekday()]
-
-
-# name -> (writer(date, rng) -> text, uses a two-digit year). Every format is unambiguous: the only
-# numeric day/month order with slashes is the US one (month/day/year).
-_FORMATS: dict[str, tuple[Callable[[_dt.date, random.Random], str], bool]] = {
-    "d_mon_yyyy": (lambda d, r: f"{_day(d, r)} {_mon(d, r)} {d.year}", False),  # 22 Nov 2026
-    "month_dth_yyyy": (lambda d, r: f"{_month(d)} {_ordinal(d.day)}, {d.year}", False),  # November 22nd, 2026
-    "us_short": (lambda d, r: f"{_num_month(d, r)}/{_day(d, r, 0.5)}/{d.year % 100:02d}", True),  # 11/22/26
-    "weekday_d_month_yyyy": (lambda d, r: f"{_weekday(d)}, {d.day} {_month(d)} {d.year}", False),
-    "mon_d_yyyy": (lambda d, r: f"{_mon(d, r)} {d.day}, {d.year}", False),  # Nov 22, 2026
-    "d_month_yyyy": (lambda d, r: f"{_day(d, r, 0.2)} {_month(d)} {d.year}", False),  # 22 November 2026
-    "iso": (lambda d, r: d.isoformat(), False),  # 2026-11-22
-    "dotted": (lambda d, r: f"{_day(d, r, 0.6)}.{_num_month(d, r, 0.7)}.{d.year}", False),  # 22.11.2026
-    "wkd_d_mon_yyyy": (lambda d, r: f"{_weekday(d)[:3]} {d.day} {_mon(d, r)} {d.year}", False),  # Sun 22 Nov 2026
-    "the_dth_of_month_yyyy": (lambda d, r: f"the {_ordinal(d.day)} of {_month(d)} {d.year}", False),
-    "month_d_yyyy": (lambda d, r: f"{_month(d)} {d.day}, {d.year}", False),  # November 22, 2026
-    "us_long": (lambda d, r: f"{_num_month(d, r)}/{_day(d, r, 0.5)}/{d.year}", False),  # 11/22/2026
-    "weekday_month_d_yyyy": (lambda d, r: f"{_weekday(d)}, {_month(d)} {d.day}, {d.year}", False),
-    "dth_month_yyyy": (lambda d, r: f"{_ordinal(d.day)} {_month(d)} {d.year}", False),  # 22nd November 2026
-    "d_mon_yyyy_dashed": (lambda d, r: f"{_day(d, r)}-{_mon(d, r)}-{d.year}", False),  # 22-Nov-2026
-    "yyyy_mm_dd_slashed": (lambda d, r: f"{d.year}/{d.month:02d}/{d.day:02d}", False),  # 2026/11/22
-}
-DATE_FORMATS: tuple[str, ...] = tuple(_FORMATS)
-CASES = ("as_written", "lower", "upper")
-_CASE_WEIGHTS = (0.5, 0.3, 0.2)
-
-
-def _two_digit_year_ok(d: _dt.date) -> bool:
-    return 1950 <= d.year <= 2049
-
-
-def format_date(day: _dt.date, style: str, case: str = "as_written", seed: int = 0) -> str:
-    """Write ``day`` in one of :data:`DATE_FORMATS`; ``case`` is ``as_written``, ``lower`` or ``upper``.
-
-    Formats with a choice (zero-padded day or month, "Sep" or "Sept") draw it from ``seed``.
-    """
-    if style not in _FORMATS:
-        raise ValueError(f"Unknown date format {style!r}. Valid formats: {list(DATE_FORMATS)}.")
-    if case not in CASES:
-        raise ValueError(f"Unknown case {case!r}. Valid cases: {list(CASES)}.")
-    writer, two_digit = _FORMATS[style]
-    if two_digit and not _two_digit_year_ok(day):
-        raise ValueError(f"{style!r} writes two-digit years, which stand for 1950-2049 only. Received {day}.")
-    text = writer(day, random.Random(seed))
-    return text.lower() if case == "lower" else text.upper() if case == "upper" else text
-
-
-def _date_stream(seed: int, start: _dt.date, end: _dt.date, formats: Sequence[str]) -> Iterator[tuple[str, str]]:
-    rng = random.Random(seed)
-    first, last = start.toordinal(), end.toordinal()
-    wide = [f for f in formats if not _FORMATS[f][1]] or None
-    while True:
-        day = _dt.date.fromordinal(rng.randint(first, last))
-        style = rng.choice(formats)
-        if _FORMATS[style][1] and not _two_digit_year_ok(day):
-            if wide is None:
-                continue
-            style = rng.choice(wide)
-        text = _FORMATS[style][0](day, rng)
-        case = rng.choices(CASES, _CASE_WEIGHTS)[0]
-        text = text.lower() if case == "lower" else text.upper() if case == "upper" else text
-        yield text, day.isoformat()
-
-
-def _check_range(start: _dt.date, end: _dt.date, formats: Sequence[str] | None) -> tuple[str, ...]:
-    if not (isinstance(start, _dt.date) and isinstance(end, _dt.date)) or start > end:
-        raise ValueError(f"Expected dates start <= end. Received start={start!r}, end={end!r}.")
-    formats = tuple(DATE_FORMATS if formats is None else formats)
-    unknown = [f for f in formats if f not in _FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"Unknown date formats {unknown or formats}. Valid formats: {list(DATE_FORMATS)}.")
-    return formats
-
-
-def generate_dates(n: int, seed: int = 0, start: _dt.date = FIRST_DATE, end: _dt.date = LAST_DATE,
-                   formats: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
-    """``n`` random dates between ``start`` and ``end`` written by humans, and their ISO forms.
-
-    Returns ``(inputs, targets)``: e.g. ``"Sunday, 22 November 2026"`` and ``"2026-11-22"``. Each
-    date is written in a random one of :data:`DATE_FORMATS` (default: all), in a random case (as
-    written 50%, lower 30%, upper 20%). The same ``seed`` gives the same lists.
-
-    Two-digit years (``us_short``: "11/22/26", US month/day/year) pivot at 50: 00-49 are
-    2000-2049 and 50-99 are 1950-1999; dates outside 1950-2049 are written in another format.
-    No format writes day/month/year with slashes, which would be ambiguous with the US order.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an int >= 0. Received {n!r}.")
-    formats = _check_range(start, end, formats)
-    stream = _date_stream(int(seed), start, end, formats)
-    pairs = [next(stream) for _ in range(int(n))]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def heldout_dates(n: int = 2000, seed: int = 2, exclude: Any = (), start: _dt.date = FIRST_DATE,
-                  end: _dt.date = LAST_DATE) -> tuple[list[str], list[str]]:
-    """``n`` generated dates none of whose inputs occur in ``exclude`` (e.g. the training inputs).
-
-    Inputs are compared after :func:`normalize_text` (lower-cased, whitespace collapsed), since
-    that is what the model sees: "22 NOV 2026" counts as seen when "22 nov 2026" was trained on.
-    """
-    seen = {normalize_text(t) for t in exclude}
-    stream = _date_stream(int(seed), start, end, _check_range(start, end, None))
-    inputs, targets = [], []
-    while len(inputs) < n:
-        text, iso = next(stream)
-        if normalize_text(text) not in seen:
-            inputs.append(text)
-            targets.append(iso)
-    return inputs, targets
-
-
-# ====================================================================== text encoding
-PAD_ID, OOV_ID = 0, 1
-PAD_TOKEN, OOV_TOKEN, SPACE_TOKEN = "<pad>", "<oov>", "<space>"
-START_ID, END_ID = 0, 1
-START_TOKEN, END_TOKEN = "<start>", "<end>"
-VOCAB_FILE = "vocab.txt"
-OUTPUT_VOCAB_FILE = "output_vocab.txt"
-
-
-def normalize_text(text: str) -> str:
-    """What the model reads: whitespace runs collapsed to one space, stripped, lower-cased."""
-    return " ".join(text.split()).lower()
-
-
-def check_texts(texts: Any, what: str = "texts") -> tuple[list[str], bool]:
-    """One string or a sequence of strings -> (list of strings, was it one string).
-
-    Raises :class:`DataError` for non-strings and for empty or whitespace-only strings.
-    """
-    single = isinstance(texts, str)
-    if single:
-        items = [texts]
-    elif isinstance(texts, np.ndarray) and texts.ndim <= 1:
-        items = texts.reshape(-1).tolist()
-    elif isinstance(texts, (list, tuple)):
-        items = list(texts)
-    else:
-        raise DataError(
-            f"Expected a date as a string or a list of strings for {what}. Received {type(texts).__name__}"
-            + (" (decode bytes to str first)." if isinstance(texts, (bytes, bytearray)) else ".")
-        )
-    if not items:
-        raise DataError(f"Expected at least one date in {what}. Received an empty list.")
-    for i, item in enumerate(items):
-        where = "" if single else f" at index {i}"
-        if not isinstance(item, str):
-            raise DataError(
-                f"Expected every date in {what} to be a str. Received {type(item).__name__}{where}: {item!r:.60}."
-            )
-        if not item.strip():
-            raise DataError(
-                f"Expected a non-empty date in {what}. Received an empty or whitespace-only string{where}. "
-                "Pass text such as '22 Nov 2026'."
-            )
-    return items, single
-
-
-def encode_texts(texts: Sequence[str], vocab: Sequence[str], max_length: int) -> tuple[np.ndarray, int]:
-    """Normalised, truncated, id-mapped and right-padded texts: int32 (N, max_length), and how many
-    texts were truncated. ``vocab`` is the id -> token list (``vocab.txt``); pure Python/numpy."""
-    index = {token: i for i, token in enumerate(vocab) if i > OOV_ID}
-    out = np.zeros((len(texts), max_length), dtype=np.int32)
-    truncated = 0
-    for row, text in enumerate(texts):
-        chars = normalize_text(text)
-        if len(chars) > max_length:
-            truncated += 1
-            chars = chars[:max_length]
-        out[row, : len(chars)] = [index.get(c, OOV_ID) for c in chars]
-    return out, truncated
-
-
-def decode_ids(ids: np.ndarray, vocab: Sequence[str]) -> list[str]:
-    """Output ids (N, T) -> strings: characters up to the first ``<end>``; ``<start>`` is skipped."""
-    out = []
-    for row in np.asarray(ids):
-        chars = []
-        for i in row.tolist():
-            if i == END_ID:
-                break
-            if 0 <= i < len(vocab) and i != START_ID:
-                chars.append(vocab[i])
-        out.append("".join(chars))
-    return out
-
-
-def _vocab_line(token: str) -> str:
-    return SPACE_TOKEN if token == " " else token
-
-
-def _vocab_from_line(line: str) -> str:
-    return " " if line == SPACE_TOKEN else line
-
-
-def write_vocab(path: str | os.PathLike, vocab: Sequence[str]) -> Path:
-    """One token a line, line i = id i; the space character is written as ``<space>``."""
-    return atomic_write_text(path, "".join(_vocab_line(t) + "\n" for t in vocab))
-
-
-def read_vocab(path: str | os.PathLike) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"Vocabulary file not found: {str(path)!r}. Export the model again to write it.")
-    lines = path.read_text(encoding="utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [_vocab_from_line(line) for line in lines]
-
-
-def _warn_truncated(count: int, max_length: int) -> None:
-    if count:
-        warnings.warn(
-            f"{count} input(s) longer than max_input_length={max_length} characters (after normalising "
-            f"whitespace) were truncated to their first {max_length} characters.",
-            stacklevel=3,
-        )
-
-
-def _scores(predictions: Sequence[str], targets: Sequence[str]) -> dict:
-    exact = sum(p == t for p, t in zip(predictions, targets))
-    right = total = 0
-    for p, t in zip(predictions, targets):
-        length = max(len(p), len(t))
-        total += length
-        right += sum(a == b for a, b in zip(p, t))
-    n = len(targets)
-    return {
-        "exact_match": float(exact / n) if n else 0.0,
-        "char_accuracy": float(right / total) if total else 0.0,
-        "n": int(n),
-    }
-
-
-def render_attention(matrix: np.ndarray, input_tokens: Sequence[str], output_tokens: Sequence[str],
-                     title: str | None = None) -> np.ndarray:
-    """The attention matrix as a heatmap (input characters on x, output characters on y), uint8 RGB."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    matrix = np.asarray(matrix, dtype=np.float32)
-    rows, cols = matrix.shape if matrix.ndim == 2 and matrix.size else (1, 1)
-    if not matrix.size:
-        matrix = np.zeros((1, 1), np.float32)
-    fig = Figure(figsize=(max(4.0, 0.3 * cols + 1.5), max(3.0, 0.3 * rows + 1.2)), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(len(input_tokens)))
-    ax.set_xticklabels(["\u2423" if t == " " else t for t in input_tokens], fontsize=8)
-    ax.set_yticks(range(len(output_tokens)))
-    ax.set_yticklabels(list(output_tokens), fontsize=8)
-    ax.set_xlabel("input characters")
-    ax.set_ylabel("output characters")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-    fig.tight_layout()
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+__all__ = ["DATE_FORMATS", "DateTranslator", "DateTranslatorConfig", "TFLiteDateTranslator", "format_date",
+           "generate_dates", "heldout_dates", "normalize_text", "read_vocab", "write_vocab"]
 
 
 # ====================================================================== config
@@ -422,7 +122,7 @@ class DateTranslator(Task):
     explain_methods = ("attention",)
     quantizations = ("float32", "float16", "dynamic")
     refused_quantizations = {"int8": "int8 needs float inputs to calibrate, and the model takes character ids"}
-    runner = "toolkit.nlp.dates:TFLiteDateTranslator"
+    runner = "toolkit.nlp.dates_lite:TFLiteDateTranslator"
     recipe_options = (out_option(), verbose_option(2))
 
     config_class = DateTranslatorConfig
@@ -556,10 +256,8 @@ class DateTranslator(Task):
             import tensorflow as tf
 
             self._decoder = self._greedy_model()
-            decoder = self._decoder
             spec = tf.TensorSpec((None, self.config.max_input_length), tf.int32)
-            self._serve = tf.function(lambda x: decoder(x, training=False), input_signature=[spec],
-                                      reduce_retracing=True)
+            self._serve = traced(self._decoder, spec, reduce_retracing=True)
         outs, atts = [], []
         for i in range(0, len(ids), 512):
             out, att = self._serve(ids[i : i + 512])
@@ -588,7 +286,7 @@ class DateTranslator(Task):
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         ids, truncated = encode_texts(texts, self.input_vocab_, self.config.max_input_length)
-        _warn_truncated(truncated, self.config.max_input_length)
+        warn_truncated(truncated, self.config.max_input_length)
         return ids
 
     def _encode_targets(self, targets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -734,7 +432,7 @@ class DateTranslator(Task):
         """
         self._check_fitted()
         inputs, targets = self.heldout() if data is None else self._check_pairs(data, "evaluation data")
-        scores = _scores(self.translate(inputs), targets)
+        scores = score_translations(self.translate(inputs), targets)
         if data is None:
             self.metrics_.update({f"heldout_{k}": v for k, v in scores.items()})
         return scores
@@ -753,7 +451,7 @@ class DateTranslator(Task):
             raise DataError(f"attention() takes one text. Received {len(items)}.")
         ids = self._encode(items)
         out, att = self._run(ids)
-        return _attention_tokens(items[0], ids[0], out[0], att[0], self.input_vocab_, self.output_vocab_,
+        return attention_tokens(items[0], ids[0], out[0], att[0], self.input_vocab_, self.output_vocab_,
                                  self.config.max_input_length)
 
     def explain(self, text: str, method: str = "attention", target: Any = None, budget: int | None = None,
@@ -825,63 +523,45 @@ class DateTranslator(Task):
             (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
 
     # ================================================================== export
-    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
-               allow_flex: bool = False) -> Path:
-        """Export greedy decoding to TFLite (builtin ops only) and record it in ``card.json``.
+    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
+        """Greedy decoding for one sentence (int32 character ids (1, max_input_length) in; greedy
+        output ids (1, output_length) and attention (1, output_length, max_input_length) out),
+        checked on ``data``: ``(inputs, targets)``, default 2,000 held-out generated dates."""
+        pairs = self.heldout() if data is None else self._check_pairs(data, "export check data")
+        return ExportPlan(self._greedy_model(batch_size=1), check=pairs, sample=pairs[0][0])
 
-        The file takes int32 character ids of shape (1, max_input_length) and returns the greedy
-        int32 output ids (1, output_length) and the attention (1, output_length, max_input_length).
-        ``vocab.txt`` (input characters) and ``output_vocab.txt`` (output characters) are written
-        beside it. ``path`` is a folder (default: the folder the model was saved to or loaded
-        from) or a ``.tflite`` file; ``quantization`` is ``float32``, ``float16`` or ``dynamic``.
-        The card entry records the held-out exact match of the file (on ``data``, default 2,000
-        held-out generated dates), its agreement with the Keras model and one-sentence latency.
-        """
-        from ..edge.export import write_tflite
-
-        self._check_fitted()
-        if quantization not in ("float32", "float16", "dynamic"):
-            raise ValueError(
-                f"Unknown quantization {quantization!r} for a date translator. Valid presets: "
-                "['float32', 'float16', 'dynamic'] (int8 needs float inputs to calibrate)."
-            )
-        directory, file = self._export_target(path, quantization)
-        entry = write_tflite(self._greedy_model(batch_size=1), file, quantization, allow_flex=allow_flex)
+    def _write_export_files(self, directory: Path) -> None:
         write_vocab(directory / VOCAB_FILE, self.input_vocab_)
         write_vocab(directory / OUTPUT_VOCAB_FILE, self.output_vocab_)
-        runner = TFLiteDateTranslator(file)
-        inputs, targets = self.heldout() if data is None else self._check_pairs(data, "export check data")
-        keras_out = self.translate(inputs)
-        lite_out = runner.translate(inputs)
+
+    def _export_checks(self, runner, plan: ExportPlan) -> dict:
+        """The file's held-out exact match next to the Keras model's, their agreement, its ops."""
+        inputs, targets = plan.check
+        keras_out, lite_out = self.translate(inputs), runner.translate(inputs)
         tx, ty = self.config.max_input_length, self.output_length_
-        entry.update(
-            {
-                "vocab_file": VOCAB_FILE,
-                "output_vocab_file": OUTPUT_VOCAB_FILE,
-                "input": {
-                    "dtype": "int32", "shape": [1, tx],
-                    "description": f"character ids of the normalised text (see {VOCAB_FILE}: line i = id i; "
-                                   f"{PAD_TOKEN} = 0 = padding, {OOV_TOKEN} = 1 = unknown character, "
-                                   f"{SPACE_TOKEN} = the space), right-padded with 0",
-                },
-                "outputs": [
-                    {"dtype": "int32", "shape": [1, ty],
-                     "description": f"greedy output ids (see {OUTPUT_VOCAB_FILE}); text ends at the first {END_TOKEN}"},
-                    {"dtype": "float32", "shape": [1, ty, tx],
-                     "description": "attention weights of each output character over the input characters"},
-                ],
-                "normalization": "' '.join(text.split()).lower(), truncated to max_input_length",
-                "builtin_ops_only": not allow_flex or not any(op.startswith("Flex") for op in runner.ops),
-                "ops": runner.ops,
-                "heldout_exact_match": _scores(lite_out, targets)["exact_match"],
-                "keras_exact_match": _scores(keras_out, targets)["exact_match"],
-                "agreement_with_keras": float(np.mean([a == b for a, b in zip(lite_out, keras_out)])),
-                "n_heldout": len(targets),
-                "latency_ms_p50": round(runner.latency_ms(inputs[0]), 4),
-            }
-        )
-        self._record_export(directory, entry)
-        return file
+        return {
+            "vocab_file": VOCAB_FILE,
+            "output_vocab_file": OUTPUT_VOCAB_FILE,
+            "input": {
+                "dtype": "int32", "shape": [1, tx],
+                "description": f"character ids of the normalised text (see {VOCAB_FILE}: line i = id i; "
+                               f"{PAD_TOKEN} = 0 = padding, {OOV_TOKEN} = 1 = unknown character, "
+                               f"{SPACE_TOKEN} = the space), right-padded with 0",
+            },
+            "outputs": [
+                {"dtype": "int32", "shape": [1, ty],
+                 "description": f"greedy output ids (see {OUTPUT_VOCAB_FILE}); text ends at the first {END_TOKEN}"},
+                {"dtype": "float32", "shape": [1, ty, tx],
+                 "description": "attention weights of each output character over the input characters"},
+            ],
+            "normalization": "' '.join(text.split()).lower(), truncated to max_input_length",
+            "builtin_ops_only": not any(op.startswith("Flex") for op in runner.ops),
+            "ops": runner.ops,
+            "heldout_exact_match": score_translations(lite_out, targets)["exact_match"],
+            "keras_exact_match": score_translations(keras_out, targets)["exact_match"],
+            "agreement_with_keras": float(np.mean([a == b for a, b in zip(lite_out, keras_out)])),
+            "n_heldout": len(targets),
+        }
 
 
 def _unrolled_copy(encoder):
@@ -910,82 +590,3 @@ def _argmax(probs):
 
     is_max = keras.ops.equal(probs, keras.ops.max(probs, axis=-1, keepdims=True))
     return keras.ops.argmax(keras.ops.cast(is_max, "int32"), axis=-1)
-
-
-def _attention_tokens(text, ids, out, att, input_vocab, output_vocab, max_length):
-    chars = list(normalize_text(text)[:max_length])
-    n_in = int(np.count_nonzero(ids))
-    outputs = decode_ids(out[None], output_vocab)[0]
-    # One row per written character; an empty translation keeps the row that chose <end>.
-    tokens = list(outputs) or [END_TOKEN]
-    matrix = np.asarray(att[: len(tokens), :n_in], dtype=np.float32)
-    return chars[:n_in], tokens, matrix
-
-
-# ====================================================================== TFLite runner
-class TFLiteDateTranslator:
-    """A date-translator ``.tflite`` file run by LiteRT, with no Keras or TensorFlow.
-
-    Reads ``vocab.txt`` and ``output_vocab.txt`` beside the file and encodes text in pure
-    Python/numpy exactly like :class:`DateTranslator` (see the module docstring), so it is
-    what an app on a phone does.
-    """
-
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, card: dict | None = None):
-        import threading
-
-        from ..edge.runner import open_interpreter
-
-        self.path = Path(path)
-        self.interpreter = open_interpreter(self.path, num_threads, "Export it with DateTranslator.export.")
-        self.input_vocab = read_vocab(self.path.parent / VOCAB_FILE)
-        self.output_vocab = read_vocab(self.path.parent / OUTPUT_VOCAB_FILE)
-        self._input = self.interpreter.get_input_details()[0]
-        outputs = self.interpreter.get_output_details()
-        self._ids = next((o for o in outputs if np.dtype(o["dtype"]).kind in "iu"), None)
-        self._attention = next((o for o in outputs if np.dtype(o["dtype"]).kind == "f"), None)
-        if self._ids is None or len(self._input["shape"]) != 2:
-            raise ModelFormatError(f"{self.path} is not a date-translator TFLite file (no int output ids).")
-        self.max_input_length = int(self._input["shape"][1])
-        self._lock = threading.Lock()
-
-    @property
-    def ops(self) -> list[str]:
-        """The operators in the file (builtin TFLite ops unless exported with allow_flex)."""
-        return sorted({op["op_name"] for op in self.interpreter._get_ops_details()})
-
-    def _invoke(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        with self._lock:
-            self.interpreter.set_tensor(self._input["index"], ids[None].astype(self._input["dtype"]))
-            self.interpreter.invoke()
-            out = self.interpreter.get_tensor(self._ids["index"])[0].copy()
-            att = self.interpreter.get_tensor(self._attention["index"])[0].copy() if self._attention else None
-        return out, att
-
-    def translate(self, texts: Any) -> list[str]:
-        """One string or a list of strings -> a list of ISO dates (best guesses)."""
-        items, _ = check_texts(texts)
-        ids, truncated = encode_texts(items, self.input_vocab, self.max_input_length)
-        _warn_truncated(truncated, self.max_input_length)
-        return decode_ids(np.stack([self._invoke(row)[0] for row in ids]), self.output_vocab)
-
-    def predict(self, texts: Any) -> np.ndarray:
-        return np.asarray(self.translate(texts), dtype=object)
-
-    def attention(self, text: str) -> tuple[list[str], list[str], np.ndarray]:
-        """Like :meth:`DateTranslator.attention`, from the file's attention output."""
-        items, single = check_texts(text, "text")
-        if not single and len(items) != 1:
-            raise DataError(f"attention() takes one text. Received {len(items)}.")
-        ids, _ = encode_texts(items, self.input_vocab, self.max_input_length)
-        out, att = self._invoke(ids[0])
-        if att is None:
-            raise ModelFormatError(f"{self.path} has no attention output.")
-        return _attention_tokens(items[0], ids[0], out, att, self.input_vocab, self.output_vocab,
-                                 self.max_input_length)
-
-    def latency_ms(self, text: str, runs: int = 50, warmup: int = 5) -> float:
-        """Median wall time of one sentence (encode, invoke, decode), in ms."""
-        from ..edge.runner import median_ms
-
-        return median_ms(lambda: self.translate(text), runs, warmup)

@@ -17,6 +17,7 @@ separators such as U+2028); line 0 is ``[PAD]`` and line 1 ``[UNK]``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -25,9 +26,12 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import DataError
 from ..storage import atomic_write_text
+from .pretrained import load_pretrained
 
 PAD, OOV = "[PAD]", "[UNK]"
+VOCAB_FILE = "vocab.txt"
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']')
 _WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
@@ -78,3 +82,35 @@ class WordTokenizer:
 
     def __len__(self) -> int:
         return len(self.vocabulary)
+
+
+@functools.lru_cache(maxsize=8)
+def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int):
+    if kind == "words":
+        return WordTokenizer.from_file(source, sequence_length)
+    return PieceTokenizer(source, sequence_length)
+
+
+def lite_tokenizer(card: dict, directory: str):
+    """The tokenizer a text classifier's TFLite file takes ids from: its ``vocab.txt`` (scratch
+    encoders) or the pretrained encoder's word pieces."""
+    encoder = card.get("encoder") or {}
+    length = int(card["input"]["sequence_length"])
+    if not encoder.get("pretrained"):
+        vocab = Path(directory) / VOCAB_FILE
+        if not vocab.is_file():
+            raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
+        return _lite_tokenizer_cached("words", str(vocab), length)
+    return _lite_tokenizer_cached("pieces", encoder["name"], length)
+
+
+class PieceTokenizer:
+    """Word-piece token ids for the TFLite file of a pretrained encoder (padding mask made in-model)."""
+
+    def __init__(self, encoder: str, sequence_length: int):
+        _, self.preprocessor = load_pretrained(encoder, sequence_length)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import tensorflow as tf
+
+        return self.preprocessor(tf.constant(list(texts)))["token_ids"].numpy().astype(np.int32)

@@ -124,15 +124,16 @@ def play_saved(model_dir: str | os.PathLike, out: str | os.PathLike | None, n_ep
     greedy policy read from ``model.keras`` into the numpy forward pass it acts with (the same
     actions as ``load(model_dir).play(...)``), or a policy ``.tflite`` file run by LiteRT. The
     environment, seeds and action names come from the agent's card."""
-    from ..base import TASKS
     from ..errors import ModelFormatError
+    from ..registry import ALIASES, TASKS
     from ..storage import read_card
-    from .agent import TEST_SEED_OFFSET, Agent, TFLitePolicy
     from .envs import maker_with_spaces
+    from .episodes import TEST_SEED_OFFSET
+    from .lite import TFLitePolicy
 
     card = read_card(model_dir)
-    cls = TASKS.get(card.get("task"))  # importing toolkit.rl registered the agents
-    if not (isinstance(cls, type) and issubclass(cls, Agent)) or not card.get("env"):
+    cls = TASKS.get(ALIASES.get(card.get("task"), card.get("task")))  # importing toolkit.rl registered the agents
+    if not (isinstance(cls, type) and "policy" in cls.tags) or not card.get("env"):
         raise ModelFormatError(f"`toolkit play` needs an RL agent (`toolkit train rl`); {model_dir} holds a "
                                f"{card.get('task')!r} model.")
     if tflite is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import ClassifierMixin, Task, register_task, write_labels
+from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
 from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive,
                       check_range, out_option, setting, test_size_option, verbose_option)
 from ..data.images import (
@@ -25,10 +25,11 @@ from ..data.images import (
     resolve_image_data,
     split_indices,
 )
-from ..edge.export import check_quantization, write_tflite
+from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
 from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_gradient
 from ..metrics import ClassificationReport, classification_report
+from ..serving import run_in_chunks, traced
 from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
@@ -409,12 +410,8 @@ class ImageClassifier(ClassifierMixin, Task):
         if self._serve is None:
             import tensorflow as tf
 
-            model = self.model_
-            spec = tf.TensorSpec((None, *self.input_shape_), tf.float32)
-            self._serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        return np.concatenate(
-            [self._serve(batch[i : i + 256]).numpy() for i in range(0, len(batch), 256)]
-        ).astype(np.float32)
+            self._serve = traced(self.model_, tf.TensorSpec((None, *self.input_shape_), tf.float32))
+        return run_in_chunks(self._serve, batch)
 
     # ================================================================== evaluate
     def _resolve_eval(self, data: Any) -> ImageData:
@@ -513,44 +510,23 @@ class ImageClassifier(ClassifierMixin, Task):
                 self.background_ = npz["x"]
 
     # ================================================================== export
-    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
-               allow_flex: bool = False) -> Path:
-        """Export to TFLite and record the file in ``card.json`` (with labels.txt beside it).
-
-        ``path`` is a folder (default: the folder the model was saved to or loaded from) or a
-        ``.tflite`` file. ``data`` gives the test split the file is checked on and, for int8,
-        the training images it is calibrated on; by default the data the model was trained on.
-        The card entry records size, sha256, quantization parameters, test accuracy, agreement
-        with the Keras model and one-sample latency.
-        """
-        from ..edge.runner import TFLiteModel, classifier_checks
-
-        self._check_fitted()
-        check_quantization(quantization)
-        directory, file = self._export_target(path, quantization)
+    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
+        """Test split of ``data`` (default: the data the model was trained on) for the checks, and
+        training images for int8 calibration (by default those kept from ``fit``)."""
         calibration, test = self._export_data(data)
         if quantization == "int8" and calibration is None:
             raise ExportError(
                 "int8 export needs training images to calibrate on. Pass data=... (e.g. 'digits', the training "
                 "folder, or Splits), or fit the model in this session."
             )
-        entry = write_tflite(self.model_, file, quantization, calibration, allow_flex)
-        runner = TFLiteModel(file, card={**self._card_extra(), "task": self.task_name})
-        entry.update(runner.quantization)
         sample = test.x[:1] if test is not None else np.zeros((1, *self.input_shape_), np.float32)
-        entry["latency_ms_p50"] = round(runner.latency_ms(sample), 4)
-        if test is not None:
-            keras_probs = self._probabilities(test.x)
-            self.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == test.y)))
-            entry.update(classifier_checks(keras_probs, runner._probabilities(test.x), test.y))
-        else:
-            warnings.warn(
-                "No test data for this export: the card records size and latency but no accuracy or agreement. "
-                "Pass data=... to check the file.",
-                stacklevel=2,
-            )
-        self._record_export(directory, entry)
-        return file
+        return ExportPlan(self.model_, representative=calibration, check=test, sample=sample)
+
+    def _export_checks(self, runner, plan: ExportPlan) -> dict:
+        """Quantization parameters, test accuracy of the file and its agreement with Keras."""
+        test = plan.check
+        x, y = (None, None) if test is None else (test.x, test.y)
+        return {**runner.quantization, **check_classifier_file(self, runner, x, y)}
 
     def _export_data(self, data: Any) -> tuple[np.ndarray | None, ImageData | None]:
         height, width, channels = self.input_shape_

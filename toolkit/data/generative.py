@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.images import (
+from .images import (
     BUILTIN_IMAGE_SETS,
     DIGITS_SPEC,
     IMAGE_EXTENSIONS,
