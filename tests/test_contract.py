@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
 import pytest
 
-from toolkit import TFLiteModel
 from toolkit.base import registered_tasks
-from toolkit.errors import NotFittedError
+from toolkit.errors import ExportError, NotFittedError
 
 
 def _vision_case():
@@ -22,7 +22,7 @@ def _vision_case():
     for i, label in enumerate(y):
         x[i, :, :5 if label == "left" else 5:] += 180
     return dict(task=ImageClassifier(epochs=2, batch_size=16), data=(x, y), sample=x[:8],
-                exports={"float32": 1.0, "int8": 0.85}, lite=TFLiteModel)
+                exports={"float32": 1.0, "int8": 0.85})
 
 
 def _nlp_case():
@@ -36,37 +36,36 @@ def _nlp_case():
         texts.append(" ".join(rng.choice(words[label].split(), 3)) + " item")
         labels.append(label)
     return dict(task=TextClassifier(encoder="cnn", epochs=3, sequence_length=8), data=(texts, labels),
-                sample=texts[:8], exports={"float32": 1.0, "dynamic": 0.85}, lite=TFLiteModel)
+                sample=texts[:8], exports={"float32": 1.0, "dynamic": 0.85})
 
 
 def _seq2seq_case():
-    from toolkit.nlp.dates import DateTranslator, TFLiteDateTranslator, generate_dates
+    from toolkit.nlp.dates import DateTranslator, generate_dates
 
     inputs, targets = generate_dates(300, seed=0)
     task = DateTranslator(n_train=300, epochs=1, units=16, embedding_dim=8, batch_size=32)
-    return dict(task=task, data=(inputs, targets), sample=inputs[:8], exports={"float32": 1.0},
-                lite=TFLiteDateTranslator)
+    return dict(task=task, data=(inputs, targets), sample=inputs[:8], exports={"float32": 1.0})
 
 
 def _timeseries_case():
-    from toolkit.timeseries import Forecaster, TFLiteForecaster, make_windows
+    from toolkit.timeseries import Forecaster, make_windows
 
     t = np.arange(200)
     y = (10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.2, 200)).astype("float32")
     task = Forecaster(model="lstm", horizon=4, window=12, epochs=2)
     windows, _ = make_windows(y[:, None], 12, 4)
-    return dict(task=task, data=y, sample=windows[:8], exports={"float32": 1.0}, lite=TFLiteForecaster,
+    return dict(task=task, data=y, sample=windows[:8], exports={"float32": 1.0},
                 same=lambda a, b: np.isclose(a, b, rtol=1e-3, atol=1e-4))
 
 
 def _anomaly_case():
-    from toolkit.timeseries import AnomalyDetector, TFLiteAnomalyDetector, synthetic_sensor
+    from toolkit.timeseries import AnomalyDetector, synthetic_sensor
 
     data = synthetic_sensor(400, seed=0, anomalies=False)
     series = synthetic_sensor(400, seed=1)["temperature"].to_numpy("float32")
     task = AnomalyDetector(window=16, epochs=2)
     return dict(task=task, data=data, sample=np.stack([series[i * 40 : i * 40 + 60, None] for i in range(8)]),
-                exports={"float32": 0.99}, lite=TFLiteAnomalyDetector)
+                exports={"float32": 0.99})
 
 
 def _smooth_images(n: int = 48, size: int = 16):
@@ -99,40 +98,40 @@ def _vae_case():
 
 
 def _gan_case():
-    from toolkit.generative import GAN, TFLiteImageModel
+    from toolkit.generative import GAN
 
     task = GAN(latent_dim=4, generator_filters=(8, 4), discriminator_filters=(4, 8), epochs=1, batch_size=16)
     z = np.random.default_rng(1).standard_normal((8, 4)).astype("float32")
     return dict(task=task, data=_smooth_images(), sample=z, exports={"float32": 1.0, "float16": 1.0},
-                lite=TFLiteImageModel, same=_within_pixel_error)
+                same=_within_pixel_error)
 
 
 def _denoiser_case():
-    from toolkit.generative import Denoiser, TFLiteImageModel, add_noise
+    from toolkit.generative import Denoiser, add_noise
 
     x = _smooth_images()
     task = Denoiser(filters=(4, 8), epochs=1, batch_size=16)
     return dict(task=task, data=x, sample=add_noise(x[:8], 0.3, seed=1), exports={"float32": 1.0, "float16": 1.0},
-                lite=TFLiteImageModel, same=_within_pixel_error)
+                same=_within_pixel_error)
 
 
 def _agent_case(algorithm: str):
     import gymnasium as gym
 
     from conftest import TINY_DQN
-    from toolkit.rl import A2CAgent, DQNAgent, TFLitePolicy, run_episodes
+    from toolkit.rl import A2CAgent, DQNAgent, run_episodes
 
     if algorithm == "dqn":
         task = DQNAgent(**TINY_DQN)
     else:
         task = A2CAgent(total_timesteps=400, n_envs=2, hidden_units=(16,), eval_freq=0)
     states = run_episodes(lambda o: np.zeros(len(o), int), [gym.make("CartPole-v1")], 2, 0, collect=True).states
-    return dict(task=task, data="CartPole-v1", sample=states[:8], exports={"float32": 1.0}, lite=TFLitePolicy)
+    return dict(task=task, data="CartPole-v1", sample=states[:8], exports={"float32": 1.0})
 
 
 # One tiny recipe per task. A task registered without a recipe fails the test below.
-CASES = {"vision": _vision_case, "nlp": _nlp_case, "seq2seq": _seq2seq_case, "timeseries": _timeseries_case,
-         "anomaly": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case,
+CASES = {"image_classifier": _vision_case, "text_classifier": _nlp_case, "date_translator": _seq2seq_case,
+         "forecaster": _timeseries_case, "anomaly_detector": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case,
          "dqn": lambda: _agent_case("dqn"), "a2c": lambda: _agent_case("a2c")}
 
 
@@ -141,33 +140,41 @@ def test_every_task_has_a_contract_case():
     assert tasks and tasks <= set(CASES), f"add a contract case for {sorted(tasks - set(CASES))}"
 
 
-def _outputs(model, sample):
-    return model.translate(sample) if hasattr(model, "translate") else model.predict(sample)
+def _outputs(model, sample, tags):
+    return model.translate(sample) if "translator" in tags else model.predict(sample)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_contract(name, tmp_path):
     case = CASES[name]()
     task, data, sample = case["task"], case["data"], case["sample"]
+    cls = type(task)
+    assert cls.task_name == name and cls.default_explain_method() in cls.explain_methods
+    outputs = functools.partial(_outputs, tags=cls.tags)
     with pytest.raises(NotFittedError):
         task.predict(sample)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert task.fit(data) is task
-    before = _outputs(task, sample)
-    one, batch = np.asarray(_outputs(task, sample[:1])), np.asarray(before)
+    before = outputs(task, sample)
+    one, batch = np.asarray(outputs(task, sample[:1])), np.asarray(before)
     assert np.asarray(task.predict(sample[0])).shape in (one.shape, batch.shape[1:])  # one sample or a batch
     assert isinstance(task.evaluate(data), dict)
 
     directory = task.save(tmp_path / name)
     loaded = type(task).load(directory)
-    np.testing.assert_array_equal(_outputs(loaded, sample), before)
-    if hasattr(task, "predict_proba"):
+    np.testing.assert_array_equal(outputs(loaded, sample), before)
+    if "classifier" in cls.tags:
         np.testing.assert_allclose(loaded.predict_proba(sample), task.predict_proba(sample), atol=1e-6)
 
     for quantization, goal in case["exports"].items():
         path = loaded.export(quantization=quantization, data=data)
         same = case.get("same", np.equal)  # regression outputs: close enough
-        agreement = np.mean(same(np.asarray(_outputs(case["lite"](path), sample)), np.asarray(before)))
+        lite = case["lite"](path) if "lite" in case else cls.open_tflite(path)
+        assert "lite" in case or isinstance(lite, cls.runner_class())
+        agreement = np.mean(same(np.asarray(outputs(lite, sample)), np.asarray(before)))
         assert agreement >= goal, (quantization, agreement)
     assert [e["quantization"] for e in type(task).load(directory).tflite_] == list(case["exports"])
+    for refused in cls.refused_quantizations:  # declared refusals are refused, with the reason
+        with pytest.raises(ExportError, match=refused):
+            loaded.export(quantization=refused, data=data)

@@ -35,15 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Task, register_task
+from ..base import ExportPlan, Task, register_task
 from ..config import (SERIES_OPTIONS, check_choice, check_int, check_number, out_option, series_source, setting,
                       verbose_option)
 from ..data.anomaly import (ANOMALY_KINDS, GENERATED_SERIES, AnomalySeries, OptionalColumn, as_anomaly_series,
                             load_anomaly_data, synthetic_sensor)
 from ..errors import DataError, ExportError, ModelFormatError, ToolkitError
+from ..serving import traced
 
 __all__ = ["ANOMALY_KINDS", "ANOMALY_MODELS", "GENERATED_SERIES", "AnomalyDetector", "AnomalyDetectorConfig",
-           "TFLiteAnomalyDetector", "anomaly_metrics", "load_anomaly_data", "synthetic_sensor"]
+           "anomaly_metrics", "load_anomaly_data", "synthetic_sensor"]
 
 ANOMALY_MODELS = ("lstm", "conv1d")
 CHUNK = 1024  # windows per model call
@@ -92,15 +93,15 @@ def anomaly_metrics(flags: Any, labels: Any, scores: Any = None) -> dict:
 
 
 # ====================================================================== scoring (Keras and TFLite)
-class _Scoring:
-    """score / predict / detect / evaluate on top of ``_errors(windows (N, W, F)) -> (N, W)``."""
+class AnomalyScoring:
+    """score / predict / detect / evaluate on top of ``window_errors(windows (N, W, F)) -> (N, W)``."""
 
     window: int
     threshold_: float | None
     columns_: list | None
     time_column_: str | None
 
-    def _errors(self, windows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def window_errors(self, windows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _series(self, data: Any) -> AnomalySeries:
@@ -108,7 +109,7 @@ class _Scoring:
 
     def _scores(self, values: np.ndarray) -> np.ndarray:
         windows = _windows(values, self.window)
-        errors = [self._errors(np.ascontiguousarray(windows[i : i + CHUNK])) for i in range(0, len(windows), CHUNK)]
+        errors = [self.window_errors(np.ascontiguousarray(windows[i : i + CHUNK])) for i in range(0, len(windows), CHUNK)]
         return _point_scores(np.concatenate(errors), len(values))
 
     def score(self, data: Any) -> np.ndarray:
@@ -325,7 +326,7 @@ class AnomalyDetectorConfig:
 
 # ====================================================================== task
 @register_task("anomaly_detector", aliases=("anomaly",))
-class AnomalyDetector(_Scoring, Task):
+class AnomalyDetector(AnomalyScoring, Task):
     """Robust-autoencoder anomaly detector over sliding windows of a (multivariate) series.
 
     ``fit`` takes (mostly) normal data. ``score``/``predict``/``detect``/``evaluate`` take a
@@ -338,7 +339,7 @@ class AnomalyDetector(_Scoring, Task):
     tags = frozenset({"anomaly_detector"})
     input_kind = "series"
     explain_methods = ("shap", "lime")
-    runner = "toolkit.timeseries.anomaly:TFLiteAnomalyDetector"
+    runner = "toolkit.timeseries.lite:TFLiteAnomalyDetector"
     recipe_options = (*SERIES_OPTIONS, out_option(), verbose_option(0))
 
     config_class = AnomalyDetectorConfig
@@ -382,13 +383,13 @@ class AnomalyDetector(_Scoring, Task):
     def _series(self, data: Any) -> AnomalySeries:
         return super()._series(self.load_data(data))
 
-    def _errors(self, windows: np.ndarray) -> np.ndarray:
+    def window_errors(self, windows: np.ndarray) -> np.ndarray:
         if self._serve is None:
             import tensorflow as tf
 
             model = self.model_
             spec = tf.TensorSpec((None, self.window, len(self.columns_)), tf.float32)
-            self._serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+            self._serve = traced(model, spec)
         return self._serve(windows).numpy()
 
     def fit(self, data: Any, validation_data: Any = None, time_column: str | None = None, target: str | None = None,
@@ -505,34 +506,26 @@ class AnomalyDetector(_Scoring, Task):
         self._serve = None
 
     # ================================================================== export
-    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
-               allow_flex: bool = False) -> Path:
-        """Export to TFLite (builtin ops only; LSTMs unrolled) and record the file in ``card.json``.
-
-        The file takes raw windows float32 (1, window, F) (int8 for ``int8``; any batch after a
-        resize) and returns per-step errors (1, window); score points as in the module docstring
-        and compare with the card's ``threshold``. ``data`` (default :meth:`reload_data`) gives up
-        to 256 check windows (and the int8 calibration); the entry records the largest difference
-        to Keras, flag agreement, the file's metrics on ``data`` and one-window latency.
-        """
-        from ..edge.export import check_quantization, write_tflite
-
-        self._check_fitted()
-        check_quantization(quantization)
+    def _export_plan(self, data: Any, quantization: str, **options: Any) -> ExportPlan:
+        """The file takes raw windows float32 (1, window, F) (int8 for ``int8``; any batch after a
+        resize) and returns per-step errors (1, window) (LSTMs unrolled); score points as in the
+        module docstring and compare with the card's ``threshold``. ``data`` (default
+        :meth:`reload_data`) gives up to 256 check windows (and the int8 calibration)."""
         data = self.reload_data() if data is None else data
         if data is None:
             raise ExportError("Pass data=... (a series like the training data) to check the export on.")
         windows = _windows(self._series(data).values, self.window)
         check = np.ascontiguousarray(windows[np.linspace(0, len(windows) - 1, min(256, len(windows))).astype(int)])
-        directory, file = self._export_target(path, quantization)
-        entry = write_tflite(_unrolled_copy(self.model_), file, quantization, representative=check,
-                             allow_flex=allow_flex)
-        runner = TFLiteAnomalyDetector(file, card=self._card_extra())
-        keras_err, lite_err = self._errors(check), runner._errors(check)
+        return ExportPlan(_unrolled_copy(self.model_), representative=check, check=(check, data), sample=check[:1])
+
+    def _export_checks(self, runner: Any, plan: ExportPlan) -> dict:
+        """The largest difference to Keras, flag agreement and the file's metrics on the data."""
+        check, data = plan.check
+        keras_err, lite_err = self.window_errors(check), runner.window_errors(check)
         difference = float(np.max(np.abs(keras_err - lite_err)))
-        entry.update({
-            "input": {"dtype": runner.lite.input_dtype, "shape": [1, self.window, len(self.columns_)],
-                      "columns": self.columns_, "quantization": runner.lite.quantization["input"]},
+        return {
+            "input": {"dtype": runner.session.input_dtype(), "shape": [1, self.window, len(self.columns_)],
+                      "columns": self.columns_, "quantization": runner.session.quantization["input"]},
             "output": {"dtype": "float32", "shape": [1, self.window], "description": "per-step reconstruction error"},
             "threshold": self.threshold_,
             "max_abs_difference": difference,
@@ -540,32 +533,4 @@ class AnomalyDetector(_Scoring, Task):
             "flag_agreement": float(np.mean((keras_err > self.threshold_) == (lite_err > self.threshold_))),
             "n_check_windows": len(check),
             "metrics": runner.evaluate(data),
-            "latency_ms_p50": round(runner.lite.latency_ms(check[:1]), 4),
-        })
-        self._record_export(directory, entry)
-        return file
-
-
-# ====================================================================== TFLite runner
-class TFLiteAnomalyDetector(_Scoring):
-    """An exported anomaly ``.tflite`` with the same score / predict / detect / evaluate, run by
-    LiteRT; the threshold and columns come from ``card.json`` beside the file (or ``card``)."""
-
-    def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
-        from ..edge.runner import TFLiteModel
-        from ..storage import read_card
-
-        path = Path(path)
-        if card is None and (path.parent / "card.json").is_file():
-            card = read_card(path.parent)
-        if not card or "threshold" not in card or "columns" not in card.get("input", {}):
-            raise ModelFormatError(f"{path.parent / 'card.json'} is missing or not an anomaly detector's card. "
-                                   "Export the model with AnomalyDetector.export.")
-        self.lite = TFLiteModel(path, card={}, num_threads=num_threads)
-        self.window = int(self.lite.input_shape[0])
-        self.threshold_ = float(card["threshold"])
-        self.columns_ = list(card["input"]["columns"])
-        self.time_column_ = card["input"].get("time_column")
-
-    def _errors(self, windows: np.ndarray) -> np.ndarray:
-        return self.lite.run(windows)
+        }

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Task, register_task
+from ..base import ExportPlan, Task, register_task
 from ..config import (SERIES_OPTIONS, check_choice, check_non_negative, check_positive, check_range,
                       out_option, series_source, setting, verbose_option)
 from ..data.series import SeriesData, future_times, load_series, load_series_like, min_length_error, reload_series
 from ..errors import DataError
+from ..serving import traced
 from .baselines import BacktestResult, backtest, baseline_forecasts, detect_seasonality, rolling_cutoffs
 from .layers import QUANTILES, forecaster_layers
 
@@ -127,7 +128,7 @@ class Forecaster(Task):
     tags = frozenset({"forecaster"})
     input_kind = "series"
     explain_methods = ("shap", "lime")
-    runner = "toolkit.timeseries.forecaster:TFLiteForecaster"
+    runner = "toolkit.timeseries.lite:TFLiteForecaster"
     recipe_options = (*SERIES_OPTIONS, out_option(), verbose_option(0))
 
     config_class = ForecasterConfig
@@ -329,7 +330,7 @@ class Forecaster(Task):
 
             model = self.model_
             spec = tf.TensorSpec((None, self.window_, len(self.columns_)), tf.float32)
-            self._serve = (model, tf.function(lambda x: model(x, training=False), input_signature=[spec]))
+            self._serve = (model, traced(model, spec))
         serve = self._serve[1]
         windows = np.asarray(windows, np.float32)
         out = [serve(windows[i : i + 1024]).numpy() for i in range(0, len(windows), 1024)]
@@ -564,45 +565,32 @@ class Forecaster(Task):
         self.last_window_ = np.load(directory / LAST_WINDOW_FILE, allow_pickle=False)
 
     # ================================================================== export
-    def export(self, path: str | os.PathLike | None = None, quantization: str = "float32", data: Any = None,
-               allow_flex: bool = False) -> Path:
-        """Export to TFLite (builtin ops only; LSTM/GRU through an unrolled copy) and record it in
-        the card: raw window (1, window, F) in, p10/p50/p90 (1, horizon, 3) out, with the file's
-        largest difference to the Keras model on the test windows of ``data`` (default: the series
-        the card records), absolute and relative to the largest forecast, and its one-window latency."""
-        from ..edge.export import check_quantization, write_tflite
-        from ..edge.runner import TFLiteModel
-
-        self._check_fitted()
-        check_quantization(quantization)
-        directory, file = self._export_target(path, quantization)
+    def _export_plan(self, data: Any, quantization: str, **options: Any) -> ExportPlan:
+        """Raw window (1, window, F) in, p10/p50/p90 (1, horizon, 3) out (LSTM/GRU through an
+        unrolled copy), checked on the test windows of ``data`` (default: the series the card
+        records)."""
         series = _as_series(data if data is not None else self.reload_data(), "export data")
         x, _ = make_windows(series.values, self.window_, self.config.horizon)
         if len(x) == 0:
             raise min_length_error(len(series), self.window_, self.config.horizon, series.name)
         test = x[self._test_start(len(x)) :] if len(x) > 1 else x
-        model = self._export_model()
-        entry = write_tflite(model, file, quantization, representative=x if quantization == "int8" else None,
-                             allow_flex=allow_flex)
-        runner = TFLiteModel(file, card={})
-        lite = runner.run(test)
-        keras_out = self._run(test)
+        return ExportPlan(self._export_model(), representative=x, check=test, sample=test[:1])
+
+    def _export_checks(self, runner: Any, plan: ExportPlan) -> dict:
+        """The file's largest difference to the Keras model on the test windows, absolute and
+        relative to the largest forecast."""
+        lite, keras_out = runner.predict_quantiles(plan.check), self._run(plan.check)
         # Relative to the largest forecast: element-wise ratios blow up where a quantile crosses zero.
         rel = np.abs(lite - keras_out) / max(float(np.abs(keras_out).max()), 1e-6)
-        entry.update(
-            {
-                "input": {"dtype": "float32", "shape": [1, self.window_, len(self.columns_)], "columns": self.columns_,
-                          "description": f"the last {self.window_} raw rows, oldest first"},
-                "output": {"dtype": "float32", "shape": [1, self.config.horizon, 3],
-                           "description": "p10, p50, p90 of the target for the next steps"},
-                "max_relative_difference": float(rel.max()),
-                "max_abs_difference": float(np.abs(lite - keras_out).max()),
-                "n_test_windows": int(len(test)),
-                "latency_ms_p50": round(runner.latency_ms(test[:1]), 4),
-            }
-        )
-        self._record_export(directory, entry)
-        return file
+        return {
+            "input": {"dtype": "float32", "shape": [1, self.window_, len(self.columns_)], "columns": self.columns_,
+                      "description": f"the last {self.window_} raw rows, oldest first"},
+            "output": {"dtype": "float32", "shape": [1, self.config.horizon, 3],
+                       "description": "p10, p50, p90 of the target for the next steps"},
+            "max_relative_difference": float(rel.max()),
+            "max_abs_difference": float(np.abs(lite - keras_out).max()),
+            "n_test_windows": int(len(plan.check)),
+        }
 
     def _export_model(self):
         """The model itself, or for LSTM/GRU a copy with unrolled recurrence (builtin TFLite ops)."""
@@ -614,26 +602,4 @@ class Forecaster(Task):
         return copy
 
 
-class TFLiteForecaster:
-    """A forecaster's ``.tflite`` file with the task's ``predict`` / ``predict_quantiles`` on raw windows."""
-
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, card: dict | None = None):
-        from ..edge.runner import TFLiteModel
-
-        self.runner = TFLiteModel(path, card={}, num_threads=num_threads)
-        self.window, self.n_features = self.runner.input_shape
-
-    def predict_quantiles(self, windows: Any) -> np.ndarray:
-        """p10 / p50 / p90, shape (N, horizon, 3), for one raw window (window, F) or a batch."""
-        x = np.asarray(windows, dtype=np.float32)
-        x = x.reshape(-1, self.window, self.n_features) if x.ndim < 3 else x
-        if x.shape[1:] != (self.window, self.n_features):
-            raise DataError(f"Expected windows of shape ({self.window}, {self.n_features}). Received {np.shape(windows)}.")
-        return self.runner.run(x)
-
-    def predict(self, windows: Any) -> np.ndarray:
-        """Median forecasts, shape (N, horizon)."""
-        return self.predict_quantiles(windows)[..., 1]
-
-
-__all__ = ["Forecaster", "ForecasterConfig", "MODELS", "TFLiteForecaster", "make_windows"]
+__all__ = ["Forecaster", "ForecasterConfig", "MODELS", "make_windows"]
