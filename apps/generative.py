@@ -40,7 +40,7 @@ FACTS = {  # test-split card metrics shown in the facts panel, by the service's 
     "GAN": {"label_accuracy": "samples read as the requested digit", "fid": "FID for digits",
             "fid_real_vs_real": "real vs real", "fid_noise_baseline": "noise",
             "diversity_within_class_ratio": "diversity within a digit / real"},
-    "denoiser": {"psnr_noisy": "PSNR noisy (dB)", "psnr_denoised": "PSNR denoised (dB)",
+    "Denoiser": {"psnr_noisy": "PSNR noisy (dB)", "psnr_denoised": "PSNR denoised (dB)",
                  "ssim_noisy": "SSIM noisy", "ssim_denoised": "SSIM denoised"},
 }
 
@@ -52,7 +52,7 @@ class GenerativeService:
                  denoiser_dir: str | Path | None = None):
         self.slots = {"VAE": ModelSlot("VAE", vae_dir or DEFAULT_VAE_DIR),
                       "GAN": ModelSlot("conditional GAN", gan_dir or DEFAULT_GAN_DIR),
-                      "denoiser": ModelSlot("denoiser", denoiser_dir or DEFAULT_DENOISER_DIR)}
+                      "Denoiser": ModelSlot("Denoiser", denoiser_dir or DEFAULT_DENOISER_DIR)}
         self._decoder = None
         self._latent_dim: int | None = None
         self._examples: dict[int, np.ndarray] | None = None
@@ -65,7 +65,7 @@ class GenerativeService:
         return self.slots["GAN"].load()
 
     def denoiser(self):
-        return self.slots["denoiser"].load()
+        return self.slots["Denoiser"].load()
 
     def latent_dim(self) -> int:
         """The VAE's latent size from its card (read once, no model load), 8 while the folder is missing."""
@@ -241,7 +241,7 @@ def denoise(service: GenerativeService, upload: Any, sketch: Any, noise: Any, no
         level = float(noise)
     except (TypeError, ValueError):
         raise DataError(f"Expected a noise level. Received {noise!r}.") from None
-    clean = den._images(image)
+    clean = den.model_images(image)
     try:
         noisy = den.add_noise(clean, level, noise_type, seed=_check_seed(seed))
     except ValueError as exc:  # an unknown noise type or level: say so in the page

@@ -104,7 +104,7 @@ class NLPService:
         return out
 
     def predictor(self, name: str | None, backend: str | None):
-        """The Keras task or one of its TFLite files, with ``_prepare`` and ``_probabilities``."""
+        """The Keras task or one of its TFLite files, with ``prepare`` and ``probabilities``."""
         slot = self._slot(name)
         task = slot.load()
         if backend in (None, "", KERAS):
@@ -131,7 +131,7 @@ class NLPService:
             try:
                 for backend in self.backends(name):
                     predictor = self.predictor(name, backend)
-                    predictor._probabilities(predictor._prepare("warming up"))
+                    predictor.probabilities(predictor.prepare("warming up"))
                 if not explained:  # imports LIME and SHAP (seconds), once
                     for method in EXPLAIN_METHODS:
                         self.sentiment(name).explain("warming up the explainers", method=method, budget=8)
@@ -229,7 +229,7 @@ def classify_text(service: NLPService, text: Any, model_name: str | None = None,
     predictor = service.predictor(name, backend)
     task = service.sentiment(name)
     start = time.perf_counter()
-    probs = predictor._probabilities(predictor._prepare(text))[0]
+    probs = predictor.probabilities(predictor.prepare(text))[0]
     elapsed = (time.perf_counter() - start) * 1000
     labels = task.class_names_
     scores = {labels[i]: float(probs[i]) for i in np.argsort(-probs)}

@@ -41,7 +41,7 @@ class VisionService:
             task = self.task
         except ToolkitError:  # a missing or broken model: the facts panel and each request say so
             return
-        task._probabilities(np.zeros((1, *task.input_shape_), np.float32))
+        task.probabilities(np.zeros((1, *task.input_shape_), np.float32))
 
     def backends(self) -> list[str]:
         return self.slot.backends()
@@ -61,7 +61,7 @@ class VisionService:
     def model_input(self, upload: Any, sketch: Any) -> np.ndarray:
         """The request's image as the model's (1, H, W, C) raw-pixel input."""
         image = request_image(upload, sketch, digit_like=self.task.input_meta_.get("polarity") == "light_on_dark")
-        return self.task._prepare(image)
+        return self.task.prepare(image)
 
 
 # ---------------------------------------------------------------------- handlers
@@ -73,7 +73,7 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     batch = service.model_input(upload, sketch)
     predictor = service.predictor(backend)
     start = time.perf_counter()
-    probs = predictor._probabilities(batch)[0]
+    probs = predictor.probabilities(batch)[0]
     elapsed = (time.perf_counter() - start) * 1000
     labels = service.task.class_names_
     order = np.argsort(-probs)[:TOP_K]

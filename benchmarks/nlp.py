@@ -91,7 +91,7 @@ def tflite() -> dict:
     for entry in bigru.tflite_:
         lite = TFLiteModel(SHIPPED / "sentiment_bigru" / entry["file"])
         agreement = float(np.mean(lite.predict(texts) == keras_pred))
-        ms = lite.latency_ms(lite._prepare(texts[:1]), runs=300)
+        ms = lite.latency_ms(lite.prepare(texts[:1]), runs=300)
         rows.append(target(f"bigru {entry['file']}: agreement with Keras on the 400 test sentences", agreement,
                            ">= 0.99", agreement >= 0.99))
         rows.append(target(f"bigru {entry['file']}: one sentence p50 ({entry['size_bytes'] / 1e6:.2f} MB)", ms,

@@ -122,3 +122,47 @@ def test_a_card_whose_model_file_leaves_the_folder(tmp_path, capsys, file, shipp
         load(folder)
     code, _, err = run(capsys, "predict", folder, "--image", "x.png")
     assert one_error_line(code, err) and "file name inside" in err
+
+
+MODULES = sorted([*(REPO / "toolkit").rglob("*.py"), *(REPO / "apps").glob("*.py")])
+
+
+def test_no_module_over_600_lines():
+    long = {str(p.relative_to(REPO)): n for p in MODULES if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, f"split these modules: {long}"
+
+
+def _imported_names(path):
+    """(module, name) of every ``from X import name`` in a file, relative imports resolved to the package."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                package = path.parent.relative_to(REPO).parts
+                module = ".".join([*package[: len(package) - node.level + 1], module]).strip(".")
+            for alias in node.names:
+                yield module, alias.name
+
+
+def test_apps_use_only_public_names_and_no_task_switches():
+    names = set(TASKS) - TAGS  # registered names (short aliases like "nlp" also name the saved_models folders)
+    for path in sorted((REPO / "apps").glob("*.py")):
+        private = [f"{m}.{n}" for m, n in _imported_names(path)
+                   if n.startswith("_") and not n.startswith("__") and m.split(".")[0] in ("apps", "toolkit")]
+        assert not private, f"{path.name} imports private names {private}"
+        source = path.read_text()
+        assert "hasattr(" not in source, f"{path.name} probes with hasattr"
+        strings = {node.value for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+        if path.name != "main.py":  # main.py lists the tab modules by their file names
+            assert not strings & names, f"task names in {path.name}: {sorted(strings & names)}"
+
+
+def test_toolkit_modules_import_no_private_names_of_other_modules():
+    for path in MODULES:
+        if path.parts[-2] == "apps":
+            continue
+        here = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        private = [f"{m}.{n}" for m, n in _imported_names(path)
+                   if n.startswith("_") and not n.startswith("__") and m.startswith("toolkit") and m != here]
+        assert not private, f"{path.relative_to(REPO)} imports private names {private}"

@@ -1,14 +1,14 @@
-"""Classification metrics, the confusion matrix and training curves, as numbers and PNGs."""
+"""Classification metrics and the confusion matrix, as numbers and a PNG."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
+from .plotting import figure_png, pyplot
 from .storage import atomic_write_bytes
 
 
@@ -32,14 +32,14 @@ class ClassificationReport:
     def confusion_matrix_png(self) -> bytes:
         from sklearn.metrics import ConfusionMatrixDisplay
 
-        plt = _pyplot()
+        plt = pyplot()
         size = max(4.0, 0.5 * len(self.class_names) + 2)
         fig, ax = plt.subplots(figsize=(size, size))
         ConfusionMatrixDisplay(self.confusion_matrix, display_labels=self.class_names).plot(
             ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45 if len(self.class_names) > 8 else "horizontal"
         )
         ax.set_title(f"Confusion matrix (accuracy {self.metrics['accuracy']:.3f})")
-        return _png(fig)
+        return figure_png(fig)
 
     def save_confusion_matrix(self, path: str | os.PathLike) -> Path:
         return atomic_write_bytes(path, self.confusion_matrix_png())
@@ -76,37 +76,12 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, class_names: li
     return ClassificationReport(metrics, per_class, matrix, list(class_names))
 
 
-def training_curves_png(history: dict[str, list[float]]) -> bytes:
-    """Loss and accuracy per epoch, training and validation; a line marks the fine-tuning phase."""
-    plt = _pyplot()
-    keys = [k for k in ("loss", "accuracy") if k in history]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], label=f"train {key}")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
-        if history.get("fine_tune_start"):
-            ax.axvline(history["fine_tune_start"][0] + 0.5, color="grey", linestyle="--", label="fine-tuning")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.legend()
-    fig.tight_layout()
-    return _png(fig)
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Keras ``class_weight`` inversely proportional to class frequency (scikit-learn's "balanced");
+    classes absent from ``y`` weigh 1."""
+    from sklearn.utils.class_weight import compute_class_weight
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    plt = _pyplot()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    present = np.unique(y)
+    weights = dict.fromkeys(range(n_classes), 1.0)
+    weights.update({int(c): float(w) for c, w in zip(present, compute_class_weight("balanced", classes=present, y=y))})
+    return weights

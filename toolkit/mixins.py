@@ -29,22 +29,22 @@ def target_index(target: Any, names: list[str], default: Any = 0, what: str = "t
 
 
 class ClassifierMixin:
-    """``predict`` / ``predict_proba`` / ``top_k`` on top of ``_prepare`` and ``_probabilities``.
+    """``predict`` / ``predict_proba`` / ``top_k`` on top of ``prepare`` and ``probabilities``.
 
     Shared by the Keras tasks and the TFLite runner, so either can serve the demo.
     """
 
     class_names_: list[str]
 
-    def _prepare(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
+    def prepare(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities, shape (N, n_classes); one sample gives N = 1."""
-        return self._probabilities(self._prepare(x))
+        return self.probabilities(self.prepare(x))
 
     def predict(self, x: Any) -> np.ndarray:
         """Predicted class names, shape (N,); one sample gives N = 1."""

@@ -477,3 +477,17 @@ __all__ = [
     "reload_series",
     "split_series",
 ]
+
+
+def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (input window, next ``horizon`` targets) pair of a (T, F) series, oldest first."""
+    import keras
+
+    values = np.asarray(values, dtype=np.float32)
+    n = len(values) - window - horizon + 1
+    if n < 1:
+        return np.zeros((0, window, values.shape[1]), np.float32), np.zeros((0, horizon), np.float32)
+    ds = keras.utils.timeseries_dataset_from_array(values, None, sequence_length=window + horizon,
+                                                   batch_size=4096, shuffle=False)
+    pairs = np.concatenate(list(ds.as_numpy_iterator()))
+    return pairs[:, :window], pairs[:, window:, 0]

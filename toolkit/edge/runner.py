@@ -272,10 +272,10 @@ class TFLiteModel(ClassifierMixin):
         return self.session.latency_ms(np.asarray(sample)[:1], runs=runs, warmup=warmup)
 
     # ------------------------------------------------------------------ ClassifierMixin
-    def _prepare(self, x: Any) -> np.ndarray:
+    def prepare(self, x: Any) -> np.ndarray:
         if self.card.get("task"):
             return task_class(self.card["task"]).prepare_input(x, self.card, directory=self.path.parent)
         return np.asarray(x, dtype=np.float32)
 
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.run(batch)

@@ -12,11 +12,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..base import ExportPlan, Task, target_index
-from ..config import RecipeOption, check_fraction, check_positive, out_option, test_size_option, verbose_option
+from ..config import RecipeOption, check_fraction, config_and_options, check_positive, out_option, test_size_option, verbose_option
+from ..data.generative import UNLABELLED, data_spec, image_splits, reload_splits, resolve_images
 from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
+from ..plotting import training_curves_png
 from ..storage import atomic_write, atomic_write_bytes
-from ..data.generative import UNLABELLED, data_spec, reload_splits, resolve_images
 
 PARITY_SAMPLES = 256
 BACKGROUND_FILE = "background.npz"
@@ -139,20 +140,6 @@ def save_images(images: np.ndarray, path: str | os.PathLike, cols: int | None = 
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def losses_png(history: dict[str, list[float]]) -> bytes:
-    """Every curve of a training history against the epoch, in one chart (PNG bytes)."""
-    from ..metrics import _png, _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, values in history.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=key)
-    ax.set_xlabel("epoch")
-    ax.legend()
-    fig.tight_layout()
-    return _png(fig)
-
-
 def sample_grid_callback(render, every: int, directory: str | os.PathLike | None, store: dict):
     """A Keras callback that renders a sample grid (``render() -> uint8 image``) after every
     ``every`` epochs and the last one: the PNG goes into ``store`` (epoch -> bytes) and, when
@@ -196,9 +183,6 @@ class GenerativeTask(Task):
     def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
         """Fit on ``data`` (held-out test split), evaluate on the test split, save to ``out``;
         returns {out, epochs, seconds, metrics}."""
-        from ..config import config_and_options
-        from .data import image_splits
-
         config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
         model = cls(config)
         splits = image_splits(opts["data"], config.image_size, config.channels, test_size=opts["test_size"], seed=42)
@@ -264,7 +248,7 @@ class GenerativeTask(Task):
     def _is_digits(self) -> bool:
         return (self.data_spec_ or {}).get("source") == "digits"
 
-    def _images(self, x: Any) -> np.ndarray:
+    def model_images(self, x: Any) -> np.ndarray:
         """Raw images of any size and 1/3 channels as the model's (N, H, W, C) input."""
         self._check_fitted()
         height, width, channels = self.input_shape_
@@ -291,7 +275,7 @@ class GenerativeTask(Task):
         if self.background_ is not None:
             np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
         if self.history_:
-            (directory / "training_curves.png").write_bytes(losses_png(self.history_))
+            (directory / "training_curves.png").write_bytes(training_curves_png(self.history_, panels=None))
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])

@@ -172,13 +172,13 @@ class Denoiser(GenerativeTask):
     def predict(self, x: Any) -> np.ndarray:
         """Clean images (raw pixels 0-255, (N, H, W, C) at the model's size) from noisy ones (raw
         pixels, one image or a batch, any size: resized to the model's input)."""
-        return self._denoise(self._images(x))
+        return self._denoise(self.model_images(x))
 
     def add_noise(self, images: Any, noise: float | None = None, noise_type: str | None = None,
                   seed: int | None = 0) -> np.ndarray:
         """``images`` at the model's size with the configured (or the given) noise added."""
         cfg = self.config
-        return add_noise(self._images(images), cfg.noise if noise is None else noise, noise_type or cfg.noise_type,
+        return add_noise(self.model_images(images), cfg.noise if noise is None else noise, noise_type or cfg.noise_type,
                          seed)
 
     # ================================================================== evaluate
@@ -206,7 +206,7 @@ class Denoiser(GenerativeTask):
         if method not in DENOISER_METHODS:
             raise ValueError(f"Unknown explanation method {method!r} for a denoiser. Valid methods: "
                              f"{list(DENOISER_METHODS)}.")
-        batch = self._images(x)
+        batch = self.model_images(x)
         if len(batch) != 1:
             raise DataError(f"explain() takes one image. Received a batch of {len(batch)}.")
         start = time.perf_counter()

@@ -409,7 +409,7 @@ class GAN(SamplerMixin, GenerativeTask):
     def realness(self, images: Any, label: Any = None) -> np.ndarray:
         """The discriminator's probability that each image is real (as ``label``, a class name or
         index, which a conditional GAN needs)."""
-        batch = self._images(images)
+        batch = self.model_images(images)
         if self.conditional_ and label is None:
             raise DataError(f"This GAN is conditional: pass the label to judge the images as (one of "
                             f"{self.class_names_}).")
@@ -458,7 +458,7 @@ class GAN(SamplerMixin, GenerativeTask):
         discriminator finds most plausible). Red supports "real", blue "fake"."""
         if method not in GAN_METHODS:
             raise ValueError(f"Unknown explanation method {method!r} for a GAN. Valid methods: {list(GAN_METHODS)}.")
-        batch = self._images(x)
+        batch = self.model_images(x)
         if len(batch) != 1:
             raise DataError(f"explain() takes one image. Received a batch of {len(batch)}.")
         budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])

@@ -241,7 +241,7 @@ class VAE(SamplerMixin, GenerativeTask):
     def encode(self, images: Any, return_log_var: bool = False):
         """The mean latent vector of each image, (N, latent_dim); with ``return_log_var`` also
         the log-variance."""
-        batch = self._images(images)
+        batch = self.model_images(images)
         encode = self._serving()[0]
         parts = [encode(batch[i : i + 512]) for i in range(0, len(batch), 512)]
         z_mean = np.concatenate([p[0].numpy() for p in parts])

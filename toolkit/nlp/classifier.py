@@ -24,8 +24,9 @@ from ..config import (RecipeOption, check_fraction, check_non_negative, check_po
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
 from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
-from ..metrics import ClassificationReport, classification_report
+from ..metrics import ClassificationReport, balanced_class_weights, classification_report
 from ..serving import run_in_chunks, traced
+from .compressible import TextCompression
 from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
     MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
 )
@@ -96,7 +97,7 @@ class TextClassifierConfig:
 
 
 @register_task("text_classifier", aliases=("nlp",))
-class TextClassifier(ClassifierMixin, Task):
+class TextClassifier(ClassifierMixin, TextCompression, Task):
     """Text classifier: binary or multi-class, from scratch or on a pretrained encoder.
 
     >>> clf = TextClassifier(TextClassifierConfig(encoder="minilm")).fit("reviews.csv")
@@ -306,16 +307,7 @@ class TextClassifier(ClassifierMixin, Task):
         return self
 
     def _class_weights(self, y: np.ndarray) -> dict | None:
-        if self.config.class_weight != "balanced":
-            return None
-        from sklearn.utils.class_weight import compute_class_weight
-
-        classes = np.arange(len(self.class_names_))
-        present = np.unique(y)
-        values = compute_class_weight("balanced", classes=present, y=y)
-        weights = dict.fromkeys(classes.tolist(), 1.0)
-        weights.update({int(c): float(w) for c, w in zip(present, values)})
-        return weights
+        return balanced_class_weights(y, len(self.class_names_)) if self.config.class_weight == "balanced" else None
 
     def _strings(self, data: TextData):
         import tensorflow as tf
@@ -389,11 +381,11 @@ class TextClassifier(ClassifierMixin, Task):
         texts = prepare_texts(x)
         return lite_tokenizer(card, str(directory or ".")).encode(texts)
 
-    def _prepare(self, x: Any) -> list[str]:
+    def prepare(self, x: Any) -> list[str]:
         self._check_fitted()
         return prepare_texts(x)
 
-    def _probabilities(self, texts: list[str]) -> np.ndarray:
+    def probabilities(self, texts: list[str]) -> np.ndarray:
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, len(self.class_names_)), np.float32)
@@ -443,7 +435,7 @@ class TextClassifier(ClassifierMixin, Task):
     def report(self, data: Any) -> ClassificationReport:
         """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
         test = self._resolve_eval(data)
-        return classification_report(test.y, self._probabilities(test.texts), self.class_names_)
+        return classification_report(test.y, self.probabilities(test.texts), self.class_names_)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """Metrics on ``data`` (a file, folder, ``(texts, labels)`` or :class:`TextSplits`: its test
@@ -463,13 +455,13 @@ class TextClassifier(ClassifierMixin, Task):
 
         if method not in methods:
             raise ValueError(f"Unknown explanation method {method!r} for text. Valid methods: {list(methods)}.")
-        texts = self._prepare(text)
+        texts = self.prepare(text)
         if len(texts) != 1:
             raise DataError(f"explain() takes one text. Received {len(texts)}.")
         if not word_spans(texts[0]):
             raise DataError("The text has no words to explain. Enter a sentence with at least one word.")
         if predictor is None or predictor is self:
-            predict_proba = self._probabilities
+            predict_proba = self.probabilities
         else:  # a TFLiteModel: token ids straight from its vocabulary (masked texts may be empty)
             tokenizer = lite_tokenizer(predictor.card, str(predictor.path.parent))
             predict_proba = lambda batch: predictor.run(tokenizer.encode(batch))  # noqa: E731
@@ -521,7 +513,7 @@ class TextClassifier(ClassifierMixin, Task):
         if self.config.from_scratch:
             self._word_tokenizer().save(directory / VOCAB_FILE)
         if self.history_:
-            from ..metrics import training_curves_png
+            from ..plotting import training_curves_png
 
             (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
 
@@ -602,56 +594,3 @@ class TextClassifier(ClassifierMixin, Task):
         data = load_text(source, text_column=spec.get("text_column"), label_column=spec.get("label_column"),
                          label_names=spec.get("label_names"))
         return text_splits(data, spec["test_size"], spec.get("seed", 42))
-
-    # ---- compression protocol (toolkit.edge.compression)
-    def compression_inputs(self, data: Any = None):
-        """What compression needs: the token-id core (unrolled, as phones run it), training texts
-        as token ids and test texts; files default to dynamic-range int8 weights (the file takes
-        token ids, which full-integer int8 would quantize). ``data``: a text file or folder (split
-        80/20 like `toolkit train nlp`) or TextSplits; default: the card's."""
-        from ..edge.compression.protocol import CompressionInputs, TrainingData
-
-        self._check_fitted()
-        if not self.config.from_scratch:
-            raise ExportError(
-                f"Compression supports the from-scratch text encoders (bigru, cnn); {self.config.encoder!r} is a "
-                "pretrained KerasHub encoder whose layers have no tf_keras twin. Export it with "
-                "quantization='dynamic' (int8 weights) instead."
-            )
-        if data is None:
-            data = self.reload_data()
-        elif isinstance(data, (str, os.PathLike)):
-            spec = self.data_spec_ or {}
-            data = text_splits(load_text(data, text_column=spec.get("text_column"),
-                                         label_column=spec.get("label_column"),
-                                         label_names=spec.get("label_names")), 0.2, 42)
-        if not isinstance(data, TextSplits):
-            raise DataError(
-                "Compression fine-tunes on training texts and checks every file on test texts. Pass data= a text "
-                "file or folder (split 80/20 like `toolkit train nlp`) or TextSplits. Received "
-                f"{'nothing, and the card names no data to reload' if data is None else type(data).__name__}."
-            )
-        train = self._resolve_eval(data.train)
-        ids = self._word_tokenizer().encode(train.texts).astype(np.int32)
-        test = self._resolve_eval(data.test)
-        return CompressionInputs(
-            self._ids_model(), TrainingData(ids, train.y.astype(np.int64)), representative=ids,
-            test_inputs=test.texts, test_y=test.y, data=data, quantization="dynamic",
-            int8_refusal=f"{type(self).__name__} files take token ids: full-integer int8 (and so QAT) would "
-                         "quantize the ids themselves. Use quantization='dynamic' (int8 weights) or 'float16' with "
-                         "prune/cluster.",
-        )
-
-    def with_compressed_weights(self, model) -> "TextClassifier":
-        """A copy of this classifier whose token-id core holds ``model``'s weights (the vectorizer stays)."""
-        from ..edge.compression.protocol import compressed_copy, copy_keras_model
-
-        full = copy_keras_model(self.model_)
-        full.get_layer(f"text_core_{self.config.encoder}").set_weights(model.get_weights())
-        clone = compressed_copy(self, full)
-        clone._serve = None
-        return clone
-
-    def write_runtime_files(self, directory: str | os.PathLike) -> None:
-        """vocab.txt: the .tflite takes token ids made with it."""
-        self._write_vocab(Path(directory))

@@ -518,7 +518,7 @@ class DateTranslator(Task):
 
     def _save_extra(self, directory: Path) -> None:
         if self.history_:
-            from ..metrics import training_curves_png
+            from ..plotting import training_curves_png
 
             (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
 

@@ -232,34 +232,3 @@ class Monitor:
             "kept": "best" if self.cfg.keep_best and self.best_weights is not None else "last",
             "tensorboard": self.log_dir,
         }
-
-
-def learning_curve_png(history: dict, threshold: float | None = None, threshold_step: int | None = None,
-                       title: str = "") -> bytes:
-    """Episode returns against environment steps (points and a moving mean), the greedy
-    evaluations with their std, the threshold and where it was reached."""
-    from ..metrics import _png, _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    steps = np.asarray(history.get("episode_steps", []))
-    returns = np.asarray(history.get("episode_returns", []), dtype=np.float64)
-    if len(returns):
-        ax.scatter(steps, returns, s=4, alpha=0.25, color="#6b7280", label="training episode")
-        window = max(1, min(20, len(returns) // 5))
-        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="#1f2937", label=f"mean of {window} episodes")
-    if history.get("eval_steps"):
-        ax.errorbar(history["eval_steps"], history["eval_mean"], yerr=history["eval_std"], fmt="o-", ms=4,
-                    color="#2563eb", capsize=2, label="greedy evaluation")
-    if threshold is not None:
-        ax.axhline(threshold, color="#16a34a", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    if threshold_step:
-        ax.axvline(threshold_step, color="#16a34a", linestyle=":", linewidth=1,
-                   label=f"reached at {threshold_step:,} steps")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("return")
-    ax.set_title(title or "Learning curve")
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return _png(fig)

@@ -28,7 +28,8 @@ import numpy as np
 from ..base import ExportPlan, Task, register_task
 from ..config import (SERIES_OPTIONS, check_choice, check_non_negative, check_positive, check_range,
                       out_option, series_source, setting, verbose_option)
-from ..data.series import SeriesData, future_times, load_series, load_series_like, min_length_error, reload_series
+from ..data.series import (SeriesData, future_times, load_series, load_series_like, make_windows, min_length_error,
+                           reload_series)
 from ..errors import DataError
 from ..serving import traced
 from .baselines import BacktestResult, backtest, baseline_forecasts, detect_seasonality, rolling_cutoffs
@@ -88,20 +89,6 @@ class ForecasterConfig:
         check_range("validation_split", self.validation_split, 0, 0.5, low_closed=False, high_closed=False)
         if not 0 < self.test_size:
             raise ValueError(f"test_size must be > 0 (a share below 1 or a count). Received {self.test_size}.")
-
-
-def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (input window, next ``horizon`` targets) pair of a (T, F) series, oldest first."""
-    import keras
-
-    values = np.asarray(values, dtype=np.float32)
-    n = len(values) - window - horizon + 1
-    if n < 1:
-        return np.zeros((0, window, values.shape[1]), np.float32), np.zeros((0, horizon), np.float32)
-    ds = keras.utils.timeseries_dataset_from_array(values, None, sequence_length=window + horizon,
-                                                   batch_size=4096, shuffle=False)
-    pairs = np.concatenate(list(ds.as_numpy_iterator()))
-    return pairs[:, :window], pairs[:, window:, 0]
 
 
 def _as_series(data: Any, what: str = "data") -> SeriesData:

@@ -30,6 +30,7 @@ from ..errors import DataError, ExportError
 from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_gradient
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
+from .compressible import ImageCompression
 from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
@@ -125,7 +126,7 @@ def _is_folder(data: Any) -> bool:
 
 
 @register_task("image_classifier", aliases=("vision",))
-class ImageClassifier(ClassifierMixin, Task):
+class ImageClassifier(ClassifierMixin, ImageCompression, Task):
     """Image classifier: a backbone by name (from scratch or pretrained) and a new head.
 
     >>> clf = ImageClassifier(ImageClassifierConfig(backbone="small_cnn", epochs=20)).fit("digits")
@@ -400,12 +401,12 @@ class ImageClassifier(ClassifierMixin, Task):
         height, width, channels = card["input"]["shape"]
         return image_batch(x, channels=channels, image_size=(height, width))
 
-    def _prepare(self, x: Any) -> np.ndarray:
+    def prepare(self, x: Any) -> np.ndarray:
         self._check_fitted()
         height, width, channels = self.input_shape_
         return image_batch(x, channels=channels, image_size=(height, width))
 
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
         self._check_fitted()
         if self._serve is None:
             import tensorflow as tf
@@ -424,7 +425,7 @@ class ImageClassifier(ClassifierMixin, Task):
     def report(self, data: Any) -> ClassificationReport:
         """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
         test = self._resolve_eval(data)
-        return classification_report(test.y, self._probabilities(test.x), self.class_names_)
+        return classification_report(test.y, self.probabilities(test.x), self.class_names_)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """Metrics on ``data`` (``"digits"``: its test split): accuracy, loss, macro and per-class
@@ -443,11 +444,11 @@ class ImageClassifier(ClassifierMixin, Task):
         """
         if method not in METHODS:
             raise ValueError(f"Unknown explanation method {method!r}. Valid methods: {list(METHODS)}.")
-        batch = self._prepare(x)
+        batch = self.prepare(x)
         if len(batch) != 1:
             raise DataError(f"explain() takes one image. Received a batch of {len(batch)}.")
         predictor = predictor or self
-        probs = predictor._probabilities(batch)[0]
+        probs = predictor.probabilities(batch)[0]
         index = self._target_index(target, probs)
         budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
         if budget < 1:
@@ -460,7 +461,7 @@ class ImageClassifier(ClassifierMixin, Task):
             attributions = shap_gradient(self.model_, batch, index, background.astype(np.float32), budget, seed)
         else:
             hide = 0.0 if self.input_meta_.get("polarity") == "light_on_dark" else None
-            attributions = lime_image(predictor._probabilities, batch, index, budget, hide_color=hide, seed=seed)
+            attributions = lime_image(predictor.probabilities, batch, index, budget, hide_color=hide, seed=seed)
         seconds = time.perf_counter() - start
         image = overlay(batch[0], attributions, signed=method != "gradcam")
         return Explanation(
@@ -495,7 +496,7 @@ class ImageClassifier(ClassifierMixin, Task):
         if self.background_ is not None:
             np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
         if self.history_:
-            from ..metrics import training_curves_png
+            from ..plotting import training_curves_png
 
             (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
 
@@ -557,46 +558,6 @@ class ImageClassifier(ClassifierMixin, Task):
                 spec.get("seed", 42), test_data=spec.get("test_source"),
             )
         return None
-
-    # ---- compression protocol (toolkit.edge.compression)
-    def compression_inputs(self, data: Any = None):
-        """What compression needs: this model, its training images (raw pixels, with the model's
-        augmentation) and test images; files default to int8 (the model takes float pixels).
-        ``data``: 'digits', a folder with one subfolder per class, or Splits; default: the card's."""
-        from ..edge.compression.protocol import CompressionInputs, TrainingData
-
-        self._check_fitted()
-        height, width, channels = self.input_shape_
-        if data is None:
-            data = self.reload_data()
-        if isinstance(data, str) and data in BUILTIN_IMAGE_SETS:
-            data = load_digits()
-        elif isinstance(data, (str, os.PathLike)):
-            data = load_splits(data, (height, width), test_size=0.2, seed=42)
-        if not isinstance(data, Splits):
-            raise DataError(
-                "Compression fine-tunes on training images and checks every file on test images. Pass data= "
-                f"'digits', a folder with one subfolder per class, or Splits (train and test). Received "
-                f"{'nothing, and the card names no data to reload' if data is None else type(data).__name__}."
-            )
-        train = resolve_image_data(data.train, "train", (height, width), channels, self.class_names_)
-        augment = self.augment_ if self.augment_ not in (None, "none") else None
-        x = train.x.astype(np.float32)
-        test = self._resolve_eval(data.test)
-        return CompressionInputs(self.model_, TrainingData(x, train.y.astype(np.int64),
-                                                           self._augmenter(augment) if augment else None),
-                                 representative=x, test_inputs=test.x, test_y=test.y, data=data, quantization="int8")
-
-    def with_compressed_weights(self, model) -> "ImageClassifier":
-        """A copy of this classifier serving ``model`` (same architecture, compressed weights)."""
-        from ..edge.compression.protocol import compressed_copy
-
-        clone = compressed_copy(self, model)
-        clone._serve = None
-        return clone
-
-    def write_runtime_files(self, directory: str | os.PathLike) -> None:
-        """Nothing: an image classifier's .tflite takes raw pixels and needs no file beside it."""
 
 
 def _read_history(backup_root: Path) -> dict:
