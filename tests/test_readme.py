@@ -16,7 +16,8 @@ def test_readme_python_examples_run(tmp_path, capsys):
     blocks = python_blocks()
     assert blocks, "README.md has no Python example"
     for block in blocks:
-        code = block.replace("/tmp/digits_model", str(tmp_path / "digits_model"))
+        code = block.replace("/tmp/digits_model", str(tmp_path / "digits_model")).replace(
+            "/tmp/digits_recipe", str(tmp_path / "digits_recipe"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(code, "README.md", "exec"), {})

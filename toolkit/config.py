@@ -181,3 +181,10 @@ def config_and_options(config_class: type, recipe_options: Iterable[RecipeOption
     config = config_class(**{**values, **fixed})
     extra = {**declared, **{k: v for k, v in options.items() if k in declared and v is not None}}
     return config, extra
+
+
+def strategy_setting() -> Any:
+    """The ``strategy`` field every config has: a ``tf.distribute.Strategy`` that training builds
+    the model under (None: the default strategy); not saved in cards, not a CLI option."""
+    return setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
+                   metadata={"serialize": False})

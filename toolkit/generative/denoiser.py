@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, register_task
-from ..config import setting
+from ..config import setting, strategy_setting
 from ..data.generative import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
@@ -53,8 +53,7 @@ class DenoiserConfig:
     patience: int = setting(6, "early-stopping patience in epochs", tune=(2, 20))
     validation_split: float = setting(0.1, "share of the training images for early stopping")
     seed: int = setting(0, "seeds the weights, the noise and the shuffling")
-    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
-                            metadata={"serialize": False})
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         check_noise(self.noise, self.noise_type)

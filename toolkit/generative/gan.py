@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, load_keras_model, register_task
-from ..config import check_non_negative, check_range, setting
+from ..config import check_non_negative, check_range, setting, strategy_setting
 from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
 from ..serving import traced
@@ -100,8 +100,7 @@ class GANConfig:
     samples_dir: str | None = setting(None, "also write the sample grids here during training (they are saved in "
                                             "OUT/samples/ anyway)")
     seed: int = setting(0, "seeds the weights and the noise")
-    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
-                            metadata={"serialize": False})
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         for name in ("generator_filters", "discriminator_filters"):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, register_task
-from ..config import check_non_negative, setting
+from ..config import check_non_negative, setting, strategy_setting
 from ..errors import DataError
 from ..explain import Explanation
 from ..serving import traced
@@ -64,8 +64,7 @@ class VAEConfig:
     patience: int = setting(10, "early-stopping patience in epochs (after the warm-up)", tune=(3, 30))
     validation_split: float = setting(0.1, "share of the training images for early stopping")
     seed: int = setting(0, "seeds the weights, the split and the shuffling")
-    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
-                            metadata={"serialize": False})
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive,
-                      check_range, out_option, setting, test_size_option, verbose_option)
+from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range,
+                      out_option, setting, strategy_setting, test_size_option, verbose_option)
 from ..data.images import (
     BUILTIN_IMAGE_SETS,
     DIGITS_SPEC,
@@ -89,8 +89,7 @@ class ImageClassifierConfig:
     seed: int = setting(0, "seeds the weights, the split and the shuffling")
     backup_dir: str | None = setting(None, "where an interrupted fit keeps its state to resume from "
                                            "(toolkit train: .OUT.backup beside the model folder)", cli=False)
-    strategy: Any = setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
-                            metadata={"serialize": False})
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         backbone_spec(self.backbone)  # ValueError listing valid names
