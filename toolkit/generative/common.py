@@ -165,12 +165,10 @@ def sample_grid_callback(render, every: int, directory: str | os.PathLike | None
 class GenerativeTask(Task):
     """Data, card fields, save/load of the extras and TFLite export shared by the three tasks."""
 
-    outputs_images = True  # predict returns images (the CLI writes them to --out)
     quantizations = ("float32", "float16", "dynamic")
     refused_quantizations = {"int8": "its outputs are images whose quality int8 would cut, and the float16 file "
                                      "is already half the size; choose float16 or dynamic"}
     runner = "toolkit.generative.runner:TFLiteImageModel"
-    takes_images = True  # predict takes images (a GAN's takes latent vectors)
     recipe_options = (
         RecipeOption("data", "'digits' (8x8, upsampled to --image-size), a folder of images (or one subfolder per "
                      "class)", required=True),

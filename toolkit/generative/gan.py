@@ -272,7 +272,6 @@ class GAN(SamplerMixin, GenerativeTask):
     explain_methods = ("shap", "lime")
 
     config_class = GANConfig
-    takes_images = False
 
     def __init__(self, config: GANConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -48,8 +48,6 @@ class TFLiteImageModel(SamplerMixin):
     """A generative ``.tflite`` with the task's ``predict`` (and ``generate`` for decoders and
     generators); ``card.json`` beside the file (or ``card``) supplies the class names."""
 
-    outputs_images = True
-
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
         self.session = LiteRTSession(path, num_threads)
         self.path = self.session.path
@@ -68,10 +66,6 @@ class TFLiteImageModel(SamplerMixin):
         self.latent_dim_ = self.session.input_shape(first)[-1] if self.kind != "denoiser" else 0
         self.conditional_ = "label" in names
         self.class_names_ = list(self.card.get("labels") or [])
-
-    @property
-    def takes_images(self) -> bool:
-        return self.kind == "denoiser"
 
     @property
     def input_names(self) -> list[str]:
