@@ -26,8 +26,10 @@ FRAME = 32  # NIST's normalised bitmap side
 BLOCK = 4  # 4x4 blocks -> 8x8, each 0..16
 BOX = (32, 24)  # (height, width) the digit's bounding box is scaled into, aspect kept
 STROKE_WIDTH = 7.0  # stroke width in the 32x32 frame (px): 6-8 read validation renders best
+TOLERANCE = 1.5  # strokes 5.5-8.5 px wide in the frame are left as they are
 WORK = 4  # the strokes are measured and adjusted at 4x the frame's scale (128x96 box)
 MIN_INK = 0.2  # the faintest ink that counts, as a share of the image's full contrast
+EDGE = 0.25  # the bounding box holds the ink from a quarter of its peak up (antialiased and faint edges)
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 
@@ -62,8 +64,9 @@ def stroke_width(mask: np.ndarray) -> float:
     which is exact for straight strokes of any length."""
     import cv2
 
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    inside = dist[mask]
+    padded = np.pad(mask, 1)  # paper all round, also where the ink fills its box
+    dist = cv2.distanceTransform(padded.astype(np.uint8), cv2.DIST_L2, 3)
+    inside = dist[padded]
     return float(max(4.0 * (inside.mean() - 0.5), 1.0)) if inside.size else 0.0
 
 
@@ -83,7 +86,7 @@ def digit_pixels(image: np.ndarray, stroke: float = STROKE_WIDTH) -> np.ndarray:
     if peak < MIN_INK:
         raise DataError("Nothing is drawn: the image has no strokes that differ from its background "
                         f"(largest contrast {peak * 255:.0f} of 255). Draw a digit, or upload a picture of one.")
-    rows, cols = np.nonzero(level >= 0.5 * peak)
+    rows, cols = np.nonzero(level >= EDGE * peak)
     level = level[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     # Work at WORK x the frame's scale, whatever the drawing's size: the strokes are measured and
     # grown or thinned there, in a few milliseconds even for a photo.
@@ -91,15 +94,17 @@ def digit_pixels(image: np.ndarray, stroke: float = STROKE_WIDTH) -> np.ndarray:
     size = (max(1, round(level.shape[1] * scale)), max(1, round(level.shape[0] * scale)))
     shrinking = scale < 1
     level = cv2.resize(level, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    mask = level >= 0.5 * peak
-    change = int(round((WORK * stroke - stroke_width(mask)) / 2))
+    level = np.clip(level / peak, 0.0, 1.0)
+    # Strokes within TOLERANCE of the set's width stay as drawn; others are brought to the band's edge.
+    gap = WORK * stroke - stroke_width(level >= 0.5)
+    change = int(round((gap - np.sign(gap) * WORK * TOLERANCE) / 2)) if abs(gap) > WORK * TOLERANCE else 0
     if change:
-        mask = _adjust_strokes(np.pad(mask, max(change, 0)), change)
-        rows, cols = np.nonzero(mask)
-        mask = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    scale = min(BOX[0] / mask.shape[0], BOX[1] / mask.shape[1])
-    out_h, out_w = (max(1, min(side, round(n * scale))) for side, n in zip(BOX, mask.shape))
-    small = cv2.resize(mask.astype(np.float32), (out_w, out_h), interpolation=cv2.INTER_AREA)
+        level = _adjust_strokes(np.pad(level, max(change, 0)), change)
+        rows, cols = np.nonzero(level >= EDGE)
+        level = level[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = min(BOX[0] / level.shape[0], BOX[1] / level.shape[1])
+    out_h, out_w = (max(1, min(side, round(n * scale))) for side, n in zip(BOX, level.shape))
+    small = cv2.resize(level, (out_w, out_h), interpolation=cv2.INTER_AREA)
     frame = np.zeros((FRAME, FRAME), np.float32)
     top, left = (FRAME - out_h) // 2, (FRAME - out_w) // 2
     frame[top:top + out_h, left:left + out_w] = small
@@ -107,18 +112,17 @@ def digit_pixels(image: np.ndarray, stroke: float = STROKE_WIDTH) -> np.ndarray:
     return np.clip(blocks, 0.0, BLOCK * BLOCK).astype(np.float32)
 
 
-def _adjust_strokes(mask: np.ndarray, change: int) -> np.ndarray:
-    """Strokes ``change`` pixels wider on each side (dilation), or narrower (erosion) where that
-    keeps a quarter of the ink; the mask keeps its size."""
+def _adjust_strokes(level: np.ndarray, change: int) -> np.ndarray:
+    """Ink (0-1) with strokes ``change`` pixels wider on each side (grey dilation), or narrower
+    (grey erosion) where that keeps a quarter of the ink; the array keeps its size."""
     import cv2
 
     radius = abs(change)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    m = mask.astype(np.uint8)
     if change > 0:
-        return cv2.dilate(m, disc) > 0
-    thinner = cv2.erode(m, disc) > 0
-    return thinner if thinner.sum() >= 0.25 * mask.sum() else mask
+        return cv2.dilate(level, disc)
+    thinner = cv2.erode(level, disc)
+    return thinner if (thinner >= 0.5).sum() >= 0.25 * (level >= 0.5).sum() else level
 
 
 def digit_image(image: np.ndarray, stroke: float = STROKE_WIDTH) -> np.ndarray:
