@@ -196,8 +196,8 @@ def upload_path(upload: Any) -> Path | None:
 
 
 def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> np.ndarray:
-    """The request's image: the upload if there is one, else the drawing; made to look like the
-    digits set (light ink on black, centred) when the model was trained on it."""
+    """The request's image: the upload if there is one, else the drawing; made the way the digits
+    set was made (``toolkit.data.drawings.digit_image``) when the model was trained on it."""
     from toolkit.data import read_image
     from toolkit.errors import DataError
 
@@ -209,43 +209,64 @@ def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> 
         image = sketch_image(sketch)
     if image is None:
         raise DataError("No image received. Upload an image file or draw a digit on the sketchpad first.")
-    return digit_style(image) if digit_like else image
+    if digit_like:
+        return digit_style(image)
+    return on_white(image) if image.shape[-1] == 4 else image
 
 
 def sketch_image(sketch: Any) -> np.ndarray | None:
-    """The sketchpad's composite (RGBA, strokes on a transparent canvas) as RGB on white."""
-    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    """The sketchpad's drawing as an (H, W, 3|4) uint8 array (RGBA: strokes on a transparent canvas),
+    or None when nothing is drawn. Takes Gradio's ImageEditor value (``composite``, or ``background``
+    with ``layers`` when there is no composite) or an array."""
+    if isinstance(sketch, dict):
+        composite = sketch.get("composite")
+        if composite is None:
+            composite = flatten_layers(sketch.get("background"), sketch.get("layers") or [])
+    else:
+        composite = sketch
     if composite is None:
         return None
     arr = np.asarray(composite)
-    if arr.ndim != 3 or arr.size == 0:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.size == 0 or arr.shape[-1] not in (1, 3, 4):
         return None
-    if arr.shape[-1] == 4:
-        alpha = arr[..., 3:4].astype(np.float32) / 255.0
-        arr = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)
-    if float(arr.min()) >= 250:  # nothing drawn
+    arr = np.clip(arr, 0, 255).astype(np.uint8)
+    arr = np.repeat(arr, 3, axis=-1) if arr.shape[-1] == 1 else arr
+    from toolkit.data.drawings import MIN_INK, ink
+
+    return arr if float(ink(arr).max()) >= MIN_INK else None  # nothing drawn
+
+
+def flatten_layers(background: Any, layers: list) -> np.ndarray | None:
+    """Sketch layers (RGBA) composited over the background (transparent when there is none)."""
+    images = [np.asarray(a, np.float32) for a in [background, *layers] if a is not None and np.asarray(a).ndim == 3]
+    if not images:
         return None
-    return arr.astype(np.uint8)
+    out = np.zeros((*images[0].shape[:2], 4), np.float32)
+    for img in images:
+        if img.shape[:2] != out.shape[:2]:
+            continue  # a layer of another size cannot be placed: Gradio sends them all canvas-sized
+        rgba = img if img.shape[-1] == 4 else np.concatenate([img[..., :3], np.full((*img.shape[:2], 1), 255.0)], -1)
+        alpha = rgba[..., 3:4] / 255.0
+        out[..., :3] = rgba[..., :3] * alpha + out[..., :3] * (1 - alpha)
+        out[..., 3:4] = 255.0 * (alpha + out[..., 3:4] / 255.0 * (1 - alpha))
+    return out
+
+
+def on_white(image: np.ndarray) -> np.ndarray:
+    """An RGBA image flattened onto white paper (RGB uint8)."""
+    alpha = image[..., 3:4].astype(np.float32) / 255.0
+    return (image[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
 
 
 def digit_style(image: np.ndarray) -> np.ndarray:
-    """Make a drawing or photo look like the digits set: light ink on black, centred, square."""
-    gray = image.astype(np.float32).mean(axis=-1)
-    if gray.mean() > 127:  # dark ink on light paper
-        gray = 255.0 - gray
-    gray -= gray.min()
-    ink = gray > 0.05 * max(float(gray.max()), 1.0)
-    if ink.any():  # the digits set's digits fill the frame: crop to the ink, pad to a square
-        rows, cols = np.where(ink)
-        gray = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    side = max(gray.shape)
-    canvas = np.zeros((side, side), np.float32)
-    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
-    canvas[top : top + gray.shape[0], left : left + gray.shape[1]] = gray
-    peak = float(canvas.max())
-    if peak > 0:
-        canvas *= 255.0 / peak
-    return canvas[..., None]
+    """A drawing or photo of one digit made the way scikit-learn's digits were: light ink on black,
+    cropped to the strokes, strokes of the set's width, aspect kept, centred, 4x4 blocks counted
+    (an (8, 8, 1) array of raw pixels 0-255). An empty drawing raises a DataError."""
+    from toolkit.data.drawings import digit_image
+
+    return digit_image(image)
 
 
 # ---------------------------------------------------------------------- card facts

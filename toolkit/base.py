@@ -321,6 +321,7 @@ class Task:
             directory, file = self._export_target(path, quantization)
             representative = plan.representative if quantization == "int8" else None
             entry = write_tflite(plan.model, file, quantization, representative, allow_flex)
+            entry.update(self._embed_metadata(file))
             self._write_export_files(directory)
             runner = self.runner_class()(file, card=self._export_card())
             entry.update(self._export_checks(runner, plan))
@@ -335,6 +336,15 @@ class Task:
         """Hook: the model to convert, int8 calibration data and what the checks read, made before
         anything is written (bad ``data`` fails here)."""
         raise NotImplementedError(f"{type(self).__name__} does not export to TFLite.")
+
+    def _embed_metadata(self, file: Path) -> dict:
+        """Hook: TFLite metadata written into the new file (image classifiers: labels, input and
+        output description, read by phone tooling); the card entry's updated facts, {} for none."""
+        if "classifier" not in self.tags or self.input_kind != "image":
+            return {}
+        from .edge.metadata import write_classifier_metadata
+
+        return write_classifier_metadata(file, self._export_card())
 
     def _write_export_files(self, directory: Path) -> None:
         """Hook: files the ``.tflite`` needs beside it (vocabularies, ...), written before it is opened."""

@@ -1,0 +1,275 @@
+"""TFLite metadata inside the ``.tflite``: labels, input and output description, for phone tooling.
+
+The TFLite metadata format (MediaPipe's / tflite-support's ``metadata_schema.fbs``, file
+identifier ``M001``) is a flatbuffer stored in one of the model's buffers and named
+``TFLITE_METADATA`` in the model's ``metadata`` list; associated files (the labels) are a zip
+archive appended to the end of the ``.tflite``, as the official writers do. MediaPipe's
+``metadata_writers`` need MediaPipe's native library (and pull opencv-contrib into the
+environment), so the few tables a classifier needs are written and read here with the
+``flatbuffers`` package; the model itself is re-packed with LiteRT's generated schema module.
+
+Field numbers follow metadata_schema.fbs (a union takes two slots: its type, then its value).
+Everything written here exists since metadata version 1.0.0.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from ..errors import ModelFormatError
+from ..storage import atomic_write_bytes, sha256_file
+
+METADATA_NAME = "TFLITE_METADATA"
+METADATA_IDENTIFIER = b"M001"
+MODEL_IDENTIFIER = b"TFL3"
+MIN_PARSER_VERSION = "1.0.0"
+LABELS_FILE = "labels.txt"
+TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+COLOR_SPACES = {1: "GRAYSCALE", 3: "RGB"}
+_COLOR_CODES = {"RGB": 1, "GRAYSCALE": 2}
+_IMAGE_PROPERTIES, _NORMALIZATION = 2, 1  # ContentProperties / ProcessUnitOptions union codes
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str = "") -> bytes:
+    """The metadata flatbuffer of a classifier from its card: ``labels``, ``input`` (shape, range,
+    description) and ``output``. Image inputs get their colour space, size, value range and an
+    identity normalization (the model rescales raw pixels itself). ``version``: default the
+    toolkit version in the card."""
+    import flatbuffers
+
+    version = version or str(card.get("versions", {}).get("toolkit", ""))
+
+    b = flatbuffers.Builder(1024)
+    labels_file = _table(b, [(0, b.CreateString(LABELS_FILE)),
+                             (1, b.CreateString("Labels of the output's classes, one a line, in index order.")),
+                             (2, ("int8", TENSOR_AXIS_LABELS))])
+    inp, out = card.get("input", {}), card.get("output", {})
+    input_fields = [(0, b.CreateString("image" if len(inp.get("shape", [])) == 3 else "input")),
+                    (1, b.CreateString(str(inp.get("description", ""))))]
+    shape = inp.get("shape", [])
+    low, high = (inp.get("range") or [0, 255])[:2]
+    if len(shape) == 3:
+        size = _table(b, [(0, ("uint32", shape[1])), (1, ("uint32", shape[0]))])
+        colour = COLOR_SPACES.get(int(shape[2]), "UNKNOWN")
+        props = _table(b, [(0, ("int8", _COLOR_CODES.get(colour, 0))), (1, size)])
+        value_range = _table(b, [(0, ("int32", int(low))), (1, ("int32", int(high)))])
+        content = _table(b, [(0, ("uint8", _IMAGE_PROPERTIES)), (1, props), (2, value_range)])
+        norm = _table(b, [(0, _floats(b, [0.0])), (1, _floats(b, [1.0]))])
+        unit = _table(b, [(0, ("uint8", _NORMALIZATION)), (1, norm)])
+        input_fields += [(3, content), (4, _vector(b, [unit]))]
+    stats = _table(b, [(0, _floats(b, [float(high)])), (1, _floats(b, [float(low)]))])
+    input_meta = _table(b, input_fields + [(5, stats)])
+    output_meta = _table(b, [(0, b.CreateString("probability")),
+                             (1, b.CreateString(str(out.get("description", "class probabilities")))),
+                             (5, _table(b, [(0, _floats(b, [1.0])), (1, _floats(b, [0.0]))])),
+                             (6, _vector(b, [labels_file]))])
+    subgraph = _table(b, [(2, _vector(b, [input_meta])), (3, _vector(b, [output_meta]))])
+    labels = card.get("labels", [])
+    description = f"{card.get('task', 'classifier')}: {len(labels)} classes ({', '.join(map(str, labels[:10]))}" + (
+        ", ...)" if len(labels) > 10 else ")")
+    root = _table(b, [(0, b.CreateString(name)), (1, b.CreateString(description)),
+                      (2, b.CreateString(version)), (3, _vector(b, [subgraph])),
+                      (4, b.CreateString("keras-app-toolkit")),
+                      (7, b.CreateString(MIN_PARSER_VERSION))])
+    b.Finish(root, file_identifier=METADATA_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def embed_metadata(path: str | os.PathLike, metadata: bytes, files: dict[str, bytes]) -> Path:
+    """Write ``metadata`` into the ``.tflite`` at ``path`` (replacing earlier metadata) and append
+    ``files`` (name -> bytes) as the zip the metadata's associated files name; atomic."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    path = Path(path)
+    raw = _model_bytes(path.read_bytes())
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(raw, 0))
+    buffer = schema.BufferT()
+    buffer.data = bytearray(metadata)
+    model.metadata = list(model.metadata or [])
+    old = [m for m in model.metadata if m.name in (METADATA_NAME, METADATA_NAME.encode())]
+    if old:
+        model.buffers[old[0].buffer] = buffer
+    else:
+        model.buffers = list(model.buffers or []) + [buffer]
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(raw) + len(metadata) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=MODEL_IDENTIFIER)
+    out = io.BytesIO(bytes(builder.Output()))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as archive:  # stored, not compressed, as the official writers do
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return atomic_write_bytes(path, out.getvalue())
+
+
+def write_classifier_metadata(path: str | os.PathLike, card: dict, version: str = "") -> dict:
+    """Embed a classifier's metadata and labels into its ``.tflite``; returns the card entry's
+    updated facts (``metadata``, ``size_bytes``, ``sha256``)."""
+    labels = [str(label) for label in card.get("labels", [])]
+    if not labels:
+        raise ModelFormatError("Expected class labels to write into the .tflite metadata. Received none in the "
+                               "card. Export a classifier that was fitted on labelled data.")
+    name = "ImageClassifier" if card.get("input", {}).get("shape") and len(card["input"]["shape"]) == 3 else \
+        "Classifier"
+    path = embed_metadata(path, classifier_metadata(card, name, version), {LABELS_FILE: "\n".join(labels) + "\n"})
+    return {"metadata": True, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _table(b, fields: list) -> int:
+    """A table of (slot, value) fields: offsets, or (scalar type, value)."""
+    b.StartObject(max(slot for slot, _ in fields) + 1 if fields else 0)
+    for slot, value in fields:
+        if isinstance(value, tuple):
+            kind, number = value
+            {"int8": b.PrependInt8Slot, "uint8": b.PrependUint8Slot, "int32": b.PrependInt32Slot,
+             "uint32": b.PrependUint32Slot}[kind](slot, int(number), 0)
+        else:
+            b.PrependUOffsetTRelativeSlot(slot, value, 0)
+    return b.EndObject()
+
+
+def _vector(b, offsets: list[int]) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for offset in reversed(offsets):
+        b.PrependUOffsetTRelative(offset)
+    return b.EndVector()
+
+
+def _floats(b, values: list[float]) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependFloat32(float(v))
+    return b.EndVector()
+
+
+def _model_bytes(data: bytes) -> bytes:
+    if data[4:8] != MODEL_IDENTIFIER:
+        raise ModelFormatError(f"Expected a TFLite flatbuffer (identifier {MODEL_IDENTIFIER!r}). Received a file "
+                               f"with {data[4:8]!r}. Export the model again.")
+    return data
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The TFLite metadata of a ``.tflite`` as a dict (None when it has none): name, description,
+    version, author, min_parser_version, and per input/output tensor its name, description,
+    content (colour space, size, value range), normalization, stats and associated files; plus
+    ``files`` (the names in the appended zip) and ``labels`` (the output's label file's lines)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    model = schema.Model.GetRootAs(_model_bytes(data), 0)
+    buffer_index = next((model.Metadata(i).Buffer() for i in range(model.MetadataLength())
+                         if model.Metadata(i).Name() == METADATA_NAME.encode()), None)
+    if buffer_index is None:
+        return None
+    raw = model.Buffers(buffer_index).DataAsNumpy().tobytes()
+    if raw[4:8] != METADATA_IDENTIFIER:
+        raise ModelFormatError(f"The {METADATA_NAME} buffer of {path} is not TFLite metadata (identifier "
+                               f"{raw[4:8]!r}, expected {METADATA_IDENTIFIER!r}).")
+    root = _root(raw)
+    subgraph = _tables(root, 3)[0]
+    out = {"name": _string(root, 0), "description": _string(root, 1), "version": _string(root, 2),
+           "author": _string(root, 4), "min_parser_version": _string(root, 7),
+           "inputs": [_tensor(t) for t in _tables(subgraph, 2)],
+           "outputs": [_tensor(t) for t in _tables(subgraph, 3)]}
+    files = associated_files(data)
+    out["files"] = sorted(files)
+    label_files = [f["name"] for t in out["outputs"] for f in t["associated_files"] if f["type"] == TENSOR_AXIS_LABELS]
+    out["labels"] = files[label_files[0]].decode("utf-8").splitlines() if label_files and label_files[0] in files \
+        else []
+    return out
+
+
+def associated_files(data: bytes) -> dict[str, bytes]:
+    """The files zipped onto the end of a ``.tflite`` (name -> bytes; empty when there are none)."""
+    buffer = io.BytesIO(data)
+    if not zipfile.is_zipfile(buffer):
+        return {}
+    with zipfile.ZipFile(buffer) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _root(raw: bytes):
+    import flatbuffers
+
+    return flatbuffers.table.Table(bytearray(raw), flatbuffers.encode.Get(flatbuffers.packer.uoffset, raw, 0))
+
+
+def _field(tab, slot: int) -> int:
+    return tab.Offset(4 + 2 * slot)
+
+
+def _string(tab, slot: int) -> str:
+    o = _field(tab, slot)
+    return tab.String(o + tab.Pos).decode("utf-8") if o else ""
+
+
+def _scalar(tab, slot: int, flags, default=0):
+    o = _field(tab, slot)
+    return tab.Get(flags, o + tab.Pos) if o else default
+
+
+def _sub(tab, slot: int):
+    import flatbuffers
+
+    o = _field(tab, slot)
+    return flatbuffers.table.Table(tab.Bytes, tab.Indirect(o + tab.Pos)) if o else None
+
+
+def _tables(tab, slot: int) -> list:
+    import flatbuffers
+
+    o = _field(tab, slot)
+    if not o:
+        return []
+    start = tab.Vector(o)
+    return [flatbuffers.table.Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(tab.VectorLen(o))]
+
+
+def _float_list(tab, slot: int) -> list[float]:
+    import flatbuffers
+
+    o = _field(tab, slot)
+    if not o:
+        return []
+    start = tab.Vector(o)
+    return [tab.Get(flatbuffers.number_types.Float32Flags, start + 4 * i) for i in range(tab.VectorLen(o))]
+
+
+def _tensor(tab) -> dict:
+    from flatbuffers import number_types as n
+
+    out = {"name": _string(tab, 0), "description": _string(tab, 1), "content": None, "normalization": None,
+           "stats": None, "associated_files": []}
+    content = _sub(tab, 3)
+    if content is not None and _scalar(content, 0, n.Uint8Flags) == _IMAGE_PROPERTIES:
+        props, value_range = _sub(content, 1), _sub(content, 2)
+        size = _sub(props, 1)
+        code = _scalar(props, 0, n.Int8Flags)
+        out["content"] = {
+            "color_space": {v: k for k, v in _COLOR_CODES.items()}.get(code, "UNKNOWN"),
+            "size": [_scalar(size, 1, n.Uint32Flags), _scalar(size, 0, n.Uint32Flags)] if size else None,
+            "range": [_scalar(value_range, 0, n.Int32Flags), _scalar(value_range, 1, n.Int32Flags)]
+            if value_range else None}
+    for unit in _tables(tab, 4):
+        if _scalar(unit, 0, n.Uint8Flags) == _NORMALIZATION:
+            options = _sub(unit, 1)
+            out["normalization"] = {"mean": _float_list(options, 0), "std": _float_list(options, 1)}
+    stats = _sub(tab, 5)
+    if stats is not None:
+        out["stats"] = {"max": _float_list(stats, 0), "min": _float_list(stats, 1)}
+    out["associated_files"] = [{"name": _string(f, 0), "description": _string(f, 1),
+                                "type": _scalar(f, 2, n.Int8Flags)} for f in _tables(tab, 6)]
+    return out
