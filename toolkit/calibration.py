@@ -313,9 +313,12 @@ def calibrate(val_probs: np.ndarray, val_y: np.ndarray, val_batch: np.ndarray, r
     import warnings
 
     val_y = np.asarray(val_y, np.int64)
+    if len(val_y) < 2:
+        raise DataError(f"Expected at least 2 held-out images to calibrate on (20 or more for useful thresholds). "
+                        f"Received {len(val_y)}. Pass more validation data.")
     if len(val_y) < 20:
-        raise DataError(f"Expected at least 20 held-out images to calibrate on. Received {len(val_y)}. "
-                        "Pass more validation data.")
+        warnings.warn(f"Calibrating on only {len(val_y)} held-out images: the 'not sure' thresholds are rough. "
+                      "Pass 20 or more.", stacklevel=3)
     temperature = fit_temperature(val_probs, val_y)
     density = PixelDensity.fit(reference) if reference is not None else None
     base = Calibration(temperature, density=density)
