@@ -21,13 +21,14 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import compression, generative, make_test, nlp, rl, timeseries, transfer, vision
+    from . import compression, generative, honest, make_test, nlp, rl, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
         "vision_seeds": vision.digits_seeds,
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
+        "vision_honest": honest.run,
         "transfer_digits": transfer.run,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,
