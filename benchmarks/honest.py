@@ -58,7 +58,8 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
     for kind, images in ood.items():
         batch = task.prepare(images)
         probs = task.probabilities(batch)
-        share[kind], peer_share[kind] = float(flagged(cal, batch, probs).mean()), float(flagged(peer, batch, probs).mean())
+        share[kind] = float(flagged(cal, batch, probs).mean())
+        peer_share[kind] = float(flagged(peer, batch, probs).mean())
     noise = [k for k in NOISE if k in share]
     off = [k for k in OFF_DOMAIN if k in share]
     noise_share = float(np.mean([share[k] for k in noise]))

@@ -1,4 +1,5 @@
-"""Command line: ``toolkit train|evaluate|predict|calibrate|forecast|generate|export|compress|explain|play|serve|bench``.
+"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|play|serve|bench``;
+``toolkit calibrate`` for classifiers.
 
 Generated from the registered tasks: ``toolkit train <task>`` takes the task's config fields and
 recipe options and calls its ``train_recipe``; the other verbs read what a task declares (tags,
