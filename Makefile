@@ -32,6 +32,7 @@ bench: $(STAMP)
 # The shipped models, trained with fixed seeds (TF_DETERMINISTIC_OPS makes ops repeatable).
 models: $(STAMP)
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vision --data digits --out saved_models/vision/digits_cnn --seed 0 --verbose 0
+	$(BIN)/toolkit calibrate saved_models/vision/digits_cnn
 	$(BIN)/toolkit export saved_models/vision/digits_cnn --quantization float32 int8
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit compress saved_models/vision/digits_cnn --report saved_models/vision/digits_cnn/compression.md
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train nlp --data ../shared/data/sentiment_sentences --label-names negative,positive --encoder bigru --out saved_models/nlp/sentiment_bigru --seed 0 --verbose 0

@@ -1,5 +1,8 @@
 """Vision tab: upload or draw an image, see the top-5 labels, why, and how fast each file answers.
 
+A calibrated model (``toolkit calibrate``) says "not sure" instead of a confident wrong label when
+the image looks unlike its training images: the labels are then marked as guesses.
+
 Plain handler functions (tested directly) plus ``build_demo(model_dir) -> gr.Blocks``. Nothing
 heavy happens at import time: the model and its TFLite files load on the first request.
 """
@@ -19,6 +22,7 @@ from apps.common import KERAS, SAVED_MODELS, ModelSlot, card_facts, named, reque
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 TITLE = "Vision"
 TOP_K = 5
+UNSURE_MARK = " (unsure)"
 
 
 class VisionService:
@@ -69,18 +73,29 @@ class VisionService:
 
 @user_errors
 def classify_image(service: VisionService, upload: Any, sketch: Any, backend: str = KERAS):
-    """Top-5 labels with probabilities, the model's view of the input, and the latency."""
+    """Top-5 labels with probabilities (temperature-scaled when the model is calibrated; marked
+    "(unsure)" when the model is not sure), the model's view of the input, and a note: the
+    verdict when not sure, and the latency."""
     batch = service.model_input(upload, sketch)
     predictor = service.predictor(backend)
     start = time.perf_counter()
-    probs = predictor.probabilities(batch)[0]
+    probs = predictor.probabilities(batch)
     elapsed = (time.perf_counter() - start) * 1000
-    labels = service.task.class_names_
-    order = np.argsort(-probs)[:TOP_K]
-    top = {labels[i]: float(probs[i]) for i in order}
+    answer = predictor.assess_batch(batch, probs, k=TOP_K)[0]
+    mark = UNSURE_MARK if answer["not_sure"] else ""
+    top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
     from toolkit.explain import to_display_rgb
 
-    return top, to_display_rgb(batch[0]), f"**{backend}**: {elapsed:.2f} ms for this prediction"
+    note = f"**{backend}**: {elapsed:.2f} ms for this prediction"
+    if answer["not_sure"]:
+        note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
+                f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
+    return top, to_display_rgb(batch[0]), note
+
+
+def clear_outputs():
+    """Empty results, so that no answer stays on screen once its input has changed."""
+    return None, None, "", None, ""
 
 
 @user_errors
@@ -198,4 +213,7 @@ def build_demo(model_dir: str | Path | None = None):
         explain_btn.click(explain, [upload, sketch, method, backend], [overlay, explain_note],
                           api_name="explain_image")
         backend.change(named(download_file, service, "download_file"), [backend], [download], api_name=False)
+        stale = [labels, seen, latency, overlay, explain_note]
+        for event in (upload.clear, sketch.change, backend.change):
+            event(clear_outputs, None, stale, api_name=False)
     return demo

@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import compression, drawings, generative, make_test, nlp, rl, timeseries, transfer, vision
+    from . import compression, drawings, generative, honest, make_test, nlp, rl, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -29,6 +29,7 @@ def _benchmarks() -> dict:
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
         "vision_drawings": drawings.run,
+        "vision_honest": honest.run,
         "transfer_digits": transfer.run,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,

@@ -1,4 +1,5 @@
-"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|play|serve|bench``.
+"""Command line: ``toolkit train|evaluate|predict|forecast|generate|export|compress|explain|play|serve|bench``;
+``toolkit calibrate`` for classifiers.
 
 Generated from the registered tasks: ``toolkit train <task>`` takes the task's config fields and
 recipe options and calls its ``train_recipe``; the other verbs read what a task declares (tags,
@@ -164,10 +165,18 @@ def _predict(args: argparse.Namespace, command: str) -> Any:
     if args.text is not None:
         if "translator" in cls.tags:
             return [{"text": t, "output": out} for t, out in zip(args.text, predictor.translate(args.text))]
-        rows = predictor.top_k(args.text, k=args.top_k)
-        return [{"text": t, "top_k": row} for t, row in zip(args.text, rows)]
-    rows = predictor.top_k(args.image, k=args.top_k)
-    return [{"image": image, "top_k": row} for image, row in zip(args.image, rows)]
+        rows = predictor.assess(args.text, k=args.top_k)
+        return [{"text": t, **row} for t, row in zip(args.text, rows)]
+    rows = predictor.assess(args.image, k=args.top_k)  # top_k, not_sure, why (calibrated models)
+    return [{"image": image, **row} for image, row in zip(args.image, rows)]
+
+
+def _calibrate(args: argparse.Namespace, command: str) -> dict:
+    """Temperature and "not sure" thresholds of a saved classifier, written into its card."""
+    task = _load(args.model)
+    _require(task, "classifier", args.model, "calibrate")
+    data = task.load_data(args.data) if args.data is not None else None
+    return task.calibrate(data, max_flagged=args.max_flagged, save=True)
 
 
 def _predict_images(predictor, args: argparse.Namespace) -> dict:
@@ -301,7 +310,8 @@ def _bench(args: argparse.Namespace, command: str) -> None:
         raise _usage_error(f"Unknown benchmark in {args.only}.")
 
 
-VERBS: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "predict": _predict, "forecast": _forecast,
+VERBS: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "predict": _predict, "calibrate": _calibrate,
+                              "forecast": _forecast,
                               "generate": _generate, "export": _export, "compress": _compress, "play": _play,
                               "explain": _explain, "serve": _serve, "bench": _bench}
 

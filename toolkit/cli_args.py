@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
 
+    p = sub.add_parser("calibrate", help="classifiers: fit a temperature and the 'not sure' thresholds on held-out "
+                                         "data, into the model's card")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("--data", default=None, help="held-out labelled images (default: the validation part of the "
+                                                "training data the card records; never the test split)")
+    p.add_argument("--max-flagged", type=float, default=0.05,
+                   help="largest share of held-out in-domain images flagged 'not sure'")
+
     p = sub.add_parser("forecast", help="forecast the next values of a series with a time-series model")
     p.add_argument("model", help="saved forecaster folder")
     p.add_argument("--data", default=None,

@@ -29,12 +29,14 @@ def target_index(target: Any, names: list[str], default: Any = 0, what: str = "t
 
 
 class ClassifierMixin:
-    """``predict`` / ``predict_proba`` / ``top_k`` on top of ``prepare`` and ``probabilities``.
+    """``predict`` / ``predict_proba`` / ``top_k`` / ``assess`` on top of ``prepare`` and ``probabilities``.
 
     Shared by the Keras tasks and the TFLite runner, so either can serve the demo.
     """
 
     class_names_: list[str]
+    #: a :class:`toolkit.calibration.Calibration` (temperature, "not sure" thresholds), or None
+    calibration_: Any = None
 
     def prepare(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -63,3 +65,37 @@ class ClassifierMixin:
         return [
             [{"label": self.class_names_[i], "probability": float(p[i])} for i in row] for row, p in zip(order, probs)
         ]
+
+    def assess(self, x: Any, k: int = 5) -> list[dict]:
+        """For each sample, the answer and how far to trust it: ``label``, ``probability``,
+        ``top_k`` (as :meth:`top_k`), ``not_sure`` (True when the input looks unlike the
+        training images or the model is not confident), ``why`` (None when sure), ``in_domain``
+        (None when the model has no pixel reference) and ``temperature``.
+
+        Probabilities are temperature-scaled where the model is calibrated (``temperature`` is
+        then not None; see ``calibrate``); without a calibration, ``not_sure`` is always False.
+        """
+        batch = self.prepare(x)
+        return self.assess_batch(batch, self.probabilities(batch), k)
+
+    def assess_batch(self, batch: np.ndarray, probs: np.ndarray, k: int = 5) -> list[dict]:
+        """:meth:`assess` for a prepared batch and its (raw) probabilities."""
+        calibration = self.calibration_
+        if calibration is not None:
+            flags, probs = calibration.assess(batch, probs), calibration.scaled(probs)
+        else:
+            flags = [{"in_domain": None, "not_sure": False, "why": None}] * len(probs)
+        k = max(1, min(int(k), probs.shape[-1]))
+        rows = []
+        for p, flag in zip(probs, flags):
+            top = [{"label": self.class_names_[i], "probability": float(p[i])} for i in np.argsort(-p)[:k]]
+            rows.append({**top[0], "top_k": top, **flag,
+                         "temperature": None if calibration is None else calibration.temperature})
+        return rows
+
+    def calibrate(self, validation_data: Any = None, ood: Any = None, **options: Any) -> dict:
+        """Fit a temperature and the "not sure" thresholds on held-out data (tasks that can)."""
+        from .errors import ToolkitError
+
+        raise ToolkitError(f"{type(self).__name__} cannot calibrate: calibration covers image classifiers' Keras "
+                           "models. Calibrate a saved one with `toolkit calibrate MODEL_DIR`.")

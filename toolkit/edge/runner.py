@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import Calibration
 from ..errors import DataError, ModelFormatError
 from ..mixins import ClassifierMixin
 from ..registry import task_class
@@ -231,7 +232,8 @@ class TFLiteModel(ClassifierMixin):
     """A ``.tflite`` file with the same ``predict`` / ``predict_proba`` / ``top_k`` as its task.
 
     Inputs are raw, like the Keras task's (images of any size, for vision); int8 files are
-    quantized and dequantized with the scale and zero point stored in the file.
+    quantized and dequantized with the scale and zero point stored in the file. ``assess`` flags
+    "not sure" with the card's calibration (and the pixel reference file beside the ``.tflite``).
     """
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
@@ -241,6 +243,7 @@ class TFLiteModel(ClassifierMixin):
             card = read_card(self.path.parent)
         self.card = card or {}
         self.class_names_ = list(self.card.get("labels") or [])
+        self.calibration_ = Calibration.from_card(self.card.get("calibration"), self.path.parent)
 
     # ------------------------------------------------------------------ facts
     @property

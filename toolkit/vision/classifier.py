@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
+from ..calibration import DENSITY_FILE, Calibration
 from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range,
                       out_option, setting, strategy_setting, test_size_option, verbose_option)
 from ..data.images import (
@@ -163,6 +164,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         clf = cls(config)
         clf.fit(splits.train, verbose=opts["verbose"])
         clf.data_spec_ = splits.spec
+        clf.calibrate(splits)  # on fit's held-out validation part, never the test split
         report = clf.report(splits.test)
         clf.metrics_ = {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
         clf.command_ = command
@@ -179,6 +181,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self.augment_: str | None = None
         self.batch_size_: int | None = None
         self._calibration: np.ndarray | None = None
+        self.calibration_: Calibration | None = None
         self._serve = None
 
     # ================================================================== model
@@ -413,6 +416,22 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
             self._serve = traced(self.model_, tf.TensorSpec((None, *self.input_shape_), tf.float32))
         return run_in_chunks(self._serve, batch)
 
+    def calibrate(self, validation_data: Any = None, ood: Any = None, *, max_flagged: float = 0.05,
+                  save: bool = False) -> dict:
+        """Temperature and "not sure" thresholds (:func:`toolkit.vision.calibrate.calibrate_classifier`
+        says on what); returns the card's ``calibration``. ``save=True`` writes it to the model's
+        folder (card.json, the pixel reference; model.keras unchanged)."""
+        from .calibrate import calibrate_classifier
+
+        self._check_fitted()
+        self.calibration_ = calibrate_classifier(self, validation_data, ood, max_flagged, reference=self._calibration)
+        if save:
+            if self.directory_ is None:
+                raise ExportError("calibrate(save=True) writes into the model's folder: save(dir) or load(dir) first.")
+            self._write_export_files(self.directory_)
+            self.write_card()
+        return self.calibration_.to_card()
+
     # ================================================================== evaluate
     def _resolve_eval(self, data: Any) -> ImageData:
         self._check_fitted()
@@ -488,10 +507,16 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
                 "batch_size": self.batch_size_,
                 "epochs_run": len((self.history_ or {}).get("loss", [])),
             },
+            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
         }
+
+    def _write_export_files(self, directory: Path) -> None:  # the "not sure" check's pixel reference
+        if self.calibration_ is not None and self.calibration_.density is not None:
+            self.calibration_.density.save(Path(directory) / DENSITY_FILE)
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
+        self._write_export_files(directory)
         if self.background_ is not None:
             np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
         if self.history_:
@@ -504,6 +529,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self.input_shape_ = tuple(int(d) for d in card["input"]["shape"])
         self.input_meta_ = {k: v for k, v in card["input"].items() if k == "polarity"}
         self.augment_ = (card.get("training") or {}).get("augment")
+        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
         background = directory / BACKGROUND_FILE
         if background.is_file():
             with np.load(background) as npz:
