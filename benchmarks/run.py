@@ -22,6 +22,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def _benchmarks() -> dict:
     from . import compression, generative, make_test, nlp, rl, timeseries, transfer, vision
+    from . import imagenet
 
     return {
         "vision_digits": vision.digits_model,
@@ -29,6 +30,7 @@ def _benchmarks() -> dict:
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
         "transfer_digits": transfer.run,
+        "imagenet_sample_photos": imagenet.sample_photos,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,
         "nlp_dates": nlp.dates,
