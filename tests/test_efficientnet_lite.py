@@ -42,6 +42,7 @@ def _legacy_file(path: Path, tensors: dict, storages: list) -> Path:
         raise AssertionError("never called while writing")
 
     FloatStorage.__module__, _rebuild_tensor_v2.__module__ = "torch", "torch._utils"
+    FloatStorage.__qualname__, _rebuild_tensor_v2.__qualname__ = "FloatStorage", "_rebuild_tensor_v2"
     fake_torch.FloatStorage, fake_utils._rebuild_tensor_v2, fake_torch._utils = FloatStorage, _rebuild_tensor_v2, fake_utils
 
     class Tensor:

@@ -264,15 +264,16 @@ def imagenet_model(input_shape=(INPUT_SIZE, INPUT_SIZE, 3)):
 
     Converted from the package once; later calls load the cached Keras weights file.
     """
-    model = build_classifier(input_shape)
     cached = cache_path()
-    if cached.is_file():
+    state = None if cached.is_file() else read_state_dict()  # a missing package fails before any building
+    model = build_classifier(input_shape)
+    if state is None:
         try:
             model.load_weights(str(cached))
             return model
         except (ValueError, OSError, KeyError):
             pass  # a damaged cache: convert again
-    set_torch_weights(model, read_state_dict())
+    set_torch_weights(model, state if state is not None else read_state_dict())
     tmp = cached.with_name(f".{os.getpid()}.{cached.name}")  # Keras wants the .weights.h5 suffix
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
