@@ -9,7 +9,9 @@ types; any other global is refused before anything runs. Tensors are rebuilt wit
 
 The weights were trained in TensorFlow: TF "same" padding (Keras' ``padding="same"`` is the same
 rule on every backend), BatchNorm epsilon 1e-3, ReLU6, no squeeze-excite, and inputs scaled as
-``(pixels - 127) / 128`` (see ``MEAN``/``STD``: measured on scikit-image's photos, see the tests).
+``(pixels - 127) / 128`` (``MEAN``/``STD``, as TF's EfficientNet-Lite builder has them). Measured on
+the 245 ants/bees photos (ImageNet classes "ant", "bee"): top-1 0.79 with it, 0.65 with ImageNet's
+per-channel mean/std, 0.67 with pixels / 255; the tests check the photos' labels the same way.
 Converted once, the Keras weights are cached under the Keras cache folder.
 """
 
