@@ -21,7 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import compression, drawings, generative, honest, make_test, nlp, rl, timeseries, transfer, vision
+    from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, rl, timeseries, transfer,
+                   vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -31,6 +32,7 @@ def _benchmarks() -> dict:
         "vision_drawings": drawings.run,
         "vision_honest": honest.run,
         "transfer_digits": transfer.run,
+        "imagenet_sample_photos": imagenet.sample_photos,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,
         "nlp_dates": nlp.dates,
