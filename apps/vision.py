@@ -17,9 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import KERAS, SAVED_MODELS, ModelSlot, card_facts, named, request_image, user_errors
+from apps.common import KERAS, SAVED_MODELS, ModelSlot, card_facts, data_error, request_image, user_errors
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
+#: the tab's models, in menu order (those whose folder exists); the first is the default
+MODELS = {
+    "ImageNet photos (EfficientNet-Lite0, 1000 classes)": SAVED_MODELS / "vision" / "imagenet_efficientnet_lite0",
+    "Ants or bees (transfer learning)": SAVED_MODELS / "vision" / "ants_bees",
+    "Digits (draw one)": DEFAULT_MODEL_DIR,
+}
 TITLE = "Vision"
 TOP_K = 5
 UNSURE_MARK = " (unsure)"
@@ -170,24 +176,57 @@ def download_file(service: VisionService, backend: str):
 # ---------------------------------------------------------------------- UI
 
 
+def tab_services(model_dir: str | Path | None = None) -> dict[str, VisionService]:
+    """The tab's models by menu name: ``model_dir`` alone, or every shipped folder of ``MODELS``."""
+    if model_dir is not None:
+        return {Path(model_dir).name: VisionService(model_dir)}
+    found = {name: VisionService(d) for name, d in MODELS.items() if d.is_dir()}
+    return found or {"Digits (draw one)": VisionService(DEFAULT_MODEL_DIR)}  # says what is missing
+
+
+def choose(services: dict[str, VisionService], model: Any) -> VisionService:
+    """The service of the model chosen in the menu (the first one when none is given)."""
+    if model in (None, ""):
+        return next(iter(services.values()))
+    if model not in services:
+        raise data_error(f"Unknown model {model!r}. Choose one of {list(services)}.")
+    return services[model]
+
+
+def by_model(fn, services: dict[str, VisionService], name: str):
+    """``fn(service, *inputs)`` as a handler whose last input is the model menu, named ``name``."""
+
+    def handler(*args):
+        *inputs, model = args
+        return fn(choose(services, model), *inputs)
+
+    handler.__name__ = name
+    return user_errors(handler)
+
+
 def build_demo(model_dir: str | Path | None = None):
     import gradio as gr
 
     from toolkit.explain import METHODS
 
-    service = VisionService(model_dir)
-    service.warm_up()
-    choices = service.backends()
+    services = tab_services(model_dir)
+    for service in services.values():
+        service.warm_up()
+    first = next(iter(services))
+    service = services[first]
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown("### Image classification\nUpload an image or draw a digit, then classify or explain it.")
+        gr.Markdown("### Image classification\nChoose a model, upload a photo (or draw a digit for the digits "
+                    "model), then classify or explain it. A model says *not sure* when an image looks unlike "
+                    "what it was trained on.")
         with gr.Row():
             with gr.Column():
+                model = gr.Dropdown(list(services), value=first, label="Model")
                 upload = gr.File(label="Upload an image (PNG, JPEG, BMP, GIF)", type="filepath",
                                  file_types=["image"])
                 sketch = gr.Sketchpad(label="...or draw a digit", type="numpy", image_mode="RGBA",
                                       canvas_size=(280, 280),
                                       brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
-                backend = gr.Dropdown(choices, value=KERAS, label="Model file")
+                backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file")
                 method = gr.Radio(list(METHODS), value="gradcam", label="Explanation method")
                 with gr.Row():
                     classify_btn = gr.Button("Classify", variant="primary")
@@ -202,18 +241,26 @@ def build_demo(model_dir: str | Path | None = None):
                 download = gr.DownloadButton("Download the chosen model file",
                                              value=download_file(service, KERAS))
         with gr.Accordion("Model facts (from card.json)", open=False):
-            gr.Markdown(model_facts(service))
+            facts = gr.Markdown(model_facts(service))
         with gr.Accordion("Compression: pruning, clustering, quantization-aware training", open=False):
-            gr.Markdown(compression_facts(service))
+            compression = gr.Markdown(compression_facts(service))
 
-        classify = named(classify_image, service, "classify_image")
-        explain = named(explain_image, service, "explain_image")
-        classify_btn.click(classify, [upload, sketch, backend], [labels, seen, latency], api_name="classify_image")
-        upload.upload(classify, [upload, sketch, backend], [labels, seen, latency], api_name=False)
-        explain_btn.click(explain, [upload, sketch, method, backend], [overlay, explain_note],
+        def model_changed(name):
+            chosen = choose(services, name)
+            return (gr.update(choices=chosen.backends(), value=KERAS), model_facts(chosen),
+                    compression_facts(chosen), download_file(chosen, KERAS))
+
+        classify = by_model(classify_image, services, "classify_image")
+        explain = by_model(explain_image, services, "explain_image")
+        inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
+        classify_btn.click(classify, inputs, [labels, seen, latency], api_name="classify_image")
+        upload.upload(classify, inputs, [labels, seen, latency], api_name=False)
+        explain_btn.click(explain, [upload, sketch, method, backend, model], [overlay, explain_note],
                           api_name="explain_image")
-        backend.change(named(download_file, service, "download_file"), [backend], [download], api_name=False)
+        backend.change(by_model(download_file, services, "download_file"), [backend, model], [download],
+                       api_name=False)
+        model.change(model_changed, [model], [backend, facts, compression, download], api_name=False)
         stale = [labels, seen, latency, overlay, explain_note]
-        for event in (upload.clear, sketch.change, backend.change):
+        for event in (upload.clear, sketch.change, backend.change, model.change):
             event(clear_outputs, None, stale, api_name=False)
     return demo

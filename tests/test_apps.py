@@ -155,3 +155,20 @@ def test_each_tab_is_rendered_once(shipped_digits):
 
     walk(build_app(shipped_digits).config["layout"])
     assert len(ids) == len(set(ids)), "a component appears twice in the page"
+
+
+def test_the_tab_offers_the_shipped_models_photos_first(tmp_path):
+    import gradio as gr
+    import skimage.data
+    from PIL import Image
+
+    services = vision.tab_services()
+    names = list(services)
+    assert names[0].startswith("ImageNet") and any(name.startswith("Digits") for name in names)
+    photo = tmp_path / "cat.jpg"
+    Image.fromarray(skimage.data.chelsea()).save(photo)
+    classify = vision.by_model(vision.classify_image, services, "classify_image")
+    top, _, note = classify(str(photo), None, "model_int8.tflite", None)  # no model given: the first one
+    assert max(top, key=top.get) in ("Egyptian Mau", "tabby cat", "tiger cat") and "ms" in note
+    with pytest.raises(gr.Error, match="Unknown model"):
+        classify(str(photo), None, "Keras", "no such model")
