@@ -321,6 +321,8 @@ def _sentiment_facts(name: str, card: dict) -> str:
     if "test_accuracy" in metrics:
         lines.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}"
                      + (f" on {int(metrics['test_n_samples'])} sentences." if "test_n_samples" in metrics else "."))
+    if "test_baseline_tfidf_accuracy" in metrics:  # the classical peer on the same split (toolkit.nlp.baselines)
+        lines.append(f"**TF-IDF + linear SVM on the same split** {metrics['test_baseline_tfidf_accuracy']:.4f}.")
     return card_facts(card, name, lines, no_tflite="No TFLite file: this model runs on Keras only here.")
 
 

@@ -38,6 +38,7 @@ def _benchmarks() -> dict:
         "nlp_dates": nlp.dates,
         "nlp_explanations": nlp.explanations,
         "nlp_demo": nlp.demo_latency,
+        "nlp_text_peers": nlp.text_peers,
         "timeseries_forecasting": timeseries.forecasting,
         "timeseries_shipped": timeseries.shipped,
         "timeseries_anomaly": timeseries.anomaly,

