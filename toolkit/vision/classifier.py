@@ -30,7 +30,7 @@ from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_g
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .compressible import ImageCompression
-from .transfer_recipe import TransferTraining, resolve_config
+from .transfer_recipe import TransferTraining, check_enough_images, resolve_config
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
 AUGMENTATIONS = ("none", "photos", "shift")
@@ -252,10 +252,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         self.config = cfg = resolve_config(self.config, data)
         keras.utils.set_random_seed(cfg.seed)
         train = resolve_image_data(data, "train", image_size=cfg.image_size if _is_folder(data) else None)
-        if len(train.class_names) < 2 or len(np.unique(train.y)) < 2:
-            raise DataError(
-                f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.y.tolist()))}."
-            )
+        check_enough_images(train, held_out=validation_data is None)
         if validation_data is None:
             rest, held = split_indices(train.y, cfg.validation_split, cfg.seed)
             train, val = train.subset(rest), train.subset(held)

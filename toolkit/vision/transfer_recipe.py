@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..data.images import BUILTIN_IMAGE_SETS, ImageData, Splits
-from ..errors import WeightsUnavailableError
+from ..errors import DataError, WeightsUnavailableError
 from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec
 
@@ -122,6 +122,24 @@ def resolve_config(config: Any, data: Any) -> Any:
         pretrained = updates.get("weights", config.weights) is not None and spec.pretrained
         updates["image_size"] = (spec.default_size,) * 2 if pretrained else SCRATCH_DEFAULT["image_size"]
     return dataclasses.replace(config, **updates) if updates else config
+
+
+def check_enough_images(train: ImageData, held_out: bool) -> None:
+    """At least 2 classes, and (when ``held_out``: a validation share is split off) 2 images of each."""
+    counts = np.bincount(train.y, minlength=len(train.class_names))
+    present = counts[counts > 0]
+    found = ", ".join(f"{name} {count}" for name, count in zip(train.class_names, counts))
+    if len(train.class_names) < 2 or len(present) < 2:
+        raise DataError(
+            f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.y.tolist()))} "
+            f"(training images per class: {found})."
+        )
+    if held_out and present.min() < 2:
+        raise DataError(
+            f"Expected at least 2 training images of every class (validation_split holds some out for early "
+            f"stopping, and a folder's split holds out a test share first). Received: {found}. Add images: a "
+            "few dozen per class learn well with the pretrained backbone."
+        )
 
 
 # ---------------------------------------------------------------------------- training
