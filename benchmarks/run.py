@@ -21,7 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import compression, generative, make_test, nlp, rl, timeseries, transfer, vision
+    from . import compression, generative, make_test, nlp, photos, rl, timeseries, transfer, vision
 
     return {
         "vision_digits": vision.digits_model,
@@ -29,6 +29,9 @@ def _benchmarks() -> dict:
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
         "transfer_digits": transfer.run,
+        "photos_synthetic": photos.synthetic,
+        "photos_ants_bees": photos.ants_bees,
+        "photos_transfer": photos.transfer_table,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,
         "nlp_dates": nlp.dates,

@@ -191,7 +191,10 @@ class TransferTraining:
 
     def _batch_size(self, n_train: int) -> int:
         """The configured batch size, made smaller when an epoch would have too few steps."""
-        wanted = self.config.batch_size
+        cfg = self.config
+        wanted = cfg.batch_size
+        if cfg.weights is not None and cfg.cache_features and not (cfg.fine_tune_epochs and cfg.fine_tune_layers):
+            n_train *= 1 + (cfg.augment_passes if self.augment_ != "none" else 0)  # rows of cached features
         if n_train // wanted >= MIN_STEPS_PER_EPOCH:
             return wanted
         batch = max(8, n_train // MIN_STEPS_PER_EPOCH)
