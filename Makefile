@@ -57,6 +57,7 @@ models: $(STAMP)
 	$(BIN)/toolkit export saved_models/rl/cartpole_a2c --quantization float32 int8 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env Acrobot-v1 --algo dqn --seed 0 --no-early-stop --out saved_models/rl/acrobot_dqn
 	$(BIN)/toolkit export saved_models/rl/acrobot_dqn --quantization float32 int8 float16
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vision --data ../shared/data/ants_bees --fine-tune-epochs 0 --out saved_models/vision/ants_bees --seed 0 --verbose 0
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -66,6 +66,8 @@ def test_default_backbone_follows_the_data(fake_pretrained, stripes, tiny_data):
     assert config.backbone is None and config.image_size is None
     photos = resolve_config(config, stripes)
     assert (photos.backbone, photos.weights, photos.image_size) == (FAKE, "imagenet", (224, 224))
+    assert photos.fine_tune_epochs == 0  # the default recipe keeps the backbone frozen
+    assert resolve_config(ImageClassifierConfig(backbone=FAKE, weights="imagenet"), stripes).fine_tune_epochs == 10
     assert resolve_config(ImageClassifierConfig(image_size=48), stripes).backbone == FAKE
     for data, size in (("digits", (96, 96)), (tiny_data, (96, 96)), (stripes, (16, 16))):
         config = ImageClassifierConfig(image_size=16) if size == (16, 16) else ImageClassifierConfig()
@@ -139,6 +141,9 @@ def test_head_only_folder_rebuilds_the_packaged_backbone(fake_pretrained, stripe
     import keras
     import toolkit
 
+    with np.load(tmp_path / "m" / "background.npz") as npz:  # photos kept only as 8x8 blurs
+        background = npz["x"]
+    assert background.shape[1:] == (32, 32, 3) and np.abs(np.diff(background.astype(float), axis=1)).max() <= 64
     head = keras.saving.load_model(tmp_path / "m" / "model.keras")
     assert head.input.shape[-1] == 576 and "backbone" not in [layer.name for layer in head.layers]
     loaded = toolkit.load(tmp_path / "m")

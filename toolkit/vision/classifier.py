@@ -30,7 +30,7 @@ from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_g
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .compressible import ImageCompression
-from .transfer_recipe import TransferTraining, check_enough_images, resolve_config
+from .transfer_recipe import TransferTraining, background_images, check_enough_images, resolve_config
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
 AUGMENTATIONS = ("none", "photos", "shift")
@@ -66,6 +66,8 @@ class ImageClassifierConfig:
         backbone).
     fine_tune_layers / fine_tune_epochs / fine_tune_learning_rate: phase 2 of transfer
         learning: the top N weight layers of the backbone unfrozen (BatchNorm stays frozen).
+        ``fine_tune_epochs=None`` (auto): 10, but 0 when the backbone is the automatic pretrained
+        default (on ants/bees phase 2 raised the validation loss and cost 15-25 s an epoch).
     patience: early stopping on validation loss (best weights restored); the learning rate
         drops 3x after ``patience // 2 - 1`` epochs without improvement.
     backup_dir: where keras.callbacks.BackupAndRestore keeps state so an interrupted ``fit``
@@ -94,7 +96,9 @@ class ImageClassifierConfig:
     augment_passes: int = setting(3, "transfer phase 1: augmented copies of each training image whose features are "
                                      "cached (augmented data only)", tune=(0, 10))
     fine_tune_layers: int = setting(20, "top backbone weight layers unfrozen in phase 2", tune=(0, 100))
-    fine_tune_epochs: int = setting(10, "phase-2 epochs when --weights is given", tune=(0, 30))
+    fine_tune_epochs: int | None = setting(None, "phase-2 epochs of transfer learning; auto: 10, or 0 for the default "
+                                                 "pretrained recipe (a frozen backbone, a small saved folder)",
+                                           tune=(0, 30), none="auto")
     fine_tune_learning_rate: float = setting(1e-5, "phase-2 learning rate", tune=(1e-6, 1e-4))
     dropout: float = setting(0.2, "dropout before the classification layer", tune=(0.0, 0.5))
     patience: int = setting(8, "early-stopping patience in epochs", tune=(2, 20))
@@ -131,7 +135,9 @@ class ImageClassifierConfig:
                 raise ValueError(f"{name} must be (height, width) with sides >= 8. Received {value}.")
             object.__setattr__(self, name, value)
         check_positive(self, "epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "patience")
-        check_non_negative(self, "fine_tune_layers", "fine_tune_epochs", "augment_passes")
+        check_non_negative(self, "fine_tune_layers", "augment_passes")
+        if self.fine_tune_epochs is not None:
+            check_non_negative(self, "fine_tune_epochs")
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
         check_fraction(self, "validation_split")
 
@@ -277,7 +283,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
 
         rng = np.random.default_rng(cfg.seed)
         pick = rng.choice(len(train), min(BACKGROUND_SAMPLES, len(train)), replace=False)
-        self.background_ = np.round(train.x[np.sort(pick)]).astype(np.uint8)
+        self.background_ = background_images(train.x[np.sort(pick)], photos=train.meta.get("augment") == "photos")
         pick = rng.choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
         self.history_ = history
