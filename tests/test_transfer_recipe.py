@@ -224,3 +224,23 @@ def test_huge_cmyk_and_16_bit_photos_are_read(tmp_path):
     assert read_image(tmp_path / "cmyk.jpg")[0, 0].tolist() == [255, 0, 0]
     Image.fromarray(np.full((30, 40), 65535, np.uint16)).save(tmp_path / "deep.png")
     assert read_image(tmp_path / "deep.png")[0, 0].tolist() == [255]
+
+
+def test_shipped_ants_bees_loads_and_predicts():
+    from conftest import REPO, SHARED_DATA
+
+    from toolkit.vision.transfer_recipe import pretrained_default_problem
+
+    directory = REPO / "saved_models" / "vision" / "ants_bees"
+    problem = pretrained_default_problem()
+    if problem or not (SHARED_DATA / "ants_bees").is_dir():
+        pytest.skip(problem or "../shared/data/ants_bees is absent")
+    import toolkit
+
+    card = json.loads((directory / "card.json").read_text())
+    assert card["recipe"] == RECIPE_CACHED and card["backbone"]["in_model_file"] is False
+    assert card["metrics"]["test_accuracy"] >= 0.95 and card["command"].startswith("toolkit train vision")
+    assert all(path.stat().st_size < 5_000_000 for path in directory.iterdir())
+    clf = toolkit.load(directory)
+    bees = sorted((SHARED_DATA / "ants_bees" / "bees").iterdir())[:2]
+    assert clf.predict([str(p) for p in bees]).tolist() == ["bees", "bees"]
