@@ -32,7 +32,6 @@ bench: $(STAMP)
 # The shipped models, trained with fixed seeds (TF_DETERMINISTIC_OPS makes ops repeatable).
 models: $(STAMP)
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vision --data digits --out saved_models/vision/digits_cnn --seed 0 --verbose 0
-	$(BIN)/toolkit calibrate saved_models/vision/digits_cnn
 	$(BIN)/toolkit export saved_models/vision/digits_cnn --quantization float32 int8
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit compress saved_models/vision/digits_cnn --report saved_models/vision/digits_cnn/compression.md
 	$(BIN)/python -m toolkit.transfer.imagenet --out saved_models/vision/imagenet_efficientnet_lite0
@@ -59,6 +58,8 @@ models: $(STAMP)
 	$(BIN)/toolkit export saved_models/rl/cartpole_a2c --quantization float32 int8 float16
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train rl --env Acrobot-v1 --algo dqn --seed 0 --no-early-stop --out saved_models/rl/acrobot_dqn
 	$(BIN)/toolkit export saved_models/rl/acrobot_dqn --quantization float32 int8 float16
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train vision --data ../shared/data/ants_bees --fine-tune-epochs 0 --out saved_models/vision/ants_bees --seed 0 --verbose 0
+	$(BIN)/toolkit export saved_models/vision/ants_bees --quantization int8
 
 clean:
 	rm -rf $(VENV) .pytest_cache

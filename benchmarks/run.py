@@ -21,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, rl, timeseries, transfer,
-                   vision)
+    from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, photos, rl, timeseries,
+                   transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -33,6 +33,9 @@ def _benchmarks() -> dict:
         "vision_honest": honest.run,
         "transfer_digits": transfer.run,
         "imagenet_sample_photos": imagenet.sample_photos,
+        "photos_synthetic": photos.synthetic,
+        "photos_ants_bees": photos.ants_bees,
+        "photos_transfer": photos.transfer_table,
         "nlp_sentiment": nlp.sentiment,
         "nlp_tflite": nlp.tflite,
         "nlp_dates": nlp.dates,

@@ -124,7 +124,7 @@ def test_two_phase_transfer_from_a_saved_model(tiny_model, tiny_data, tmp_path):
 
     x, y = tiny_data
     config = ImageClassifierConfig(weights=str(source_dir), epochs=2, fine_tune_epochs=2, fine_tune_layers=1,
-                                   fine_tune_learning_rate=1e-2, batch_size=16)
+                                   fine_tune_learning_rate=1e-2, batch_size=16, cache_features=False)
     phases = []
 
     import keras

