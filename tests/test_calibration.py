@@ -68,7 +68,8 @@ def test_calibrate_keeps_in_domain_flags_under_the_budget():
     assert cal.report["in_domain_flagged"] <= 0.05 and cal.report["ood_flagged"] >= 0.9
     assert cal.temperature > 1.5 and cal.report["ece_after"] < cal.report["ece_before"]
     rows = cal.assess(ood_batch[:2], ood_probs[:2])
-    assert rows[0] == {"in_domain": False, "not_sure": True, "why": "looks unlike the training images"}
+    assert rows[0] == {"in_domain": False, "not_sure": True, "why": "looks unlike the training images",
+                       "checked": ["max_probability", "pixel_distance"]}
     again = Calibration.from_card(json.loads(json.dumps(cal.to_card())), None)  # no reference file: no pixel check
     assert again.temperature == cal.temperature and again.distance_threshold is None
     with pytest.raises(DataError, match="at least 2 held-out images"):

@@ -76,15 +76,26 @@ class ClassifierMixin:
         then not None; see ``calibrate``); without a calibration, ``not_sure`` is always False.
         """
         batch = self.prepare(x)
-        return self.assess_batch(batch, self.probabilities(batch), k)
+        probs, features = self.probabilities_and_features(batch)
+        return self.assess_batch(batch, probs, k, features)
 
-    def assess_batch(self, batch: np.ndarray, probs: np.ndarray, k: int = 5) -> list[dict]:
-        """:meth:`assess` for a prepared batch and its (raw) probabilities."""
+    def probabilities_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, pooled features or None) of a prepared batch, in one pass where the
+        model has pooled features (the "not sure" feature distance reads them)."""
+        return self.probabilities(batch), None
+
+    def assess_batch(self, batch: np.ndarray, probs: np.ndarray, k: int = 5,
+                     features: np.ndarray | None = None) -> list[dict]:
+        """:meth:`assess` for a prepared batch and its (raw) probabilities, and its pooled
+        features (from :meth:`probabilities_and_features`) when the calibration reads them; when
+        they are not passed they are computed (a second pass) where the model can give them."""
         calibration = self.calibration_
         if calibration is not None:
-            flags, probs = calibration.assess(batch, probs), calibration.scaled(probs)
+            if features is None and calibration.uses_features:
+                features = self.probabilities_and_features(batch)[1]
+            flags, probs = calibration.assess(batch, probs, features), calibration.scaled(probs)
         else:
-            flags = [{"in_domain": None, "not_sure": False, "why": None}] * len(probs)
+            flags = [{"in_domain": None, "not_sure": False, "why": None, "checked": []}] * len(probs)
         k = max(1, min(int(k), probs.shape[-1]))
         rows = []
         for p, flag in zip(probs, flags):

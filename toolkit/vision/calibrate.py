@@ -57,8 +57,10 @@ def calibrate_classifier(task: Any, validation_data: Any = None, ood: Any = None
     ``validation_data``: held-out labelled images, or :class:`Splits` (the held-out part of its
     training split that ``fit`` used for early stopping), or None (that part, remade from the
     data the card records). ``ood``: kind -> list of raw images, a list of raw images, or None
-    (:func:`generated_inputs`). ``reference``: training images for the pixel distance (default:
-    the training split remade from the card). Never the test split: it stays for measuring.
+    (:func:`generated_inputs`). ``reference``: training images for the pixel distance and, where
+    the model has a "pool" layer, the feature distance (grouped by the class the model predicts
+    for them; default: the training split remade from the card). Never the test split: it stays
+    for measuring.
     """
     held, reference = _resolve(task, validation_data, reference)
     if ood is None:
@@ -68,5 +70,11 @@ def calibrate_classifier(task: Any, validation_data: Any = None, ood: Any = None
     prepared = {}
     for kind, images in ood.items():
         batch = task.prepare(images)
-        prepared[kind] = (batch, task.probabilities(batch))
-    return calibrate(task.probabilities(held.x), held.y, held.x, reference, prepared, max_flagged=max_flagged)
+        prepared[kind] = (batch, *task.probabilities_and_features(batch))
+    val_probs, val_features = task.probabilities_and_features(held.x)
+    reference_features = None
+    if reference is not None and val_features is not None:
+        probs, features = task.probabilities_and_features(reference)
+        reference_features = (features, probs.argmax(axis=-1))
+    return calibrate(val_probs, held.y, held.x, reference, prepared, max_flagged=max_flagged,
+                     val_features=val_features, reference_features=reference_features)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..calibration import DENSITY_FILE, Calibration
+from ..calibration import Calibration
 from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range,
                       out_option, setting, strategy_setting, test_size_option, verbose_option)
 from ..data.images import (
@@ -318,12 +318,23 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         return image_batch(x, channels=channels, image_size=(height, width))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.probabilities_and_features(batch)[0]
+
+    def probabilities_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, the "pool" layer's features or None) in one traced pass."""
         self._check_fitted()
         if self._serve is None:
+            import keras
             import tensorflow as tf
 
-            self._serve = traced(self.model_, tf.TensorSpec((None, *self.input_shape_), tf.float32))
-        return run_in_chunks(self._serve, batch)
+            model, spec = self.model_, tf.TensorSpec((None, *self.input_shape_), tf.float32)
+            if "pool" in {layer.name for layer in model.layers}:
+                both = keras.Model(model.inputs, [model.output, model.get_layer("pool").output])
+                model = lambda x: tf.concat([tf.cast(t, tf.float32) for t in both(x, training=False)], -1)  # noqa: E731
+            self._serve = traced(model, spec)
+        out = run_in_chunks(self._serve, batch)
+        n = len(self.class_names_)
+        return out[:, :n], (out[:, n:] if out.shape[1] > n else None)
 
     def calibrate(self, validation_data: Any = None, ood: Any = None, *, max_flagged: float = 0.05,
                   save: bool = False) -> dict:
@@ -420,9 +431,9 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
             **self.recipe_card(),
         }
 
-    def _write_export_files(self, directory: Path) -> None:  # the "not sure" check's pixel reference
-        if self.calibration_ is not None and self.calibration_.density is not None:
-            self.calibration_.density.save(Path(directory) / DENSITY_FILE)
+    def _write_export_files(self, directory: Path) -> None:  # the "not sure" check's reference files
+        if self.calibration_ is not None:
+            self.calibration_.save_references(directory)
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
