@@ -4,8 +4,10 @@ For each image classifier under saved_models/vision/ (its calibration from the c
 on the held-out part of its training split when the card has none), measured on data the
 calibration never saw: the test split (in-domain), fresh generated noise (other seeds), and
 off-domain images (flat colours, stripes, and scikit-image photos kept out of calibration).
-The peer, in the same run: the max-probability score alone, thresholded to flag 5% of the same
-held-out images (the usual baseline). ECE on the test split before and after temperature scaling.
+The peers, in the same run: the max-probability score alone, thresholded to flag 5% of the same
+held-out images (the usual baseline), and, for models whose rule reads pooled features, the rule
+without them that their .tflite files use (max probability and pixel distance). ECE on the test
+split before and after temperature scaling.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
     name = name or Path(model_dir).name
     height, width, channels = task.input_shape_
     splits = task.reload_data()
+    if splits is None:
+        raise LookupError("its card names no training data that is here (no held-out split to measure on)")
     test = resolve_image_data(test if test is not None else splits.test, "test", (height, width), channels,
                               task.class_names_)
     if task.calibration_ is None:
@@ -48,37 +52,45 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
     held = validation_part(resolve_image_data(splits.train, "train", (height, width), channels, task.class_names_),
                            task.config.validation_split, task.config.seed)[1]
     peer = Calibration(cal.temperature, float(np.quantile(cal.scaled(task.probabilities(held.x)).max(-1), 0.05)))
+    lite = cal.fallback()  # what a .tflite (probabilities only) checks
 
-    def flagged(calibration, batch, probs):
-        return np.logical_or(*calibration.flags(batch, probs))
+    def flagged(calibration, batch, probs, features):
+        return np.logical_or(*calibration.flags(batch, probs, features)).mean()
 
-    test_probs = task.probabilities(test.x)
-    share = {"in_domain_test": float(flagged(cal, test.x, test_probs).mean())}
-    peer_share = {"in_domain_test": float(flagged(peer, test.x, test_probs).mean())}
-    for kind, images in ood.items():
-        batch = task.prepare(images)
-        probs = task.probabilities(batch)
-        share[kind] = float(flagged(cal, batch, probs).mean())
-        peer_share[kind] = float(flagged(peer, batch, probs).mean())
+    test_probs, test_features = task.probabilities_and_features(test.x)
+    share, peer_share, lite_share = {}, {}, {}
+    for kind, batch in [("in_domain_test", test.x), *((k, task.prepare(v)) for k, v in ood.items())]:
+        probs, features = (test_probs, test_features) if kind == "in_domain_test" else \
+            task.probabilities_and_features(batch)
+        share[kind] = float(flagged(cal, batch, probs, features))
+        peer_share[kind] = float(flagged(peer, batch, probs, None))
+        lite_share[kind] = float(flagged(lite, batch, probs, None))
     noise = [k for k in NOISE if k in share]
     off = [k for k in OFF_DOMAIN if k in share]
     noise_share = float(np.mean([share[k] for k in noise]))
     off_share = float(np.mean([share[k] for k in off]))
     ece = (expected_calibration_error(test_probs, test.y), expected_calibration_error(cal.scaled(test_probs), test.y))
+    lite_note = "" if lite is cal else (
+        f"; without the feature distance (the .tflite's rule) {{:.3f}}")
+
+    def peers(kinds):
+        note = f"max-probability peer {np.mean([peer_share[k] for k in kinds]):.3f}"
+        return note + lite_note.format(np.mean([lite_share[k] for k in kinds]))
+
     rows = [
         target(f"{name}: in-domain test images flagged 'not sure'", share["in_domain_test"], "<= 0.05",
-               share["in_domain_test"] <= 0.05, note=f"{len(test)} test images; max-probability peer "
-               f"{peer_share['in_domain_test']:.3f}"),
+               share["in_domain_test"] <= 0.05, note=f"{len(test)} test images; {peers(['in_domain_test'])}; "
+               f"rule: {cal.to_card()['score']}"),
         target(f"{name}: random-noise images flagged", noise_share, ">= 0.9", noise_share >= 0.9,
-               note=f"{', '.join(noise)}; max-probability peer {np.mean([peer_share[k] for k in noise]):.3f}"),
+               note=f"{', '.join(noise)}; {peers(noise)}"),
         target(f"{name}: off-domain images flagged", off_share, ">= 0.9", off_share >= 0.9,
-               note=f"{', '.join(off)} (photos not used to calibrate); max-probability peer "
-                    f"{np.mean([peer_share[k] for k in off]):.3f}"),
+               note=f"{', '.join(off)} (photos not used to calibrate); {peers(off)}"),
         target(f"{name}: test ECE after temperature scaling", ece[1], "<= before", ece[1] <= ece[0] + 1e-4,
                note=f"before {ece[0]:.4f}; T={cal.temperature:.3f}" + (
                    "" if cal.report.get("temperature_fitted", True) else " (held-out set had no error: T kept at 1)")),
     ]
     return rows, {"model": str(model_dir), "flagged": share, "peer_max_probability_flagged": peer_share,
+                  **({} if lite is cal else {"without_features_flagged": lite_share}),
                   "ece_test_before": ece[0], "ece_test_after": ece[1], "calibration": cal.to_card()}
 
 
