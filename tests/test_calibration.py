@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import run, write_image
-from toolkit.calibration import (Calibration, PixelDensity, calibrate, expected_calibration_error, fit_temperature,
-                                 ood_images, reliability_curve, scale_probabilities)
+from toolkit.calibration import (FEATURE_FILE, Calibration, FeatureDensity, PixelDensity, calibrate,
+                                 expected_calibration_error, fit_temperature, ood_images, reliability_curve,
+                                 scale_probabilities)
 from toolkit.errors import DataError, ToolkitError
 
 
@@ -74,6 +75,67 @@ def test_calibrate_keeps_in_domain_flags_under_the_budget():
     assert again.temperature == cal.temperature and again.distance_threshold is None
     with pytest.raises(DataError, match="at least 2 held-out images"):
         calibrate(val_probs[:1], val_y[:1], val[:1], None, {})
+
+
+def _feature_problem(seed=0, dim=64):
+    """Two classes of 'pooled features' along their own directions; the generated inputs have
+    confident probabilities and training-like pixels, but features pointing elsewhere."""
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.normal(0, 1, (3, dim)))  # class 0, class 1, off-domain
+
+    def features(n, c):
+        return np.abs(centres[c] + rng.normal(0, 0.15, (n, dim)))
+
+    y = np.arange(120) % 2
+    pixels = lambda n: rng.normal(100, 10, (n, 8, 8, 1)).clip(0, 255)  # noqa: E731
+    probs = lambda labels: np.eye(2)[labels] * 0.9 + 0.05  # noqa: E731
+    val_y = np.arange(40) % 2
+    val_f = np.concatenate([features(1, c) for c in val_y])
+    ref_f = np.concatenate([features(1, c) for c in y])
+    ood = {"other": (pixels(30), probs(np.zeros(30, int)), features(30, 2))}
+    return (probs(val_y), val_y, pixels(40), val_f), (pixels(120), ref_f, y), ood
+
+
+def test_feature_distance_flags_what_pixels_and_probabilities_miss(tmp_path):
+    (val_p, val_y, val_x, val_f), (ref_x, ref_f, ref_y), ood = _feature_problem()
+    density = FeatureDensity.fit(ref_f, ref_y)
+    assert density.distance(ood["other"][2]).min() > density.distance(val_f).max()
+    again = FeatureDensity.load(density.save(tmp_path / FEATURE_FILE))
+    assert np.allclose(again.distance(val_f[:5]), density.distance(val_f[:5]))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the rule without features flags too little: it warns only if chosen
+        cal = calibrate(val_p, val_y, val_x, ref_x, ood, val_features=val_f, reference_features=(ref_f, ref_y))
+    assert cal.uses_features and cal.report["ood_flagged"] == 1.0 and cal.report["in_domain_flagged"] <= 0.05
+    assert cal.report["without_features_ood_flagged"] < 0.5  # the pixels and probabilities alone miss them
+    batch, probs, features = ood["other"]
+    row = cal.assess(batch[:1], probs[:1], features[:1])[0]
+    assert row["not_sure"] and row["in_domain"] is False and row["why"] == "looks unlike the training images"
+    assert "feature_distance" in row["checked"]
+    blind = cal.assess(batch, probs)  # a .tflite: no features, the rule calibrated without them
+    assert all("feature_distance" not in r["checked"] for r in blind)
+    assert np.mean([r["not_sure"] for r in blind]) == cal.report["without_features_ood_flagged"]
+
+    card = cal.to_card()
+    assert card["feature_reference_file"] == FEATURE_FILE and "without_features" in card
+    assert ".tflite" in card["without_features"]["used_by"]
+    cal.save_references(tmp_path)
+    loaded = Calibration.from_card(json.loads(json.dumps(card)), tmp_path)
+    assert loaded.uses_features and loaded.feature_threshold == cal.feature_threshold
+    assert [r["not_sure"] for r in loaded.assess(batch, probs, features)] == [True] * len(batch)
+    (tmp_path / FEATURE_FILE).unlink()  # a folder without the feature file falls back to the rule without it
+    missing = Calibration.from_card(card, tmp_path)
+    assert not missing.uses_features and missing.probability_threshold == card["without_features"]["threshold"][
+        "max_probability"]
+
+
+def test_no_feature_score_without_features_for_every_input():
+    (val_p, val_y, val_x, val_f), (ref_x, ref_f, ref_y), ood = _feature_problem()
+    ood = {"other": ood["other"][:2]}  # generated inputs without features: no feature score
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = calibrate(val_p, val_y, val_x, ref_x, ood, val_features=val_f, reference_features=(ref_f, ref_y))
+    assert cal.features is None and "feature_reference_file" not in cal.to_card()
 
 
 def test_generated_inputs_are_raw_images_of_every_kind():
@@ -164,6 +226,33 @@ def test_tiny_model_calibrates_saves_and_exports(tiny_model, tiny_data, tmp_path
 def test_uncalibrated_models_never_say_not_sure(tiny_model, tiny_data):
     row = tiny_model.assess(tiny_data[0][0])[0]
     assert row["not_sure"] is False and row["in_domain"] is None and row["temperature"] is None
+
+
+def test_shipped_photo_model_flags_noise_with_its_features(tmp_path):
+    from conftest import REPO, SHARED_DATA
+
+    from toolkit.vision.transfer_recipe import pretrained_default_problem
+
+    directory = REPO / "saved_models" / "vision" / "ants_bees"
+    problem = pretrained_default_problem()
+    if problem or not (SHARED_DATA / "ants_bees").is_dir():
+        pytest.skip(problem or "../shared/data/ants_bees is absent")
+    from toolkit import load
+    from toolkit.edge import TFLiteModel
+
+    clf = load(directory)
+    section = clf.card()["calibration"]
+    assert section["ood_flagged"] >= 0.9 and section["in_domain_flagged"] <= 0.05
+    assert (directory / section["feature_reference_file"]).stat().st_size < 1_000_000
+    bee = sorted((SHARED_DATA / "ants_bees" / "bees").iterdir())[0]
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    from toolkit.data.images import read_image
+
+    rows = clf.assess([read_image(bee), _random_colours(5), flat])
+    assert [r["not_sure"] for r in rows] == [False, True, True] and rows[0]["label"] == "bees"
+    assert "feature_distance" in rows[0]["checked"]
+    lite = TFLiteModel(directory / "model_int8.tflite").assess([flat])[0]  # probabilities only: says what it checked
+    assert "feature_distance" not in lite["checked"] and "max_probability" in lite["checked"]
 
 
 def test_demo_says_not_sure_for_random_colours(shipped_digits, digits_png, tmp_path):
