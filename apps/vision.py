@@ -85,9 +85,9 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     batch = service.model_input(upload, sketch)
     predictor = service.predictor(backend)
     start = time.perf_counter()
-    probs = predictor.probabilities(batch)
+    probs, features = predictor.probabilities_and_features(batch)  # one pass: features for "not sure"
     elapsed = (time.perf_counter() - start) * 1000
-    answer = predictor.assess_batch(batch, probs, k=TOP_K)[0]
+    answer = predictor.assess_batch(batch, probs, k=TOP_K, features=features)[0]
     mark = UNSURE_MARK if answer["not_sure"] else ""
     top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
     from toolkit.explain import to_display_rgb
