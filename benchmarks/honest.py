@@ -71,7 +71,7 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
     off_share = float(np.mean([share[k] for k in off]))
     ece = (expected_calibration_error(test_probs, test.y), expected_calibration_error(cal.scaled(test_probs), test.y))
     lite_note = "" if lite is cal else (
-        f"; without the feature distance (the .tflite's rule) {{:.3f}}")
+        "; without the feature distance (the .tflite's rule) {:.3f}")
 
     def peers(kinds):
         note = f"max-probability peer {np.mean([peer_share[k] for k in kinds]):.3f}"
