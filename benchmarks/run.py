@@ -35,6 +35,7 @@ def _benchmarks() -> dict:
         "nlp_explanations": nlp.explanations,
         "nlp_demo": nlp.demo_latency,
         "timeseries_forecasting": timeseries.forecasting,
+        "timeseries_classical": timeseries.classical,
         "timeseries_shipped": timeseries.shipped,
         "timeseries_anomaly": timeseries.anomaly,
         "timeseries_explanations": timeseries.explanations,

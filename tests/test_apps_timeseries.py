@@ -33,8 +33,9 @@ def model_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("timeseries")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sunspots = Forecaster(model="dense", horizon=HORIZON, epochs=2).fit(load_series("sunspots"))
-        co2 = Forecaster(model="dense", horizon=HORIZON, epochs=2).fit(load_series("co2"))  # monthly means
+        quick = dict(model="dense", horizon=HORIZON, epochs=2, classical=("theta",))
+        sunspots = Forecaster(**quick).fit(load_series("sunspots"))
+        co2 = Forecaster(**quick).fit(load_series("co2"))  # monthly means
         detector = AnomalyDetector(epochs=1, units=8, window=24).fit(synthetic_sensor(600, seed=0, anomalies=False))
     return ({"sunspots": sunspots.save(root / "sunspots_dense"), "co2": co2.save(root / "co2_dense")},
             detector.save(root / "sensor_lstm"))
