@@ -43,6 +43,7 @@ def _benchmarks() -> dict:
         "nlp_demo": nlp.demo_latency,
         "nlp_text_peers": nlp.text_peers,
         "timeseries_forecasting": timeseries.forecasting,
+        "timeseries_classical": timeseries.classical,
         "timeseries_shipped": timeseries.shipped,
         "timeseries_anomaly": timeseries.anomaly,
         "timeseries_explanations": timeseries.explanations,

@@ -33,8 +33,9 @@ def model_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("timeseries")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sunspots = Forecaster(model="dense", horizon=HORIZON, epochs=2).fit(load_series("sunspots"))
-        co2 = Forecaster(model="dense", horizon=HORIZON, epochs=2).fit(load_series("co2"))  # monthly means
+        quick = dict(model="dense", horizon=HORIZON, epochs=2, classical=("theta",))
+        sunspots = Forecaster(**quick).fit(load_series("sunspots"))
+        co2 = Forecaster(**quick).fit(load_series("co2"))  # monthly means
         detector = AnomalyDetector(epochs=1, units=8, window=24).fit(synthetic_sensor(600, seed=0, anomalies=False))
     return ({"sunspots": sunspots.save(root / "sunspots_dense"), "co2": co2.save(root / "co2_dense")},
             detector.save(root / "sensor_lstm"))
@@ -90,7 +91,8 @@ def test_builtin_forecast(service):
     plot, table, note = ts.forecast(service, "sunspots", None, None, None, HORIZON, ts.AUTO)
     image = _image(plot)
     assert image.shape[1] == 612 and 200 < image.shape[0] < 300  # a small figure: 8.5 x 3.4 in at 72 dpi
-    assert list(table["forecaster"]) == ["dense", "naive", "seasonal_naive", "drift"]
+    assert list(table["forecaster"]) == ["dense", "theta", "naive", "seasonal_naive", "drift"]
+    assert f"Best of all: {table.loc[table['mase'].idxmin(), 'forecaster']} (MASE" in note
     assert {"mae", "rmse", "smape", "mase"} <= set(table.columns) and np.isfinite(table["mase"]).all()
     assert "sunspots model (dense)" in note and "ms for this request" in note and "on MASE" in note
     assert "(2013-01-01)" in note  # sunspots ends in 2008: step 5 is 2013
@@ -105,7 +107,7 @@ def test_builtin_forecast(service):
     # One step (the benchmark's entry point): a shorter p50 line on the same picture.
     plot, table = ts.forecast_request(service, "sunspots", 1)
     one = _image(plot)
-    assert len(table) == 4 and 0 < _p50_pixels(one) < _p50_pixels(image)
+    assert len(table) == 5 and 0 < _p50_pixels(one) < _p50_pixels(image)
     changed = np.any(one != image, axis=-1)
     assert changed[:, : image.shape[1] * 3 // 4].sum() == 0  # the history part of the picture is the same
 
@@ -118,8 +120,8 @@ def test_bad_horizon_gets_a_clear_message(service, horizon, message):
 
 
 def test_bad_choices_get_a_clear_message(service):
-    with pytest.raises(gr.Error, match="Unknown series 'nile'"):
-        ts.forecast(service, "nile", None, None, None, 3, ts.AUTO)
+    with pytest.raises(gr.Error, match="Unknown series 'airline'"):
+        ts.forecast(service, "airline", None, None, None, 3, ts.AUTO)
     with pytest.raises(gr.Error, match="Unknown model 'GPT'"):
         ts.forecast(service, "sunspots", None, None, None, 3, "GPT")
     with pytest.raises(gr.Error, match="No quick model"):
@@ -141,7 +143,7 @@ def test_upload_matching_a_model(service, tmp_path):
     assert times["value"] == "date" and targets["choices"] == ["sunspots"] and targets["value"] == "sunspots"
     assert "date, sunspots" in note
     plot, table, note = ts.forecast(service, ts.UPLOAD, path, "date", "sunspots", 3, ts.AUTO)
-    assert "sunspots model (dense)" in note and "(2011-01-01)" in note and len(table) == 4
+    assert "sunspots model (dense)" in note and "(2011-01-01)" in note and len(table) == 5
     assert _p50_pixels(_image(plot)) > 0
     # Same numbers as the built-in series (same model, same history).
     _, builtin_table, builtin_note = ts.forecast(service, "sunspots", None, None, None, 3, ts.AUTO)
@@ -186,7 +188,8 @@ def test_quick_model_on_an_upload(service, tmp_path):
     plot, table, note = ts.forecast(service, ts.UPLOAD, path, "day", "visitors", 8, ts.QUICK)
     assert "quick dense model (trained here)" in note and "not a shipped model" in note
     assert "(2024-06-16)" in note  # 160 days from 2024-01-01 end on 06-08: step 8 is 06-16
-    assert list(table["forecaster"])[0] == "dense" and len(table) == 4 and _p50_pixels(_image(plot)) > 0
+    # the quick model's backtest runs every classical model: ETS, Theta and ARIMA beside the baselines
+    assert list(table["forecaster"])[:4] == ["dense", "ets", "theta", "arima"] and len(table) == 7 and _p50_pixels(_image(plot)) > 0
     with pytest.raises(gr.Error, match="forecasts up to 8 steps"):
         ts.forecast(service, ts.UPLOAD, path, "day", "visitors", 9, ts.QUICK)
     with pytest.raises(gr.Error, match="Unknown quick model 'xgboost'"):
@@ -270,7 +273,7 @@ def test_explain_and_backtest_bad_input(service):
     with pytest.raises(gr.Error, match="Unknown explanation method 'gradcam'"):
         ts.explain_forecast(service, "sunspots", None, None, None, ts.AUTO, "gradcam", 1)
     table, note = ts.backtest_table(service, "sunspots", None, None, None, ts.AUTO)
-    assert len(table) == 4 and "rolling cut-offs" in note and "interval held" in note
+    assert len(table) == 5 and "rolling cut-offs" in note and "interval held" in note
 
 
 # ---------------------------------------------------------------------- anomalies
@@ -354,7 +357,7 @@ def test_launched_app_over_http(service, tmp_path):
             event, (plot, table, note) = _call(http, base, "forecast", args)
             assert event == "complete" and plot["type"] == "matplotlib"
             assert plot["plot"].startswith("data:image/png;base64,") and "sunspots model" in note
-            assert table["headers"] == ["forecaster", "mae", "rmse", "smape", "mase"] and len(table["data"]) == 4
+            assert table["headers"] == ["forecaster", "mae", "rmse", "smape", "mase"] and len(table["data"]) == 5
             event, message = _call(http, base, "forecast", ["sunspots", None, None, None, 40, ts.AUTO])
             assert event == "error" and "forecasts up to 5 steps" in json.dumps(message)
             # An uploaded file of garbage: a message, and the server keeps serving.

@@ -53,7 +53,7 @@ def forecaster(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-ts") / "m"
     code, stdout = quiet_main("train", "timeseries", "--data", files / "sales.csv", "--time-column", "date",
                                "--target", "units", "--features", "price,promo", "--horizon", HORIZON,
-                               "--model", "lstm", "--epochs", "2", "--out", out)
+                               "--model", "lstm", "--epochs", "2", "--classical", "theta", "--out", out)
     assert code == 0
     return out, json.loads(stdout)
 
@@ -86,6 +86,8 @@ def test_train_timeseries_on_a_csv(forecaster):
     metrics = result["metrics"]
     assert metrics["model"] == "lstm" and metrics["horizon"] == HORIZON and metrics["n_cutoffs"] > 0
     assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "drift"} and metrics["verdict"]
+    assert set(metrics["classical"]) == {"theta"} and metrics["classical"]["theta"]["spec"] == "Theta(period=7)"
+    assert "Best of all" in metrics["verdict"] and metrics["ratio_to_best_classical"] > 0
     card = json.loads((directory / "card.json").read_text())
     assert card["task"] == "forecaster" and card["columns"] == ["units", "price", "promo"]
     assert card["target"] == "units" and card["features"] == ["price", "promo"] and card["horizon"] == HORIZON
@@ -105,6 +107,7 @@ def test_evaluate_gives_the_model_and_every_baseline(capsys, forecaster, files, 
     for row in (report, *report["baselines"].values()):
         assert {"mase", "smape", "mae", "rmse"} <= set(row)
     assert isinstance(report["beats_every_baseline"], bool) and isinstance(report["verdict"], str)
+    assert report["classical"]["theta"]["mase"] > 0 and report["classical"]["theta"]["fit_seconds"] >= 0
     assert 0 <= report["coverage_80"] <= 1 and report["season"] == 7
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == report
     code, out, _ = run(capsys, "evaluate", directory)  # the card's source: the same file
@@ -191,7 +194,7 @@ def test_explain_writes_a_png(capsys, forecaster, files, tmp_path, method):
 
 def test_train_timeseries_on_builtin_sunspots(capsys, tmp_path):
     code, out, err = run(capsys, "train", "timeseries", "--data", "sunspots", "--horizon", 10, "--epochs", 2,
-                         "--out", tmp_path / "my_forecaster")
+                         "--classical", "none", "--out", tmp_path / "my_forecaster")
     result = json.loads(out)
     assert code == 0 and result["metrics"]["horizon"] == 10 and result["season"] == 11
     card = json.loads((tmp_path / "my_forecaster" / "card.json").read_text())

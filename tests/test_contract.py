@@ -52,7 +52,7 @@ def _timeseries_case():
 
     t = np.arange(200)
     y = (10 + 3 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 0.2, 200)).astype("float32")
-    task = Forecaster(model="lstm", horizon=4, window=12, epochs=2)
+    task = Forecaster(model="lstm", horizon=4, window=12, epochs=2, classical=("theta",))
     windows, _ = make_windows(y[:, None], 12, 4)
     return dict(task=task, data=y, sample=windows[:8], exports={"float32": 1.0},
                 same=lambda a, b: np.isclose(a, b, rtol=1e-3, atol=1e-4))

@@ -11,6 +11,7 @@ import pytest
 from toolkit.data.series import load_series, split_series
 from toolkit.errors import DataError, NotFittedError
 from toolkit.timeseries import Forecaster, ForecasterConfig, make_windows
+from toolkit.timeseries.classical import CLASSICAL
 
 
 def seasonal(n=240, period=12, seed=0, features=False):
@@ -35,7 +36,8 @@ def fitted(series):
     train, _ = split_series(series, 0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Forecaster(model="lstm", horizon=6, epochs=60, patience=60, units=8).fit(train)
+        return Forecaster(model="lstm", horizon=6, epochs=60, patience=60, units=8,
+                          classical=("theta",)).fit(train)
 
 
 def test_config_validation():
@@ -95,6 +97,15 @@ def test_evaluate_reports_model_and_every_baseline(fitted, series):
     assert 0 <= metrics["coverage_80"] <= 1 and metrics["n_cutoffs"] >= 5
     assert "MASE" in metrics["verdict"]
     assert metrics["beats_every_baseline"] == all(r < 1 for r in metrics["mase_ratio"].values())
+    theta = metrics["classical"]["theta"]
+    assert set(metrics["classical"]) == {"theta"} and theta["spec"] == "Theta(period=12)" and theta["failed"] == 0
+    assert theta["fit_seconds"] > 0 and theta["mase"] < metrics["baselines"]["naive"]["mase"]
+    assert metrics["ratio_to_best_classical"] == pytest.approx(metrics["mase"] / theta["mase"])
+    everything = {"lstm": metrics["mase"], "theta": theta["mase"], **{k: v["mase"] for k, v in metrics["baselines"].items()}}
+    assert metrics["best"] == min(everything, key=everything.get) and f"Best of all: {metrics['best']}" in metrics["verdict"]
+    assert Forecaster(classical=("none",)).config.classical == () and Forecaster().config.classical == CLASSICAL
+    with pytest.raises(ValueError, match="Unknown classical 'prophet'"):
+        ForecasterConfig(classical=("prophet",))
 
 
 def test_horizon_and_length_errors(fitted, series):

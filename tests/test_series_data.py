@@ -286,3 +286,14 @@ def test_reload_via_spec(tmp_path):
     assert co2.frequency == "MS" and len(co2) == 526
     with pytest.raises(DataError, match="in memory"):
         reload_series(quiet_load(np.arange(5.0)).spec)
+
+
+@pytest.mark.parametrize("name, n, frequency, first", [
+    ("nile", 100, "YS-JAN", "1871-01-01"), ("elnino", 732, "MS", "1950-01-01"),
+    ("realgdp", 203, "QS-JAN", "1959-01-01"), ("cpi", 203, "QS-JAN", "1959-01-01"), ("unemp", 203, "QS-JAN", "1959-01-01"),
+])
+def test_more_builtin_series(name, n, frequency, first):
+    data = load_series(name)
+    assert len(data) == n and data.frequency == frequency and data.columns == [name]
+    assert data.index[0] == pd.Timestamp(first) and np.isfinite(data.values).all()
+    assert reload_series(data.spec).values.tolist() == data.values.tolist()

@@ -1,5 +1,6 @@
 """Time series: CSV/TSV files with a time column, numpy arrays, pandas objects and the built-in
-statsmodels series ``sunspots`` and ``co2``; their split by time.
+statsmodels series (``sunspots``, ``co2``, ``nile``, ``elnino``, ``realgdp``, ``cpi``, ``unemp``);
+their split by time.
 
 Every source becomes a :class:`SeriesData`: float32 values without NaN (column 0 the target,
 then the features), the timestamps, the detected frequency, and ``spec``, enough to load the
@@ -23,7 +24,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-BUILTIN_SERIES = ("sunspots", "co2")
+BUILTIN_SERIES = ("sunspots", "co2", "nile", "elnino", "realgdp", "cpi", "unemp")
 BUILTIN_RESAMPLE = {"co2": "MS"}  # co2 is weekly with gaps; the benchmark uses monthly means
 TIME_COLUMNS = ("time", "date", "datetime", "timestamp", "ts", "month", "year", "period")
 LABEL_COLUMNS = ("is_anomaly", "anomaly", "label")  # 0/1 anomaly labels, not values
@@ -355,6 +356,19 @@ def _builtin(name: str) -> pd.DataFrame:
         data = datasets.sunspots.load_pandas().data
         index = pd.to_datetime(data["YEAR"].astype(int).astype(str), format="%Y")
         return pd.DataFrame({"sunspots": data["SUNACTIVITY"].to_numpy()}, index=pd.DatetimeIndex(index))
+    if name == "nile":  # yearly flow of the Nile at Aswan, 1871-1970
+        data = datasets.nile.load_pandas().data
+        index = pd.to_datetime(data["year"].astype(int).astype(str), format="%Y")
+        return pd.DataFrame({"nile": data["volume"].to_numpy()}, index=pd.DatetimeIndex(index))
+    if name == "elnino":  # monthly sea surface temperature, 1950-2010: one row per year, reshaped
+        data = datasets.elnino.load_pandas().data
+        values = data.drop(columns="YEAR").to_numpy().reshape(-1)
+        index = pd.date_range(f"{int(data['YEAR'].iloc[0])}-01-01", periods=len(values), freq="MS")
+        return pd.DataFrame({"elnino": values}, index=index)
+    if name in ("realgdp", "cpi", "unemp"):  # quarterly US macro data, 1959-2009
+        data = datasets.macrodata.load_pandas().data
+        index = pd.date_range(f"{int(data['year'].iloc[0])}-01-01", periods=len(data), freq="QS")
+        return pd.DataFrame({name: data[name].to_numpy()}, index=index)
     data = datasets.co2.load_pandas().data
     return pd.DataFrame({"co2": data["co2"].to_numpy()}, index=pd.DatetimeIndex(data.index))
 
@@ -372,7 +386,9 @@ def load_series(source: Any, time_column: str | bool | None = None, target: str 
     """Load a time series from a built-in name, a CSV/TSV path, a pandas object or a numpy array.
 
     * ``"sunspots"`` (yearly, 1700-2008) or ``"co2"`` (weekly Mauna Loa, resampled to monthly means
-      "MS" unless ``resample`` says otherwise; ``resample=False`` keeps it weekly).
+      "MS" unless ``resample`` says otherwise; ``resample=False`` keeps it weekly), ``"nile"`` (yearly
+      flow, 1871-1970), ``"elnino"`` (monthly sea surface temperature, 1950-2010), ``"realgdp"``,
+      ``"cpi"``, ``"unemp"`` (quarterly US macro data, 1959-2009), all from statsmodels, offline.
     * a ``.csv``/``.tsv`` file with a header: ``time_column`` (default: a column named time/date/
       datetime/timestamp/ts/month/year/period, else the first column if it holds dates, else none;
       ``False``: none, the rows are steps 0..T-1),

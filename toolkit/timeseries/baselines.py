@@ -14,7 +14,7 @@ import dataclasses
 import math
 import operator
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -198,6 +198,24 @@ class BacktestResult:
     baselines: list[str]
     quantiles: np.ndarray | None = None  # a forecaster's p10/p50/p90 at each cut-off (n, H, 3)
     coverage: float | None = None  # the share of actual values inside its p10-p90 interval
+    classical: list[str] = dataclasses.field(default_factory=list)  # ets, theta, arima (refit at the cut-offs)
+    fits: dict[str, dict] = dataclasses.field(default_factory=dict)  # classical name -> spec, seconds, failures
+
+    @property
+    def best(self) -> str:
+        """The name with the lowest MASE of all: models, classical models and baselines."""
+        return min(self.table, key=self._mase)
+
+    @property
+    def best_classical(self) -> str | None:
+        return min(self.classical, key=self._mase) if self.classical else None
+
+    def to_best_classical(self, name: str) -> float:
+        """``name``'s MASE / the best classical model's (nan without classical models)."""
+        best = self.best_classical
+        if best is None:
+            return math.nan
+        return self._mase(name) / self._mase(best) if self._mase(best) > 0 else math.inf
 
     def _mase(self, name: str) -> float:
         return self.table[name]["mase"]
@@ -233,15 +251,29 @@ class BacktestResult:
     def verdict(self) -> str:
         if not self.models:
             best = self.best_baseline
-            return f"No model to compare; the best baseline is {best} (MASE {self._mase(best):.3f})."
-        return " ".join(self.verdicts.values())
+            text = f"No model to compare; the best baseline is {best} (MASE {self._mase(best):.3f})."
+        else:
+            text = " ".join(self.verdicts.values())
+        if self.classical:
+            best = self.best
+            text += f" Best of all: {best} (MASE {self._mase(best):.3f})"
+            if best in self.fits:
+                text += f", {self.fits[best]['spec']}"
+            behind = [f"{m} is {self._mase(m) / self._mase(best):.2f}x of it" for m in self.models if m != best
+                      and self._mase(best) > 0]
+            text += ("; " + "; ".join(behind) if behind else "") + "."
+            trouble = [n for name in self.classical for n in self.fits.get(name, {}).get("notes", [])
+                       if "converge" in n or "failed" in n]
+            text += "".join(f" Note: {n}." for n in trouble)
+        return text
 
     def to_dict(self) -> dict:
         table = {k: {m: v if m == "mae_by_step" else _num(v) for m, v in row.items()} for k, row in self.table.items()}
         ratios = {m: {b: _num(r) for b, r in row.items()} for m, row in self.ratios.items()}
         return {"table": table, "ratios": ratios, "verdict": self.verdict, "best_baseline": self.best_baseline,
                 "n_cutoffs": len(self.cutoffs), "cutoffs": [int(c) for c in self.cutoffs],
-                "season": self.season, "horizon": self.horizon}
+                "season": self.season, "horizon": self.horizon, "classical": {k: self.fits[k] for k in self.classical},
+                "best": self.best, "to_best_classical": {m: _num(self.to_best_classical(m)) for m in self.models}}
 
     def to_frame(self):
         import pandas as pd
@@ -254,17 +286,23 @@ class BacktestResult:
     def markdown(self) -> str:
         lines = ["| forecaster | MAE | RMSE | sMAPE (%) | MASE |", "|---|---:|---:|---:|---:|"]
         for name, row in self.table.items():
-            label = f"{name} (baseline)" if name in self.baselines else name
+            label = f"{name} (baseline)" if name in self.baselines else f"{name} ({self.fits[name]['spec']})" \
+                if name in self.fits else name
             lines.append(f"| {label} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
         return "\n".join(lines)
 
 
 def backtest(y, horizon: int, cutoffs, forecasters: dict[str, Callable[[np.ndarray], np.ndarray]] | None,
-             season: int | None, train_end: int) -> BacktestResult:
+             season: int | None, train_end: int, classical: Sequence[str] = (), refit_every: int | None = None,
+             transform: str | None = None) -> BacktestResult:
     """Score each ``forecasters[name](cutoffs) -> (n_cutoffs, H)`` and the baselines at ``cutoffs``.
 
     ``y`` is the target (1-D; for 2-D input column 0 is used). Baselines are added
     automatically (seasonal_naive only when ``season`` is given); MASE is scaled on ``y[:train_end]``.
+    ``classical`` names classical models (``ets``, ``theta``, ``arima``; see
+    :mod:`toolkit.timeseries.classical`) run at the same cut-offs, their form chosen on the history
+    before the first one and refit every ``refit_every`` cut-offs (default: at most
+    ``MAX_REFITS`` refits in all); ``transform="log"`` fits them on logs.
     """
     values = np.asarray(y, dtype=np.float64)
     values = _series(values[:, 0] if values.ndim == 2 else values, name="series", min_len=2)
@@ -279,9 +317,15 @@ def backtest(y, horizon: int, cutoffs, forecasters: dict[str, Callable[[np.ndarr
         warnings.warn(f"Cut-off {int(cuts.min())} is before train_end={train_end}: those forecasts are scored on data "
                       "the model was trained on.", stacklevel=2)
     forecasters = dict(forecasters or {})
-    clash = sorted(set(forecasters) & set(BASELINES))
+    from .classical import CLASSICAL, MAX_REFITS, run_classical
+
+    classical = list(classical or ())
+    unknown = sorted(set(classical) - set(CLASSICAL))
+    if unknown:
+        raise ValueError(f"Unknown classical models {unknown}. Valid names: {', '.join(CLASSICAL)}.")
+    clash = sorted(set(forecasters) & (set(BASELINES) | set(CLASSICAL)))
     if clash:
-        raise ValueError(f"Forecaster names {clash} are taken by the baselines. Rename them.")
+        raise ValueError(f"Forecaster names {clash} are taken by the baselines or the classical models. Rename them.")
     actual = np.stack([values[c:c + h] for c in cuts])
     predictions = {}
     for name, fn in forecasters.items():
@@ -290,9 +334,15 @@ def backtest(y, horizon: int, cutoffs, forecasters: dict[str, Callable[[np.ndarr
             raise DataError(f"Expected forecaster {name!r} to return finite forecasts of shape {actual.shape} "
                             f"(n_cutoffs, horizon). Received shape={pred.shape}.")
         predictions[name] = pred
+    fits = {}
+    every = refit_every or max(1, math.ceil(len(cuts) / MAX_REFITS))
+    for name in classical:
+        run = run_classical(name, values, h, cuts, season, transform=transform, refit_every=every)
+        predictions[name], fits[name] = run.predictions, run.info()
     baselines = [b for b in BASELINES if b != "seasonal_naive" or season is not None]
     for b in baselines:
         predictions[b] = np.stack([baseline_forecast(b, values[:c], h, season) for c in cuts])
     train = values[:train_end]
     table = {name: forecast_metrics(actual, pred, train, season) for name, pred in predictions.items()}
-    return BacktestResult(table, predictions, actual, cuts.astype(np.int64), season, h, list(forecasters), baselines)
+    return BacktestResult(table, predictions, actual, cuts.astype(np.int64), season, h, list(forecasters), baselines,
+                          classical=classical, fits=fits)

@@ -32,7 +32,9 @@ from ..data.series import (SeriesData, future_times, load_series, load_series_li
                            reload_series)
 from ..errors import DataError
 from ..serving import traced
-from .baselines import BacktestResult, backtest, baseline_forecasts, detect_seasonality, rolling_cutoffs
+from .baselines import BacktestResult, backtest, detect_seasonality, rolling_cutoffs
+from .classical import CLASSICAL
+from .other_series import OtherSeries
 from .layers import QUANTILES, forecaster_layers
 
 MODELS = ("lstm", "gru", "conv1d", "transformer", "dense")
@@ -76,9 +78,15 @@ class ForecasterConfig:
                                             "calibration", tune=(0.05, 0.3))
     test_size: float = setting(0.2, "share (or count, if >= 1) of the series held out for the backtest")
     seed: int = setting(0, "seeds the weights and the shuffling")
+    classical: tuple[str, ...] = setting(CLASSICAL, "classical models in every backtest beside the baselines ('none': "
+                                                    "skip them)", choices=(*CLASSICAL, "none"))
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
+        picked = tuple(self.classical) if self.classical and "none" not in self.classical else ()
+        for name in picked:
+            check_choice("classical", name, CLASSICAL)
+        object.__setattr__(self, "classical", tuple(dict.fromkeys(picked)))
         check_positive(self, "horizon", "units", "epochs", "batch_size", "learning_rate", "patience")
         for name in ("window", "seasonality"):
             value = getattr(self, name)
@@ -103,7 +111,7 @@ def _as_series(data: Any, what: str = "data") -> SeriesData:
 
 
 @register_task("forecaster", aliases=("timeseries",))
-class Forecaster(Task):
+class Forecaster(OtherSeries, Task):
     """Forecast the next ``horizon`` values of a series (and its 80% interval) from its recent past.
 
     >>> fc = Forecaster(ForecasterConfig(horizon=10)).fit("sunspots")
@@ -403,10 +411,12 @@ class Forecaster(Task):
         n_test = int(np.ceil(n * size)) if size < 1 else int(size)
         return n - n_test
 
-    def backtest(self, data: Any = None, stride: int = 1) -> BacktestResult:
+    def backtest(self, data: Any = None, stride: int = 1, classical: tuple[str, ...] | None = None,
+                 refit_every: int | None = None) -> BacktestResult:
         """Rolling-origin backtest over the test part of ``data`` (default: the series the card
         records): at every cut-off, forecast the next ``horizon`` values from the history before
-        it, for this model and the naive, seasonal naive and drift baselines."""
+        it, for this model, the naive, seasonal naive and drift baselines and the ``classical``
+        models (default: the config's; ETS, Theta, ARIMA refit along the cut-offs; ``()`` skips them)."""
         self._check_fitted()
         series = _as_series(data if data is not None else self.reload_data(), "test data")
         if list(series.columns) != self.columns_:
@@ -416,54 +426,17 @@ class Forecaster(Task):
         cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride)
         quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cutoffs]))
         result = backtest(series.target, horizon, cutoffs, {self.config.model: lambda _: quantiles[..., 1]},
-                          self.season_, train_end=start)
+                          self.season_, train_end=start, refit_every=refit_every,
+                          classical=self.config.classical if classical is None else classical)
         result.quantiles = quantiles
         result.coverage = float(np.mean((result.actual >= quantiles[..., 0]) & (result.actual <= quantiles[..., 2])))
         return result
 
-    # ================================================================== serving other series
-    def baseline_forecasts(self, history: Any, horizon: int | None = None) -> dict[str, np.ndarray]:
-        """The naive, seasonal naive (at this model's season) and drift forecasts of ``history``'s
-        target (a SeriesData or a 1-D array) for ``horizon`` steps (default: the model's)."""
-        y = history.target if isinstance(history, SeriesData) else np.asarray(history, float)
-        return baseline_forecasts(y, horizon or self.config.horizon, self.season_)
-
-    def reading_plan(self, series: SeriesData) -> tuple[list[str], str | None]:
-        """How to read the file behind ``series`` again for this model: (the feature columns to add,
-        when its target is this model's but its columns are not; the training data's resampling rule,
-        when it is dated at another frequency). ([], None): it reads as it is."""
-        import pandas as pd
-
-        self._check_fitted()
-        columns = list(series.columns)
-        same = [c.lower() for c in self.columns_] == [c.lower() for c in columns]
-        features = list(self.columns_[1:]) if not same and self.columns_[0].lower() == columns[0].lower() else []
-        rule = (self.data_spec_ or {}).get("resample")
-        dated = isinstance(series.index, pd.DatetimeIndex)
-        resample = rule if isinstance(rule, str) and self.frequency_ and series.frequency != self.frequency_ and dated \
-            else None
-        return features, resample
-
-    def adapt(self, series: SeriesData, name: str = "this") -> tuple[SeriesData, list[str]]:
-        """``series`` under this model's column names (it checks names), with a note when its columns
-        are others; a DataError when the number of columns differs. ``name`` names the model in messages."""
-        self._check_fitted()
-        columns, notes = list(series.columns), []
-        if [c.lower() for c in self.columns_] != [c.lower() for c in columns]:
-            if len(self.columns_) != len(columns):
-                raise DataError(f"The {name} model reads the columns {self.columns_}; this series has {columns}. "
-                                "Choose another model or train a quick model on this series.")
-            notes.append(f"The {name} model was trained on {self.columns_}; it is applied to {columns} as you "
-                         "asked. Its scaling was fitted on its own series, so expect poor forecasts: a quick "
-                         "model trained on this series is the fair comparison.")
-        if columns != list(self.columns_):
-            series = dataclasses.replace(series, columns=list(self.columns_))
-        return series, notes
-
-    def evaluate(self, data: Any = None) -> dict:
-        """Backtest metrics of the model and of every baseline (MASE, sMAPE, MAE, RMSE), the
-        coverage of the 80% interval, and a verdict that says when a baseline wins."""
-        result = self.backtest(data)
+    def evaluate(self, data: Any = None, classical: tuple[str, ...] | None = None) -> dict:
+        """Backtest metrics of the model, of every baseline and of the ``classical`` models (MASE,
+        sMAPE, MAE, RMSE; theirs with their form, fit seconds and failures), the coverage of the
+        80% interval, the best of all, and a verdict that says when a baseline wins."""
+        result = self.backtest(data, classical=classical)
         name = self.config.model
         table = result.to_dict()
         row = table["table"][name]
@@ -474,8 +447,12 @@ class Forecaster(Task):
             "n_cutoffs": len(result.cutoffs),
             "horizon": self.config.horizon,
             "season": self.season_,
-            "baselines": {k: {m: v[m] for m in ("mase", "smape", "mae", "rmse")}
-                          for k, v in table["table"].items() if k != name},
+            "baselines": {k: {m: v[m] for m in ("mase", "smape", "mae", "rmse")} for k, v in table["table"].items()
+                          if k in result.baselines},
+            "classical": {k: {**{m: table["table"][k][m] for m in ("mase", "smape", "mae", "rmse")}, **fit}
+                          for k, fit in table["classical"].items()},
+            "best": result.best,
+            "ratio_to_best_classical": table["to_best_classical"].get(name),
             "mase_ratio": table["ratios"][name],
             "beats_every_baseline": all(r is not None and r < 1 for r in table["ratios"][name].values()),
             "verdict": result.verdict,
