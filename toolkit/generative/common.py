@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..base import ExportPlan, Task, target_index
-from ..config import RecipeOption, check_fraction, config_and_options, check_positive, out_option, test_size_option, verbose_option
+from ..config import (RecipeOption, check_fraction, check_positive, config_and_options, out_option, test_size_option,
+                      verbose_option)
 from ..data.generative import UNLABELLED, data_spec, image_splits, reload_splits, resolve_images
 from ..data.images import ImageData, Splits, image_batch, split_indices
 from ..errors import DataError, ExportError
@@ -39,12 +40,11 @@ def check_common(config: Any, downsamplings: int = 2) -> None:
     object.__setattr__(config, "image_size", size)
     if config.channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (from the data). Received {config.channels!r}.")
-    positive(config, "epochs", "batch_size", "learning_rate")
+    check_positive(config, "epochs", "batch_size", "learning_rate")
     if getattr(config, "validation_split", None) is not None:  # a GAN has none
         check_fraction(config, "validation_split")
 
 
-positive = check_positive  # the configs' check, from toolkit.config
 
 
 # ---------------------------------------------------------------------- sampling

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, register_task
-from ..config import setting, strategy_setting
+from ..config import check_positive, setting, strategy_setting
 from ..data.generative import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
 from ..serving import traced
-from .common import PARITY_SAMPLES, GenerativeTask, check_common, positive
+from .common import PARITY_SAMPLES, GenerativeTask, check_common
 
 DENOISER_METHODS = ("residual",)
 
@@ -61,7 +61,7 @@ class DenoiserConfig:
         if len(self.filters) != 2 or min(self.filters) < 1:
             raise ValueError(f"filters must be two positive ints. Received {self.filters}.")
         check_common(self, downsamplings=1)
-        positive(self, "patience")
+        check_positive(self, "patience")
 
 
 def _build(cfg: DenoiserConfig, shape: tuple[int, int, int]):

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, load_keras_model, register_task
-from ..config import check_non_negative, check_range, setting, strategy_setting
+from ..config import check_non_negative, check_positive, check_range, setting, strategy_setting
 from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
 from ..serving import traced
@@ -47,7 +47,6 @@ from .common import (
     label_ids,
     latent_batch,
     latent_input,
-    positive,
     sample_grid_callback,
 )
 from ..data.generative import DEFAULT_IMAGE_SIZE
@@ -109,10 +108,10 @@ class GANConfig:
                 raise ValueError(f"{name} must be one or more positive ints. Received {value}.")
             object.__setattr__(self, name, value)
         check_common(self, downsamplings=max(len(self.generator_filters), len(self.discriminator_filters)))
-        positive(self, "latent_dim", "embedding_dim", "sample_every", "beta_1")
+        check_positive(self, "latent_dim", "embedding_dim", "sample_every", "beta_1")
         check_non_negative(self, "mismatch_weight", "aux_weight")
         if self.discriminator_learning_rate is not None:
-            positive(self, "discriminator_learning_rate")
+            check_positive(self, "discriminator_learning_rate")
         check_range("label_smoothing", self.label_smoothing, 0, 0.5, high_closed=False)
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
         if self.samples_dir is not None:

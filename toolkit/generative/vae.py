@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from ..base import ExportPlan, register_task
-from ..config import check_non_negative, setting, strategy_setting
+from ..config import check_non_negative, check_positive, setting, strategy_setting
 from ..errors import DataError
 from ..explain import Explanation
 from ..serving import traced
-from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input, positive
+from .common import PARITY_SAMPLES, GenerativeTask, check_common, image_grid, latent_batch, latent_input
 from ..data.generative import DEFAULT_IMAGE_SIZE
 from .runner import SamplerMixin
 
@@ -71,7 +71,7 @@ class VAEConfig:
         if not self.filters or min(self.filters) < 1:
             raise ValueError(f"filters must be one or more positive ints. Received {self.filters}.")
         check_common(self, downsamplings=len(self.filters))
-        positive(self, "latent_dim", "hidden_units", "patience")
+        check_positive(self, "latent_dim", "hidden_units", "patience")
         check_non_negative(self, "beta", "kl_warmup_epochs")
 
 

@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 from ..base import register_task
-from ..config import setting
-from .agent import Agent, AgentConfig, Monitor, in_unit_interval, non_negative, positive, softmax
+from ..config import check_non_negative, check_positive, setting
+from .agent import Agent, AgentConfig, Monitor, in_unit_interval, softmax
 from .envs import EnvMaker, final_observations, vector_env
 
 A2C_PRESETS = {
@@ -56,8 +56,8 @@ class A2CConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "n_steps", "learning_rate", "max_grad_norm", "rms_prop_eps")
-        non_negative(self, "ent_coef", "vf_coef")
+        check_positive(self, "n_steps", "learning_rate", "max_grad_norm", "rms_prop_eps")
+        check_non_negative(self, "ent_coef", "vf_coef")
         in_unit_interval(self, "gamma", "gae_lambda")
 
     @classmethod

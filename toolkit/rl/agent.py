@@ -85,8 +85,8 @@ class AgentConfig:
         for name in ("init_from", "tensorboard_log"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, str(getattr(self, name)))
-        positive(self, "total_timesteps", "eval_episodes", "confirm_episodes", "n_envs")
-        non_negative(self, "eval_freq", "seed")
+        check_positive(self, "total_timesteps", "eval_episodes", "confirm_episodes", "n_envs")
+        check_non_negative(self, "eval_freq", "seed")
 
     @classmethod
     def for_env(cls, env_id: str | None, **overrides: Any):
@@ -96,9 +96,6 @@ class AgentConfig:
     @classmethod
     def presets(cls) -> dict[str, dict]:
         return {}
-
-
-positive, non_negative = check_positive, check_non_negative  # the configs' checks, from toolkit.config
 
 
 def in_unit_interval(config, *names, closed_low=True):

@@ -17,8 +17,8 @@ import dataclasses
 import numpy as np
 
 from ..base import register_task
-from ..config import setting
-from .agent import Agent, AgentConfig, Monitor, in_unit_interval, non_negative, positive
+from ..config import check_non_negative, check_positive, setting
+from .agent import Agent, AgentConfig, Monitor, in_unit_interval
 from .envs import EnvMaker, final_observations, vector_env
 
 # rl-baselines3-zoo, hyperparams/dqn.yml (CartPole-v1 is the default of DQNConfig).
@@ -72,9 +72,9 @@ class DQNConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "target_update_interval",
+        check_positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "target_update_interval",
                  "max_grad_norm")
-        non_negative(self, "learning_starts")
+        check_non_negative(self, "learning_starts")
         if self.gradient_steps == 0 or self.gradient_steps < -1:
             raise ValueError(f"gradient_steps must be >= 1, or -1 (as many as environment steps collected). "
                              f"Received {self.gradient_steps}.")
