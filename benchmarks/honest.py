@@ -6,7 +6,9 @@ calibration never saw: the test split (in-domain), fresh generated noise (other 
 off-domain images (flat colours, stripes, and scikit-image photos kept out of calibration).
 The peers, in the same run: the max-probability score alone, thresholded to flag 5% of the same
 held-out images (the usual baseline), and, for models whose rule reads pooled features, the rule
-without them that their .tflite files use (max probability and pixel distance). ECE on the test
+without them (max probability and pixel distance). The int8 ``.tflite`` beside each model is
+measured on the same images with its own outputs (a file with a ``features`` output checks the
+full rule, as the Keras model does). ECE on the test
 split before and after temperature scaling.
 """
 
@@ -57,21 +59,27 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
     def flagged(calibration, batch, probs, features):
         return np.logical_or(*calibration.flags(batch, probs, features)).mean()
 
+    int8_file = Path(model_dir) / "model_int8.tflite"
+    int8 = task.open_tflite(int8_file) if int8_file.is_file() else None
     test_probs, test_features = task.probabilities_and_features(test.x)
-    share, peer_share, lite_share = {}, {}, {}
+    share, peer_share, lite_share, int8_share = {}, {}, {}, {}
     for kind, batch in [("in_domain_test", test.x), *((k, task.prepare(v)) for k, v in ood.items())]:
         probs, features = (test_probs, test_features) if kind == "in_domain_test" else \
             task.probabilities_and_features(batch)
         share[kind] = float(flagged(cal, batch, probs, features))
         peer_share[kind] = float(flagged(peer, batch, probs, None))
         lite_share[kind] = float(flagged(lite, batch, probs, None))
+        if int8 is not None and int8.calibration_ is not None:  # the int8 file, its own outputs and rule
+            lite_probs, lite_features = int8.probabilities_and_features(batch)
+            rows = int8.assess_batch(batch, lite_probs, features=lite_features)
+            int8_share[kind] = float(np.mean([row["not_sure"] for row in rows]))
     noise = [k for k in NOISE if k in share]
     off = [k for k in OFF_DOMAIN if k in share]
     noise_share = float(np.mean([share[k] for k in noise]))
     off_share = float(np.mean([share[k] for k in off]))
     ece = (expected_calibration_error(test_probs, test.y), expected_calibration_error(cal.scaled(test_probs), test.y))
     lite_note = "" if lite is cal else (
-        "; without the feature distance (the .tflite's rule) {:.3f}")
+        "; rule without the feature distance (max probability, pixel distance) {:.3f}")
 
     def peers(kinds):
         note = f"max-probability peer {np.mean([peer_share[k] for k in kinds]):.3f}"
@@ -89,7 +97,18 @@ def honest(model_dir: str | Path, test=None, ood: dict | None = None, name: str 
                note=f"before {ece[0]:.4f}; T={cal.temperature:.3f}" + (
                    "" if cal.report.get("temperature_fitted", True) else " (held-out set had no error: T kept at 1)")),
     ]
+    if int8_share:
+        checked = ", ".join(int8.calibration_.checks()) if int8.feature_output else ", ".join(
+            int8.calibration_.fallback().checks())
+        for label, kinds, goal, ok in (("in-domain test images", ["in_domain_test"], "<= 0.05", lambda v: v <= 0.05),
+                                       ("random-noise images", noise, ">= 0.9", lambda v: v >= 0.9),
+                                       ("off-domain images", off, ">= 0.9", lambda v: v >= 0.9)):
+            value = float(np.mean([int8_share[k] for k in kinds]))
+            keras_value = float(np.mean([share[k] for k in kinds]))
+            rows.append(target(f"{name}: int8 TFLite, {label} flagged 'not sure'", value, goal, ok(value),
+                               note=f"Keras {keras_value:.3f} on the same images; the file checks {checked}"))
     return rows, {"model": str(model_dir), "flagged": share, "peer_max_probability_flagged": peer_share,
+                  **({"int8_tflite_flagged": int8_share} if int8_share else {}),
                   **({} if lite is cal else {"without_features_flagged": lite_share}),
                   "ece_test_before": ece[0], "ece_test_after": ece[1], "calibration": cal.to_card()}
 

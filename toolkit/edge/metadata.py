@@ -27,7 +27,8 @@ METADATA_IDENTIFIER = b"M001"
 MODEL_IDENTIFIER = b"TFL3"
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
-TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+DESCRIPTIONS, TENSOR_AXIS_LABELS = 1, 2  # AssociatedFileType
+FEATURE_REFERENCE = "ood_features.npz"  # toolkit.calibration.FEATURE_FILE
 COLOR_SPACES = {1: "GRAYSCALE", 3: "RGB"}
 _COLOR_CODES = {"RGB": 1, "GRAYSCALE": 2}
 _IMAGE_PROPERTIES, _NORMALIZATION = 2, 1  # ContentProperties / ProcessUnitOptions union codes
@@ -36,11 +37,14 @@ _IMAGE_PROPERTIES, _NORMALIZATION = 2, 1  # ContentProperties / ProcessUnitOptio
 # ---------------------------------------------------------------------- writing
 
 
-def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str = "") -> bytes:
+def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str = "",
+                        outputs: tuple[str, ...] = ("probabilities",)) -> bytes:
     """The metadata flatbuffer of a classifier from its card: ``labels``, ``input`` (shape, range,
     description) and ``output``. Image inputs get their colour space, size, value range and an
     identity normalization (the model rescales raw pixels itself). ``version``: default the
-    toolkit version in the card."""
+    toolkit version in the card. ``outputs``: the file's output names in its order; a
+    ``features`` output (pooled features for the "not sure" check) is described with the card's
+    feature-distance threshold and the reference file packed beside the labels."""
     import flatbuffers
 
     version = version or str(card.get("versions", {}).get("toolkit", ""))
@@ -69,7 +73,9 @@ def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str 
                              (1, b.CreateString(str(out.get("description", "class probabilities")))),
                              (5, _table(b, [(0, _floats(b, [1.0])), (1, _floats(b, [0.0]))])),
                              (6, _vector(b, [labels_file]))])
-    subgraph = _table(b, [(2, _vector(b, [input_meta])), (3, _vector(b, [output_meta]))])
+    metas = {"features": _features_meta(b, card)} if "features" in outputs else {}
+    output_metas = [metas.get(o, output_meta) for o in outputs]
+    subgraph = _table(b, [(2, _vector(b, [input_meta])), (3, _vector(b, output_metas))])
     labels = card.get("labels", [])
     description = f"{card.get('task', 'classifier')}: {len(labels)} classes ({', '.join(map(str, labels[:10]))}" + (
         ", ...)" if len(labels) > 10 else ")")
@@ -79,6 +85,27 @@ def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str 
                       (7, b.CreateString(MIN_PARSER_VERSION))])
     b.Finish(root, file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
+
+
+def feature_rule(card: dict) -> str:
+    """How the "not sure" check reads the ``features`` output, from the card's calibration."""
+    cal = card.get("calibration") or {}
+    threshold = (cal.get("threshold") or {}).get("feature_distance")
+    return ("Pooled backbone features. 'Not sure / looks unlike the training images' when the Mahalanobis "
+            "distance of the L2-normalised features to the nearest class mean (class means, PPCA components, "
+            f"variances and noise variance in {FEATURE_REFERENCE}), divided by the number of features, is above "
+            f"{threshold if threshold is not None else 'the card threshold'}; also when the top probability, "
+            f"softmax(log(p) / {cal.get('temperature', 1.0)}), is below "
+            f"{(cal.get('threshold') or {}).get('max_probability', 0.0)}.")
+
+
+def _features_meta(b, card: dict) -> int:
+    reference = _table(b, [(0, b.CreateString(FEATURE_REFERENCE)),
+                           (1, b.CreateString("numpy .npz: class_means (C, D), components (k, D), variances (k,), "
+                                              "noise_variance")),
+                           (2, ("int8", DESCRIPTIONS))])
+    return _table(b, [(0, b.CreateString("features")), (1, b.CreateString(feature_rule(card))),
+                      (6, _vector(b, [reference]))])
 
 
 def embed_metadata(path: str | os.PathLike, metadata: bytes, files: dict[str, bytes]) -> Path:
@@ -111,16 +138,22 @@ def embed_metadata(path: str | os.PathLike, metadata: bytes, files: dict[str, by
     return atomic_write_bytes(path, out.getvalue())
 
 
-def write_classifier_metadata(path: str | os.PathLike, card: dict, version: str = "") -> dict:
-    """Embed a classifier's metadata and labels into its ``.tflite``; returns the card entry's
-    updated facts (``metadata``, ``size_bytes``, ``sha256``)."""
+def write_classifier_metadata(path: str | os.PathLike, card: dict, version: str = "",
+                              files: dict[str, bytes] | None = None) -> dict:
+    """Embed a classifier's metadata and labels (and ``files``, e.g. the "not sure" feature
+    reference of a file with a ``features`` output) into its ``.tflite``; returns the card
+    entry's updated facts (``metadata``, ``size_bytes``, ``sha256``)."""
+    from .runner import LiteRTSession
+
     labels = [str(label) for label in card.get("labels", [])]
     if not labels:
         raise ModelFormatError("Expected class labels to write into the .tflite metadata. Received none in the "
                                "card. Export a classifier that was fitted on labelled data.")
     name = "ImageClassifier" if card.get("input", {}).get("shape") and len(card["input"]["shape"]) == 3 else \
         "Classifier"
-    path = embed_metadata(path, classifier_metadata(card, name, version), {LABELS_FILE: "\n".join(labels) + "\n"})
+    outputs = tuple(LiteRTSession(path).signature_output_names)
+    path = embed_metadata(path, classifier_metadata(card, name, version, outputs),
+                          {LABELS_FILE: "\n".join(labels) + "\n", **(files or {})})
     return {"metadata": True, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 

@@ -24,6 +24,10 @@ from ..registry import task_class
 from ..storage import read_card
 
 
+#: the output names of a classifier file that also returns its pooled features
+PROBABILITIES_OUTPUT, FEATURES_OUTPUT = "probabilities", "features"
+
+
 def median_ms(fn, runs: int = 100, warmup: int = 10) -> float:
     """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -121,6 +125,14 @@ class LiteRTSession:
     @property
     def output_names(self) -> list[str]:
         return [tensor_name(d["name"]) for d in self.outputs]
+
+    @property
+    def signature_output_names(self) -> list[str]:
+        """The outputs' names in the file's signature (e.g. ``probabilities``, ``features``), in
+        the order of :attr:`outputs`; the tensor's short name where the file has no signature."""
+        signatures = self.interpreter._get_full_signature_list() or {}
+        by_index = {int(i): name for sig in signatures.values() for name, i in (sig.get("outputs") or {}).items()}
+        return [by_index.get(int(d["index"]), tensor_name(d["name"])) for d in self.outputs]
 
     def input(self, key: int | str = 0) -> dict:
         """The details (index, shape, dtype, quantization) of an input, by position or name."""
@@ -234,11 +246,16 @@ class TFLiteModel(ClassifierMixin):
     Inputs are raw, like the Keras task's (images of any size, for vision); int8 files are
     quantized and dequantized with the scale and zero point stored in the file. ``assess`` flags
     "not sure" with the card's calibration (and the pixel reference file beside the ``.tflite``).
+
+    A file with two outputs named ``probabilities`` and ``features`` (an image classifier whose
+    "not sure" rule reads its pooled features, see ``ImageClassifier.export``) gives both from
+    :meth:`probabilities_and_features`, so it checks the same rule as the Keras model.
     """
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
         self.session = LiteRTSession(path, num_threads)
         self.path = self.session.path
+        self.output_names = self.session.signature_output_names
         if card is None and (self.path.parent / "card.json").is_file():
             card = read_card(self.path.parent)
         self.card = card or {}
@@ -260,15 +277,43 @@ class TFLiteModel(ClassifierMixin):
 
     @property
     def quantization(self) -> dict:
-        return self.session.quantization
+        """dtype, scale and zero point of the input and the (probabilities) output."""
+        out = self.session.quantization
+        if self.feature_output:
+            names = self.output_names
+            at = names.index(PROBABILITIES_OUTPUT) if PROBABILITIES_OUTPUT in names else 1 - names.index(FEATURES_OUTPUT)
+            out["output"] = _params(self.session.output(at))
+            out["features_output"] = _params(self.session.output(names.index(FEATURES_OUTPUT)))
+        return out
+
+    @property
+    def feature_output(self) -> bool:
+        """Whether the file also returns the pooled features (output ``features``)."""
+        return len(self.output_names) > 1 and FEATURES_OUTPUT in self.output_names
 
     # ------------------------------------------------------------------ running
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run a prepared batch (floats, or token ids); returns float outputs (dequantized).
+        """Run a prepared batch (floats, or token ids); returns float outputs (dequantized): the
+        ``probabilities`` output of a file that also returns features.
 
         Thread-safe: an interpreter holds one set of tensors, so calls take turns.
         """
+        if self.feature_output:
+            return self.run_with_features(batch)[0]
         return self.session.run_batched(np.asarray(batch)).astype(np.float32)
+
+    def run_with_features(self, batch: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, pooled features) of a file with both outputs, in chunks of ``chunk`` rows."""
+        names = self.output_names
+        if FEATURES_OUTPUT not in names:
+            raise ModelFormatError(f"{self.path.name} has no {FEATURES_OUTPUT!r} output (outputs: {names}). "
+                                   "Export it again with a calibrated model to get one.")
+        probs_at = names.index(PROBABILITIES_OUTPUT) if PROBABILITIES_OUTPUT in names else 1 - names.index(
+            FEATURES_OUTPUT)
+        batch = np.asarray(batch)
+        parts = [self.session.run_all(batch[i : i + chunk]) for i in range(0, max(len(batch), 1), chunk)]
+        return (np.concatenate([p[probs_at] for p in parts]).astype(np.float32),
+                np.concatenate([p[names.index(FEATURES_OUTPUT)] for p in parts]).astype(np.float32))
 
     def latency_ms(self, sample: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
         """Median wall time of one-sample inference (set input, invoke, read output), in ms."""
@@ -282,3 +327,9 @@ class TFLiteModel(ClassifierMixin):
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.run(batch)
+
+    def probabilities_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, pooled features or None): one pass over a file with both outputs."""
+        if self.feature_output:
+            return self.run_with_features(batch)
+        return self.run(batch), None

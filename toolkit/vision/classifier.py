@@ -468,13 +468,55 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
                 "folder, or Splits), or fit the model in this session."
             )
         sample = test.x[:1] if test is not None else np.zeros((1, *self.input_shape_), np.float32)
-        return ExportPlan(self.model_, representative=calibration, check=test, sample=sample)
+        return ExportPlan(self._export_model(), representative=calibration, check=test, sample=sample)
+
+    def _export_model(self):
+        """The model a ``.tflite`` is converted from: when the "not sure" rule reads the pooled
+        features, two named outputs (``probabilities``, ``features``), so the file checks the
+        same rule as the Keras model (its runner reads both); else the model itself."""
+        if self.calibration_ is None or not self.calibration_.uses_features or \
+                "pool" not in {layer.name for layer in self.model_.layers}:
+            return self.model_
+        import keras
+
+        from ..edge.runner import FEATURES_OUTPUT, PROBABILITIES_OUTPUT
+
+        return keras.Model(self.model_.inputs, {PROBABILITIES_OUTPUT: self.model_.output,
+                                                FEATURES_OUTPUT: self.model_.get_layer("pool").output})
+
+    def _embed_metadata(self, file: Path) -> dict:
+        """Labels, input and outputs; a file with a ``features`` output also carries the feature
+        reference its "not sure" check reads (the rule and threshold in its description)."""
+        from ..calibration import FEATURE_FILE
+        from ..edge.metadata import write_classifier_metadata
+
+        files = {}
+        if self.calibration_ is not None and self.calibration_.uses_features:
+            import io
+
+            buffer = io.BytesIO()
+            features = self.calibration_.features
+            np.savez_compressed(buffer, class_means=features.class_means, components=features.components,
+                                variances=features.variances, noise_variance=np.float64(features.noise_variance))
+            files[FEATURE_FILE] = buffer.getvalue()
+        return write_classifier_metadata(file, self._export_card(), files=files)
 
     def _export_checks(self, runner, plan: ExportPlan) -> dict:
         """Quantization parameters, test accuracy of the file and its agreement with Keras."""
         test = plan.check
         x, y = (None, None) if test is None else (test.x, test.y)
-        return {**runner.quantization, **check_classifier_file(self, runner, x, y)}
+        checks = {**runner.quantization, **check_classifier_file(self, runner, x, y)}
+        if getattr(runner, "feature_output", False):
+            checks["outputs"] = list(runner.output_names)
+            checks["not_sure_rule"] = "the card's calibration, feature distance included (the file returns features)"
+            if x is not None and self.calibration_ is not None:
+                flags = {}
+                for name, model in (("keras", self), ("lite", runner)):
+                    probs, features = model.probabilities_and_features(x)
+                    flags[name] = [row["not_sure"] for row in model.assess_batch(x, probs, features=features)]
+                keras_flags, lite_flags = flags["keras"], flags["lite"]
+                checks["not_sure_agreement_with_keras"] = float(np.mean(np.equal(keras_flags, lite_flags)))
+        return checks
 
     def _export_data(self, data: Any) -> tuple[np.ndarray | None, ImageData | None]:
         height, width, channels = self.input_shape_
