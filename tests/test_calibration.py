@@ -223,6 +223,40 @@ def test_tiny_model_calibrates_saves_and_exports(tiny_model, tiny_data, tmp_path
     tiny_model.calibration_ = None  # the session fixture stays as other tests expect it
 
 
+def test_exported_file_returns_features_when_the_rule_reads_them(tiny_model, tiny_data, tmp_path):
+    """A calibration with a feature distance: the .tflite gets a 'features' output, the runner reads
+    it, flags as the Keras model does, and the metadata describes the rule and packs its reference."""
+    from toolkit.calibration import FEATURE_FILE, Calibration, FeatureDensity
+    from toolkit.edge import TFLiteModel
+    from toolkit.edge.metadata import read_metadata
+
+    x, y = tiny_data
+    probs, features = tiny_model.probabilities_and_features(x)
+    assert features is not None
+    density = FeatureDensity.fit(features, y, n_components=4)
+    threshold = float(np.quantile(density.distance(features), 0.95))
+    tiny_model.calibration_ = Calibration(features=density, feature_threshold=threshold)
+    try:
+        odd = np.stack([_random_colours(k)[:12, :12, :1] for k in range(6)]).astype(np.float32)
+        keras_rows = tiny_model.assess(np.concatenate([x[:6], odd]))
+        for quantization in ("float32", "int8"):
+            file = tiny_model.export(tmp_path / quantization, quantization=quantization, data=tiny_data)
+            lite = TFLiteModel(file, card=tiny_model.card())
+            assert lite.feature_output
+            lite_probs, lite_features = lite.probabilities_and_features(tiny_model.prepare(x))
+            assert lite_features.shape == features.shape and lite_probs.shape == probs.shape
+            assert np.abs(lite_features - features).max() <= (1e-4 if quantization == "float32" else 0.1 * features.max())
+            rows = lite.assess(np.concatenate([x[:6], odd]))
+            agree = np.mean([a["not_sure"] == b["not_sure"] for a, b in zip(rows, keras_rows)])
+            assert agree >= (1.0 if quantization == "float32" else 0.8) and "feature_distance" in rows[0]["checked"]
+            meta = read_metadata(file)
+            assert [o["name"] for o in meta["outputs"]] == [
+                "features" if n == "features" else "probability" for n in lite.output_names]
+            assert FEATURE_FILE in meta["files"] and f"{threshold}"[:6] in str(meta["outputs"])
+    finally:
+        tiny_model.calibration_ = None  # the session fixture stays as other tests expect it
+
+
 def test_uncalibrated_models_never_say_not_sure(tiny_model, tiny_data):
     row = tiny_model.assess(tiny_data[0][0])[0]
     assert row["not_sure"] is False and row["in_domain"] is None and row["temperature"] is None
@@ -251,8 +285,11 @@ def test_shipped_photo_model_flags_noise_with_its_features(tmp_path):
     rows = clf.assess([read_image(bee), _random_colours(5), flat])
     assert [r["not_sure"] for r in rows] == [False, True, True] and rows[0]["label"] == "bees"
     assert "feature_distance" in rows[0]["checked"]
-    lite = TFLiteModel(directory / "model_int8.tflite").assess([flat])[0]  # probabilities only: says what it checked
-    assert "feature_distance" not in lite["checked"] and "max_probability" in lite["checked"]
+    lite = TFLiteModel(directory / "model_int8.tflite")  # returns its pooled features too: the same rule
+    assert lite.feature_output and sorted(lite.output_names) == ["features", "probabilities"]
+    rows = lite.assess([read_image(bee), _random_colours(5), flat])
+    assert [r["not_sure"] for r in rows] == [False, True, True] and rows[0]["label"] == "bees"
+    assert "feature_distance" in rows[0]["checked"]
 
 
 def test_demo_says_not_sure_for_random_colours(shipped_digits, digits_png, tmp_path):

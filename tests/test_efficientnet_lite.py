@@ -238,6 +238,23 @@ def test_the_shipped_folder_loads_and_its_int8_file_agrees(classifier, photos):
     assert lite_model.predict(photos["coffee"])[0] == "espresso"
 
 
+def test_the_shipped_folder_says_not_sure_on_noise_not_on_photos(photos):
+    """The card's calibration (max probability or roughness) read by the Keras model and the int8
+    file: uniform noise and a flat colour are flagged, the sample photos are not."""
+    import toolkit
+
+    section = json.loads((SHIPPED / "card.json").read_text())["calibration"]
+    assert section["threshold"]["roughness"] > 0 and section["ood_flagged_by_kind"]["uniform_noise"] >= 0.9
+    noise = np.random.default_rng(5).uniform(0, 255, (300, 400, 3)).astype(np.uint8)
+    flat = np.full((224, 224, 3), 90, np.uint8)
+    inputs = [photos["chelsea"], photos["coffee"], noise, flat]
+    loaded = toolkit.load(SHIPPED)
+    for predictor in (loaded, loaded.open_tflite(SHIPPED / "model_int8.tflite")):
+        rows = predictor.assess(inputs)
+        assert [r["not_sure"] for r in rows] == [False, False, True, True], [r["why"] for r in rows]
+        assert rows[2]["why"] == "looks unlike the training images" and "roughness" in rows[2]["checked"]
+
+
 def test_a_card_may_rebuild_only_allowed_functions(tmp_path):
     import toolkit
 

@@ -226,6 +226,21 @@ def test_huge_cmyk_and_16_bit_photos_are_read(tmp_path):
     assert read_image(tmp_path / "deep.png")[0, 0].tolist() == [255]
 
 
+def test_mid_grey_16_bit_photos_keep_their_level_and_a_50_megapixel_png_is_refused(tmp_path):
+    """16-bit grey and 48-bit RGB are scaled (32768 -> 128), not clipped to white; a PNG cannot be
+    decoded at a reduced scale as a JPEG can, so 50 megapixels gets a clear error before decoding."""
+    import cv2
+    from PIL import Image
+
+    Image.fromarray(np.full((30, 40), 32768, np.uint16)).save(tmp_path / "grey16.png")
+    assert read_image(tmp_path / "grey16.png")[0, 0].tolist() == [128]
+    cv2.imwrite(str(tmp_path / "rgb48.png"), np.full((30, 40, 3), 32768, np.uint16))
+    assert read_image(tmp_path / "rgb48.png")[0, 0].tolist() == [128, 128, 128]
+    Image.new("L", (8200, 6150), 90).save(tmp_path / "huge.png")
+    with pytest.raises(DataError, match=r"too large: 8200x6150 pixels.*Downscale it first"):
+        read_image(tmp_path / "huge.png")
+
+
 def test_shipped_ants_bees_loads_and_predicts():
     from conftest import REPO, SHARED_DATA
 

@@ -31,6 +31,13 @@ SAMPLE_PHOTOS = {
 }
 
 
+#: scikit-image photos whose crops are the in-domain images the "not sure" threshold is calibrated on
+CALIBRATION_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "camera")
+#: generated kinds it must flag (photos are in-domain for a 1000-class photo model)
+NOISE_KINDS = ("uniform_noise", "gaussian_noise")
+OOD_KINDS = ("uniform_noise", "gaussian_noise", "random_colours", "flat_colours", "stripes", "digits_upscaled")
+
+
 def read_labels(path: str | os.PathLike) -> list[str]:
     """1000 ImageNet class names from a file: one per line, as ``name`` or ``wnid<TAB>name``."""
     path = Path(path)
@@ -108,6 +115,53 @@ def augmented_crops(photos: dict[str, np.ndarray], n: int, seed: int = 0, size: 
             crop = crop[:, ::-1]
         out[i] = cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
     return out
+
+
+def calibration_images(n_crops: int = 200, n_ood: int = 40, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """(in-domain crops of :data:`CALIBRATION_PHOTOS`, kind -> generated images of :data:`OOD_KINDS`),
+    224x224 raw pixels: what :func:`calibrate_imagenet` reads (other seeds: other images)."""
+    from ..data.ood import ood_images, skimage_photos
+
+    photos = {name: np.repeat(p[..., None], 3, -1) if p.ndim == 2 else p
+              for name, p in zip(CALIBRATION_PHOTOS, skimage_photos(CALIBRATION_PHOTOS))}
+    generated = ood_images(n=n_ood, seed=seed, size=lite.INPUT_SIZE, photos=())
+    return augmented_crops(photos, n_crops, seed=seed), {k: generated[k] for k in OOD_KINDS}
+
+
+def calibrate_imagenet(predictor, n_crops: int = 200, n_ood: int = 40, seed: int = 0, max_flagged: float = 0.05):
+    """A "not sure" rule for the 1000-class model (``predictor``: its classifier or int8 file): a
+    max-probability threshold (temperature 1) flagging at most ``max_flagged`` of ``n_crops``
+    random crops of 5 scikit-image photos, chosen to flag the generated flat colours, stripes,
+    colour blocks and upscaled digits, plus a :func:`~toolkit.calibration.roughness` threshold for
+    pixel noise (which the model often labels with confidence). Little in-domain data: 5 photos,
+    so the thresholds are rough."""
+    from ..calibration import calibrate_without_labels
+
+    crops, ood = calibration_images(n_crops, n_ood, seed)
+    ood = {kind: (batch, predictor.probabilities(batch)) for kind, batch in
+           ((kind, predictor.prepare(images)) for kind, images in ood.items())}
+    return calibrate_without_labels(
+        predictor.probabilities(crops), crops, ood, max_flagged,
+        measured_on=f"in-domain: {n_crops} random crops/flips of only {len(CALIBRATION_PHOTOS)} scikit-image photos "
+                    f"({', '.join(CALIBRATION_PHOTOS)}), unlabelled, so the threshold is rough; out-of-distribution: "
+                    f"{n_ood} generated images each of {', '.join(OOD_KINDS)} (seed {seed})",
+        noise_kinds=NOISE_KINDS)
+
+
+def write_calibration(directory: str | os.PathLike = SHIPPED, predictor=None, **options) -> dict:
+    """Calibrate the shipped folder's model (default: its Keras model, rebuilt from the package)
+    and write the rule into its ``card.json`` atomically; returns the card's ``calibration``."""
+    from ..storage import CARD_FILE, read_card, write_json
+
+    if predictor is None:
+        from .. import load
+
+        predictor = load(directory)
+    section = calibrate_imagenet(predictor, **options).to_card()
+    card = read_card(directory)
+    card["calibration"] = section
+    write_json(Path(directory) / CARD_FILE, card)
+    return section
 
 
 def photo_hits(class_names: list[str], probs: np.ndarray, k: int) -> list[bool]:
@@ -189,6 +243,8 @@ def write_folder(out: str | os.PathLike, labels: Any = None, n_calibration: int 
         }
         card["input"]["description"] = (f"raw RGB pixels 0-255, {lite.INPUT_SIZE}x{lite.INPUT_SIZE}; the model "
                                         f"scales them as (pixels - {lite.MEAN:g}) / {lite.STD:g} itself")
+        clf.calibration_ = calibrate_imagenet(clf)
+        card["calibration"] = clf.calibration_.to_card()
         entry = write_int8(clf.model_, tmp / "model_int8.tflite", calibration)
         runner = TFLiteModel(tmp / "model_int8.tflite", card=card)
         checks = classifier_checks(check_probs, runner.predict_proba(check_x), check_probs.argmax(-1))
@@ -215,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", default=None, help="file with the 1000 class names (default: labels.txt of the "
                                                        "shipped folder, else ../shared/data/imagenet_classes.txt)")
     parser.add_argument("--calibration", type=int, default=200, help="int8 calibration images (100-500)")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="only (re)calibrate the folder's 'not sure' threshold into its card.json")
     args = parser.parse_args(argv)
+    if args.calibrate_only:
+        print(json.dumps(write_calibration(args.out), indent=2))
+        return 0
     command = "python -m toolkit.transfer.imagenet " + " ".join(argv if argv is not None else sys.argv[1:])
     directory = write_folder(args.out, args.labels, args.calibration, command=command.strip())
     print(directory)
