@@ -185,6 +185,33 @@ def shorten_tensor_names(tflite: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def size_breakdown(path: str | os.PathLike) -> dict:
+    """What takes the bytes of a ``.tflite``: weights by type, quantization parameters (per-channel
+    scales are float32 and zero points int64: LiteRT refuses a per-channel tensor with fewer zero
+    points than scales, even when all are 0), buffers of the metadata, and the rest (graph,
+    names, the appended zip of associated files)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    sizes = {i: len(b.data) if b.data is not None else 0 for i, b in enumerate(model.buffers)}
+    out: dict = {"file_bytes": len(data), "per_channel_tensors": 0, "scales": 0, "quantization_bytes": 0}
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            key = f"{types[tensor.type].lower()}_tensor_bytes"
+            out[key] = out.get(key, 0) + sizes.get(tensor.buffer, 0)
+            q = tensor.quantization
+            if q is not None and q.scale is not None:
+                out["scales"] += len(q.scale)
+                out["per_channel_tensors"] += len(q.scale) > 1
+                out["quantization_bytes"] += 4 * len(q.scale) + 8 * (0 if q.zeroPoint is None else len(q.zeroPoint))
+    out["metadata_bytes"] = sum(sizes[m.buffer] for m in model.metadata or [])
+    out["other_bytes"] = len(data) - sum(v for k, v in out.items() if k.endswith("tensor_bytes")) - \
+        out["quantization_bytes"] - out["metadata_bytes"]
+    return out
+
+
 def write_int8(model, path: Path, calibration: np.ndarray) -> dict:
     """Full-integer int8 TFLite (int8 in and out) of ``model``, calibrated on ``calibration``: conv
     weights per channel, the 1000-class Dense layer per tensor and short tensor names, which keeps
