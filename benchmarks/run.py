@@ -29,6 +29,7 @@ def _benchmarks() -> dict:
         "vision_seeds": vision.digits_seeds,
         "vision_explanations": vision.explanations,
         "vision_demo": vision.demo_latency,
+        "vision_demo_photos": vision.photo_demo,
         "vision_drawings": drawings.run,
         "vision_honest": honest.run,
         "transfer_digits": transfer.run,

@@ -17,6 +17,9 @@ from .common import p50_ms, target
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "saved_models" / "vision" / "digits_cnn"
+#: the photo models of the vision tab, measured with a JPEG of scikit-image's chelsea (451x300)
+PHOTO_MODELS = {"ImageNet": REPO / "saved_models" / "vision" / "imagenet_efficientnet_lite0",
+                "ants/bees": REPO / "saved_models" / "vision" / "ants_bees"}
 
 
 def digits_model() -> dict:
@@ -109,6 +112,35 @@ def demo_latency() -> dict:
     finally:
         app.close()
     return {"rows": rows}
+
+
+def photo_demo_rows() -> list[dict]:
+    """The photo models' predict request p50: ``apps.vision.classify_image`` (what the tab's
+    Classify button runs: read the upload, prepare it, probabilities and features, "not sure",
+    top-5) on a JPEG, Keras and the int8 file. (The HTTP round trip through Gradio adds what the
+    digits rows above show over the model's own time.)"""
+    import skimage.data
+    from PIL import Image
+
+    from apps.vision import VisionService, classify_image
+
+    path = Path(tempfile.mkdtemp()) / "chelsea.jpg"
+    Image.fromarray(skimage.data.chelsea()).save(path, quality=90)
+    rows = []
+    for name, directory in PHOTO_MODELS.items():
+        if not directory.is_dir():
+            continue
+        service = VisionService(directory)
+        service.warm_up()
+        for backend in ("Keras", "model_int8.tflite"):
+            ms = p50_ms(lambda: classify_image(service, str(path), None, backend), runs=30, warmup=3)
+            rows.append(target(f"{name}: demo predict (apps.vision.classify_image) p50 ({backend})", ms, "<= 100 ms",
+                               ms <= 100, "ms", note="a 451x300 JPEG upload: decode, resize, model, 'not sure', top-5"))
+    return rows
+
+
+def photo_demo() -> dict:
+    return {"rows": photo_demo_rows()}
 
 
 def digits_seeds(seeds=(0, 1, 2)) -> dict:
