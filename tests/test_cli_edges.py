@@ -118,11 +118,12 @@ def test_explain_to_an_unknown_file_ending_writes_nothing(capsys, shipped, image
     assert not out.exists()
 
 
-@pytest.mark.parametrize("verb", ["explain", "export", "evaluate"])
+@pytest.mark.parametrize("verb", ["explain", "export", "evaluate", "train"])
 def test_out_where_nothing_can_be_written(capsys, shipped, image, blocked, verb):
     extra = {"explain": ["--image", image, "--out", blocked / "why.png"], "export": ["--out", blocked],
-             "evaluate": ["--out", blocked]}[verb]
-    code, out, err = run(capsys, verb, shipped, *extra)
+             "evaluate": ["--out", blocked]}.get(verb)
+    argv = [verb, shipped, *extra] if extra else ["train", "vision", "--data", "digits", "--out", blocked]
+    code, out, err = run(capsys, *argv)
     assert one_error_line(code, err) and "Cannot write" in err and "is a file" in err and not out
 
 

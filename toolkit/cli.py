@@ -96,6 +96,7 @@ def _train(args: argparse.Namespace, command: str) -> dict:
         elif isinstance(value, list):
             length = annotation(field.type)[1]
             options[name] = tuple(value * length if isinstance(length, int) and len(value) == 1 else value)
+    _writable(options.get("out"), folder=True)  # before hours of training, not after
     return cls.train_recipe(options.pop("out"), command=command, **options)
 
 
