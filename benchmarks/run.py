@@ -21,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, photos, rl, timeseries,
-                   transfer, vision)
+    from . import (compression, drawings, generative, honest, image_memory, imagenet, make_test, nlp, photos, rl,
+                   timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -61,6 +61,7 @@ def _benchmarks() -> dict:
         "rl_tflite": rl.tflite,
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
+        "image_memory": image_memory.run,
         "make_test": make_test.run,
     }
 

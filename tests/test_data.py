@@ -105,3 +105,74 @@ def test_image_batch_converts_channels_and_size():
     assert out.shape == (1, 8, 8, 1) and out.dtype == np.float32
     batch = image_batch([rgb, rgb], channels=3, image_size=(10, 10))
     assert batch.shape == (2, 10, 10, 3)
+
+
+# --------------------------------------------------------------------------- huge images
+
+
+def test_a_huge_png_is_refused_from_its_header_before_any_pixel_is_decoded(tmp_path, monkeypatch):
+    from PIL import Image, ImageFile
+
+    from toolkit.data.images import MAX_IMAGE_PIXELS, image_size_of
+
+    path = tmp_path / "huge.png"
+    Image.new("L", (8000, 6000)).save(path)  # 48 megapixels in a small file
+    assert image_size_of(path) == (8000, 6000) and 8000 * 6000 > MAX_IMAGE_PIXELS
+
+    def no_decoding(self):
+        raise AssertionError("decoded pixels of an image it should refuse")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(DataError, match=r"too large: 8000x6000 pixels\. Expected at most 40 megapixels"):
+        read_image(path, target_size=(224, 224))
+
+
+def test_target_size_reduces_while_or_right_after_decoding(tmp_path):
+    from PIL import Image
+
+    gradient = np.tile(np.linspace(0, 255, 2000), (1500, 1)).astype(np.uint8)
+    png = write_image(tmp_path / "wide.png", np.stack([gradient] * 3, -1))
+    small = read_image(png, target_size=(224, 224))
+    assert small.shape == (250, 334, 3)  # reduced 6x (ceil): both sides still cover 224
+    assert abs(float(small[:, :, 0].mean()) - float(gradient.mean())) < 1.0
+    assert read_image(png, target_size=(1000, 1000)).shape == (1500, 2000, 3)  # no whole factor fits: as is
+    Image.new("RGB", (4000, 3000), (200, 40, 40)).save(tmp_path / "camera.jpg")
+    photo = read_image(tmp_path / "camera.jpg", target_size=(224, 224))
+    assert photo.shape == (375, 500, 3)  # JPEG decoded at 1/8 scale
+    assert np.abs(photo[10, 10].astype(int) - (200, 40, 40)).max() <= 3
+    rotated = Image.new("RGB", (800, 400), (0, 0, 255))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # stored sideways: upright it is 400 wide, 800 tall
+    rotated.save(tmp_path / "turned.png", exif=exif)
+    assert read_image(tmp_path / "turned.png").shape == (800, 400, 3)
+    assert read_image(tmp_path / "turned.png", target_size=(100, 100)).shape == (200, 100, 3)
+
+
+def test_at_most_two_images_are_decoded_at_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import toolkit.data.images as images
+
+    inside, most, lock = [0], [0], threading.Lock()
+    decode = images._decode
+
+    def slow_decode(img, target):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return decode(img, target)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(images, "_decode", slow_decode)
+    path = write_image(tmp_path / "a.png", np.zeros((20, 20, 3)))
+    threads = [threading.Thread(target=read_image, args=(path,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == images.MAX_CONCURRENT_DECODES == 2

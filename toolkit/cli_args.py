@@ -8,7 +8,14 @@ import argparse
 import dataclasses
 from typing import Any
 
+from .config import COUNT, FRACTION, SEED, Bounded
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+#: What the generated ``toolkit train`` options parse numbers with: finite numbers (the config's
+#: ``__post_init__`` checks the ranges); seeds in [0, SEED_MAX].
+_PARSERS = {int: Bounded(int), float: Bounded(float)}
+POSITIVE = COUNT
+PORT = Bounded(int, 1, 65535, hint="E.g. 7860.")
 
 
 def annotation(text: Any) -> tuple[type | None, int | str | None]:
@@ -35,7 +42,8 @@ def _field_argument(field: dataclasses.Field) -> tuple[list[str], dict] | None:
         return flags, kw
     shown = meta.get("none", "none") if default is None else (
         " ".join(map(str, default)) if isinstance(default, tuple) else default)
-    kw.update(type=kind, help=help_text if "default" in help_text else f"{help_text} (default {shown})".lstrip())
+    parse = SEED if kind is int and (field.name == "seed" or field.name.endswith("_seed")) else _PARSERS.get(kind, kind)
+    kw.update(type=parse, help=help_text if "default" in help_text else f"{help_text} (default {shown})".lstrip())
     if "choices" in meta:
         kw["choices"] = meta["choices"]
         kw["type"] = str if "none" in meta else kind
@@ -49,7 +57,8 @@ def _option_argument(option) -> tuple[list[str], dict]:
     if option.flag:
         kw["action"] = "store_true"
     else:
-        kw.update(type=option.type, choices=option.choices, nargs=option.nargs, required=option.required)
+        parse = option.type if option.choices else _PARSERS.get(option.type, option.type)  # int/float: finite
+        kw.update(type=parse, choices=option.choices, nargs=option.nargs, required=option.required)
         if option.default is not None:
             kw["help"] = f"{kw['help']} (default {option.default})"
     return [option.option], kw
@@ -115,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--data", default=None, help="test data (default: the test split recorded in the card)")
     p.add_argument("--out", default=None, help="folder for confusion_matrix.png and metrics.json")
-    p.add_argument("--episodes", type=int, default=None,
+    p.add_argument("--episodes", type=POSITIVE, default=None,
                    help="RL agents: greedy episodes (default 100); --data may name another environment id "
                         "with the same spaces")
 
@@ -129,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="with --data: write the per-point scores to this CSV file; image outputs (denoiser, VAE): "
                         "a .png/.jpg (several inputs: a grid), a .npy, or a folder (one PNG per input)")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=POSITIVE, default=5, help="how many labels to list, best first (default 5)")
     p.add_argument("--tflite", default=None, help="run this .tflite file (in the model folder) instead of Keras")
 
     p = sub.add_parser("calibrate", help="classifiers: fit a temperature and the 'not sure' thresholds on held-out "
@@ -137,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--data", default=None, help="held-out labelled images (default: the validation part of the "
                                                 "training data the card records; never the test split)")
-    p.add_argument("--max-flagged", type=float, default=0.05,
+    p.add_argument("--max-flagged", type=Bounded(float, 0, 1, high_closed=False), default=0.05,
                    help="largest share of held-out in-domain images flagged 'not sure'")
 
     p = sub.add_parser("forecast", help="forecast the next values of a series with a time-series model")
@@ -145,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="the history: a CSV with the model's columns or a built-in series (default: the end of the "
                         "series the model was trained on)")
-    p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default and maximum: the model's)")
+    p.add_argument("--horizon", type=POSITIVE, default=None, help="steps to forecast (default and maximum: the model's)")
     p.add_argument("--out", default=None, help="CSV file for time, p10, p50, p90 (default: JSON on stdout)")
 
     p = sub.add_parser("export", help="export to TFLite; writes the .tflite, labels.txt and card.json")
@@ -158,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="prune, cluster and/or quantization-aware train a model (TFMOT); "
                                          "--report: every variant side by side")
     p.add_argument("model", help="saved model folder (image classifiers, from-scratch text classifiers)")
-    p.add_argument("--prune", type=float, default=None, help="target sparsity of the kernels, e.g. 0.8")
-    p.add_argument("--cluster", type=int, default=None, help="distinct values per kernel, e.g. 16")
+    p.add_argument("--prune", type=FRACTION, default=None, help="target sparsity of the kernels, e.g. 0.8")
+    p.add_argument("--cluster", type=Bounded(int, 2), default=None, help="distinct values per kernel, e.g. 16")
     p.add_argument("--qat", action="store_true", help="quantization-aware training (an int8 file)")
     p.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
                    help="preset of the file (default: int8 for images, dynamic for text)")
@@ -168,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "clustered + QAT) into the model's folder and card; Markdown to stdout or FILE")
     p.add_argument("--data", default=None,
                    help="data to fine-tune and test on (default: the data the model was trained on)")
-    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per technique (default 6)")
-    p.add_argument("--learning-rate", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
+    p.add_argument("--epochs", type=POSITIVE, default=None, help="fine-tuning epochs per technique (default 6)")
+    p.add_argument("--learning-rate", type=Bounded(float, 0, low_closed=False), default=None, help="fine-tuning learning rate (default 3e-4)")
     p.add_argument("--cluster-init", choices=["linear", "kmeans++"], default=None,
                    help="initial centroids (default linear)")
     p.add_argument("--int8-scales", choices=["channel", "tensor"], default=None,
@@ -190,31 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".png (rendered), .npy (attributions), .json, or .html (highlighted text)")
     p.add_argument("--target", default=None,
                    help="class to explain (default: the predicted one); time series: the forecast step, 1-based")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--budget", type=POSITIVE, default=None,
                    help="samples (SHAP, LIME), noisy copies (Grad-CAM) or steps per latent dimension (traversal)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the sampling (default 0)")
 
     p = sub.add_parser("generate", help="new images from a VAE or GAN, as a grid (.png) or raw pixels (.npy)")
     p.add_argument("model", help="saved VAE or GAN folder")
-    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--n", type=POSITIVE, default=64, help="number of images (default 64)")
     p.add_argument("--label", default=None, help="class to generate (conditional GANs; default: every class in turn)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the latent vectors (default: random)")
+    p.add_argument("--seed", type=SEED, default=None, help="seed of the latent vectors (default: random)")
     p.add_argument("--out", required=True, help=".png or .jpg (a grid; one image as itself) or .npy (N x H x W x C)")
     p.add_argument("--tflite", default=None, help="run this exported .tflite (in the model folder) instead of Keras")
 
     p = sub.add_parser("play", help="render episodes of an RL agent to an animated GIF")
     p.add_argument("model", help="saved agent folder")
     p.add_argument("--out", required=True, help="the .gif file to write")
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None, help="episode k starts from reset(seed=SEED + k)")
+    p.add_argument("--episodes", type=POSITIVE, default=1, help="episodes to play (default 1)")
+    p.add_argument("--seed", type=SEED, default=None, help="episode k starts from reset(seed=SEED + k)")
     p.add_argument("--env", default=None, help="another environment id with the same spaces (default: the agent's)")
     p.add_argument("--tflite", default=None, help="play this policy .tflite file (in the agent folder) instead")
-    p.add_argument("--scale", type=float, default=0.5, help="frame size relative to the renderer's (default 0.5)")
-    p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1: all)")
+    p.add_argument("--scale", type=Bounded(float, 0, 1, low_closed=False), default=0.5, help="frame size relative to the renderer's (default 0.5)")
+    p.add_argument("--every", type=POSITIVE, default=1, help="keep every N-th frame (default 1: all)")
 
     p = sub.add_parser("serve", help="launch the Gradio demo (all tasks in tabs)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=PORT, default=7860)
     p.add_argument("--model-dir", default=None, help="vision model folder (default: the shipped digits model)")
 
     p = sub.add_parser("bench", help="run the benchmarks and regenerate the README's results table")

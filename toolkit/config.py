@@ -13,7 +13,9 @@ one wording: ``"epochs must be > 0. Received 0."``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import numbers
 from typing import Any, Callable, Iterable
 
@@ -37,6 +39,79 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Iter
     if not cli:
         metadata["cli"] = False
     return dataclasses.field(default=default, metadata=metadata, **field_kwargs)
+
+
+#: Seeds everywhere (configs, CLI options, app sliders) are whole numbers in [0, SEED_MAX]: what
+#: numpy's and Keras's seeding accept.
+SEED_MAX = 2**32 - 1
+
+
+class Bounded:
+    """A number type for the command line (``type=`` of an argparse option): a whole number
+    (``kind=int``) or a finite real (``kind=float``) in [low, high] (open ends where asked).
+
+    A value out of range, NaN, infinity or not a number at all is refused with what was
+    expected and what was received (argparse prints it after the option's name).
+    """
+
+    def __init__(self, kind: type = int, low: float | None = None, high: float | None = None, *,
+                 low_closed: bool = True, high_closed: bool = True, hint: str = ""):
+        self.kind, self.low, self.high = kind, low, high
+        self.low_closed, self.high_closed, self.hint = low_closed, high_closed, hint
+        self.__name__ = self.description  # argparse names the type in some messages
+
+    @property
+    def description(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None:
+            return f"{what} in {'[' if self.low_closed else '('}{low}, {high}{']' if self.high_closed else ')'}"
+        if self.low is not None:
+            return f"{what} {'>=' if self.low_closed else '>'} {low}"
+        if self.high is not None:
+            return f"{what} {'<=' if self.high_closed else '<'} {high}"
+        return what
+
+    def __call__(self, text: Any) -> int | float:
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            value = None
+        ok = value is not None and math.isfinite(value)
+        if ok and self.low is not None:
+            ok = value >= self.low if self.low_closed else value > self.low
+        if ok and self.high is not None:
+            ok = value <= self.high if self.high_closed else value < self.high
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"expected {self.description}. Received {str(text)!r}.{' ' + self.hint if self.hint else ''}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"Bounded({self.description})"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+#: A seed option: ``--seed 0`` ... ``--seed 4294967295``.
+SEED = Bounded(int, 0, SEED_MAX, hint="Pick any whole number from 0 (the same seed gives the same result).")
+#: A count: 1, 2, 3, ...
+COUNT = Bounded(int, 1)
+#: A share held out: strictly between 0 and 1.
+FRACTION = Bounded(float, 0, 1, low_closed=False, high_closed=False, hint="E.g. 0.2 holds out a fifth.")
+
+
+def check_seed(config: Any, *names: str) -> None:
+    """Each named field is None or a whole number in [0, SEED_MAX] (numpy ints become ints)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= SEED_MAX:
+            raise ValueError(f"{name} must be a whole number in [0, {SEED_MAX}]. Received {value!r}.")
+        object.__setattr__(config, name, int(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +142,7 @@ def verbose_option(default: int) -> RecipeOption:
 
 
 def test_size_option(help: str = "share of the data held out for testing") -> RecipeOption:
-    return RecipeOption("test_size", help, 0.2, float)
+    return RecipeOption("test_size", help, 0.2, FRACTION)
 
 
 #: Where a series comes from (forecasters and anomaly detectors).
@@ -109,7 +184,7 @@ def check_non_negative(config: Any, *names: str) -> None:
     """Each named field is >= 0."""
     for name in names:
         value = getattr(config, name)
-        if value < 0:
+        if not value >= 0:  # NaN too
             raise ValueError(f"{name} must be >= 0. Received {value!r}.")
 
 
@@ -179,6 +254,7 @@ def config_and_options(config_class: type, recipe_options: Iterable[RecipeOption
                         f"recipe options {sorted(declared)}.")
     values = {k: v for k, v in options.items() if k in fields and v is not None}
     config = config_class(**{**values, **fixed})
+    check_seed(config, *(name for name in fields if name == "seed" or name.endswith("_seed")))
     extra = {**declared, **{k: v for k, v in options.items() if k in declared and v is not None}}
     return config, extra
 

@@ -14,6 +14,7 @@ __all__ = [
     "ExportError",
     "QuantizationError",
     "WeightsUnavailableError",
+    "OutputError",
 ]
 
 
@@ -43,3 +44,8 @@ class QuantizationError(ExportError, ValueError):
 
 class WeightsUnavailableError(ToolkitError):
     """Pretrained weights could not be downloaded or read."""
+
+
+class OutputError(ToolkitError):
+    """A result could not be written where asked (a folder that cannot be made or written to, a
+    file type the writer does not make)."""

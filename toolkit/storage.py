@@ -7,12 +7,43 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, OutputError
 
 CARD_FILE = "card.json"
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc where there is one, so no other thread sees it change)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def output_error(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The :class:`OutputError` for an ``OSError`` met while writing ``path``."""
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return OutputError(f"Cannot write {str(path)!r} ({reason}). Expected a path in a folder you can write to; "
+                       "choose another path or fix the folder's permissions.")
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -26,12 +57,21 @@ def sha256_file(path: str | os.PathLike) -> str:
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], Any]) -> Path:
     """Call ``writer(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    if path.is_dir():
+        raise OutputError(f"Cannot write {str(path)!r}: it is a folder. Expected a file path; add a file name.")
+    _make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
     os.close(fd)
     try:
         writer(tmp)
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a saved file is like any other (0644)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise output_error(path, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -103,11 +143,14 @@ def replace_directory(directory: str | os.PathLike, fill: Callable[[Path], Any])
                 f"Cannot save a model to {str(directory)!r}: the folder is not empty and is not a "
                 "toolkit model folder. Choose a new or empty folder."
             )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    _make_parent(directory)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    except OSError as exc:
+        raise output_error(directory, exc) from exc
     try:
         fill(tmp)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o777 & ~current_umask())
         if directory.exists():
             old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
             os.rmdir(old)

@@ -29,6 +29,7 @@ from .images import (
     IMAGE_EXTENSIONS,
     ImageData,
     Splits,
+    check_builtin_split,
     convert_channels,
     image_batch,
     labelled_arrays,
@@ -127,6 +128,7 @@ def image_splits(source: Any, image_size: Sequence[int] = DEFAULT_IMAGE_SIZE, ch
                  test_size: float = 0.2, seed: int = 42) -> Splits:
     """Train and test parts of a source: digits' fixed split, else a (stratified) random split."""
     if _is_builtin(source):
+        check_builtin_split(source, test_size)
         return digits_splits(image_size)
     if isinstance(source, Splits):
         return Splits(resolve_images(source, "train", image_size, channels),

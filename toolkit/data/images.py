@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -76,43 +77,83 @@ def load_digits(test_size: float = 0.2, random_state: int = 42) -> Splits:
 # --------------------------------------------------------------------------- reading files
 
 
-def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+#: At most this many images are decoded at once in the whole process (every caller of
+#: :func:`read_image`: CLI, apps, loaders), so concurrent uploads cannot add up their peaks.
+MAX_CONCURRENT_DECODES = 2
+_DECODE_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+#: After a decode this large (pixels), freed heap pages are handed back to the system.
+TRIM_AFTER_PIXELS = 4_000_000
+
+
+def _give_memory_back() -> None:
+    """Return freed heap pages to the system (glibc's ``malloc_trim``); a no-op elsewhere."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
+def image_size_of(source: str | os.PathLike | bytes) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        label = "the upload" if isinstance(source, bytes) else str(source)
+        raise DataError(f"{label} is not a readable image ({type(exc).__name__}). Expected a PNG, JPEG, BMP or "
+                        "GIF file.") from exc
+
+
+def read_image(source: str | os.PathLike | bytes, name: str | None = None,
+               target_size: Sequence[int] | None = None) -> np.ndarray:
     """Read one image file (or its bytes) into an (H, W, C) uint8 array with C = 1 or 3.
 
     RGBA and palette images are composited on white; EXIF rotation is applied; a GIF gives its
     first frame. Every failure is a :class:`DataError` naming the file.
+
+    ``target_size`` (height, width) is the size the caller resizes to (a model's input): the
+    image is then reduced while decoding (JPEG) or right after (other formats), by a whole
+    factor that keeps both sides at least as large as the target, so a camera photo for a
+    224x224 model never stays in memory at full size. The header's size is checked before any
+    pixel is decoded (at most :data:`MAX_IMAGE_PIXELS`, after JPEG's reduction); at most
+    :data:`MAX_CONCURRENT_DECODES` images are decoded at once in the process, and a large
+    decode gives its memory back to the system.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     label = name or (str(source) if not isinstance(source, bytes) else "the upload")
     if isinstance(source, bytes):
-        raw = source
+        if len(source) == 0:
+            raise DataError(f"{label} is empty (0 bytes). Expected a PNG, JPEG, BMP or GIF image.")
+        opened: Any = io.BytesIO(source)
     else:
         path = Path(source)
         if not path.exists():
             raise DataError(f"Image file not found: {label}. Check the path.")
         if path.is_dir():
             raise DataError(f"Expected an image file. Received a folder: {label}.")
-        raw = path.read_bytes()
-    if len(raw) == 0:
-        raise DataError(f"{label} is empty (0 bytes). Expected a PNG, JPEG, BMP or GIF image.")
+        if path.stat().st_size == 0:
+            raise DataError(f"{label} is empty (0 bytes). Expected a PNG, JPEG, BMP or GIF image.")
+        opened = path
+    target = None if target_size is None else (max(1, int(target_size[0])), max(1, int(target_size[1])))
+    decoded = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS and img.format == "JPEG":
-                # A camera's 50-megapixel JPEG: decode it at 1/2, 1/4 or 1/8 scale (no huge array).
-                scale = int(np.ceil(np.sqrt(width * height / MAX_IMAGE_PIXELS)))
-                img.draft(img.mode, (width // scale, height // scale))
-                width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise DataError(
-                    f"{label} is too large: {width}x{height} pixels. Expected at most "
-                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Downscale it first."
-                )
-            img.seek(0)
-            img.load()
+            with _DECODE_SLOTS, Image.open(opened) as img:
+                decoded = _check_header(img, label, target)
+                arr = _decode(img, target)
     except DataError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -121,24 +162,79 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{label} could not be decoded ({exc}). The file may be truncated or corrupt.") from exc
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba).convert("RGB")
-    elif img.mode in ("L", "1", "I", "I;16", "F"):
-        img = img.convert("L") if img.mode != "I;16" else img.point(lambda v: v / 256).convert("L")
-    elif img.mode != "RGB":
-        img = img.convert("RGB")
-    arr = np.asarray(img, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[..., None]
+    finally:
+        if decoded > TRIM_AFTER_PIXELS:
+            _give_memory_back()
     if min(arr.shape[:2]) < MIN_IMAGE_SIDE:
         raise DataError(
             f"{label} is too small: {arr.shape[1]}x{arr.shape[0]} pixels. Expected at least "
             f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}."
         )
     return arr
+
+
+def _check_header(img, label: str, target: tuple[int, int] | None) -> int:
+    """The pixels a decode of ``img`` will hold (JPEG reduced while decoding by ``draft``);
+    a DataError before decoding when that is over :data:`MAX_IMAGE_PIXELS`."""
+    width, height = img.size
+    if img.format == "JPEG":
+        if target is not None:  # the smallest 1/2, 1/4, 1/8 scale still covering the target
+            img.draft(img.mode, (min(width, target[1]), min(height, target[0])))
+        elif width * height > MAX_IMAGE_PIXELS:  # a camera's 50-megapixel JPEG at 1/2, 1/4 or 1/8 scale
+            scale = int(np.ceil(np.sqrt(width * height / MAX_IMAGE_PIXELS)))
+            img.draft(img.mode, (width // scale, height // scale))
+        width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{label} is too large: {width}x{height} pixels. Expected at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Downscale it first."
+        )
+    return width * height
+
+
+def _decode(img, target: tuple[int, int] | None) -> np.ndarray:
+    """Decode the first frame, reduce it toward ``target``, apply EXIF rotation and convert to
+    L or RGB, dropping each larger intermediate as soon as the next exists."""
+    from PIL import Image
+
+    img.seek(0)
+    img.load()
+    turn = _EXIF_TURNS.get(img.getexif().get(0x0112, 1))  # read before reduce(), which drops the EXIF
+    if img.mode in ("1", "P", "PA", "I;16", "I;16B", "I;16L", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = _convert(img)  # Image.reduce needs L, LA, RGB(A), I or F
+    if target is not None:
+        height, width = target if turn not in _SWAPS else target[::-1]  # the target is upright
+        factor = min(img.size[0] // width, img.size[1] // height)
+        if factor >= 2:
+            img = img.reduce(factor)
+    if turn is not None:
+        img = img.transpose(getattr(Image.Transpose, turn))
+    img = _convert(img)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+#: EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
+_EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+               7: "TRANSVERSE", 8: "ROTATE_90"}
+_SWAPS = ("TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90")
+
+
+def _convert(img):
+    """L or RGB (transparency composited on white)."""
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("1", "I", "F"):
+        return img.convert("L")
+    if img.mode == "I;16":
+        return img.point(lambda v: v / 256).convert("L")
+    return img.convert("RGB")
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -267,7 +363,7 @@ def image_batch(images: Any, channels: int | None = None, image_size: Sequence[i
         if len(images) == 0:
             raise DataError("Received an empty list of images. Pass at least one image.")
         if all(isinstance(i, (str, os.PathLike, bytes)) for i in images):
-            arrays = [read_image(i) for i in images]
+            arrays = [read_image(i, target_size=image_size) for i in images]  # reduced while decoding
         else:
             arrays = [_as_single_image(np.asarray(i), f"image {k}") for k, i in enumerate(images)]
         if channels is None or image_size is None:
@@ -434,6 +530,7 @@ def load_splits(
 ) -> Splits:
     """Train/test splits of a source: digits' fixed split, or a stratified split of a folder."""
     if isinstance(source, str) and source in BUILTIN_IMAGE_SETS:
+        check_builtin_split(source, test_size, test_data)
         return load_digits()
     full = resolve_image_data(source, "train", image_size=image_size if isinstance(source, (str, os.PathLike)) else None)
     spec: dict = {"source": str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else "arrays"}
@@ -448,6 +545,19 @@ def load_splits(
     train_idx, test_idx = split_indices(full.y, test_size, seed)
     spec.update({"test_size": test_size, "seed": seed})
     return Splits(full.subset(train_idx), full.subset(test_idx), spec)
+
+
+def check_builtin_split(source: str, test_size: float | None, test_data: Any = None) -> None:
+    """A built-in set keeps its fixed split (every model is compared on the same test images):
+    a DataError when another ``test_size`` or a ``test_data`` is asked of it."""
+    fixed = DIGITS_SPEC["test_size"]
+    if test_data is not None:
+        raise DataError(f"{source!r} has a fixed test split; a separate test set was also given. Drop --test-data "
+                        "(or train on a folder of your own images).")
+    if test_size is not None and not np.isclose(float(test_size), fixed):
+        raise DataError(f"{source!r} has a fixed test split of {fixed:g} (its models are all compared on the same "
+                        f"test images). Received test_size={test_size!r}. Drop --test-size, or train on a folder "
+                        "to choose the split.")
 
 
 def split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,9 @@ class Explanation:
             return atomic_write(path, lambda tmp: np.save(tmp, self.attributions))
         if suffix == ".json":
             return write_json(path, {**self.summary(), "attributions": self.attributions.tolist()})
+        if suffix not in (".png", ".jpg", ".jpeg"):
+            raise ValueError(f"Expected a file ending in .png, .jpg, .npy, .json or .html. Received {path.name!r}. "
+                             "Name the file with one of those endings.")
         from PIL import Image
         import io
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 
 from ..base import ExportPlan, Task, target_index, write_labels
-from ..config import RecipeOption, check_fraction, check_non_negative, check_positive, out_option, setting
+from ..config import COUNT, RecipeOption, check_fraction, check_non_negative, check_positive, out_option, setting
 from ..errors import DataError, ModelFormatError
 from ..plotting import learning_curve_png
 from .numpy_mlp import archived_dense_stack, dense_stack, forward, softmax  # noqa: F401  (re-exported)
@@ -121,7 +121,7 @@ class Agent(Task):
         RecipeOption("env", "a gymnasium id with discrete actions and vector observations: CartPole-v1, Acrobot-v1, "
                      "MountainCar-v0, CartPoleLongPole-v1, ...", required=True),
         out_option(),
-        RecipeOption("episodes", "greedy evaluation episodes after training", 100, int),
+        RecipeOption("episodes", "greedy evaluation episodes after training", 100, COUNT),
     )
 
     @classmethod

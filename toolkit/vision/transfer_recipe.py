@@ -251,6 +251,8 @@ class TransferTraining:
         import keras
         import tensorflow as tf
 
+        from ..callbacks import HistoryBackup
+
         cfg = self.config
         model = self.model_
         transfer = cfg.weights is not None
@@ -276,12 +278,16 @@ class TransferTraining:
                 ),
                 *callbacks,
             ]
+            epochs_kept = None
             if backup_root:
                 cbs.append(keras.callbacks.BackupAndRestore(str(backup_root / phase), delete_checkpoint=True))
-            return fit_model.fit(
+                epochs_kept = HistoryBackup(backup_root / f"{phase}_epochs.json")  # a resume keeps every epoch
+                cbs.append(epochs_kept)
+            history = fit_model.fit(
                 train_ds, validation_data=val_ds, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                 callbacks=cbs, verbose=verbose, shuffle=False,  # the datasets shuffle themselves
             ).history
+            return epochs_kept.merged(history) if epochs_kept else history
 
         def images(data, shuffle, augment):
             return self._dataset(data, shuffle=shuffle, augment=augment)
