@@ -22,9 +22,11 @@ worker shares. ``toolkit launch --workers N -- tune ...`` sets them for N local 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -246,12 +248,13 @@ def tune(task_class: type, out: str | os.PathLike, *, trials: int, algorithm: st
     if side.exists() and not (out / TUNER_DIR).exists():  # an earlier run stopped while swapping folders
         out.mkdir(parents=True, exist_ok=True)
         os.replace(side, out / TUNER_DIR)
-    tuner = _tuner_class()(task_class, options, command, oracle=_oracle(algorithm, trials, hp, search_seed),
-                           directory=str(out / TUNER_DIR), project_name=PROJECT, overwrite=False)
-    if not distributed:
-        tuner.oracle.max_trials = trials  # a resumed search may be given more (or fewer) trials
     try:
-        tuner.search()
+        with contextlib.redirect_stdout(sys.stderr):  # KerasTuner's progress; stdout is the summary (JSON)
+            tuner = _tuner_class()(task_class, options, command, oracle=_oracle(algorithm, trials, hp, search_seed),
+                                   directory=str(out / TUNER_DIR), project_name=PROJECT, overwrite=False)
+            if not distributed:
+                tuner.oracle.max_trials = trials  # a resumed search may be given more (or fewer) trials
+            tuner.search()
     except keras_tuner.errors.FatalError as exc:
         raise TuningError(f"The search stopped: {exc}") from None
     if distributed and not dist_utils.is_chief_oracle():
