@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import sys
 import time
@@ -61,6 +62,7 @@ def _benchmarks() -> dict:
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
         "make_test": make_test.run,
+        "distributed_digits": importlib.import_module("benchmarks.distributed").run,
     }
 
 

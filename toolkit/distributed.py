@@ -396,6 +396,10 @@ def _stop(processes: list[subprocess.Popen], grace: float = 10.0) -> None:
             p.wait()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def exit_code(returncode: int) -> int:
     """A process's exit status as a shell reports it (killed by signal N: 128 + N)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -415,6 +419,9 @@ def launch(argv: Sequence[str], workers: int = 2, host: str = "127.0.0.1", out=N
     environments = worker_environments(workers, host, tuner=tuner)
     processes: list[subprocess.Popen] = []
     threads = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # `kill` of the launcher stops its workers too
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for i, extra in enumerate(environments):
             env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
@@ -444,3 +451,5 @@ def launch(argv: Sequence[str], workers: int = 2, host: str = "127.0.0.1", out=N
         _stop(processes)
         for thread in threads:
             thread.join(timeout=5)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
