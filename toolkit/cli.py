@@ -60,37 +60,9 @@ def _train(args: argparse.Namespace, command: str) -> dict:
         elif isinstance(value, list):
             length = annotation(field.type)[1]
             options[name] = tuple(value * length if isinstance(length, int) and len(value) == 1 else value)
-    _strategy_option(options)
+    from .distributed import strategy_option
+    strategy_option(options)  # --strategy NAME -> a tf.distribute.Strategy
     return cls.train_recipe(options.pop("out"), command=command, **options)
-
-
-def _strategy_option(options: dict) -> None:
-    """``--strategy NAME`` -> the tf.distribute.Strategy the config takes."""
-    if "strategy" in options:
-        from .distributed import make_strategy
-
-        options["strategy"] = make_strategy(options["strategy"])
-
-
-# ---------------------------------------------------------------------------- launch and tune
-
-
-def _launch(args: argparse.Namespace, command: str) -> None:
-    from .distributed import launch
-
-    code = launch(args.command, workers=args.workers, host=args.host)
-    if code:
-        raise SystemExit(code)
-
-
-def _tune(args: argparse.Namespace, command: str) -> dict:
-    from .cli_args import config_values
-    from .tuning import tune
-
-    skip = ("verb", "task", "task_class", "trials", "algorithm", "params", "distributed", "search_seed", "out")
-    options = config_values(args.task_class, {k: v for k, v in vars(args).items() if k not in skip})
-    return tune(args.task_class, args.out, trials=args.trials, algorithm=args.algorithm, params=args.params,
-                distributed=args.distributed, search_seed=args.search_seed, command=command, **options)
 
 
 # ---------------------------------------------------------------------------- other verbs
@@ -344,7 +316,12 @@ VERBS: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "predict":
                               "forecast": _forecast,
                               "generate": _generate, "export": _export, "compress": _compress, "play": _play,
                               "explain": _explain, "serve": _serve, "bench": _bench}
-VERBS.update(launch=_launch, tune=_tune)
+VERBS.update(launch=lambda args, command: _elsewhere("distributed", "launch_verb")(args, command),
+             tune=lambda args, command: _elsewhere("tuning", "tune_verb")(args, command))
+
+
+def _elsewhere(module: str, name: str) -> Callable:  # a verb handled by toolkit.<module>.<name>
+    return getattr(__import__(f"toolkit.{module}", fromlist=[name]), name)
 
 
 def main(argv: list[str] | None = None) -> int:

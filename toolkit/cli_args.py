@@ -97,7 +97,7 @@ def config_values(cls, options: dict) -> dict:
 def add_scale_parsers(sub) -> None:
     """``toolkit launch`` (local multi-worker runs) and ``toolkit tune <task>`` (KerasTuner)."""
     from .base import registered_tasks
-    from .tuning import ALGORITHMS, tunable_fields
+    from .config import tunable_fields
 
     p = sub.add_parser("launch", help="run a train or tune command in N local worker processes (a tf.distribute "
                                       "cluster on loopback, TF_CONFIG generated)")
@@ -113,8 +113,8 @@ def add_scale_parsers(sub) -> None:
             continue
         t = tasks.add_parser(name, help=f"{_summary(cls)} (searches {', '.join(tunable_fields(cls.config_class))})")
         t.add_argument("--trials", type=int, required=True, help="number of configurations to train")
-        t.add_argument("--algorithm", choices=ALGORITHMS, default="random",
-                       help="random search or Bayesian optimization (default random)")
+        t.add_argument("--algorithm", default="random",
+                       help="random (random search) or bayesian (Bayesian optimization) (default random)")
         t.add_argument("--params", nargs="+", default=None, metavar="FIELD",
                        help="fields to search (default: every declared range not fixed by an option below)")
         t.add_argument("--distributed", action="store_true",

@@ -453,3 +453,16 @@ def launch(argv: Sequence[str], workers: int = 2, host: str = "127.0.0.1", out=N
             thread.join(timeout=5)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def strategy_option(options: dict) -> None:
+    """``--strategy NAME`` of ``toolkit train`` -> the tf.distribute.Strategy the config takes."""
+    if "strategy" in options:
+        options["strategy"] = make_strategy(options["strategy"])
+
+
+def launch_verb(args: Any, command: str) -> None:
+    """``toolkit launch --workers N -- train|tune ...``: exits with the failing worker's status."""
+    code = launch(args.command, workers=args.workers, host=args.host)
+    if code:
+        raise SystemExit(code)

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import tunable_fields
 from .errors import ToolkitError
 
 ALGORITHMS = ("random", "bayesian")
@@ -65,17 +66,16 @@ class Dimension:
                 "scale": "log" if self.log else "linear"}
 
 
-def tunable_fields(config_class: type) -> dict[str, dataclasses.Field]:
-    """The config's fields that declare a search range (``tune=(low, high)``), by name."""
-    return {f.name: f for f in dataclasses.fields(config_class) if "tune" in f.metadata}
+def _kind(field: dataclasses.Field) -> type | None:
+    """int or float from a field's annotation (``int``, ``int | None``, ``float``...); None otherwise."""
+    text = str(field.type).replace(" ", "").replace("|None", "").replace("None|", "")
+    return {"int": int, "float": float}.get(text) or {int: int, float: float}.get(field.type)
 
 
 def search_space(config_class: type, params: Iterable[str] | None = None,
                  fixed: Iterable[str] = ()) -> list[Dimension]:
     """The dimensions of a search over ``config_class``'s declared ranges: ``params`` (default:
     every declared field) less the ``fixed`` ones."""
-    from .cli_args import annotation
-
     declared = tunable_fields(config_class)
     name = config_class.__name__
     if not declared:
@@ -97,7 +97,7 @@ def search_space(config_class: type, params: Iterable[str] | None = None,
     dims = []
     for field_name in chosen:
         field = declared[field_name]
-        kind = annotation(field.type)[0]
+        kind = _kind(field)
         low, high = field.metadata["tune"]
         if kind not in (int, float):
             raise TuningError(f"{name}.{field_name} declares a search range but is a {field.type}; only int and "
@@ -288,3 +288,13 @@ def tune(task_class: type, out: str | os.PathLike, *, trials: int, algorithm: st
     return {"out": str(directory), "best_trial": best_trial, "best_values": best[0]["values"],
             OBJECTIVE: best[0][OBJECTIVE], "trials": len(table), "metrics": card.get("metrics"),
             "results": [{k: row[k] for k in ("trial", "values", OBJECTIVE, "status")} for row in table]}
+
+
+def tune_verb(args: Any, command: str) -> dict:
+    """``toolkit tune <task> ...`` (the parsed arguments of toolkit/cli_args.py)."""
+    from .cli_args import config_values
+
+    skip = ("verb", "task", "task_class", "trials", "algorithm", "params", "distributed", "search_seed", "out")
+    options = config_values(args.task_class, {k: v for k, v in vars(args).items() if k not in skip})
+    return tune(args.task_class, args.out, trials=args.trials, algorithm=args.algorithm, params=args.params,
+                distributed=args.distributed, search_seed=args.search_seed, command=command, **options)
