@@ -188,6 +188,18 @@ def wait_for_peers(cluster: Cluster, timeout: float | None = None) -> None:
         time.sleep(0.5)
 
 
+def rendezvous(cluster: Cluster, timeout: float | None = None) -> None:
+    """Listen on this worker's own port until every other worker answers on theirs (or raise after
+    ``timeout`` seconds), then free the port for the strategy's gRPC server. A port in use fails here."""
+    check_port_free(cluster.address)
+    port = _split_address(cluster.address, "this task's address")[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", port))
+        sock.listen(64)
+        wait_for_peers(cluster, timeout)
+
+
 # ---------------------------------------------------------------------------- strategies
 
 
@@ -202,12 +214,10 @@ def make_strategy(name: str | None, timeout: float | None = None) -> Any:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     cluster = parse_tf_config()
-    check_port_free(cluster.address)
+    rendezvous(cluster, timeout)  # before the strategy: its constructor waits for absent peers forever
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
-    strategy = _multi_worker_class()(communication_options=options)
-    wait_for_peers(cluster, timeout)
-    return strategy
+    return _multi_worker_class()(communication_options=options)
 
 
 def _multi_worker_class() -> type:
