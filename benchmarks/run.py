@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import sys
 import time
@@ -63,6 +64,7 @@ def _benchmarks() -> dict:
         "rl_explanations": rl.explanations,
         "image_memory": image_memory.run,
         "make_test": make_test.run,
+        "distributed_digits": importlib.import_module("benchmarks.distributed").run,
     }
 
 

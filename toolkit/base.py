@@ -307,6 +307,9 @@ class Task:
     def save(self, directory: str | os.PathLike) -> Path:
         """Save the task to ``directory`` atomically; an existing model folder is replaced."""
         self._check_fitted()
+        from .distributed import save_target
+
+        directory = save_target(directory, getattr(self.config, "strategy", None))  # workers: a scratch folder
 
         def fill(tmp: Path) -> None:
             model_path = tmp / MODEL_FILE

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cli_args import annotation, build_parser, train_arguments
+from .storage import check_writable
 
 EXIT_USER_ERROR = 2
 
@@ -32,42 +33,6 @@ def _usage_error(message: str) -> Exception:
     from .errors import ToolkitError
 
     return ToolkitError(message)
-
-
-#: What ``toolkit explain --out`` writes, by file ending.
-EXPLANATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".json", ".html", ".htm")
-
-
-def _writable(out: str | None, option: str = "--out", suffixes: tuple[str, ...] | None = None,
-              folder: bool = False) -> None:
-    """Refuse ``--out`` before any work when it has an ending nothing writes, or when neither it
-    nor the nearest existing folder above it can be written to (a read-only place, a file in the
-    way)."""
-    import os
-
-    from .errors import OutputError
-
-    if out is None:
-        return
-    path = Path(out)
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        received = f"{path.suffix!r}" if path.suffix else "no file ending"
-        raise OutputError(f"{option} must end in one of {', '.join(suffixes)}. Received {str(out)!r} ({received}). "
-                          f"Name the file with one of those endings.")
-    if path.is_dir() and not folder:
-        raise OutputError(f"{option} {str(out)!r} is a folder. Expected a file path ending in "
-                          f"{', '.join(suffixes or ('a file name',))}; add a file name.")
-    if path.exists() and not path.is_dir() and folder and not path.suffix:
-        raise OutputError(f"{option} {str(out)!r} is a file. Expected a folder; choose a new folder path.")
-    above = path.resolve() if path.is_dir() else path.resolve().parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if not above.is_dir():
-        raise OutputError(f"Cannot write {option} {str(out)!r}: {str(above)!r} is a file, not a folder. "
-                          "Choose a path in a folder.")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise OutputError(f"Cannot write {option} {str(out)!r}: the folder {str(above)!r} is not writable. "
-                          "Choose a path in a folder you can write to.")
 
 
 # ---------------------------------------------------------------------------- train (generated)
@@ -96,7 +61,9 @@ def _train(args: argparse.Namespace, command: str) -> dict:
         elif isinstance(value, list):
             length = annotation(field.type)[1]
             options[name] = tuple(value * length if isinstance(length, int) and len(value) == 1 else value)
-    _writable(options.get("out"), folder=True)  # before hours of training, not after
+    check_writable(options.get("out"), folder=True)  # before hours of training, not after
+    from .distributed import strategy_option
+    strategy_option(options)  # --strategy NAME -> a tf.distribute.Strategy
     return cls.train_recipe(options.pop("out"), command=command, **options)
 
 
@@ -151,7 +118,7 @@ def _evaluate(args: argparse.Namespace, command: str) -> dict:
         if "policy" not in task.tags:
             raise _usage_error(f"--episodes is for RL agents; {args.model} holds a {_named(task)} model.")
         episodes = {"n_episodes": args.episodes}
-    _writable(args.out, folder=True)
+    check_writable(args.out, folder=True)
     data = _data(task, args.data)
     out = Path(args.out) if args.out else None
     if out:
@@ -172,7 +139,7 @@ def _play(args: argparse.Namespace, command: str) -> dict:
     """Render episodes of a saved agent to a GIF (its network read into numpy, or a policy .tflite)."""
     from .rl.play import play_saved
 
-    _writable(args.out, suffixes=(".gif",))
+    check_writable(args.out, suffixes=(".gif",))
     return play_saved(args.model, args.out, args.episodes, args.seed, env=args.env, tflite=args.tflite,
                       scale=args.scale, every=args.every)
 
@@ -227,7 +194,7 @@ def _predict_images(predictor, args: argparse.Namespace) -> dict:
     if not args.out:
         raise _usage_error("This model outputs images: pass --out clean.png (one image), a .npy file, or a folder.")
     out = Path(args.out)
-    _writable(args.out, folder=out.is_dir() or not out.suffix,
+    check_writable(args.out, folder=out.is_dir() or not out.suffix,
               suffixes=None if out.is_dir() or not out.suffix else (".png", ".jpg", ".jpeg", ".npy"))
     images = predictor.predict(args.image if len(args.image) > 1 else args.image[0])
     if out.is_dir() or not out.suffix:
@@ -239,7 +206,7 @@ def _predict_images(predictor, args: argparse.Namespace) -> dict:
 def _generate(args: argparse.Namespace, command: str) -> dict:
     from .generative.common import save_images
 
-    _writable(args.out, suffixes=(".png", ".jpg", ".jpeg", ".npy"))
+    check_writable(args.out, suffixes=(".png", ".jpg", ".jpeg", ".npy"))
     cls, generator = _predictor(args.model, args.tflite)
     if "generator" not in cls.tags:
         raise _usage_error(f"{args.model} does not generate images: `toolkit generate` needs a generator model "
@@ -252,7 +219,7 @@ def _generate(args: argparse.Namespace, command: str) -> dict:
 
 def _predict_series(args: argparse.Namespace) -> Any:
     """Anomaly scores per point (or, for a forecaster, its forecast) of a series; CSV with --out."""
-    _writable(args.out)
+    check_writable(args.out)
     task = _load(args.model)
     if task.input_kind != "series":
         raise _usage_error(f"--data is for time-series models; this is a {_named(task)} model. "
@@ -278,7 +245,7 @@ def _write_table(table, out: str | None) -> Any:
 
 
 def _forecast(args: argparse.Namespace, command: str) -> Any:
-    _writable(args.out)
+    check_writable(args.out)
     task = _load(args.model)
     _require(task, "forecaster", args.model, "forecast")
     history = task.load_data(args.data) if args.data is not None else None
@@ -291,7 +258,7 @@ def _export(args: argparse.Namespace, command: str) -> list[dict]:
     task = _load(args.model)
     for quantization in args.quantization:  # every preset refused before any file is written
         task.check_quantization(quantization)
-    _writable(args.out, folder=not str(args.out or "").endswith(".tflite"))
+    check_writable(args.out, folder=not str(args.out or "").endswith(".tflite"))
     data = _data(task, args.data) if args.data is not None else task.reload_data()  # read once for every preset
     entries = []
     for quantization in args.quantization:
@@ -308,7 +275,7 @@ def _compress(args: argparse.Namespace, command: str) -> Any:
     if args.int8_scales is not None:
         options["per_channel"] = args.int8_scales == "channel"
     if args.report is not None:
-        _writable(None if args.report == "-" else args.report, "--report")
+        check_writable(None if args.report == "-" else args.report, "--report")
         if args.qat or args.out or args.quantization:
             raise _usage_error("--report makes every variant into the model's folder; drop --qat, --quantization "
                                "and --out (--prune and --cluster set the report's sparsity and clusters).")
@@ -334,7 +301,9 @@ def _explain(args: argparse.Namespace, command: str) -> dict:
         raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series; an "
                            "observation for RL agents).")
     method = task.check_explain_method(args.method)
-    _writable(args.out, suffixes=EXPLANATION_SUFFIXES)
+    from .explain.base import SAVE_SUFFIXES
+
+    check_writable(args.out, suffixes=SAVE_SUFFIXES)
     x = task.load_data(args.data) if args.data is not None else given[0]
     explanation = task.explain(x, method=method, target=args.target, budget=args.budget, seed=args.seed)
     explanation.save(args.out)
@@ -361,6 +330,12 @@ VERBS: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "predict":
                               "forecast": _forecast,
                               "generate": _generate, "export": _export, "compress": _compress, "play": _play,
                               "explain": _explain, "serve": _serve, "bench": _bench}
+VERBS.update(launch=lambda args, command: _elsewhere("distributed", "launch_verb")(args, command),
+             tune=lambda args, command: _elsewhere("tuning", "tune_verb")(args, command))
+
+
+def _elsewhere(module: str, name: str) -> Callable:  # a verb handled by toolkit.<module>.<name>
+    return getattr(__import__(f"toolkit.{module}", fromlist=[name]), name)
 
 
 def main(argv: list[str] | None = None) -> int:

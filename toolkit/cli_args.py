@@ -71,7 +71,68 @@ def train_arguments(task_class) -> dict[str, tuple[list[str], dict]]:
         argument = _field_argument(field)
         if argument is not None and field.name not in out:
             out[field.name] = argument
+    if "strategy" in {f.name for f in dataclasses.fields(task_class.config_class)} and "strategy" not in out:
+        out["strategy"] = strategy_argument()
     return out
+
+
+def strategy_argument() -> tuple[list[str], dict]:
+    """``--strategy``, for tasks whose config has a ``strategy`` field (see toolkit.distributed)."""
+    from .distributed import STRATEGIES
+
+    return ["--strategy"], {"dest": "strategy", "default": argparse.SUPPRESS, "choices": STRATEGIES,
+                            "help": "tf.distribute strategy: default (one device), mirrored (all local devices), "
+                                    "multi-worker (the cluster in TF_CONFIG; `toolkit launch` sets it locally) "
+                                    "(default default)"}
+
+
+def config_values(cls, options: dict) -> dict:
+    """The parsed options of ``train``/``tune`` as the recipe takes them: a field's ``none`` word
+    becomes None, lists become tuples (one value repeated to the field's length)."""
+    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
+    options = dict(options)
+    for name, value in list(options.items()):
+        field = fields.get(name)
+        if field is None:
+            continue
+        if "none" in field.metadata and value == field.metadata["none"]:
+            options[name] = None
+        elif isinstance(value, list):
+            length = annotation(field.type)[1]
+            options[name] = tuple(value * length if isinstance(length, int) and len(value) == 1 else value)
+    return options
+
+
+def add_scale_parsers(sub) -> None:
+    """``toolkit launch`` (local multi-worker runs) and ``toolkit tune <task>`` (KerasTuner)."""
+    from .base import registered_tasks
+    from .config import tunable_fields
+
+    p = sub.add_parser("launch", help="run a train or tune command in N local worker processes (a tf.distribute "
+                                      "cluster on loopback, TF_CONFIG generated)")
+    p.add_argument("--workers", type=int, default=2, help="number of local worker processes (default 2)")
+    p.add_argument("--host", default="127.0.0.1", help="address the workers listen on (default 127.0.0.1)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- train TASK ... (or -- tune TASK ...)")
+
+    tune = sub.add_parser("tune", help="search the task's declared hyperparameter ranges with KerasTuner; the best "
+                                       "model and the results table go to --out")
+    tasks = tune.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, cls in registered_tasks().items():
+        if not tunable_fields(cls.config_class):
+            continue
+        t = tasks.add_parser(name, help=f"{_summary(cls)} (searches {', '.join(tunable_fields(cls.config_class))})")
+        t.add_argument("--trials", type=int, required=True, help="number of configurations to train")
+        t.add_argument("--algorithm", default="random",
+                       help="random (random search) or bayesian (Bayesian optimization) (default random)")
+        t.add_argument("--params", nargs="+", default=None, metavar="FIELD",
+                       help="fields to search (default: every declared range not fixed by an option below)")
+        t.add_argument("--distributed", action="store_true",
+                       help="KerasTuner chief/worker from KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and _PORT")
+        t.add_argument("--search-seed", type=int, default=0, help="seed of the search (default 0)")
+        for flags, kw in train_arguments(cls).values():
+            if kw["dest"] != "strategy":
+                t.add_argument(*flags, **kw)
+        t.set_defaults(task_class=cls)
 
 
 def _summary(cls) -> str:
@@ -225,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=7860)
     p.add_argument("--model-dir", default=None, help="vision model folder (default: the shipped digits model)")
+
+    add_scale_parsers(sub)
 
     p = sub.add_parser("bench", help="run the benchmarks and regenerate the README's results table")
     p.add_argument("--only", nargs="*", default=None, help="benchmark names (default: all)")

@@ -264,3 +264,9 @@ def strategy_setting() -> Any:
     the model under (None: the default strategy); not saved in cards, not a CLI option."""
     return setting(None, "a tf.distribute.Strategy", compare=False, repr=False, cli=False,
                    metadata={"serialize": False})
+
+
+def tunable_fields(config_class: type) -> dict[str, dataclasses.Field]:
+    """The config's fields that declare a search range (``setting(..., tune=(low, high))``), by name:
+    what ``toolkit tune`` searches (toolkit/tuning.py)."""
+    return {f.name: f for f in dataclasses.fields(config_class) if "tune" in f.metadata}

@@ -163,3 +163,31 @@ def replace_directory(directory: str | os.PathLike, fill: Callable[[Path], Any])
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+def check_writable(out: str | os.PathLike | None, option: str = "--out", suffixes: tuple[str, ...] | None = None,
+                   folder: bool = False) -> None:
+    """Refuse ``--out`` before any work when it has an ending nothing writes, or when neither it
+    nor the nearest existing folder above it can be written to (a read-only place, a file in the
+    way)."""
+    if out is None:
+        return
+    path = Path(out)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        received = f"{path.suffix!r}" if path.suffix else "no file ending"
+        raise OutputError(f"{option} must end in one of {', '.join(suffixes)}. Received {str(out)!r} ({received}). "
+                          f"Name the file with one of those endings.")
+    if path.is_dir() and not folder:
+        raise OutputError(f"{option} {str(out)!r} is a folder. Expected a file path ending in "
+                          f"{', '.join(suffixes or ('a file name',))}; add a file name.")
+    if path.exists() and not path.is_dir() and folder and not path.suffix:
+        raise OutputError(f"{option} {str(out)!r} is a file. Expected a folder; choose a new folder path.")
+    above = path.resolve() if path.is_dir() else path.resolve().parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise OutputError(f"Cannot write {option} {str(out)!r}: {str(above)!r} is a file, not a folder. "
+                          "Choose a path in a folder.")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write {option} {str(out)!r}: the folder {str(above)!r} is not writable. "
+                          "Choose a path in a folder you can write to.")

@@ -14,6 +14,10 @@ from ..storage import atomic_write, atomic_write_bytes, atomic_write_text, write
 DISPLAY_SIZE = 256
 
 
+#: What ``Explanation.save`` (and ``toolkit explain --out``) writes, by file ending.
+SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".json", ".html", ".htm")
+
+
 @dataclasses.dataclass
 class Explanation:
     """Why a model predicted what it did for one input.

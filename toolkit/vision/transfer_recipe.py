@@ -29,7 +29,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..data.images import BUILTIN_IMAGE_SETS, ImageData, Splits
+from ..distributed import remove_backup, shard, worker_backup_dir
 from ..errors import DataError, WeightsUnavailableError
 from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec
@@ -206,7 +206,7 @@ class TransferTraining:
         if augment != "none":
             augmenter = self._augmenter(augment)
             ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return shard(ds.prefetch(tf.data.AUTOTUNE))  # in-memory arrays: sharded by element
 
     def _batch_size(self, n_train: int) -> int:
         """The configured batch size, made smaller when an epoch would have too few steps."""
@@ -259,11 +259,12 @@ class TransferTraining:
         cached = transfer and cfg.cache_features
         fine_tune = transfer and cfg.fine_tune_epochs and cfg.fine_tune_layers
         backbone = model.get_layer("backbone")
-        backup_root = Path(cfg.backup_dir) if cfg.backup_dir else None
+        backup_root = worker_backup_dir(cfg.backup_dir, cfg.strategy)  # per worker in a cluster
         phase1_done = backup_root / "phase1.weights.h5" if backup_root else None
         self.recipe_ = RECIPE_CACHED if cached else (RECIPE_END_TO_END if transfer else RECIPE_SCRATCH)
 
         def run(fit_model, train_ds, val_ds, epochs, learning_rate, initial_epoch, phase):
+            learning_rate *= self.lr_scale_  # scaled with the global batch (toolkit.distributed)
             with strategy.scope():
                 fit_model.compile(
                     optimizer=keras.optimizers.Adam(learning_rate),
@@ -301,10 +302,10 @@ class TransferTraining:
             features = self.cached_features(train, cfg.augment_passes, self.augment_)
             self.feature_passes_ = len(features) // len(train)
             labels = np.tile(train.y.astype(np.int64), self.feature_passes_)
-            train_ds = (tf.data.Dataset.from_tensor_slices((features, labels))
-                        .shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True).batch(self.batch_size_))
+            train_ds = shard(tf.data.Dataset.from_tensor_slices((features, labels))
+                             .shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True).batch(self.batch_size_))
             val_ds = tf.data.Dataset.from_tensor_slices((self.cached_features(val), val.y.astype(np.int64)))
-            history = run(head_model(model), train_ds, val_ds.batch(256), cfg.epochs, cfg.learning_rate, 0, "phase1")
+            history = run(head_model(model), train_ds, shard(val_ds.batch(256)), cfg.epochs, cfg.learning_rate, 0, "phase1")
         else:
             history = run(model, images(train, True, self.augment_), images(val, False, "none"), cfg.epochs,
                           cfg.learning_rate, 0, "phase1")
@@ -318,8 +319,7 @@ class TransferTraining:
                        cfg.fine_tune_learning_rate, start, "phase2")
             history = {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}
             history["fine_tune_start"] = [start]
-        if backup_root and backup_root.exists():
-            shutil.rmtree(backup_root, ignore_errors=True)
+        remove_backup(backup_root)
         return {k: [float(v) for v in vals] for k, vals in history.items()}
 
     @staticmethod
