@@ -23,6 +23,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 def _benchmarks() -> dict:
     from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, photos, rl, timeseries,
                    transfer, vision)
+    from . import speech
 
     return {
         "vision_digits": vision.digits_model,
@@ -60,6 +61,8 @@ def _benchmarks() -> dict:
         "rl_tflite": rl.tflite,
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
+        "speech_loso": speech.loso,
+        "speech_few_shot": speech.few_shot,
         "make_test": make_test.run,
     }
 

@@ -73,7 +73,7 @@ def test_prepare_trims_centres_and_normalises():
     energy = out.reshape(10, 400).std(axis=1)
     assert energy[4:6].min() > 10 * energy[[0, -1]].max()  # the tone sits in the middle, silence at the ends
     voiced = out[np.abs(out) > 0.01 * np.abs(out).max()]
-    assert np.isclose(20 * np.log10(np.sqrt(np.mean(voiced ** 2))), -20, atol=1.0)  # loudness normalised
+    assert np.isclose(20 * np.log10(np.sqrt(np.mean(voiced ** 2))), -14, atol=1.0)  # loudness normalised
     long = prepare_waveform(np.concatenate([tone(300, 2.0), tone(2200, 0.3, amplitude=0.9)]), RATE, fmt)
     assert long.shape == (4000,)  # cut to the loudest stretch
 

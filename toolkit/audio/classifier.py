@@ -45,7 +45,7 @@ class AudioClassifierConfig:
     n_mels: int = setting(40, "mel bands of the spectrogram")
     frame_length: int = setting(256, "STFT frame (samples; 32 ms at 8 kHz)")
     hop_length: int = setting(128, "STFT hop (samples)")
-    filters: tuple[int, ...] = setting((32, 64, 128), "conv filters per block (each block halves time and "
+    filters: tuple[int, ...] = setting((16, 32, 64), "conv filters per block (each block halves time and "
                                                       "frequency)")
     pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
                                       "frequency) or average", choices=POOLINGS)

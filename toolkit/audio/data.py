@@ -27,7 +27,7 @@ _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".mp3"
 MIN_SECONDS = 0.1  # shorter than this is not a word
 MAX_SECONDS = 60.0  # longer recordings are refused before they are decoded
 SILENCE_PEAK = 1e-3  # peak amplitude (full scale 1.0) below which a recording counts as silent
-TARGET_DBFS = -20.0  # loudness normalisation target (RMS of the voiced part)
+TARGET_DBFS = -14.0  # loudness normalisation target (RMS of the voiced part; peaks capped at 0.99)
 CLIPPED_SHARE = 0.01  # share of samples at full scale that makes a recording "clipped"
 
 
