@@ -19,7 +19,7 @@ from toolkit.errors import DataError  # noqa: E402
 RATE = 8000
 FREQS = {"low": 300.0, "mid": 900.0, "high": 2200.0}
 FSDD = SHARED_DATA / "spoken_digits" / "recordings"
-TINY = ["--filters", "4", "8", "--n-mels", "16", "--duration", "0.5", "--epochs", "3", "--verbose", "0",
+TINY = ["--filters", "4", "8", "--n-mels", "16", "--duration", "0.5", "--epochs", "10", "--learning-rate", "0.01", "--verbose", "0",
         "--batch-size", "8"]
 
 
@@ -214,7 +214,7 @@ def test_train_holds_out_the_speaker(trained):
     card = json.loads((out / "card.json").read_text())
     assert card["task"] == "audio_classifier" and card["data"]["test_groups"] == ["cid"]
     assert card["input"]["shape"] == [4000] and card["input"]["sample_rate"] == RATE
-    assert card["labels"] == ["high", "low", "mid"] and 0 <= summary["metrics"]["test_accuracy"] <= 1
+    assert card["labels"] == ["high", "low", "mid"] and summary["metrics"]["test_accuracy"] >= 0.9  # pitch: easy
     assert (out / "confusion_matrix.png").is_file()
 
 
