@@ -192,7 +192,8 @@ class AudioData:
     def subset(self, index: Iterable[int]) -> "AudioData":
         index = np.asarray(list(index), dtype=int)
         return AudioData(self.x[index], self.y[index], list(self.class_names),
-                         None if self.groups is None else self.groups[index], [self.files[i] for i in index])
+                         None if self.groups is None else self.groups[index],
+                         [self.files[i] for i in index] if self.files else [])
 
 
 def _compiled(pattern: str | None, what: str) -> re.Pattern | None:
