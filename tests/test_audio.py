@@ -291,3 +291,41 @@ def test_occlusion_finds_the_tone():
     weight = np.abs(explanation.attributions).sum(axis=0)
     near = weight[max(0, band - 2): band + 3].sum()
     assert near > 0.5 * weight.sum(), (band, weight.round(3))
+
+
+def _shipped():
+    from conftest import REPO
+
+    directory = REPO / "saved_models" / "audio" / "spoken_digits"
+    if not (directory / "card.json").is_file():
+        pytest.skip(f"{directory} is missing; run `make models`")
+    return directory, json.loads((directory / "card.json").read_text())
+
+
+def test_shipped_spoken_digits_model():
+    from toolkit.storage import sha256_file
+
+    directory, card = _shipped()
+    assert card["command"].startswith("toolkit train audio_classifier") and card["labels"] == [str(d) for d in range(10)]
+    assert card["input"]["sample_rate"] == 8000 and card["input"]["shape"] == [8000]
+    files = {e["quantization"]: e for e in card["tflite"]}
+    assert {"float32", "int8"} <= set(files) and files["int8"]["size_bytes"] <= 1_000_000
+    for entry in files.values():
+        assert sha256_file(directory / entry["file"]) == entry["sha256"]
+        assert not [op for op in entry["ops"] if "FLEX" in op.upper()]
+    for path in directory.iterdir():
+        assert path.stat().st_size < 5 * 1024 * 1024, path
+    if FSDD.is_dir():  # a recording it was trained on: the file and the Keras model say the same
+        clf = AudioClassifier.load(directory)
+        lite = AudioClassifier.open_tflite(directory / "model_int8.tflite")
+        files7 = sorted(FSDD.glob("7_*_1*.wav"))[:6]
+        assert list(lite.predict(files7)) == list(clf.predict(files7))
+
+
+def test_lime_on_time_segments_weighs_the_sound_not_the_silence(trained):
+    clf = AudioClassifier.load(trained[0])
+    x = prepare_waveform(tone(2200, 0.4, seed=5), RATE, AudioFormat(RATE, 0.5))  # tone in 0.05-0.45 s
+    explanation = clf.explain(x, method="lime", target="high", budget=200)
+    weights = explanation.attributions[:, 0]  # one weight per frame, the same over the mel bands
+    assert explanation.attributions.shape == clf.spectrogram(x).shape and explanation.summary()["evaluations"] == 200
+    assert weights[len(weights) // 4 : 3 * len(weights) // 4].mean() > np.r_[weights[:2], weights[-2:]].mean()

@@ -27,7 +27,7 @@ from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .data import AudioData, AudioFormat, decode, group_split, load_audio_folder, prepare_waveform
 
-DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1}
+DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
 POOLINGS = ("flatten", "average")
 
 
@@ -126,7 +126,7 @@ class AudioClassifier(ClassifierMixin, Task):
 
     tags = frozenset({"classifier"})
     input_kind = "audio"
-    explain_methods = ("occlusion", "gradcam")
+    explain_methods = ("occlusion", "gradcam", "lime")
     recipe_options = (
         RecipeOption("data", "a folder of recordings: one subfolder per class, or --label-from-name", required=True),
         out_option(),
@@ -348,9 +348,10 @@ class AudioClassifier(ClassifierMixin, Task):
 
         ``"occlusion"``: the drop in the target's probability when a patch of the spectrogram is
         blanked (``budget``: patch width in frames; signed). ``"gradcam"``: Grad-CAM on the last
-        conv block. ``target``: class name or index (default: the predicted class).
+        conv block. ``"lime"``: LIME on ten time segments (``budget`` silenced copies; a TFLite
+        ``predictor`` may answer). ``target``: class name or index (default: the predicted class).
         """
-        from .explain import gradcam_map, occlusion_map, spectrogram_image
+        from .explain import gradcam_map, lime_segments, occlusion_map, spectrogram_image
 
         method = type(self).check_explain_method(method)
         self._check_fitted()
@@ -368,13 +369,17 @@ class AudioClassifier(ClassifierMixin, Task):
         if method == "occlusion":
             attributions, evaluations = occlusion_map(lambda s: head(s, training=False), spec, index,
                                                       patch=(budget, max(2, self.config.n_mels // 8)))
-        else:
+        elif method == "gradcam":
             last = f"relu{len(self.config.filters) - 1}"
             attributions, evaluations = gradcam_map(head, spec, index, last), 1
+        else:  # LIME on ten time segments, answered by ``predictor`` (a TFLite file can)
+            weights = lime_segments((predictor or self).probabilities, batch[0], index, 10, budget, seed)
+            frames = np.minimum((np.arange(spec.shape[0]) * self.config.hop_length * 10) // batch.shape[1], 9)
+            attributions, evaluations = np.repeat(weights[frames][:, None], spec.shape[1], axis=1), budget
         seconds = time.perf_counter() - start
         cfg = self.config
         image = spectrogram_image(spec, attributions, waveform=batch[0], sample_rate=cfg.sample_rate,
-                                  hop_length=cfg.hop_length, signed=method == "occlusion",
+                                  hop_length=cfg.hop_length, signed=method != "gradcam",
                                   title=f"{method}: why '{self.class_names_[index]}' ({probs[index]:.2f})")
         return Explanation(attributions, method, self.class_names_[index], seconds, image, budget,
                            extra={"class_index": index, "probability": float(probs[index]),

@@ -97,3 +97,32 @@ def spectrogram_image(spectrogram: np.ndarray, attributions: np.ndarray | None =
         axes[0, 0].set_title(title)
     fig.tight_layout()
     return np.asarray(Image.open(io.BytesIO(figure_png(fig))).convert("RGB"))
+
+
+def lime_segments(probabilities, waveform: np.ndarray, target: int, segments: int = 10, budget: int = 300,
+                  seed: int = 0) -> np.ndarray:
+    """LIME on time segments: ``budget`` copies of ``waveform`` with random segments silenced,
+    the target's probability of each (``probabilities((N, samples)) -> (N, classes)``, so a
+    TFLite file can answer), and LIME's weighted linear fit (``lime.lime_base.LimeBase``, cosine
+    distance to the untouched recording, exponential kernel). Returns one weight per segment."""
+    from lime.lime_base import LimeBase
+    from sklearn.metrics.pairwise import cosine_distances
+
+    wave = np.asarray(waveform, dtype=np.float32)
+    edges = np.linspace(0, len(wave), segments + 1).astype(int)
+    rng = np.random.default_rng(seed)
+    masks = rng.integers(0, 2, (max(2, budget), segments))
+    masks[0] = 1  # the recording itself
+    copies = np.repeat(wave[None], len(masks), axis=0)
+    for i, mask in enumerate(masks):
+        for s in np.flatnonzero(mask == 0):
+            copies[i, edges[s] : edges[s + 1]] = 0.0
+    probs = np.concatenate([np.asarray(probabilities(copies[i : i + 128])) for i in range(0, len(copies), 128)])
+    distances = cosine_distances(masks, masks[:1]).ravel() * 100
+    base = LimeBase(lambda d: np.sqrt(np.exp(-(d ** 2) / 25 ** 2)), random_state=seed)
+    _, weights, _, _ = base.explain_instance_with_data(masks.astype(float), probs, distances, target, segments,
+                                                       feature_selection="none")
+    out = np.zeros(segments, np.float32)
+    for index, weight in weights:
+        out[index] = weight
+    return out
