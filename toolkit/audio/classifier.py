@@ -50,7 +50,12 @@ class AudioClassifierConfig:
     pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
                                       "frequency) or average", choices=POOLINGS)
     dropout: float = setting(0.3, "dropout before the classification layer", tune=(0.0, 0.5))
-    augment: bool = setting(True, "time shift, gain, noise and SpecAugment masks while training")
+    augment: bool = setting(True, "time shift, gain, noise, mel warp, time stretch and SpecAugment masks while "
+                                  "training")
+    warp: float = setting(0.1, "with --augment: mel axis warped by up to +-this share (vocal tract length "
+                               "perturbation: other voices)", tune=(0.0, 0.2))
+    stretch: float = setting(0.1, "with --augment: time axis stretched by up to +-this share (speaking rate)",
+                             tune=(0.0, 0.25))
     epochs: int = setting(40, "epochs; early stopping may end sooner", tune=(5, 100))
     batch_size: int = setting(32, "batch size", tune=(8, 128))
     learning_rate: float = setting(2e-3, "Adam learning rate", tune=(1e-4, 1e-2))
@@ -73,7 +78,7 @@ class AudioClassifierConfig:
         if self.sample_rate * self.duration < self.frame_length:
             raise ValueError(f"duration x sample_rate must hold one STFT frame ({self.frame_length} samples). "
                              f"Received {self.duration} s at {self.sample_rate} Hz.")
-        check_non_negative(self, "dropout")
+        check_non_negative(self, "dropout", "warp", "stretch")
         check_choice("pooling", self.pooling, POOLINGS)
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
         check_fraction(self, "validation_split")
@@ -194,7 +199,7 @@ class AudioClassifier(ClassifierMixin, Task):
         x = WaveAugment(seed=cfg.seed, name="wave_augment")(waveform) if cfg.augment else waveform
         x = frontend(x)
         if cfg.augment:
-            x = SpecAugment(seed=cfg.seed, name="spec_augment")(x)
+            x = SpecAugment(seed=cfg.seed, warp=cfg.warp, stretch=cfg.stretch, name="spec_augment")(x)
         return keras.Model(waveform, head(x), name="audio_classifier")
 
     def _transfer(self) -> None:

@@ -122,13 +122,39 @@ class WaveAugment(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SpecAugment(keras.layers.Layer):
-    """Training only: ``masks`` time masks (up to ``time_width`` frames) and frequency masks (up to
-    ``freq_width`` mel bands) per example, filled with the example's mean (Park et al., 2019)."""
+    """Training only: each example's mel axis warped by a random factor within 1 +- ``warp``
+    (vocal tract length perturbation: another voice's formants) and its time axis by 1 +-
+    ``stretch`` (another speaking rate), then ``masks`` time masks (up to ``time_width`` frames)
+    and frequency masks (up to ``freq_width`` mel bands) filled with the example's mean
+    (SpecAugment, Park et al., 2019)."""
 
-    def __init__(self, masks: int = 2, time_width: int = 8, freq_width: int = 6, seed: int | None = None, **kwargs):
+    def __init__(self, masks: int = 2, time_width: int = 8, freq_width: int = 6, seed: int | None = None,
+                 warp: float = 0.0, stretch: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.masks, self.time_width, self.freq_width, self.seed = int(masks), int(time_width), int(freq_width), seed
+        self.warp, self.stretch = float(warp), float(stretch)
         self.generator = keras.random.SeedGenerator(seed)
+
+    def _resample(self, x, axis: int, amount: float):
+        """Linear interpolation of ``x`` along ``axis`` (1: time, 2: mel) at positions scaled by a
+        factor per example, uniform in 1 +- amount; edges held."""
+        n, length = ops.shape(x)[0], x.shape[axis]
+        factor = keras.random.uniform((n, 1), 1.0 - amount, 1.0 + amount, seed=self.generator)
+        centre = (length - 1) / 2.0 if axis == 1 else 0.0  # time: about the middle; frequency: scaled from 0 Hz
+        positions = ops.clip(centre + (ops.arange(length, dtype="float32")[None, :] - centre) * factor, 0.0,
+                             length - 1.0)
+        low = ops.floor(positions)
+        frac = positions - low
+        low = ops.cast(low, "int32")
+        high = ops.minimum(low + 1, length - 1)
+        shape = (-1, length, 1, 1) if axis == 1 else (-1, 1, length, 1)
+        target = ops.shape(x)
+
+        def gather(index):
+            return ops.take_along_axis(x, ops.broadcast_to(ops.reshape(index, shape), target), axis=axis)
+
+        frac = ops.reshape(frac, shape)
+        return gather(low) * (1.0 - frac) + gather(high) * frac
 
     def _mask(self, n, length, width):
         positions = ops.arange(length, dtype="float32")[None, :]
@@ -141,7 +167,13 @@ class SpecAugment(keras.layers.Layer):
         return keep
 
     def call(self, spectrogram, training=None):
-        if not training or self.masks == 0:
+        if not training:
+            return spectrogram
+        if self.warp:
+            spectrogram = self._resample(spectrogram, 2, self.warp)
+        if self.stretch:
+            spectrogram = self._resample(spectrogram, 1, self.stretch)
+        if self.masks == 0:
             return spectrogram
         n = ops.shape(spectrogram)[0]
         frames, mels = spectrogram.shape[1], spectrogram.shape[2]
@@ -151,7 +183,7 @@ class SpecAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "masks": self.masks, "time_width": self.time_width,
-                "freq_width": self.freq_width, "seed": self.seed}
+                "freq_width": self.freq_width, "seed": self.seed, "warp": self.warp, "stretch": self.stretch}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
