@@ -104,7 +104,7 @@ def loso() -> dict:
     flex = sorted({op for f in folds for q in ("int8", "float16") for op in f[q]["ops"] if "FLEX" in op.upper()})
     rows = [
         target("speech: leave-one-speaker-out accuracy, mean of 5 (Keras)", float(acc.mean()), ">= 0.95",
-               acc.mean() >= 0.95, note=f"log-mel in the model + conv net; per speaker {dict(zip(speakers, acc.round(3)))}"),
+               acc.mean() >= 0.95, note=f"log-mel in the model + conv net; per speaker {', '.join(f'{s} {a:.3f}' for s, a in zip(speakers, acc))}"),
         target("speech: leave-one-speaker-out accuracy, worst speaker (Keras)", float(acc.min()), "reference", True,
                note=f"worst: {speakers[int(acc.argmin())]}"),
         target("speech peer: logistic regression on MFCC mean+std, LOSO mean", float(logreg.mean()), "reference",
