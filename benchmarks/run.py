@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import sys
 import time
@@ -22,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, drawings, generative, honest, image_memory, imagenet, make_test, nlp, photos, rl,
-                   timeseries, transfer, vision)
+    from . import (compression, distributed, drawings, generative, honest, image_memory, imagenet, make_test, nlp,
+                   photos, rl, speech, timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -63,8 +62,10 @@ def _benchmarks() -> dict:
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
         "image_memory": image_memory.run,
+        "speech_loso": speech.loso,
+        "speech_few_shot": speech.few_shot,
         "make_test": make_test.run,
-        "distributed_digits": importlib.import_module("benchmarks.distributed").run,
+        "distributed_digits": distributed.run,
     }
 
 

@@ -129,10 +129,23 @@ def _agent_case(algorithm: str):
     return dict(task=task, data="CartPole-v1", sample=states[:8], exports={"float32": 1.0})
 
 
+def _audio_case():
+    from toolkit.audio import AudioClassifier
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 8000
+    labels = np.array(["low", "high"] * 20)
+    x = np.stack([0.3 * np.sin(2 * np.pi * (300 if label == "low" else 2000) * rng.uniform(0.95, 1.05) * t)
+                  + 0.01 * rng.standard_normal(4000) for label in labels]).astype("float32")
+    task = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, epochs=2, batch_size=8)
+    return dict(task=task, data=(x, labels), sample=x[:8], exports={"float32": 1.0, "int8": 0.85})
+
+
 # One tiny recipe per task. A task registered without a recipe fails the test below.
 CASES = {"image_classifier": _vision_case, "text_classifier": _nlp_case, "date_translator": _seq2seq_case,
          "forecaster": _timeseries_case, "anomaly_detector": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case,
-         "dqn": lambda: _agent_case("dqn"), "a2c": lambda: _agent_case("a2c")}
+         "dqn": lambda: _agent_case("dqn"), "a2c": lambda: _agent_case("a2c"),
+         "audio_classifier": _audio_case}
 
 
 def test_every_task_has_a_contract_case():

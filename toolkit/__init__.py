@@ -36,6 +36,8 @@ _EXPORTS = {
     "A2CAgent": "toolkit.rl",
     "A2CConfig": "toolkit.rl",
     "TFLitePolicy": "toolkit.rl",
+    "AudioClassifier": "toolkit.audio",
+    "AudioClassifierConfig": "toolkit.audio",
     "load_text": "toolkit.data",
     "load_series": "toolkit.data",
     "Task": "toolkit.base",

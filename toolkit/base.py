@@ -44,7 +44,7 @@ TAGS = frozenset({
     "policy",            # acts in an environment: play, evaluate(n_episodes=)
 })
 #: What ``predict``/``explain`` take, by the CLI option that carries it.
-INPUT_KINDS = ("image", "text", "series", "observation", "latent")
+INPUT_KINDS = ("image", "text", "series", "observation", "latent", "audio")
 
 
 def register_task(name: str, aliases: tuple[str, ...] = ()):

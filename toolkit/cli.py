@@ -173,6 +173,8 @@ def _predict(args: argparse.Namespace, command: str) -> Any:
             return [{"text": t, "output": out} for t, out in zip(args.text, predictor.translate(args.text))]
         rows = predictor.assess(args.text, k=args.top_k)
         return [{"text": t, **row} for t, row in zip(args.text, rows)]
+    if args.audio is not None:
+        return [{"audio": a, **row} for a, row in zip(args.audio, predictor.assess(args.audio, k=args.top_k))]
     rows = predictor.assess(args.image, k=args.top_k)  # top_k, not_sure, why (calibrated models)
     return [{"image": image, **row} for image, row in zip(args.image, rows)]
 
@@ -296,10 +298,10 @@ def _compress(args: argparse.Namespace, command: str) -> Any:
 
 def _explain(args: argparse.Namespace, command: str) -> dict:
     task = _load(args.model)
-    given = [x for x in (args.image, args.text, args.data) if x is not None]
+    given = [x for x in (args.image, args.text, args.data, args.audio) if x is not None]
     if len(given) != 1:
-        raise _usage_error("Pass exactly one of --image (vision), --text (nlp) or --data (time series; an "
-                           "observation for RL agents).")
+        raise _usage_error("Pass exactly one of --image (vision), --text (nlp), --audio (speech) or --data (time "
+                           "series; an observation for RL agents).")
     method = task.check_explain_method(args.method)
     from .explain.base import SAVE_SUFFIXES
 

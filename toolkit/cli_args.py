@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     given = p.add_mutually_exclusive_group(required=True)
     given.add_argument("--image", nargs="+", help="image file(s)")
     given.add_argument("--text", nargs="+", help="text(s), quoted")
+    given.add_argument("--audio", nargs="+", help="audio file(s): WAV, FLAC, OGG or MP3 (speech models)")
     given.add_argument("--data", default=None,
                        help="a series (CSV or built-in name): anomaly scores per point (anomaly detectors)")
     p.add_argument("--out", default=None,
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="saved model folder")
     p.add_argument("--image", default=None, help="an image file (vision, generative)")
     p.add_argument("--text", default=None, help="a text (nlp, dates)")
+    p.add_argument("--audio", default=None, help="an audio file (speech)")
     p.add_argument("--data", default=None,
                    help="a series whose last window to explain (time series); an observation such as "
                         "'0.01,0.2,0.03,-0.1' (RL agents)")

@@ -1,0 +1,488 @@
+"""Spoken-word recognition: AudioClassifierConfig and AudioClassifier.
+
+The Keras model takes raw samples (``duration`` seconds at ``sample_rate``, loudness-normalised
+by :func:`toolkit.audio.data.prepare_waveform`) and computes its log-mel spectrogram itself
+(:class:`~toolkit.audio.layers.LogMelSpectrogram`), so the exported ``.tflite`` is the whole
+pipeline. A small conv net (the nested model ``head``) classifies the spectrogram; waveform
+augmentation and SpecAugment masks run only while training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
+from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
+                      setting, strategy_setting, test_size_option, verbose_option)
+from ..edge.runner import check_classifier_file
+from ..errors import DataError, ExportError
+from ..explain import Explanation
+from ..metrics import ClassificationReport, classification_report
+from ..serving import run_in_chunks, traced
+from .data import AudioData, AudioFormat, decode, group_split, load_audio_folder, prepare_waveform
+
+DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
+POOLINGS = ("flatten", "average")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioClassifierConfig:
+    """Settings of an :class:`AudioClassifier`; make variants with ``dataclasses.replace``."""
+
+    label_from_name: str | None = setting(None, "regex whose first group is the label in each file name, e.g. "
+                                                "'^(\\d+)_' (default: one subfolder per class)")
+    group_from_name: str | None = setting(None, "regex whose first group is the speaker/session in each file name, "
+                                                "e.g. '^\\d+_([a-z]+)_'; test splits then hold out whole speakers")
+    sample_rate: int = setting(8000, "rate (Hz) recordings are resampled to")
+    duration: float = setting(1.0, "seconds the model hears: recordings are trimmed of silence, then centred "
+                                   "(padded) or cut to their loudest stretch")
+    n_mels: int = setting(40, "mel bands of the spectrogram")
+    frame_length: int = setting(256, "STFT frame (samples; 32 ms at 8 kHz)")
+    hop_length: int = setting(128, "STFT hop (samples)")
+    filters: tuple[int, ...] = setting((16, 32, 64), "conv filters per block (each block halves time and "
+                                                      "frequency)")
+    pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
+                                      "frequency) or average", choices=POOLINGS)
+    dropout: float = setting(0.3, "dropout before the classification layer", tune=(0.0, 0.5))
+    augment: bool = setting(True, "time shift, gain, noise, mel warp, time stretch and SpecAugment masks while "
+                                  "training")
+    warp: float = setting(0.1, "with --augment: mel axis warped by up to +-this share (vocal tract length "
+                               "perturbation: other voices)", tune=(0.0, 0.2))
+    stretch: float = setting(0.1, "with --augment: time axis stretched by up to +-this share (speaking rate)",
+                             tune=(0.0, 0.25))
+    epochs: int = setting(40, "epochs; early stopping may end sooner", tune=(5, 100))
+    batch_size: int = setting(32, "batch size", tune=(8, 128))
+    learning_rate: float = setting(2e-3, "Adam learning rate", tune=(1e-4, 1e-2))
+    patience: int = setting(8, "early-stopping patience in epochs", tune=(2, 20))
+    validation_split: float = setting(0.1, "share of the training recordings for early stopping")
+    transfer_from: str | None = setting(None, "a saved audio_classifier folder whose conv layers start this model "
+                                              "(a new output layer for the new classes)")
+    freeze_base: bool = setting(False, "with --transfer-from: train only the new output layer")
+    seed: int = setting(0, "seeds the weights, the split and the augmentation")
+    strategy: Any = strategy_setting()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.transfer_from, os.PathLike):
+            object.__setattr__(self, "transfer_from", str(self.transfer_from))
+        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        check_positive(self, "sample_rate", "duration", "n_mels", "frame_length", "hop_length", "epochs",
+                       "batch_size", "learning_rate", "patience")
+        if not self.filters or min(self.filters) < 1:
+            raise ValueError(f"filters must be positive ints, one per block. Received {self.filters!r}.")
+        if self.sample_rate * self.duration < self.frame_length:
+            raise ValueError(f"duration x sample_rate must hold one STFT frame ({self.frame_length} samples). "
+                             f"Received {self.duration} s at {self.sample_rate} Hz.")
+        check_non_negative(self, "dropout", "warp", "stretch")
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_range("dropout", self.dropout, 0, 1, high_closed=False)
+        check_fraction(self, "validation_split")
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        return AudioFormat(self.sample_rate, self.duration)
+
+
+@dataclasses.dataclass
+class AudioSplits:
+    """Train and test recordings and how they were made (the card's ``data``)."""
+
+    train: AudioData
+    test: AudioData | None
+    spec: dict
+
+
+def load_audio_splits(data: str | os.PathLike, config: AudioClassifierConfig, test_size: float = 0.2, seed: int = 42,
+                      test_data: str | os.PathLike | None = None, test_groups: list[str] | None = None) -> AudioSplits:
+    """A folder split into train/test: by speaker when ``config.group_from_name`` is set (the
+    held-out speakers are recorded in ``spec``), a stratified random split otherwise;
+    ``test_data`` a separate folder; ``test_size=0`` no test split."""
+    fmt, patterns = config.audio_format, dict(label_from_name=config.label_from_name,
+                                              group_from_name=config.group_from_name)
+    everything = load_audio_folder(data, fmt, **patterns)
+    spec = {"source": str(Path(data).resolve()), "test_size": test_size, "seed": seed}
+    if test_data is not None:
+        test = load_audio_folder(test_data, fmt, class_names=everything.class_names, **patterns)
+        spec.update(test_size=None, test_source=str(Path(test_data).resolve()))
+        return AudioSplits(everything, test, spec)
+    if not test_size and not test_groups:
+        spec["test_size"] = 0
+        return AudioSplits(everything, None, spec)
+    train, test = group_split(everything, test_size, seed, test_groups)
+    if everything.groups is not None:
+        spec["test_groups"] = sorted(set(everything.groups[test].tolist()))
+    return AudioSplits(everything.subset(train), everything.subset(test), spec)
+
+
+@register_task("audio_classifier", aliases=("speech",))
+class AudioClassifier(ClassifierMixin, Task):
+    """Spoken-word classifier: raw samples in, log-mel spectrogram and a small conv net inside the model.
+
+    >>> clf = AudioClassifier(label_from_name=r"^(\\d+)_", group_from_name=r"^\\d+_([a-z]+)_").fit(folder)
+    >>> clf.top_k("seven.wav", k=3); clf.top_k((waveform, 16000))      # files, or samples with their rate
+    >>> clf.explain("seven.wav").save("why.png")                       # occlusion on the spectrogram
+    >>> clf.save("m"); clf.export("m", quantization="int8")            # waveform in, probabilities out
+    """
+
+    tags = frozenset({"classifier"})
+    input_kind = "audio"
+    explain_methods = ("occlusion", "gradcam", "lime")
+    recipe_options = (
+        RecipeOption("data", "a folder of recordings: one subfolder per class, or --label-from-name", required=True),
+        out_option(),
+        RecipeOption("test_data", "a separate test folder (default: hold out --test-size of the speakers, or of "
+                                  "the recordings when there is no --group-from-name)"),
+        test_size_option("share of the speakers (or recordings) held out for testing; 0: none"),
+        RecipeOption("test_groups", "speakers to hold out, comma-separated (default: drawn at random)"),
+        verbose_option(2),
+    )
+    config_class = AudioClassifierConfig
+
+    @classmethod
+    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+        """Train on ``data`` (held-out speakers, ``test_data`` or none), save to ``out`` with the test
+        metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        from ..config import config_and_options
+
+        config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
+        groups = opts["test_groups"]
+        groups = [g.strip() for g in groups.split(",") if g.strip()] if isinstance(groups, str) else groups
+        splits = load_audio_splits(opts["data"], config, opts["test_size"], 42, opts["test_data"], groups)
+        clf = cls(config).fit(splits.train, verbose=opts["verbose"])
+        clf.data_spec_ = splits.spec
+        report = clf.report(splits.test) if splits.test is not None else None
+        clf.metrics_ = {} if report is None else {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}
+        clf.command_ = command
+        directory = clf.save(out)
+        if report is not None:
+            report.save_confusion_matrix(directory / "confusion_matrix.png")
+        return {"out": str(directory), "epochs": len(clf.history_["loss"]), "metrics": clf.metrics_,
+                "data": splits.spec}
+
+    def __init__(self, config: AudioClassifierConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.class_names_: list[str] = []
+        self._calibration: np.ndarray | None = None
+        self._serve = None
+
+    # ================================================================== model
+    def _build_model(self, n_classes: int):
+        import keras
+
+        from .layers import BandNormalization, LogMelSpectrogram, SpecAugment, WaveAugment
+
+        cfg = self.config
+        fmt = cfg.audio_format
+        frontend = LogMelSpectrogram(cfg.sample_rate, cfg.frame_length, cfg.hop_length, cfg.n_mels, name="logmel")
+        frames = 1 + (fmt.samples - cfg.frame_length) // cfg.hop_length
+        spec_in = keras.Input((frames, cfg.n_mels, 1), name="spectrogram")
+        x = BandNormalization(name="band_norm")(spec_in)
+        x = keras.layers.BatchNormalization(name="input_norm")(x)
+        for i, filters in enumerate(cfg.filters):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = keras.layers.ReLU(name=f"relu{i}")(x)
+            if min(x.shape[1], x.shape[2]) >= 2:
+                x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = (keras.layers.Flatten(name="flatten") if cfg.pooling == "flatten" else
+             keras.layers.GlobalAveragePooling2D(name="gap"))(x)
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
+        out = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        head = keras.Model(spec_in, out, name="head")
+        waveform = keras.Input((fmt.samples,), name="waveform")
+        x = WaveAugment(seed=cfg.seed, name="wave_augment")(waveform) if cfg.augment else waveform
+        x = frontend(x)
+        if cfg.augment:
+            x = SpecAugment(seed=cfg.seed, warp=cfg.warp, stretch=cfg.stretch, name="spec_augment")(x)
+        return keras.Model(waveform, head(x), name="audio_classifier")
+
+    def _transfer(self) -> None:
+        """Copy the conv layers (and input norm) of ``transfer_from``'s head into this model's head."""
+        cfg = self.config
+        base = type(self).load(cfg.transfer_from)
+        if dataclasses.replace(base.config, transfer_from=None, freeze_base=False).audio_format != cfg.audio_format or \
+                base.config.filters != cfg.filters or base.config.n_mels != cfg.n_mels:
+            raise DataError(f"--transfer-from {cfg.transfer_from} has another input or architecture (rate, duration, "
+                            "mels, filters); train with the same ones.")
+        mine, theirs = self.model_.get_layer("head"), base.model_.get_layer("head")
+        for layer in mine.layers:
+            if layer.weights and layer.name != "predictions":
+                layer.set_weights(theirs.get_layer(layer.name).get_weights())
+                if cfg.freeze_base:
+                    layer.trainable = False
+
+    # ================================================================== fit
+    def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
+            **overrides: Any) -> "AudioClassifier":
+        """Train on a folder, :class:`AudioData`, :class:`AudioSplits` (its train part) or ``(x, y)``
+        (raw waveforms at ``sample_rate``, or files, with labels). Without ``validation_data``,
+        ``validation_split`` of the recordings (stratified) is held out for early stopping."""
+        import keras
+        import tensorflow as tf
+
+        if overrides:
+            self.config = dataclasses.replace(self.config, **overrides)
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        train = self._resolve(data.train if isinstance(data, AudioSplits) else data)
+        if len(train) < 4 or len(train.class_names) < 2:
+            raise DataError(f"Expected at least 4 recordings of at least 2 classes. Received {len(train)} of "
+                            f"{train.class_names}.")
+        if validation_data is None:
+            from sklearn.model_selection import train_test_split
+
+            counts = np.bincount(train.y)
+            n_val = max(len(train.class_names), int(round(cfg.validation_split * len(train))))
+            stratify = train.y if counts.min() >= 2 and n_val < len(train) - len(train.class_names) else None
+            rest, held = train_test_split(np.arange(len(train)), test_size=n_val, random_state=cfg.seed,
+                                          stratify=stratify)
+            train, val = train.subset(np.sort(rest)), train.subset(np.sort(held))
+        else:
+            val = self._resolve(validation_data, train.class_names)
+        self.class_names_ = list(train.class_names)
+        strategy = cfg.strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            self.model_ = self._build_model(len(self.class_names_))
+            if cfg.transfer_from:
+                self._transfer()
+            self.model_.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        self._serve = None
+        stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True),
+                keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1))]
+        history = self.model_.fit(train.x, train.y, validation_data=(val.x, val.y), epochs=cfg.epochs,
+                                  batch_size=min(cfg.batch_size, len(train)), verbose=verbose,
+                                  callbacks=stop + list(callbacks or []), shuffle=True)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
+        self._calibration = train.x[np.sort(pick)]
+        self.data_spec_ = {"source": str(Path(data).resolve())} if isinstance(data, (str, os.PathLike)) else (
+            dict(data.spec) if isinstance(data, AudioSplits) else {"source": "arrays"})
+        self.metrics_, self.tflite_, self.directory_ = {}, [], None
+        return self
+
+    def _resolve(self, data: Any, class_names: list[str] | None = None) -> AudioData:
+        """A folder, AudioData, AudioSplits (its test part) or (x, y) as prepared AudioData."""
+        names = class_names if class_names is not None else (self.class_names_ or None)
+        if isinstance(data, AudioSplits):
+            data = data.test
+        if isinstance(data, (str, os.PathLike)):
+            return load_audio_folder(data, self.config.audio_format, self.config.label_from_name,
+                                     self.config.group_from_name, class_names=names)
+        if isinstance(data, AudioData):
+            if names is not None and list(data.class_names) != list(names):
+                mapping = [list(names).index(n) if n in names else -1 for n in data.class_names]
+                if min(mapping) < 0:
+                    raise DataError(f"The data has classes {data.class_names}; the model knows {list(names)}.")
+                data = dataclasses.replace(data, y=np.asarray(mapping)[data.y], class_names=list(names))
+            return data
+        if isinstance(data, tuple) and len(data) == 2:
+            x = self._prepare(data[0])
+            labels = np.asarray(data[1])
+            if len(labels) != len(x):
+                raise DataError(f"Expected one label per recording. Received {len(x)} recordings, {len(labels)} labels.")
+            if names is None:
+                names = sorted(set(labels.tolist()), key=str)
+            names = [str(n) for n in names]
+            text = [str(v) for v in labels.tolist()]
+            unknown = sorted(set(text) - set(names))
+            if unknown:
+                raise DataError(f"Unknown labels {unknown}. Expected one of {names}.")
+            return AudioData(x, np.array([names.index(t) for t in text]), names, None, [])
+        raise DataError(f"Expected a folder of recordings, AudioData or (waveforms, labels). Received "
+                        f"{type(data).__name__}.")
+
+    def load_data(self, source: Any) -> Any:
+        return self._resolve(source)
+
+    # ================================================================== predict
+    @staticmethod
+    def input_format(card: dict) -> AudioFormat:
+        spec = card["input"]
+        return AudioFormat(int(spec["sample_rate"]), float(spec["duration"]))
+
+    @classmethod
+    def prepare_input(cls, x: Any, card: dict, directory: str | os.PathLike | None = None) -> np.ndarray:
+        """Files, ``(samples, rate)`` / ``(rate, samples)`` pairs, or sample arrays at the model's
+        rate (one, a list, or an (N, samples) batch) -> the model's (N, samples) input."""
+        return prepare_batch(x, cls.input_format(card))
+
+    def _prepare(self, x: Any) -> np.ndarray:
+        return prepare_batch(x, self.config.audio_format)
+
+    def prepare(self, x: Any) -> np.ndarray:
+        self._check_fitted()
+        return self._prepare(x)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self._serve is None:
+            import tensorflow as tf
+
+            self._serve = traced(self.model_, tf.TensorSpec((None, self.config.audio_format.samples), tf.float32))
+        return run_in_chunks(self._serve, np.asarray(batch, np.float32))
+
+    def spectrogram(self, x: Any) -> np.ndarray:
+        """The log-mel spectrogram (frames, mels) the model computes for one recording."""
+        import keras
+
+        self._check_fitted()
+        batch = self.prepare(x)
+        return np.asarray(self.model_.get_layer("logmel")(keras.ops.convert_to_tensor(batch[:1])))[0, ..., 0]
+
+    # ================================================================== evaluate
+    def report(self, data: Any) -> ClassificationReport:
+        """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``data``."""
+        self._check_fitted()
+        test = self._resolve(data)
+        return classification_report(test.y, self.probabilities(test.x), self.class_names_)
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        return self.report(data).metrics
+
+    # ================================================================== explain
+    def explain(self, x: Any, method: str = "occlusion", target: int | str | None = None,
+                budget: int | None = None, seed: int = 0, predictor: Any = None) -> Explanation:
+        """Which time-frequency regions of one recording drove the answer, drawn over its spectrogram.
+
+        ``"occlusion"``: the drop in the target's probability when a patch of the spectrogram is
+        blanked (``budget``: patch width in frames; signed). ``"gradcam"``: Grad-CAM on the last
+        conv block. ``"lime"``: LIME on ten time segments (``budget`` silenced copies; a TFLite
+        ``predictor`` may answer). ``target``: class name or index (default: the predicted class).
+        """
+        from .explain import gradcam_map, lime_segments, occlusion_map, spectrogram_image
+
+        method = type(self).check_explain_method(method)
+        self._check_fitted()
+        batch = self.prepare(x)
+        if len(batch) != 1:
+            raise DataError(f"explain() takes one recording. Received a batch of {len(batch)}.")
+        probs = (predictor or self).probabilities(batch)[0]
+        index = self._target_index(target, probs)
+        budget = int(budget if budget is not None else DEFAULT_BUDGETS[method])
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1. Received {budget}.")
+        spec = self.spectrogram(batch)
+        head = self.model_.get_layer("head")
+        start = time.perf_counter()
+        if method == "occlusion":
+            attributions, evaluations = occlusion_map(lambda s: head(s, training=False), spec, index,
+                                                      patch=(budget, max(2, self.config.n_mels // 8)))
+        elif method == "gradcam":
+            last = f"relu{len(self.config.filters) - 1}"
+            attributions, evaluations = gradcam_map(head, spec, index, last), 1
+        else:  # LIME on ten time segments, answered by ``predictor`` (a TFLite file can)
+            weights = lime_segments((predictor or self).probabilities, batch[0], index, 10, budget, seed)
+            frames = np.minimum((np.arange(spec.shape[0]) * self.config.hop_length * 10) // batch.shape[1], 9)
+            attributions, evaluations = np.repeat(weights[frames][:, None], spec.shape[1], axis=1), budget
+        seconds = time.perf_counter() - start
+        cfg = self.config
+        image = spectrogram_image(spec, attributions, waveform=batch[0], sample_rate=cfg.sample_rate,
+                                  hop_length=cfg.hop_length, signed=method != "gradcam",
+                                  title=f"{method}: why '{self.class_names_[index]}' ({probs[index]:.2f})")
+        return Explanation(attributions, method, self.class_names_[index], seconds, image, budget,
+                           extra={"class_index": index, "probability": float(probs[index]),
+                                  "evaluations": evaluations})
+
+    # ================================================================== save / load
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "AudioClassifier":
+        from . import layers  # noqa: F401  (registers the custom layers safe_mode loading needs)
+
+        return super().load(directory)
+
+    def _card_extra(self) -> dict:
+        fmt = self.config.audio_format
+        return {
+            "labels": list(self.class_names_),
+            "input": {"shape": [fmt.samples], "dtype": "float32", "range": [-1, 1], "sample_rate": fmt.sample_rate,
+                      "duration": fmt.duration, "layout": "NS",
+                      "description": f"mono samples at {fmt.sample_rate} Hz, silence-trimmed, centred or cut to "
+                                     f"{fmt.duration:g} s, loudness-normalised to {fmt.target_dbfs:g} dBFS "
+                                     "(toolkit.audio.prepare_waveform); the model computes its log-mel spectrogram"},
+            "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
+            "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
+                         "transfer_from": self.config.transfer_from},
+        }
+
+    def _save_extra(self, directory: Path) -> None:
+        write_labels(directory, self.class_names_)
+        if self._calibration is not None:
+            np.savez_compressed(directory / "calibration.npz", x=self._calibration[:100].astype(np.float16))
+        if self.history_:
+            from ..plotting import training_curves_png
+
+            (directory / "training_curves.png").write_bytes(training_curves_png(self.history_))
+
+    def _load_extra(self, directory: Path, card: dict) -> None:
+        self.class_names_ = list(card.get("labels") or [])
+        calibration = directory / "calibration.npz"
+        if calibration.is_file():
+            with np.load(calibration) as npz:
+                self._calibration = npz["x"].astype(np.float32)
+
+    # ================================================================== export
+    def reload_data(self) -> AudioSplits | None:
+        """The splits the model was trained on, remade from the card (a folder that is still there)."""
+        spec = self.data_spec_ or {}
+        source = spec.get("source")
+        if not source or source == "arrays" or not Path(source).is_dir():
+            return None
+        test_source = spec.get("test_source")
+        if test_source and not Path(test_source).is_dir():
+            return None
+        return load_audio_splits(source, self.config, spec.get("test_size") or 0, spec.get("seed", 42), test_source,
+                                 spec.get("test_groups"))
+
+    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
+        data = self.reload_data() if data is None else data
+        calibration, test = self._calibration, None
+        if isinstance(data, AudioSplits):
+            calibration = data.train.x if calibration is None else calibration
+            test = self._resolve(data.test) if data.test is not None else None
+        elif data is not None:
+            test = self._resolve(data)
+            calibration = test.x if calibration is None else calibration
+        if quantization == "int8" and calibration is None:
+            raise ExportError("int8 export needs recordings to calibrate on. Pass data=... (the training folder).")
+        sample = test.x[:1] if test is not None else np.zeros((1, self.config.audio_format.samples), np.float32)
+        return ExportPlan(self.model_, representative=calibration, check=test, sample=sample)
+
+    def _export_checks(self, runner, plan: ExportPlan) -> dict:
+        test = plan.check
+        x, y = (None, None) if test is None else (test.x, test.y)
+        return {**runner.quantization, "ops": runner.session.ops, **check_classifier_file(self, runner, x, y)}
+
+
+def _one(item: Any, fmt: AudioFormat) -> np.ndarray:
+    if isinstance(item, (str, os.PathLike)):
+        data, rate = decode(item)
+        return prepare_waveform(data, rate, fmt, name=Path(item).name)
+    if isinstance(item, tuple) and len(item) == 2:
+        a, b = item
+        rate, wave = (a, b) if isinstance(a, (int, np.integer)) else (b, a)
+        return prepare_waveform(wave, int(rate) if isinstance(rate, (int, np.integer)) else rate, fmt)
+    return prepare_waveform(item, fmt.sample_rate, fmt)
+
+
+def prepare_batch(x: Any, fmt: AudioFormat) -> np.ndarray:
+    """Recordings -> (N, samples) float32: a file, a ``(samples, rate)`` or ``(rate, samples)``
+    pair, samples at ``fmt.sample_rate`` ((frames,) or (frames, channels)), an (N, samples) batch
+    of such, or a list of any of these."""
+    if isinstance(x, (str, os.PathLike)) or (isinstance(x, tuple) and len(x) == 2 and
+                                             any(isinstance(v, (int, np.integer)) for v in x)):
+        return _one(x, fmt)[None]
+    if isinstance(x, (list, tuple)):
+        if not x:
+            raise DataError("Expected at least one recording. Received an empty list.")
+        return np.stack([_one(item, fmt) for item in x])
+    array = np.asarray(x)
+    if array.ndim == 2 and array.shape[1] > 8:  # a batch of mono recordings
+        return np.stack([_one(row, fmt) for row in array])
+    return _one(array, fmt)[None]
