@@ -123,3 +123,17 @@ def test_refused_presets_say_why_and_which_are_offered(tiny_model, tmp_path):
         TextClassifier.check_quantization("int8")
     assert issubclass(QuantizationError, ExportError) and issubclass(QuantizationError, ValueError)
     assert type(tiny_model).check_quantization("int8") == "int8"
+
+
+def test_a_failed_check_leaves_neither_file_nor_card_entry(tiny_model, tiny_data, tmp_path, monkeypatch):
+    folder = tiny_model.save(tmp_path / "m")
+    fresh = ImageClassifier.load(folder)
+
+    def broken(runner, plan):
+        raise ExportError("check failed")
+
+    monkeypatch.setattr(fresh, "_export_checks", broken)
+    with pytest.raises(ExportError, match="check failed"):
+        fresh.export(quantization="float32", data=tiny_data)
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".tflite" or p.name.startswith(".staged")) == []
+    assert json.loads((folder / "card.json").read_text()).get("tflite", []) == []

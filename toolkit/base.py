@@ -348,18 +348,23 @@ class Task:
         self._check_fitted()
         type(self).check_quantization(quantization)
         plan = self._export_plan(data, quantization, **options)
+        directory, file = self._export_target(path, quantization)
+        staged = file.with_name(f".staged-{file.name}")  # becomes `file` only once every check passed
         try:
-            directory, file = self._export_target(path, quantization)
             representative = plan.representative if quantization == "int8" else None
-            entry = write_tflite(plan.model, file, quantization, representative, allow_flex)
-            entry.update(self._embed_metadata(file))
+            entry = write_tflite(plan.model, staged, quantization, representative, allow_flex)
+            entry.update(self._embed_metadata(staged))
             self._write_export_files(directory)
-            runner = self.runner_class()(file, card=self._export_card())
+            runner = self.runner_class()(staged, card=self._export_card())
             entry.update(self._export_checks(runner, plan))
             entry["latency_ms_p50"] = round(runner.latency_ms(self._latency_sample(runner, plan)), 4)
+            del runner
+            os.replace(staged, file)
         finally:
+            staged.unlink(missing_ok=True)
             if plan.release is not None:
                 plan.release()
+        entry["file"] = file.name
         self._record_export(directory, entry)
         return file
 
