@@ -13,7 +13,8 @@ TASKS: dict[str, type] = {}
 #: Older names (in cards written by earlier versions, and the CLI's short names) -> registered names.
 ALIASES: dict[str, str] = {}
 # packages whose import registers their tasks
-TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl")
+TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl",
+                "toolkit.detection")
 
 
 def registered_tasks() -> dict[str, type]:
