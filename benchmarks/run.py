@@ -23,6 +23,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 def _benchmarks() -> dict:
     from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, photos, rl, timeseries,
                    transfer, vision)
+    from . import detection
 
     return {
         "vision_digits": vision.digits_model,
@@ -60,6 +61,7 @@ def _benchmarks() -> dict:
         "rl_tflite": rl.tflite,
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
+        "detection_raccoon": detection.raccoon, "detection_shapes": detection.shapes,
         "make_test": make_test.run,
     }
 

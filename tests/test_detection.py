@@ -55,10 +55,13 @@ def test_generated_shapes_have_exact_boxes(shapes):
         assert image.shape == (96, 96, 3) and image.dtype == np.uint8
         assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes <= 96) and np.all(boxes >= 0)
         for box, label in zip(boxes, labels):
-            if label == 1:  # a filled square: its box's border pixels are the shape's own colour
+            if label == 1:  # a filled square fills its box exactly: one colour, and the pixels around it are not
                 x1, y1, x2, y2 = box.astype(int)
-                patch = image[y1:y2, x1:x2].astype(float)
-                assert patch.std(axis=(0, 1)).max() < 12  # one colour (plus nothing of the background)
+                patch = image[y1:y2, x1:x2].reshape(-1, 3)
+                _, counts = np.unique(patch, axis=0, return_counts=True)
+                assert counts.max() == len(patch)
+                ring = image[max(y1 - 1, 0):y2 + 1, max(x1 - 1, 0):x2 + 1].reshape(-1, 3)  # one pixel more: not all
+                assert np.unique(ring, axis=0, return_counts=True)[1].max() < len(ring) * 0.97
 
 
 def test_voc_folders_both_layouts(tmp_path, shapes):
@@ -165,11 +168,14 @@ def test_average_precision_against_a_hand_computed_case():
     perfect = mean_average_precision(truth, labels, truth, labels, [np.ones(1), np.ones(2)], ["a", "b"])
     assert perfect["map_50"] == 1.0 and perfect["map_50_95"] == 1.0
     shifted = [np.array([[2, 0, 12, 10]]), np.array([[0, 0, 10, 10], [40, 40, 50, 50]])]  # IoU 0.667; one miss
-    result = mean_average_precision(truth, labels, shifted, labels, [np.ones(1), np.ones(2)], ["a", "b"])
+    scores = [np.array([0.9]), np.array([0.8, 0.7])]
+    result = mean_average_precision(truth, labels, shifted, labels, scores, ["a", "b"])
     assert result["ap_50_per_class"] == {"a": 1.0, "b": 0.0} and result["map_50"] == 0.5
-    # class a at 0.5:0.95: the exact box hits everywhere; the IoU-0.667 one up to 0.65 -> AP 1 at 4 of 10
-    # thresholds and 1/2 recall (101-point AP (51 * 1) / 101) at the other 6
-    assert result["ap_50_95_per_class"]["a"] == pytest.approx((4 + 6 * 51 / 101) / 10, abs=1e-4)
+    # class a at 0.5:0.95: the shifted box (first by score) hits at IoU thresholds 0.5-0.65 (AP 1 at 4 of 10);
+    # at the other 6 it misses, then the exact box hits: precision 1/2 up to recall 1/2, so 51 of the 101
+    # recall points read 0.5 -> AP 51 * 0.5 / 101
+    assert result["ap_50_95_per_class"]["a"] == pytest.approx((4 + 6 * 51 * 0.5 / 101) / 10, abs=1e-4)
+    assert result["map_50_95"] == pytest.approx(((4 + 6 * 51 * 0.5 / 101) / 10 + 0) / 2, abs=1e-4)
 
 
 # ---------------------------------------------------------------------------- the task
