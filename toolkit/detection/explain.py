@@ -65,7 +65,11 @@ def explain_detection(predictor, image: np.ndarray, target: int | None = None, b
     start = time.perf_counter()
     result = predictor.predict(image, min_score=0.0)
     found = result["detections"]
-    index = 0 if target is None else int(target)
+    try:
+        index = 0 if target is None else int(target)
+    except (TypeError, ValueError):
+        raise DataError(f"Expected the number of a detection as the target (0 is the highest score). "
+                        f"Received {target!r}.") from None
     if not found:
         raise DataError("The detector finds no box in this image (at any score), so there is nothing to explain.")
     if not 0 <= index < len(found):
