@@ -83,6 +83,18 @@ def draw_boxes(image: np.ndarray, result: dict, thickness: int = 2) -> np.ndarra
     return out
 
 
+def detect_and_draw(predictor, image: Any, min_score: float | None = None) -> tuple[dict, np.ndarray, float]:
+    """For a demo tab: (``{"detections": [...]}``, the photo with its boxes drawn, milliseconds) of one
+    image (a path, bytes or an array) through ``predictor`` (an ``ObjectDetector`` or a ``TFLiteDetector``)."""
+    import time
+
+    images, _ = as_images(image)
+    start = time.perf_counter()
+    result = predictor.predict(images[0], min_score=min_score)
+    ms = (time.perf_counter() - start) * 1000
+    return result, draw_boxes(images[0], result), ms
+
+
 class DetectorOutputs:
     """``predict`` / ``assess`` / ``predict_arrays`` from one method, ``raw(batch)``: (N, S, S, 3)
     pixels -> boxes (N, K, 4) [0, 1], classes (N, K), scores (N, K)."""
