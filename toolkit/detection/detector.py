@@ -200,7 +200,7 @@ class ObjectDetector(DetectorOutputs, Task):
                               epochs=cfg.epochs, shuffle=True, verbose=verbose)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.head_ = head
-        self.model_ = net.build_detector(cfg.image_size, head, features)
+        self.model_ = net.build_detector(cfg.image_size, net.split_outputs(head), features)
         if cfg.fine_tune_epochs:
             self._fine_tune(data, rng, verbose)
         self._serve = self._decode = None
@@ -212,16 +212,18 @@ class ObjectDetector(DetectorOutputs, Task):
         import keras
 
         cfg = self.config
-        self.model_.get_layer("backbone").trainable = True
-        for layer in self.model_.get_layer("backbone").layers:  # BatchNorm statistics stay ImageNet's
+        backbone = self.model_.get_layer("backbone")
+        backbone.trainable = True
+        for layer in backbone.layers:  # BatchNorm statistics stay ImageNet's
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate / 10), net.detection_loss(len(self.class_names_)))
+        trainer = net.build_detector(cfg.image_size, self.head_, backbone)  # the same layers, one output
+        trainer.compile(keras.optimizers.Adam(cfg.learning_rate / 10), net.detection_loss(len(self.class_names_)))
         for epoch in range(cfg.fine_tune_epochs):
             images, maps = self._examples(data, rng, 1)
             images, maps = images[len(data):], maps[len(data):]  # the augmented pass only
             x = np.stack([resized(im, cfg.image_size) for im in images])
-            history = self.model_.fit(x, np.stack(maps), batch_size=cfg.batch_size, epochs=1, verbose=verbose)
+            history = trainer.fit(x, np.stack(maps), batch_size=cfg.batch_size, epochs=1, verbose=verbose)
             self.history_.setdefault("fine_tune_loss", []).append(float(history.history["loss"][0]))
 
     # ================================================================== predict
@@ -237,9 +239,10 @@ class ObjectDetector(DetectorOutputs, Task):
             self._serve = traced(self.model_, tf.TensorSpec((None, size, size, 3), tf.float32))
             decode = net.decoder(len(self.class_names_), cfg.max_detections, cfg.iou_threshold, cfg.score_threshold)
             grid = size // net.STRIDE
-            self._decode = traced(decode, tf.TensorSpec((1, grid, grid, len(self.class_names_) + 4), tf.float32))
-        maps = self._serve(np.asarray(batch, np.float32))
-        outs = [self._decode(maps[i:i + 1]) for i in range(len(batch))]
+            self._decode = traced(decode, tf.TensorSpec((1, grid, grid, len(self.class_names_)), tf.float32),
+                                  tf.TensorSpec((1, grid, grid, 4), tf.float32))
+        heat, dist = self._serve(np.asarray(batch, np.float32))
+        outs = [self._decode(heat[i:i + 1], dist[i:i + 1]) for i in range(len(batch))]
         return tuple(np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(3))
 
     # ================================================================== evaluate
@@ -328,7 +331,7 @@ class ObjectDetector(DetectorOutputs, Task):
             return
         self.head_ = self.model_
         features = net.feature_model(self.config.image_size, self._weights())
-        self.model_ = net.build_detector(self.config.image_size, self.head_, features)
+        self.model_ = net.build_detector(self.config.image_size, net.split_outputs(self.head_), features)
 
     # ================================================================== export hooks
     def _export_plan(self, data: Any, quantization: str, **options: Any) -> ExportPlan:

@@ -9,10 +9,11 @@ need Flex ops. One grid of cells (stride 16: 14x14 at 224 pixels), each predicti
 (CenterNet's Gaussian peaks and penalty-reduced focal loss) and its distances to the box's four
 sides (FCOS; IoU loss), trains on cached backbone features in seconds, and decodes with plain
 tensor ops plus ``tf.image.non_max_suppression_padded``, which converts to the builtin
-``NON_MAX_SUPPRESSION_V4`` op (float32, float16 and int8 files; checked by the tests). Known defect:
-in int8 files the converter calibrates the heatmap channel's slice to a non-negative range, so every
-cell whose logit is below 0 scores 0.5 (measured on the raccoon model: int8 maps decoded in float
-0.840 mAP@0.5, the whole int8 file 0.548, Keras 0.797); see the benchmark's int8 row.
+``NON_MAX_SUPPRESSION_V4`` op (float32, float16 and int8 files; checked by the tests). The decoding
+reads the heatmap logits and the distances as two tensors (:func:`split_outputs`): concatenated, int8
+conversion gave both one value range, the distances' (all positive), so every negative logit became
+0 and scored 0.5 (raccoon model: int8 mAP@0.5 0.548 against 0.797 in Keras; split: 0.797 and 0.797
+for the decoding alone).
 
 Outputs of :class:`DetectionDecode` follow the TFLite detection convention phones expect:
 ``boxes`` (1, K, 4) as [ymin, xmin, ymax, xmax] in [0, 1], ``classes`` (1, K), ``scores`` (1, K)
@@ -73,6 +74,16 @@ def build_detector(image_size: int, head, features):
     pixels = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / lite.STD, -lite.MEAN / lite.STD, name="rescale")(pixels)
     return keras.Model(pixels, head(features(x)), name="detector")
+
+
+def split_outputs(head):
+    """The head with its two maps as separate outputs (heatmap logits, raw distances): what the
+    decoding reads. Kept apart because int8 conversion gives a concatenation one value range, and
+    the distances' range (all positive) left every negative heatmap logit at 0 (score 0.5)."""
+    import keras
+
+    return keras.Model(head.inputs, [head.get_layer("heatmap").output, head.get_layer("distances").output],
+                       name="head_maps")
 
 
 # ---------------------------------------------------------------------------- targets and loss
@@ -138,7 +149,7 @@ def _decode_layer_class():
 
     @keras.saving.register_keras_serializable(package="toolkit.detection")
     class DetectionDecode(keras.layers.Layer):
-        """(1, G, G, C + 4) maps -> boxes, classes, scores, count after class-aware NMS (TF ops that
+        """[(1, G, G, C) heatmap logits, (1, G, G, 4) distances] -> boxes, classes, scores, count after class-aware NMS (TF ops that
         convert to builtin TFLite ops; one image at a time, as the builtin NMS takes one)."""
 
         def __init__(self, n_classes: int, max_detections: int = 20, iou_threshold: float = 0.5,
@@ -151,17 +162,17 @@ def _decode_layer_class():
             return {**super().get_config(), "n_classes": self.n_classes, "max_detections": self.max_detections,
                     "iou_threshold": self.iou_threshold, "score_threshold": self.score_threshold}
 
-        def call(self, maps):
+        def call(self, inputs):
             import tensorflow as tf
 
             c = self.n_classes
-            maps = tf.cast(maps, tf.float32)
-            grid = maps.shape[1]
+            heat, dist = (tf.cast(t, tf.float32) for t in inputs)
+            grid = heat.shape[1]
             # No CenterNet max-pool peak picking: the NMS removes a peak's neighbours (their boxes overlap it).
-            logits = tf.reshape(maps[..., :c], (-1, c))
+            logits = tf.reshape(heat, (-1, c))
             score = tf.sigmoid(tf.reduce_max(logits, -1))  # the sigmoid is monotone: max first
             cls = tf.cast(tf.argmax(logits, -1), tf.float32)
-            d = tf.reshape(tf.exp(tf.clip_by_value(maps[..., c:c + 4], -BOX_CLIP, BOX_CLIP)), (-1, 4)) / grid
+            d = tf.reshape(tf.exp(tf.clip_by_value(dist, -BOX_CLIP, BOX_CLIP)), (-1, 4)) / grid
             ys, xs = np.mgrid[:grid, :grid].astype(np.float32) + 0.5
             cx, cy = tf.constant(xs.reshape(-1) / grid), tf.constant(ys.reshape(-1) / grid)
             boxes = tf.clip_by_value(tf.stack([cy - d[:, 1], cx - d[:, 0], cy + d[:, 3], cx + d[:, 2]], -1), 0.0, 1.0)
@@ -183,7 +194,8 @@ def _decode_layer_class():
 
 
 def export_model(detector, n_classes: int, max_detections: int, iou_threshold: float, score_threshold: float):
-    """One image of raw pixels (batch 1) -> (boxes, classes, scores, count): what the ``.tflite`` holds."""
+    """One image of raw pixels (batch 1) -> (boxes, classes, scores, count): what the ``.tflite`` holds
+    (``detector``: :func:`build_detector` on :func:`split_outputs`)."""
     import keras
 
     size = detector.input_shape[1]
