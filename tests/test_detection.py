@@ -267,3 +267,23 @@ def test_cli_round_trip(tmp_path, capsys, shapes):
 def test_raccoon_folder_reads():
     data = read_voc(SHARED_DATA / "raccoon")
     assert len(data) == 160 and data.class_names == ["raccoon"] and data.n_boxes >= 160
+
+
+def test_shipped_raccoon_detector():
+    from conftest import REPO
+
+    directory = REPO / "saved_models" / "vision" / "raccoon_detector"
+    if not (directory / "card.json").is_file():
+        pytest.skip("saved_models/vision/raccoon_detector is not built (make models)")
+    card = json.loads((directory / "card.json").read_text())
+    for path in directory.iterdir():
+        assert path.stat().st_size < 5_000_000, path
+    assert card["backbone"]["stored"] is True and card["labels"] == ["raccoon"]
+    task = ObjectDetector.load(directory)
+    int8 = [e for e in card["tflite"] if e["quantization"] == "int8"]
+    assert int8 and "NON_MAX_SUPPRESSION_V4" in int8[0]["ops"]
+    if (SHARED_DATA / "raccoon").is_dir():
+        test = task.reload_data()
+        assert len(test) == 40 and task.scores(test)["map_50"] == pytest.approx(card["metrics"]["test_map_50"], abs=1e-6)
+        lite = ObjectDetector.open_tflite(directory / int8[0]["file"])
+        assert lite.predict(test.images[0])["detections"][0]["label"] == "raccoon"
