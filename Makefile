@@ -35,6 +35,7 @@ models: $(STAMP)
 	$(BIN)/toolkit export saved_models/vision/digits_cnn --quantization float32 int8
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit compress saved_models/vision/digits_cnn --report saved_models/vision/digits_cnn/compression.md
 	$(BIN)/python -m toolkit.transfer.imagenet --out saved_models/vision/imagenet_efficientnet_lite0
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train object_detector --data ../shared/data/raccoon --test-size 0.25 --out saved_models/vision/raccoon_detector --seed 0 && $(BIN)/toolkit export saved_models/vision/raccoon_detector --quantization int8
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train nlp --data ../shared/data/sentiment_sentences --label-names negative,positive --encoder bigru --out saved_models/nlp/sentiment_bigru --seed 0 --verbose 0
 	$(BIN)/toolkit export saved_models/nlp/sentiment_bigru --quantization float32 dynamic
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train nlp --data ../shared/data/sentiment_sentences --label-names negative,positive --encoder minilm --out saved_models/nlp/sentiment_minilm --seed 0 --verbose 0

@@ -21,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, distributed, drawings, generative, honest, image_memory, imagenet, make_test, nlp,
-                   photos, rl, speech, timeseries, transfer, vision)
+    from . import (compression, detection, distributed, drawings, generative, honest, image_memory, imagenet,
+                   make_test, nlp, photos, rl, speech, timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -64,6 +64,8 @@ def _benchmarks() -> dict:
         "image_memory": image_memory.run,
         "speech_loso": speech.loso,
         "speech_few_shot": speech.few_shot,
+        "detection_raccoon": detection.raccoon,
+        "detection_shapes": detection.shapes,
         "make_test": make_test.run,
         "distributed_digits": distributed.run,
     }

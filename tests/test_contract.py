@@ -141,11 +141,30 @@ def _audio_case():
     return dict(task=task, data=(x, labels), sample=x[:8], exports={"float32": 1.0, "int8": 0.85})
 
 
+def _detector_case():
+    from toolkit.detection import ObjectDetector, make_shapes
+    from toolkit.detection.metrics import box_iou
+
+    data = make_shapes(48, size=64, seed=0, min_side=14, max_side=30)
+
+    def same(a, b):  # per image: the same labels, boxes overlapping by IoU >= 0.5 and scores within 0.1
+        def one(x, y):
+            x, y = x["detections"], y["detections"]
+            return len(x) == len(y) and all(
+                p["label"] == q["label"] and abs(p["score"] - q["score"]) <= 0.1
+                and box_iou(np.array([p["box"]]), np.array([q["box"]]))[0, 0] >= 0.5 for p, q in zip(x, y))
+        return np.array([one(x, y) for x, y in zip(np.atleast_1d(a), np.atleast_1d(b))])
+
+    task = ObjectDetector(image_size=64, epochs=8, augment_passes=0, width=16, min_score=0.2)
+    return dict(task=task, data=data, sample=np.stack(data.images[:8]), exports={"float32": 1.0, "float16": 1.0},
+                same=same)
+
+
 # One tiny recipe per task. A task registered without a recipe fails the test below.
 CASES = {"image_classifier": _vision_case, "text_classifier": _nlp_case, "date_translator": _seq2seq_case,
          "forecaster": _timeseries_case, "anomaly_detector": _anomaly_case, "vae": _vae_case, "gan": _gan_case, "denoiser": _denoiser_case,
          "dqn": lambda: _agent_case("dqn"), "a2c": lambda: _agent_case("a2c"),
-         "audio_classifier": _audio_case}
+         "audio_classifier": _audio_case, "object_detector": _detector_case}
 
 
 def test_every_task_has_a_contract_case():

@@ -14,7 +14,7 @@ TASKS: dict[str, type] = {}
 ALIASES: dict[str, str] = {}
 # packages whose import registers their tasks
 TASK_MODULES = ("toolkit.vision", "toolkit.nlp", "toolkit.timeseries", "toolkit.generative", "toolkit.rl",
-                "toolkit.audio")
+                "toolkit.audio", "toolkit.detection")
 
 
 def registered_tasks() -> dict[str, type]:
