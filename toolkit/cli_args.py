@@ -110,7 +110,7 @@ def add_scale_parsers(sub) -> None:
 
     p = sub.add_parser("launch", help="run a train or tune command in N local worker processes (a tf.distribute "
                                       "cluster on loopback, TF_CONFIG generated)")
-    p.add_argument("--workers", type=int, default=2, help="number of local worker processes (default 2)")
+    p.add_argument("--workers", type=COUNT, default=2, help="number of local worker processes (default 2)")
     p.add_argument("--host", default="127.0.0.1", help="address the workers listen on (default 127.0.0.1)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- train TASK ... (or -- tune TASK ...)")
 
@@ -121,14 +121,14 @@ def add_scale_parsers(sub) -> None:
         if not tunable_fields(cls.config_class):
             continue
         t = tasks.add_parser(name, help=f"{_summary(cls)} (searches {', '.join(tunable_fields(cls.config_class))})")
-        t.add_argument("--trials", type=int, required=True, help="number of configurations to train")
+        t.add_argument("--trials", type=COUNT, required=True, help="number of configurations to train")
         t.add_argument("--algorithm", default="random",
                        help="random (random search) or bayesian (Bayesian optimization) (default random)")
         t.add_argument("--params", nargs="+", default=None, metavar="FIELD",
                        help="fields to search (default: every declared range not fixed by an option below)")
         t.add_argument("--distributed", action="store_true",
                        help="KerasTuner chief/worker from KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and _PORT")
-        t.add_argument("--search-seed", type=int, default=0, help="seed of the search (default 0)")
+        t.add_argument("--search-seed", type=SEED, default=0, help="seed of the search (default 0)")
         for flags, kw in train_arguments(cls).values():
             if kw["dest"] != "strategy":
                 t.add_argument(*flags, **kw)
