@@ -161,8 +161,9 @@ def test_search_space_from_the_declared_ranges():
 def test_trials_zero_and_a_missing_kerastuner_environment_write_nothing(capsys, tmp_path, monkeypatch):
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         monkeypatch.delenv(name, raising=False)
-    code, out, err = run(capsys, "tune", "image_classifier", "--data", "digits", "--out", tmp_path / "b", "--trials", 0)
-    assert one_error_line(code, err) and "--trials" in err and "whole number >= 1" in err
+    with pytest.raises(SystemExit) as stopped:  # refused by the parser, before anything runs
+        run(capsys, "tune", "image_classifier", "--data", "digits", "--out", tmp_path / "b", "--trials", 0)
+    assert stopped.value.code == 2 and "--trials: expected a whole number >= 1" in capsys.readouterr().err
     code, out, err = run(capsys, "tune", "image_classifier", "--data", "digits", "--out", tmp_path / "b", "--trials",
                          2, "--distributed")
     assert one_error_line(code, err) and "KERASTUNER_TUNER_ID" in err
