@@ -241,7 +241,7 @@ class Forecaster(OtherSeries, Task):
         cfg = self.config
         series = _as_series(data)
         self.columns_ = list(series.columns)
-        self.season_ = cfg.seasonality or detect_seasonality(series.target)
+        self.season_ = cfg.seasonality or detect_seasonality(series.target, frequency=series.frequency)
         self.window_ = self._auto_window()
         x, y = make_windows(series.values, self.window_, cfg.horizon)
         if validation_data is not None:
