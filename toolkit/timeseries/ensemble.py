@@ -8,7 +8,7 @@ that same earlier part) at up to ``VALIDATION_CUTOFFS`` rolling cut-offs of the 
 scores the candidates by MASE there:
 
 - the network alone;
-- each classical model alone;
+- each classical model alone (the config's ``classical``; with none, the network alone);
 - ``ensemble``: the mean of the network and every classical model, weighted by the inverse of
   their validation MASE;
 - ``ensemble_top2``: the plain mean of the two best candidates by validation MASE.
@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import DataError
 from .baselines import forecast_metrics, rolling_cutoffs
-from .classical import CLASSICAL, classical_forecast, fitted, run_classical
+from .classical import classical_forecast, fitted, run_classical
 
 PICKS = ("auto", "network")
 VALIDATION_CUTOFFS = 24  # cut-offs of the validation backtest (evenly spread over the stretch)
@@ -121,6 +121,9 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
     y = series.target.astype(np.float64)
     n, h = len(series), cfg.horizon
     first = n - max(2 * h, math.ceil(0.25 * n))
+    if not cfg.classical:
+        return Pick(network, {network: 1.0}, network, {}, 0, "no classical candidates (classical='none'): the "
+                    "network alone")
     sub = type(model)(dataclasses.replace(cfg, pick="network", classical=(), window=model.window_,
                                           seasonality=model.season_ or 1))
     try:
@@ -137,7 +140,7 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
     preds = {network: sub._run(np.stack([series.values[c - model.window_:c] for c in cuts]))[..., 1].astype(float)}
     notes, forms = [], {}
     every = max(1, math.ceil(len(cuts) / VALIDATION_REFITS))
-    for name in cfg.classical or CLASSICAL:
+    for name in cfg.classical:
         try:
             run = run_classical(name, y, h, cuts, model.season_, refit_every=every)
         except DataError as exc:
