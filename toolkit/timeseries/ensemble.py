@@ -14,8 +14,9 @@ scores the candidates by MASE there:
 - ``ensemble_top2``: the plain mean of the two best candidates by validation MASE.
 
 The lowest validation MASE wins (the test part is never seen). A pick other than the network
-gets split-conformal intervals: per step, the validation quantile of the absolute error of its
-median that covers 80% of the validation targets, added on either side of the median. The
+(the network alone too) gets split-conformal intervals: per step, the 80% quantile of the absolute
+validation errors of its median, on either side of the median (the network's own quantiles are
+calibrated on its early-stopping windows, which it has seen, and under-cover on some series). The
 final network is the one fitted on the whole training part; classical members are refit on the
 history they forecast from (their form chosen by AICc there).
 
@@ -82,7 +83,10 @@ class Pick:
     def phone(self) -> str:
         """How a phone reproduces this forecaster from the exported file."""
         if not self.classical:
-            return "The .tflite file is the whole forecaster: raw window in, p10/p50/p90 out."
+            if not self.half_width:
+                return "The .tflite file is the whole forecaster: raw window in, p10/p50/p90 out."
+            return ("The .tflite file's p50 is the forecaster's; its p10/p90 are the network's own quantiles, the "
+                    "default forecaster's interval is p50 -/+ pick.half_width (per step, from the validation backtest).")
         net = self.weights.get(self.network)
         how = (f"p50 = {net:.4f} x the file's p50 + " if net else "p50 = ") + " + ".join(
             f"{self.weights[k]:.4f} x {k} ({self.members.get(k, {}).get('spec', k)})" for k in self.classical)
@@ -101,7 +105,7 @@ def _mase(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, season: int |
 def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -> np.ndarray:
     """(N, H, 3) quantiles of the picked forecaster from the network's (N, H, 3) and the classical
     members' (N, H) medians."""
-    if not pick.classical:
+    if not pick.half_width:
         return network
     p50 = sum(w * (network[..., 1] if k == pick.network else np.asarray(classical[k], np.float64))
               for k, w in pick.weights.items())
@@ -110,9 +114,9 @@ def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -
 
 
 def _conformal(errors: np.ndarray) -> list[float]:
-    n = len(errors)
-    level = min(1.0, math.ceil((n + 1) * COVERAGE) / n)
-    return np.quantile(np.abs(errors), level, axis=0, method="higher").tolist()
+    """Per step, the 80% quantile of the validation absolute errors (split conformal, aimed at
+    80% rather than at its finite-sample upper bound, which a few dozen cut-offs push to 90%)."""
+    return np.quantile(np.abs(errors), COVERAGE, axis=0).tolist()
 
 
 def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
@@ -165,10 +169,8 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
               f"classical forms chosen there; the test part unseen): {ranked}")
     weights = candidates[best]
     pick = Pick(best, weights, network, {k: round(v, 4) for k, v in scores.items()}, len(cuts), reason, notes=notes)
-    if pick.classical:
-        pred = sum(w * preds[k] for k, w in weights.items())
-        pick.half_width = _conformal(actual - pred)
-        pick.members = {k: {"spec": forms[k]} for k in pick.classical}
+    pick.half_width = _conformal(actual - sum(w * preds[k] for k, w in weights.items()))
+    pick.members = {k: {"spec": forms[k]} for k in pick.classical}
     return pick
 
 

@@ -371,7 +371,7 @@ class Forecaster(OtherSeries, Task):
                 f"This model forecasts up to {self.config.horizon} steps at once (direct multi-step). Received "
                 f"horizon={horizon!r}. Ask for 1-{self.config.horizon} steps{retrain}."
             )
-        pick = self.pick_ if self.pick_ and self.pick_.classical else None
+        pick = self.pick_ if self.pick_ and self.pick_.half_width else None
         if history is None:
             window, last, frequency = self.last_window_, self.last_time_, self.frequency_
             members = {k: np.asarray(v["forecast"])[None] for k, v in pick.members.items()} if pick else {}
@@ -406,13 +406,13 @@ class Forecaster(OtherSeries, Task):
         start = max(self._test_start(len(series)), self.window_)
         cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride, max_cutoffs=max_cutoffs)
         quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cutoffs]))
-        pick = self.pick_ if self.pick_ and self.pick_.classical else None
+        pick = self.pick_ if self.pick_ and self.pick_.half_width else None
         classical = tuple(self.config.classical if classical is None else classical)
         result = backtest(series.target, horizon, cutoffs, {self.config.model: lambda _: quantiles[..., 1]},
                           self.season_, train_end=start, refit_every=refit_every,
                           classical=classical + tuple(k for k in (pick.classical if pick else ()) if k not in classical))
-        if pick:  # the picked forecaster's row, from the rows of its members
-            quantiles = combine(pick, quantiles, result.predictions)
+        quantiles = combine(pick, quantiles, result.predictions) if pick else quantiles
+        if pick and pick.classical:  # the picked forecaster's row, from the rows of its members
             result.predictions[PICKED] = quantiles[..., 1].astype(np.float64)
             result.table = {PICKED: forecast_metrics(result.actual, result.predictions[PICKED],
                                                      series.target[:start].astype(np.float64), self.season_),
