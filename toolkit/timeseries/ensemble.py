@@ -110,7 +110,7 @@ def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -
     p50 = sum(w * (network[..., 1] if k == pick.network else np.asarray(classical[k], np.float64))
               for k, w in pick.weights.items())
     half = np.asarray(pick.half_width, np.float64)
-    return np.stack([p50 - half, p50, p50 + half], axis=-1).astype(np.float32)
+    return np.stack([p50 - half, p50, p50 + half], axis=-1)  # float64: a lone classical pick scores as itself
 
 
 def _conformal(errors: np.ndarray) -> list[float]:
