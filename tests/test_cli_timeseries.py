@@ -84,7 +84,10 @@ def test_train_timeseries_on_a_csv(forecaster):
     directory, result = forecaster
     assert result["out"] == str(directory) and result["epochs"] <= 2
     metrics = result["metrics"]
-    assert metrics["model"] == "lstm" and metrics["horizon"] == HORIZON and metrics["n_cutoffs"] > 0
+    assert metrics["network"]["model"] == "lstm" and metrics["horizon"] == HORIZON and metrics["n_cutoffs"] > 0
+    # the default picks by a validation backtest on the training part, and says what and why
+    assert result["pick"] == metrics["pick"] and metrics["model"] == metrics["pick"]["label"]
+    assert metrics["pick"]["reason"] and metrics["verdict"].startswith(f"Picked {metrics['model']}: ")
     assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "drift"} and metrics["verdict"]
     assert set(metrics["classical"]) == {"theta"} and metrics["classical"]["theta"]["spec"] == "Theta(period=7)"
     assert "Best of all" in metrics["verdict"] and metrics["ratio_to_best_classical"] > 0
@@ -102,7 +105,7 @@ def test_evaluate_gives_the_model_and_every_baseline(capsys, forecaster, files, 
     directory, _ = forecaster
     code, out, _ = run(capsys, "evaluate", directory, "--data", files / "sales.csv", "--out", tmp_path / "eval")
     report = json.loads(out)
-    assert code == 0 and report["model"] == "lstm"
+    assert code == 0 and report["network"]["model"] == "lstm" and report["verdict"].startswith("Picked ")
     assert set(report["baselines"]) == set(report["mase_ratio"]) == {"naive", "seasonal_naive", "drift"}
     for row in (report, *report["baselines"].values()):
         assert {"mase", "smape", "mae", "rmse"} <= set(row)
@@ -173,7 +176,7 @@ def test_export_float32_matches_keras(capsys, forecaster):
     code, out, _ = run(capsys, "export", directory, "--quantization", "float32")
     entry = json.loads(out)[0]
     assert code == 0 and entry["file"] == "model_float32.tflite" and (directory / "model_float32.tflite").is_file()
-    assert entry["max_relative_difference"] < 1e-3 and entry["n_test_windows"] > 0
+    assert entry["max_relative_difference"] < 1e-3 and entry["n_test_windows"] > 0 and ".tflite" in entry["contains"]
     assert entry["input"]["columns"] == ["units", "price", "promo"] and entry["output"]["shape"] == [1, HORIZON, 3]
     card = json.loads((directory / "card.json").read_text())
     assert [e["file"] for e in card["tflite"]] == ["model_float32.tflite"]

@@ -98,7 +98,7 @@ def baseline_forecasts(history, horizon: int, season: int | None = None) -> dict
     return out
 
 
-def detect_seasonality(y, max_lag: int | None = None) -> int | None:
+def detect_seasonality(y, max_lag: int | None = None, frequency: str | None = None) -> int | None:
     """The season length of ``y`` from its autocorrelation, or None when there is no clear one.
 
     A linear fit is removed first; the season is the lag in ``2..max_lag`` (default
@@ -106,6 +106,12 @@ def detect_seasonality(y, max_lag: int | None = None) -> int | None:
     2.5 Bartlett standard errors, and that repeats (ACF > 0.1 near twice the lag, when that lag
     is in range). When the detrended series shows none, its first differences are tried (for
     curved trends); a random walk's differences are white noise, so walks give None.
+
+    ``frequency`` (a pandas offset alias such as ``"MS"`` or ``"QS-JAN"``): a sub-yearly series
+    has one natural season (12 months, 4 quarters, 52 weeks, 7 days, 24 hours); it is returned
+    when the ACF has a significant peak there, else None (a monthly series whose ACF peaks highest
+    at 48 still has the year as its season; a seasonally adjusted one has none). Yearly and
+    unknown frequencies search every lag (cycles such as the sunspots').
     """
     from statsmodels.tsa.stattools import acf
 
@@ -115,6 +121,9 @@ def detect_seasonality(y, max_lag: int | None = None) -> int | None:
         max_lag = min(n // 3, 400)
     elif _positive(max_lag, "max_lag") < 2:
         raise DataError(f"Expected max_lag >= 2 (a season spans at least 2 steps). Received: {max_lag}.")
+    natural = natural_season(frequency)
+    if natural and natural > max_lag:
+        return None
     t = np.arange(n)
     detrended = values - np.polyval(np.polyfit(t, values, 1), t) if n > 1 else values
     for x in (detrended, np.diff(values)):
@@ -127,9 +136,27 @@ def detect_seasonality(y, max_lag: int | None = None) -> int | None:
         peaks = [k for k in range(2, lags + 1)
                  if r[k] > r[k - 1] and r[k] >= r[k + 1] and r[k] > band[k]
                  and (2 * k + 1 > lags + 1 or np.max(r[2 * k - 1:2 * k + 2]) > 0.1)]
-        if peaks:
+        if natural:
+            if natural in peaks:
+                return natural
+        elif peaks:
             return int(max(peaks, key=lambda k: r[k]))
     return None
+
+
+# Periods per year of the pandas frequency prefixes (offset aliases; "QS-JAN" reads as "QS").
+NATURAL_SEASONS = {"M": 12, "MS": 12, "ME": 12, "BM": 12, "BMS": 12, "BME": 12, "SM": 24, "SMS": 24,
+                   "Q": 4, "QS": 4, "QE": 4, "BQ": 4, "BQS": 4, "BQE": 4, "W": 52, "D": 7, "B": 5,
+                   "H": 24, "h": 24, "BH": 8, "bh": 8}
+
+
+def natural_season(frequency: str | None) -> int | None:
+    """The season of a sub-yearly frequency (``"MS"`` -> 12, ``"QS-JAN"`` -> 4, ``"W-SUN"`` -> 52),
+    None for yearly, finer than hourly or unknown ones."""
+    if not frequency:
+        return None
+    prefix = str(frequency).split("-")[0].lstrip("0123456789")
+    return NATURAL_SEASONS.get(prefix)
 
 
 def forecast_metrics(actual, predicted, train, season: int | None) -> dict:

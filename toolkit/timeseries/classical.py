@@ -252,10 +252,20 @@ def select(name: str, history: Any, season: int | None, transform: str | None = 
 def classical_forecast(name: str, history: Any, horizon: int, season: int | None = None,
                        transform: str | None = None) -> np.ndarray:
     """Forecast ``horizon`` steps after ``history`` with ``name`` (its form chosen on ``history``)."""
+    return np.asarray(fitted(name, history, horizon, season, transform)["forecast"])
+
+
+def fitted(name: str, history: Any, horizon: int, season: int | None = None, transform: str | None = None) -> dict:
+    """``name`` fitted on ``history`` (form by AICc there): {spec, kwargs, params, forecast} in plain
+    Python types (what a card records of it)."""
     spec = select(name, history, season, transform)
     y = _transform(np.asarray(history, dtype=np.float64).reshape(-1), transform)
     result, _ = _fit(spec, y)
-    return _forecast(spec, result, horizon)
+    params = _params(spec, result)
+    return {"spec": spec.label, "transform": transform,
+            "kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.kwargs.items()},
+            "params": None if params is None else [float(v) for v in params],
+            "forecast": [float(v) for v in _forecast(spec, result, horizon)]}
 
 
 def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], season: int | None,
@@ -302,4 +312,4 @@ def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], seaso
                         not_converged, failed, notes, n_refits)
 
 
-__all__ = ["CLASSICAL", "ClassicalRun", "ClassicalSpec", "classical_forecast", "run_classical", "select"]
+__all__ = ["CLASSICAL", "ClassicalRun", "ClassicalSpec", "classical_forecast", "fitted", "run_classical", "select"]

@@ -32,10 +32,11 @@ from ..data.series import (SeriesData, future_times, load_series, load_series_li
                            reload_series)
 from ..errors import DataError
 from ..serving import traced
-from .baselines import BacktestResult, backtest, detect_seasonality, rolling_cutoffs
+from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
 from .classical import CLASSICAL
+from .ensemble import PICKS, Pick, combine, member_forecasts, refresh_members, validation_pick
 from .other_series import OtherSeries
-from .layers import QUANTILES, forecaster_layers
+from .layers import QUANTILES, build_network, forecaster_layers
 
 MODELS = ("lstm", "gru", "conv1d", "transformer", "dense")
 RECURRENT = ("lstm", "gru")
@@ -44,6 +45,7 @@ BACKGROUND_FILE = "background.npy"
 LAST_WINDOW_FILE = "last_window.npy"
 BACKGROUND_SIZE = 50
 MIN_TRAIN_WINDOWS = 8
+PICKED = "picked"  # the backtest row of the picked forecaster (pick="auto") when it is not the network alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +82,13 @@ class ForecasterConfig:
     seed: int = setting(0, "seeds the weights and the shuffling")
     classical: tuple[str, ...] = setting(CLASSICAL, "classical models in every backtest beside the baselines ('none': "
                                                     "skip them)", choices=(*CLASSICAL, "none"))
+    pick: str = setting("network", "auto: the network, a classical model or their ensemble, whichever wins a validation "
+                                   "backtest on the training part (toolkit train's default); network: the network alone",
+                        choices=PICKS)
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
+        check_choice("pick", self.pick, PICKS)
         picked = tuple(self.classical) if self.classical and "none" not in self.classical else ()
         for name in picked:
             check_choice("classical", name, CLASSICAL)
@@ -144,6 +150,7 @@ class Forecaster(OtherSeries, Task):
         size = options.get("test_size")
         if size is not None and size >= 1:
             options = {**options, "test_size": int(size)}
+        options = {**options, "pick": options.get("pick") or "auto"}  # train picks by validation unless told
         config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
         series = load_series(opts["data"], **series_source(opts))
         model = cls(config)
@@ -170,7 +177,7 @@ class Forecaster(OtherSeries, Task):
         model.command_ = command
         directory = model.save(out)
         return {"out": str(directory), "epochs": len(model.history_["loss"]), "window": model.window_,
-                "season": model.season_, "metrics": model.metrics_}
+                "season": model.season_, "pick": model.metrics_.get("pick"), "metrics": model.metrics_}
 
     def __init__(self, config: ForecasterConfig | None = None, **overrides: Any):
         super().__init__(config, **overrides)
@@ -183,47 +190,12 @@ class Forecaster(OtherSeries, Task):
         self.background_: np.ndarray | None = None
         self.last_window_: np.ndarray | None = None
         self.interval_widen_: list[float] = []
+        self.pick_: Pick | None = None  # what pick="auto" chose (None: the network alone)
         self._serve = None  # (model, traced call) of _run
 
     # ================================================================== building
     def _build(self, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
-        import keras
-
-        cfg = self.config
-        scaler_class, head_class, _ = forecaster_layers()
-        window = keras.Input((self.window_, n_features), name="window")
-        scaled = scaler_class(mean, std, low, high, name="scaler")(window)
-        x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
-        if cfg.model == "lstm":
-            x = keras.layers.LSTM(cfg.units, unroll=unroll, name="lstm")(x)
-        elif cfg.model == "gru":
-            x = keras.layers.GRU(cfg.units, unroll=unroll, name="gru")(x)
-        elif cfg.model == "conv1d":
-            for i, rate in enumerate((1, 2, 4)):
-                x = keras.layers.Conv1D(cfg.units, 3, padding="causal", dilation_rate=rate, activation="relu",
-                                        name=f"conv{i}")(x)
-            x = keras.layers.Flatten(name="flatten_core")(x)
-        elif cfg.model == "transformer":
-            import keras_hub
-
-            x = keras.layers.Dense(cfg.units, name="project")(x)
-            add = keras.layers.Add
-            x = add(name="add_positions")([x, keras_hub.layers.PositionEmbedding(self.window_, name="positions")(x)])
-            attended = keras.layers.MultiHeadAttention(2, max(4, cfg.units // 2), name="attention")(x, x)
-            x = keras.layers.LayerNormalization(name="norm1")(add(name="residual1")([x, attended]))
-            ff = keras.layers.Dense(2 * cfg.units, activation="relu", name="ff1")(x)
-            ff = keras.layers.Dense(cfg.units, name="ff2")(ff)
-            x = keras.layers.LayerNormalization(name="norm2")(add(name="residual2")([x, ff]))
-            x = keras.layers.Flatten(name="flatten_core")(x)
-        else:  # dense
-            x = keras.layers.Flatten(name="flatten_core")(x)
-            x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
-        x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
-        nonlinear = keras.layers.Dense(cfg.horizon * 3, name="core_out")(x)
-        linear = keras.layers.Dense(cfg.horizon * 3, name="linear_out")(keras.layers.Flatten(name="flatten")(scaled))
-        out = keras.layers.Reshape((cfg.horizon, 3), name="quantiles")(keras.layers.Add(name="add")([nonlinear, linear]))
-        forecast = head_class(std[0], cfg.horizon, name="forecast")([out, window])
-        return keras.Model(window, forecast, name=f"forecaster_{cfg.model}")
+        return build_network(self.config, self.window_, n_features, mean, std, low, high, unroll)
 
     def _auto_window(self) -> int:
         cfg = self.config
@@ -241,7 +213,7 @@ class Forecaster(OtherSeries, Task):
         cfg = self.config
         series = _as_series(data)
         self.columns_ = list(series.columns)
-        self.season_ = cfg.seasonality or detect_seasonality(series.target)
+        self.season_ = cfg.seasonality or detect_seasonality(series.target, frequency=series.frequency)
         self.window_ = self._auto_window()
         x, y = make_windows(series.values, self.window_, cfg.horizon)
         if validation_data is not None:
@@ -285,6 +257,8 @@ class Forecaster(OtherSeries, Task):
         self.background_ = x[np.sort(pick)]
         self.last_window_ = values[-self.window_:].astype(np.float32)
         self.data_spec_ = dict(series.spec)
+        self.pick_ = validation_pick(self, series, verbose) if cfg.pick == "auto" else None
+        refresh_members(self.pick_, series.target, self.season_, cfg.horizon)
         return self
 
     def min_train_length(self) -> int:
@@ -301,6 +275,7 @@ class Forecaster(OtherSeries, Task):
         series = _as_series(data, "history")
         self.last_window_ = self._history(series).astype(np.float32)
         self.last_time_, self.frequency_ = str(series.index[-1]), series.frequency
+        refresh_members(self.pick_, series.target, self.season_, self.config.horizon)
         return self
 
     def _calibrate(self, xv: np.ndarray, yv: np.ndarray, std: float) -> None:
@@ -396,12 +371,16 @@ class Forecaster(OtherSeries, Task):
                 f"This model forecasts up to {self.config.horizon} steps at once (direct multi-step). Received "
                 f"horizon={horizon!r}. Ask for 1-{self.config.horizon} steps{retrain}."
             )
+        pick = self.pick_ if self.pick_ and self.pick_.half_width else None
         if history is None:
             window, last, frequency = self.last_window_, self.last_time_, self.frequency_
+            members = {k: np.asarray(v["forecast"])[None] for k, v in pick.members.items()} if pick else {}
         else:
             series = self._read_history(history)
             window, last, frequency = self._history(series), str(series.index[-1]), series.frequency
-        quantiles = self._run(window[None])[0, :horizon]
+            members = member_forecasts(pick, series.target, self.season_, self.config.horizon) if pick else {}
+        quantiles = self._run(window[None])
+        quantiles = (combine(pick, quantiles, members) if pick else quantiles)[0, :horizon]
         times = future_times(last, frequency, horizon)
         return pd.DataFrame({"time": times, "p10": quantiles[:, 0], "p50": quantiles[:, 1], "p90": quantiles[:, 2]})
 
@@ -412,36 +391,50 @@ class Forecaster(OtherSeries, Task):
         return n - n_test
 
     def backtest(self, data: Any = None, stride: int = 1, classical: tuple[str, ...] | None = None,
-                 refit_every: int | None = None) -> BacktestResult:
+                 refit_every: int | None = None, max_cutoffs: int | None = None) -> BacktestResult:
         """Rolling-origin backtest over the test part of ``data`` (default: the series the card
         records): at every cut-off, forecast the next ``horizon`` values from the history before
         it, for this model, the naive, seasonal naive and drift baselines and the ``classical``
-        models (default: the config's; ETS, Theta, ARIMA refit along the cut-offs; ``()`` skips them)."""
+        models (default: the config's; ETS, Theta, ARIMA refit along the cut-offs; ``()`` skips them);
+        ``max_cutoffs`` keeps that many cut-offs, evenly spread, the same for every model. With
+        ``pick="auto"`` the picked forecaster is the row ``"picked"`` (its members run too)."""
         self._check_fitted()
         series = _as_series(data if data is not None else self.reload_data(), "test data")
         if list(series.columns) != self.columns_:
             raise DataError(f"Expected the columns {self.columns_} the model was trained on. Received {series.columns}.")
         horizon, values = self.config.horizon, series.values
         start = max(self._test_start(len(series)), self.window_)
-        cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride)
+        cutoffs = rolling_cutoffs(len(series), horizon, start, stride=stride, max_cutoffs=max_cutoffs)
         quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cutoffs]))
+        pick = self.pick_ if self.pick_ and self.pick_.half_width else None
+        classical = tuple(self.config.classical if classical is None else classical)
         result = backtest(series.target, horizon, cutoffs, {self.config.model: lambda _: quantiles[..., 1]},
                           self.season_, train_end=start, refit_every=refit_every,
-                          classical=self.config.classical if classical is None else classical)
+                          classical=classical + tuple(k for k in (pick.classical if pick else ()) if k not in classical))
+        quantiles = combine(pick, quantiles, result.predictions) if pick else quantiles
+        if pick and pick.classical:  # the picked forecaster's row, from the rows of its members
+            result.predictions[PICKED] = quantiles[..., 1].astype(np.float64)
+            result.table = {PICKED: forecast_metrics(result.actual, result.predictions[PICKED],
+                                                     series.target[:start].astype(np.float64), self.season_),
+                            **result.table}
+            result.models.insert(0, PICKED)
         result.quantiles = quantiles
         result.coverage = float(np.mean((result.actual >= quantiles[..., 0]) & (result.actual <= quantiles[..., 2])))
         return result
 
-    def evaluate(self, data: Any = None, classical: tuple[str, ...] | None = None) -> dict:
+    def evaluate(self, data: Any = None, classical: tuple[str, ...] | None = None,
+                 max_cutoffs: int | None = None) -> dict:
         """Backtest metrics of the model, of every baseline and of the ``classical`` models (MASE,
         sMAPE, MAE, RMSE; theirs with their form, fit seconds and failures), the coverage of the
         80% interval, the best of all, and a verdict that says when a baseline wins."""
-        result = self.backtest(data, classical=classical)
-        name = self.config.model
+        result = self.backtest(data, classical=classical, max_cutoffs=max_cutoffs)
+        network = self.config.model
+        name = PICKED if PICKED in result.table else network
         table = result.to_dict()
         row = table["table"][name]
+        pick = self.pick_.to_dict() if self.pick_ else None
         return {
-            "model": name,
+            "model": self.pick_.label if self.pick_ else network,
             **{k: row[k] for k in ("mase", "smape", "mae", "rmse")},
             "coverage_80": result.coverage,
             "n_cutoffs": len(result.cutoffs),
@@ -455,7 +448,10 @@ class Forecaster(OtherSeries, Task):
             "ratio_to_best_classical": table["to_best_classical"].get(name),
             "mase_ratio": table["ratios"][name],
             "beats_every_baseline": all(r is not None and r < 1 for r in table["ratios"][name].values()),
-            "verdict": result.verdict,
+            "verdict": (f"Picked {self.pick_.label}: {self.pick_.reason}. " if self.pick_ else "") + result.verdict,
+            "pick": pick,
+            "network": {"model": network, "mase": table["table"][network]["mase"],
+                        "ratio_to_best_classical": table["to_best_classical"].get(network)},
         }
 
     def load_data(self, source: Any) -> SeriesData:
@@ -502,6 +498,7 @@ class Forecaster(OtherSeries, Task):
             "last_time": self.last_time_,
             "quantiles": list(QUANTILES),
             "interval_widen": self.interval_widen_,
+            "pick": self.pick_.to_dict() if self.pick_ else None,
             "scaling": self.scaling_,
             "input": {"shape": [None, self.window_, len(self.columns_)], "dtype": "float32",
                       "description": f"the last {self.window_} raw rows of {self.columns_}, oldest first"},
@@ -525,6 +522,7 @@ class Forecaster(OtherSeries, Task):
         self.window_, self.season_ = card["window"], card.get("season")
         self.frequency_, self.last_time_ = card.get("frequency"), card.get("last_time")
         self.scaling_, self.interval_widen_ = card.get("scaling"), list(card.get("interval_widen") or [])
+        self.pick_ = Pick.from_dict(card.get("pick"))
         self.background_ = np.load(directory / BACKGROUND_FILE, allow_pickle=False)
         self.last_window_ = np.load(directory / LAST_WINDOW_FILE, allow_pickle=False)
 
@@ -554,6 +552,7 @@ class Forecaster(OtherSeries, Task):
             "max_relative_difference": float(rel.max()),
             "max_abs_difference": float(np.abs(lite - keras_out).max()),
             "n_test_windows": int(len(plan.check)),
+            "contains": self.pick_.phone() if self.pick_ else "the whole forecaster: raw window in, p10/p50/p90 out",
         }
 
     def _export_model(self):

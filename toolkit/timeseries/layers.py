@@ -3,7 +3,7 @@ and the ``PinballLoss``, defined on first use so that importing the toolkit stay
 
 from __future__ import annotations
 
-__all__ = ["QUANTILES", "forecaster_layers"]
+__all__ = ["QUANTILES", "build_network", "forecaster_layers"]
 
 QUANTILES = (0.1, 0.5, 0.9)  # the quantiles the head outputs (p10, p50, p90)
 
@@ -92,3 +92,44 @@ def forecaster_layers():
             return {**super().get_config(), "scale": self.scale}
 
     return WindowScaler, QuantileHead, PinballLoss
+
+
+def build_network(cfg, window_length: int, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
+    """The Keras forecaster of ``cfg`` (a ForecasterConfig): raw window (B, window_length, F) in,
+    p10/p50/p90 (B, horizon, 3) out; ``unroll`` unrolls LSTM/GRU (builtin TFLite ops)."""
+    import keras
+
+    scaler_class, head_class, _ = forecaster_layers()
+    window = keras.Input((window_length, n_features), name="window")
+    scaled = scaler_class(mean, std, low, high, name="scaler")(window)
+    x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
+    if cfg.model == "lstm":
+        x = keras.layers.LSTM(cfg.units, unroll=unroll, name="lstm")(x)
+    elif cfg.model == "gru":
+        x = keras.layers.GRU(cfg.units, unroll=unroll, name="gru")(x)
+    elif cfg.model == "conv1d":
+        for i, rate in enumerate((1, 2, 4)):
+            x = keras.layers.Conv1D(cfg.units, 3, padding="causal", dilation_rate=rate, activation="relu",
+                                    name=f"conv{i}")(x)
+        x = keras.layers.Flatten(name="flatten_core")(x)
+    elif cfg.model == "transformer":
+        import keras_hub
+
+        x = keras.layers.Dense(cfg.units, name="project")(x)
+        add = keras.layers.Add
+        x = add(name="add_positions")([x, keras_hub.layers.PositionEmbedding(window_length, name="positions")(x)])
+        attended = keras.layers.MultiHeadAttention(2, max(4, cfg.units // 2), name="attention")(x, x)
+        x = keras.layers.LayerNormalization(name="norm1")(add(name="residual1")([x, attended]))
+        ff = keras.layers.Dense(2 * cfg.units, activation="relu", name="ff1")(x)
+        ff = keras.layers.Dense(cfg.units, name="ff2")(ff)
+        x = keras.layers.LayerNormalization(name="norm2")(add(name="residual2")([x, ff]))
+        x = keras.layers.Flatten(name="flatten_core")(x)
+    else:  # dense
+        x = keras.layers.Flatten(name="flatten_core")(x)
+        x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+    nonlinear = keras.layers.Dense(cfg.horizon * 3, name="core_out")(x)
+    linear = keras.layers.Dense(cfg.horizon * 3, name="linear_out")(keras.layers.Flatten(name="flatten")(scaled))
+    out = keras.layers.Reshape((cfg.horizon, 3), name="quantiles")(keras.layers.Add(name="add")([nonlinear, linear]))
+    forecast = head_class(std[0], cfg.horizon, name="forecast")([out, window])
+    return keras.Model(window, forecast, name=f"forecaster_{cfg.model}")

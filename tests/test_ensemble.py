@@ -1,0 +1,112 @@
+"""The default forecaster (pick="auto"): a validation backtest on the training part picks the
+network, a classical model or their ensemble; seasonality from the index's frequency."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.data.series import load_series, split_series
+from toolkit.timeseries import Forecaster, detect_seasonality
+from toolkit.timeseries.baselines import natural_season
+from toolkit.timeseries.ensemble import Pick, combine
+
+
+def monthly(n=150, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 20 + 0.05 * t + 3 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.3, n)
+    return pd.DataFrame({"date": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
+
+
+def test_natural_season_of_pandas_frequencies():
+    assert natural_season("MS") == 12 and natural_season("QS-JAN") == 4 and natural_season("W-SUN") == 52
+    assert natural_season("D") == 7 and natural_season("h") == 24
+    assert natural_season("YS-JAN") is None and natural_season(None) is None
+
+
+def test_monthly_and_quarterly_series_get_their_natural_season():
+    elnino, cpi = load_series("elnino"), load_series("cpi")
+    assert detect_seasonality(elnino.target) == 48  # the highest ACF peak: what the index fixes
+    assert detect_seasonality(elnino.target, frequency=elnino.frequency) == 12
+    assert detect_seasonality(cpi.target, frequency=cpi.frequency) is None  # seasonally adjusted
+    assert detect_seasonality(load_series("co2").target, frequency="MS") == 12
+    sunspots = load_series("sunspots")  # yearly: cycles are still searched
+    assert detect_seasonality(sunspots.target, frequency=sunspots.frequency) in (10, 11)
+    # a monthly series without a yearly season: none, even when the ACF peaks elsewhere
+    t = np.arange(240)
+    cycle = np.sin(2 * np.pi * t / 7) + np.random.default_rng(0).normal(0, 0.1, 240)
+    assert detect_seasonality(cycle) == 7 and detect_seasonality(cycle, frequency="MS") is None
+
+
+def test_combine_weights_the_members_and_adds_the_conformal_half_widths():
+    pick = Pick("ensemble", {"lstm": 0.25, "ets": 0.75}, "lstm", {}, 3, "test", half_width=[1.0, 2.0])
+    network = np.zeros((2, 2, 3), np.float32)
+    network[..., 1] = 4.0
+    out = combine(pick, network, {"ets": np.full((2, 2), 8.0)})
+    np.testing.assert_allclose(out[..., 1], 7.0)
+    np.testing.assert_allclose(out[0, :, 0], [6.0, 5.0])
+    np.testing.assert_allclose(out[0, :, 2], [8.0, 9.0])
+    only = Pick("lstm", {"lstm": 1.0}, "lstm", {}, 3, "test")
+    assert combine(only, network, {}) is network
+
+
+@pytest.fixture(scope="module")
+def picked():
+    series = load_series(monthly())
+    train, _ = split_series(series, 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # one epoch: the network is barely trained, so a classical model or an ensemble must win
+        fc = Forecaster(pick="auto", horizon=3, epochs=1, units=4, classical=("ets", "theta")).fit(train)
+    return fc, series
+
+
+def test_auto_picks_by_a_validation_backtest_on_the_training_part(picked):
+    fc, series = picked
+    pick = fc.pick_
+    assert set(pick.validation) >= {"lstm", "ets", "theta", "ensemble", "ensemble_top2"}
+    assert pick.name == min(pick.validation, key=pick.validation.get)
+    assert pick.name != "lstm" and pick.classical and pick.half_width and len(pick.half_width) == 3
+    assert abs(sum(pick.weights.values()) - 1) < 1e-6
+    assert "validation backtest" in pick.reason and "test part unseen" in pick.reason
+    for name in pick.classical:  # what the card tells a phone
+        member = pick.members[name]
+        assert len(member["forecast"]) == 3 and member["spec"]
+    assert "phone" in pick.phone() and ".tflite" in pick.phone()
+
+
+def test_auto_forecast_evaluate_and_card(picked, tmp_path):
+    fc, series = picked
+    frame = fc.forecast()
+    network = fc.predict(fc.last_window_)[0]
+    expected = sum(w * (network if k == "lstm" else np.asarray(fc.pick_.members[k]["forecast"]))
+                   for k, w in fc.pick_.weights.items())
+    np.testing.assert_allclose(frame["p50"], expected, rtol=1e-5)
+    assert (frame["p10"] < frame["p50"]).all() and (frame["p50"] < frame["p90"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = fc.evaluate(series, max_cutoffs=4)
+    assert metrics["n_cutoffs"] == 4 and metrics["verdict"].startswith("Picked ")
+    assert metrics["pick"]["label"] == metrics["model"] and metrics["network"]["model"] == "lstm"
+    assert metrics["network"]["mase"] != metrics["mase"]
+    assert 0 <= metrics["coverage_80"] <= 1
+    fc.save(tmp_path / "auto")
+    card = json.loads((tmp_path / "auto" / "card.json").read_text())
+    assert card["pick"]["weights"] == fc.pick_.weights and card["pick"]["phone"]
+    from toolkit import load
+
+    again = load(tmp_path / "auto")
+    np.testing.assert_allclose(again.forecast()["p50"], frame["p50"], rtol=1e-5)
+
+
+def test_network_pick_keeps_the_plain_forecaster():
+    series = load_series(monthly(n=60))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = Forecaster(horizon=3, epochs=1, units=4, classical=()).fit(series)
+    assert fc.pick_ is None and fc.config.pick == "network"

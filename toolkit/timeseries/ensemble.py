@@ -1,0 +1,193 @@
+"""The default forecaster: the network, a classical model or their ensemble, picked by a
+validation backtest carved from the training part only.
+
+``Forecaster(pick="auto").fit(train)`` (``toolkit train timeseries``'s default) holds out the
+latest quarter of ``train`` (at least two horizons) as a validation stretch, fits a copy of the
+network on what comes before it, runs ETS, Theta and ARIMA (:mod:`.classical`, form by AICc on
+that same earlier part) at up to ``VALIDATION_CUTOFFS`` rolling cut-offs of the stretch, and
+scores the candidates by MASE there:
+
+- the network alone;
+- each classical model alone (the config's ``classical``; with none, the network alone);
+- ``ensemble``: the mean of the network and every classical model, weighted by the inverse of
+  their validation MASE;
+- ``ensemble_top2``: the plain mean of the two best candidates by validation MASE.
+
+The lowest validation MASE wins (the test part is never seen). A pick other than the network
+(the network alone too) gets split-conformal intervals: per step, the 80% quantile of the absolute
+validation errors of its median, on either side of the median (the network's own quantiles are
+calibrated on its early-stopping windows, which it has seen, and under-cover on some series). The
+final network is the one fitted on the whole training part; classical members are refit on the
+history they forecast from (their form chosen by AICc there).
+
+Phones: the ``.tflite`` holds the network only. A pick with classical members records in the
+card their weights, forms, fitted parameters and their forecast from the end of the recorded
+history, so a phone reproduces the shipped forecast as ``sum(w * member)`` with the network's
+p50 from the file and the interval half-widths from the card; a newer history needs the
+classical members refit off the phone (``toolkit forecast``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .baselines import forecast_metrics, rolling_cutoffs
+from .classical import classical_forecast, fitted, run_classical
+
+PICKS = ("auto", "network")
+VALIDATION_CUTOFFS = 24  # cut-offs of the validation backtest (evenly spread over the stretch)
+VALIDATION_REFITS = 8  # classical parameter refits along them (the others filter the last fit)
+COVERAGE = 0.8
+
+
+@dataclasses.dataclass
+class Pick:
+    """What the default forecaster is: member name -> weight (the network under its model name)."""
+
+    name: str  # the winning candidate: the network's model name, a classical name, "ensemble", "ensemble_top2"
+    weights: dict[str, float]
+    network: str
+    validation: dict[str, float]  # candidate -> validation MASE
+    n_cutoffs: int
+    reason: str
+    half_width: list[float] | None = None  # per-step conformal half-widths (None: the network's own interval)
+    members: dict[str, dict] = dataclasses.field(default_factory=dict)  # classical member -> form, params, forecast
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def classical(self) -> list[str]:
+        return [k for k in self.weights if k != self.network]
+
+    @property
+    def label(self) -> str:
+        if not self.classical:
+            return f"{self.network} (network)"
+        parts = " + ".join(f"{w:.2f} {k}" for k, w in self.weights.items())
+        return f"{self.name} ({parts})" if len(self.weights) > 1 else f"{self.name} (classical)"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "label": self.label, "phone": self.phone()}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Pick | None":
+        if not data:
+            return None
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+    def phone(self) -> str:
+        """How a phone reproduces this forecaster from the exported file."""
+        if not self.classical:
+            if not self.half_width:
+                return "The .tflite file is the whole forecaster: raw window in, p10/p50/p90 out."
+            return ("The .tflite file's p50 is the forecaster's; its p10/p90 are the network's own quantiles, the "
+                    "default forecaster's interval is p50 -/+ pick.half_width (per step, from the validation backtest).")
+        net = self.weights.get(self.network)
+        how = (f"p50 = {net:.4f} x the file's p50 + " if net else "p50 = ") + " + ".join(
+            f"{self.weights[k]:.4f} x {k} ({self.members.get(k, {}).get('spec', k)})" for k in self.classical)
+        return ("The .tflite file holds the network member only (its own p10/p50/p90); the picked forecaster adds "
+                "statsmodels members a phone cannot run. " + how + "; p10/p90 = p50 -/+ pick.half_width (per step). "
+                "pick.members[name].forecast holds each classical member's forecast from the end of the recorded "
+                "history (last_time), with its fitted form and parameters, so a phone reproduces the shipped "
+                "forecast exactly; for a newer history refit them off the phone (toolkit forecast) and send the "
+                "forecast over.")
+
+
+def _mase(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, season: int | None) -> float:
+    return float(forecast_metrics(actual, pred, train, season)["mase"])
+
+
+def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, H, 3) quantiles of the picked forecaster from the network's (N, H, 3) and the classical
+    members' (N, H) medians."""
+    if not pick.half_width:
+        return network
+    p50 = sum(w * (network[..., 1] if k == pick.network else np.asarray(classical[k], np.float64))
+              for k, w in pick.weights.items())
+    half = np.asarray(pick.half_width, np.float64)
+    return np.stack([p50 - half, p50, p50 + half], axis=-1)  # float64: a lone classical pick scores as itself
+
+
+def _conformal(errors: np.ndarray) -> list[float]:
+    """Per step, the 80% quantile of the validation absolute errors (split conformal, aimed at
+    80% rather than at its finite-sample upper bound, which a few dozen cut-offs push to 90%)."""
+    return np.quantile(np.abs(errors), COVERAGE, axis=0).tolist()
+
+
+def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
+    """Pick the default forecaster for ``model`` (a fitted Forecaster) on its training ``series``."""
+    cfg, network = model.config, model.config.model
+    y = series.target.astype(np.float64)
+    n, h = len(series), cfg.horizon
+    first = n - max(2 * h, math.ceil(0.25 * n))
+    if not cfg.classical:
+        return Pick(network, {network: 1.0}, network, {}, 0, "no classical candidates (classical='none'): the "
+                    "network alone")
+    sub = type(model)(dataclasses.replace(cfg, pick="network", classical=(), window=model.window_,
+                                          seasonality=model.season_ or 1))
+    try:
+        if first < sub.min_train_length():
+            raise DataError("too short")
+        sub.fit(series.slice(0, first), verbose=verbose)
+        cuts = rolling_cutoffs(n, h, first, max_cutoffs=VALIDATION_CUTOFFS)
+    except DataError:
+        return Pick(network, {network: 1.0}, network, {}, 0,
+                    f"the training part ({n} points) is too short to hold out a validation stretch for the network "
+                    f"({sub.min_train_length()} points) and {2 * h} more; the network alone")
+    actual = np.stack([y[c:c + h] for c in cuts])
+    train = y[:first]
+    preds = {network: sub._run(np.stack([series.values[c - model.window_:c] for c in cuts]))[..., 1].astype(float)}
+    notes, forms = [], {}
+    every = max(1, math.ceil(len(cuts) / VALIDATION_REFITS))
+    for name in cfg.classical:
+        try:
+            run = run_classical(name, y, h, cuts, model.season_, refit_every=every)
+        except DataError as exc:
+            notes.append(f"{name}: not a candidate ({exc})")
+            continue
+        preds[name], forms[name] = run.predictions, run.label
+        notes += [note for note in run.notes if "refit at" not in note]
+    scores = {k: _mase(actual, p, train, model.season_) for k, p in preds.items()}
+    candidates = {k: {k: 1.0} for k in preds}
+    if len(preds) > 1:
+        inverse = {k: 1 / max(v, 1e-9) for k, v in scores.items()}
+        candidates["ensemble"] = {k: v / sum(inverse.values()) for k, v in inverse.items()}
+        top2 = sorted(scores, key=scores.get)[:2]
+        candidates["ensemble_top2"] = {k: 0.5 for k in top2}
+    for name, weights in candidates.items():
+        if name not in scores:
+            scores[name] = _mase(actual, sum(w * preds[k] for k, w in weights.items()), train, model.season_)
+    best = min(scores, key=scores.get)
+    ranked = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1]))
+    reason = (f"lowest MASE on a validation backtest over the last {n - first} points of the training part "
+              f"({len(cuts)} cut-offs, horizon {h}; the network refit on the {first} points before them, the "
+              f"classical forms chosen there; the test part unseen): {ranked}")
+    weights = candidates[best]
+    pick = Pick(best, weights, network, {k: round(v, 4) for k, v in scores.items()}, len(cuts), reason, notes=notes)
+    pick.half_width = _conformal(actual - sum(w * preds[k] for k, w in weights.items()))
+    pick.members = {k: {"spec": forms[k]} for k in pick.classical}
+    return pick
+
+
+def refresh_members(pick: Pick | None, target: np.ndarray, season: int | None, horizon: int) -> None:
+    """Refit the classical members on ``target`` (the history a forecast continues) and record their
+    forms, parameters and forecasts in ``pick.members`` (what the card tells a phone)."""
+    if pick is None or not pick.classical:
+        return
+    y = np.asarray(target, np.float64)
+    for name in pick.classical:
+        pick.members[name] = fitted(name, y, horizon, season)
+
+
+def member_forecasts(pick: Pick, target: np.ndarray, season: int | None, horizon: int) -> dict[str, np.ndarray]:
+    """The classical members' forecasts of the next ``horizon`` steps after ``target``."""
+    y = np.asarray(target, np.float64)
+    return {name: classical_forecast(name, y, horizon, season)[None] for name in pick.classical}
+
+
+__all__ = ["PICKS", "Pick", "combine", "member_forecasts", "refresh_members", "validation_pick"]
