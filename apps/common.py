@@ -21,6 +21,14 @@ MAKE_MODELS = "Run `make models` to build it."
 NOT_A_NUMBER = float("nan")
 
 
+#: Load: concurrent prediction requests of one endpoint are answered together (Gradio's
+#: ``batch=True``) up to MAX_BATCH at a time; explanations (seconds each) run on their own queue,
+#: EXPLAIN_LIMIT at a time, so they never hold up a prediction.
+MAX_BATCH = 64
+PREDICT = {"batch": True, "max_batch_size": MAX_BATCH, "concurrency_limit": 1}
+EXPLAIN = {"concurrency_id": "explain", "concurrency_limit": 1}
+
+
 # ---------------------------------------------------------------------- errors
 
 
@@ -55,12 +63,36 @@ def user_errors(fn):
             raise gr.Error(str(exc)) from exc
         except gr.Error:
             raise
-        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
-            logging.getLogger(fn.__module__).exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
-                           "check it and try again.") from exc
+        except Exception as exc:  # a bug or an input nobody foresaw: say so in user words, log the details
+            raise gr.Error(error_message(exc, fn.__name__)) from exc
 
     return wrapper
+
+
+def error_message(exc: Exception, where: str = "") -> str:
+    """What a user reads for ``exc``: the toolkit's message, or a plain "could not be processed"
+    (the details go to the server log) for anything unforeseen."""
+    import gradio as gr
+    from toolkit.errors import ToolkitError
+
+    if isinstance(exc, (ToolkitError, gr.Error)):
+        return str(exc.message if isinstance(exc, gr.Error) else exc)
+    logging.getLogger(__name__).error("%s failed", where or "a request", exc_info=exc)
+    return "The input could not be processed. Check it (the kind of file, the numbers) and try again."
+
+
+def batch_outputs(results: list, n_outputs: int, empty: tuple) -> list[list]:
+    """A ``batch=True`` handler's return value from one result per request: an output tuple, or
+    an exception for a request that failed. A lone request that failed raises ``gr.Error`` (one
+    message in the page); in a batch of several, a failed request gets ``empty`` with the message
+    in its last output (the note), so one bad request never fails the others."""
+    import gradio as gr
+
+    if len(results) == 1 and isinstance(results[0], Exception):
+        raise gr.Error(error_message(results[0]))
+    rows = [(*empty[:-1], f"**Error:** {error_message(r)}") if isinstance(r, Exception) else tuple(r)
+            for r in results]
+    return [[row[i] for row in rows] for i in range(n_outputs)]
 
 
 def named(fn, service, name: str):
@@ -115,13 +147,15 @@ class ModelSlot:
         return read_card_or_none(self.directory)
 
     def backends(self) -> list[str]:
-        """Keras, then each TFLite file of the model that is on disk (only Keras when it does not load)."""
-        from toolkit.errors import ToolkitError
-
-        try:
-            files = [e["file"] for e in self.load().tflite_ if (self.directory / e["file"]).is_file()]
-        except ToolkitError:  # the facts panel and each request report a missing model
-            files = []
+        """Keras, then each TFLite file of the model that is on disk (only Keras when it has no card).
+        Read from the card until the model is loaded, so building a page loads no model."""
+        if self.task is not None:
+            entries = self.task.tflite_
+        else:
+            entries = (self.card() or {}).get("tflite")
+        entries = entries if isinstance(entries, list) else []
+        files = [str(e["file"]) for e in entries if isinstance(e, dict) and e.get("file")
+                 and (self.directory / str(e["file"])).is_file()]
         return [KERAS, *files]
 
     def runner(self, backend: str, make: Callable[[Path], Any]):

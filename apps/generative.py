@@ -115,9 +115,9 @@ class GenerativeService:
 @functools.lru_cache(maxsize=4)
 def shared_service(vae_dir: str | None = None, gan_dir: str | None = None,
                    denoiser_dir: str | None = None) -> GenerativeService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    """One service per set of folders, so rebuilding the app does not reload models. Models load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = GenerativeService(vae_dir, gan_dir, denoiser_dir)
-    service.warm_up()
     return service
 
 

@@ -115,9 +115,9 @@ class RLService:
 
 @functools.lru_cache(maxsize=4)
 def shared_service(agent_dirs: tuple | None = None) -> RLService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload agents."""
+    """One service per set of folders, so rebuilding the app does not reload agents. Agents load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = RLService(dict(agent_dirs) if agent_dirs is not None else None)
-    service.warm_up()
     return service
 
 
@@ -340,11 +340,13 @@ def _curve(service: RLService, name: str | None) -> np.ndarray | None:
 
     from toolkit.errors import ToolkitError
 
+    from toolkit.rl.agent import CURVE_FILE
+
     try:
-        path = service.agent(name).learning_curve if name else None
+        path = service.directory(name) / CURVE_FILE if name else None
     except ToolkitError:
         return None
-    if path is None:
+    if path is None or not path.is_file():
         return None
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))

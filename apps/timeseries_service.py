@@ -322,9 +322,9 @@ class TimeSeriesService:
 
 @functools.lru_cache(maxsize=4)
 def shared_service(forecaster_dirs: tuple | None = None, anomaly_dir: str | None = None) -> TimeSeriesService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    """One service per set of folders, so rebuilding the app does not reload models. Models load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = TimeSeriesService(dict(forecaster_dirs) if forecaster_dirs is not None else None, anomaly_dir)
-    service.warm_up()
     return service
 
 
