@@ -95,6 +95,11 @@ def batch_outputs(results: list, n_outputs: int, empty: tuple) -> list[list]:
     return [[row[i] for row in rows] for i in range(n_outputs)]
 
 
+def milliseconds(ms: float) -> str:
+    """A duration for the page, to 3 significant digits and never in exponent notation."""
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
+
+
 def named(fn, service, name: str):
     """``fn`` bound to ``service``, named ``name`` (Gradio names an endpoint after its function)."""
     handler = functools.partial(fn, service)

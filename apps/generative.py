@@ -332,8 +332,9 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
                     noise_seed = gr.Number(value=0, precision=0, label="Noise seed")
                     denoise_btn = gr.Button("Add noise and denoise", variant="primary")
                 with gr.Column():
+                    gr.Markdown("Clean (at the model's size), noisy and denoised:")
                     with gr.Row():
-                        clean_img = gr.Image(label="Clean (model size)", type="numpy", interactive=False)
+                        clean_img = gr.Image(label="Clean", type="numpy", interactive=False)
                         noisy_img = gr.Image(label="Noisy", type="numpy", interactive=False)
                         restored_img = gr.Image(label="Denoised", type="numpy", interactive=False)
                     denoise_note = gr.Markdown()
@@ -356,5 +357,17 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
                          [strip], api_name="interpolate")
         denoise_btn.click(named(denoise, service, "denoise"), [upload, sketch, noise, noise_type, noise_seed],
                           [clean_img, noisy_img, restored_img, denoise_note], api_name="denoise")
+        # A result never stays beside inputs it does not match.
+        denoised = [clean_img, noisy_img, restored_img, denoise_note]
+        for event in (upload.change, sketch.change, noise.input, noise_type.input, noise_seed.input):
+            event(lambda: (None, None, None, ""), None, denoised, api_name=False, queue=False)
+        for event in (digit_a.input, digit_b.input, steps.input, upload_a.change, upload_b.change):
+            event(lambda: None, None, [strip], api_name=False, queue=False)
         demo.load(decode, sliders, [decoded], api_name=False)
     return demo
+
+
+def warm_up(vae_dir: str | Path | None = None, gan_dir: str | Path | None = None,
+            denoiser_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(*(str(d) if d is not None else None for d in (vae_dir, gan_dir, denoiser_dir))).warm_up()

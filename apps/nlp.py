@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot,
-                         batch_outputs, card_facts, data_error, folder_facts, folders_key, missing_note, named,
+                         batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note, named,
                          notes_markdown, tab_header, user_errors)
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def classify_rows(service: NLPService, rows: list) -> list:
         for (i, text, notes), p in zip(items, probs):
             scores = {labels[j]: float(p[j]) for j in np.argsort(-p)}
             notes = notes + _read_length_note(task, text)
-            results[i] = (scores, f"**{name}** on **{backend}**: {elapsed:.3g} ms for this prediction{shared}."
+            results[i] = (scores, f"**{name}** on **{backend}**: {milliseconds(elapsed)} for this prediction{shared}."
                           + notes_markdown(notes))
     return results
 
@@ -489,3 +489,8 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
         model.change(model_changed, [model], [backend, *sentiment_outputs], api_name=False)
         backend.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)
     return demo
+
+
+def warm_up(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None).warm_up()

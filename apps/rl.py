@@ -325,11 +325,17 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
         step_btn.click(named(step_episode, service, "step_episode"), [agent, state, method, backend], step_outputs,
                        api_name="step_episode")
 
-        def agent_changed(name: str):
-            image, text = agent_overview(service, name)
-            return gr.update(choices=service.backends(name), value=KERAS), image, text
+        answers = [gif, play_note, comparison, *step_outputs]  # what belongs to one agent, policy and seed
+        empty = (None, "", "", None, "", None, "", None)
 
-        agent.change(agent_changed, [agent], [backend, curve, facts], api_name=False)
+        def agent_changed(name: str):  # no answer of the previous agent stays on screen
+            image, text = agent_overview(service, name)
+            return (gr.update(choices=service.backends(name), value=KERAS), image, text, *empty)
+
+        agent.change(agent_changed, [agent], [backend, curve, facts, *answers], api_name=False)
+        for control in (seed, backend):
+            control.input(lambda: empty, None, answers, api_name=False, queue=False)
+        n_episodes.input(lambda: "", None, [comparison], api_name=False, queue=False)
     return demo
 
 
@@ -350,3 +356,8 @@ def _curve(service: RLService, name: str | None) -> np.ndarray | None:
         return None
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def warm_up(agent_dirs: dict[str, str | Path] | None = None) -> None:
+    """Load the tab's agents ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(folders_key(agent_dirs)).warm_up()

@@ -9,6 +9,7 @@ heavy happens at import time: the model and its TFLite files load on the first r
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts, data_error,
-                         request_image, user_errors)
+                         milliseconds, request_image, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
@@ -117,7 +118,7 @@ def classify_rows(rows: list) -> list:
         for i, answer, image in zip(indices, answers, x):
             mark = UNSURE_MARK if answer["not_sure"] else ""
             top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
-            note = f"**{backend}**: {elapsed:.3g} ms for this prediction{shared}"
+            note = f"**{backend}**: {milliseconds(elapsed)} for this prediction{shared}"
             if answer["not_sure"]:
                 note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
                         f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
@@ -233,6 +234,18 @@ def download_file(service: VisionService, backend: str):
 # ---------------------------------------------------------------------- UI
 
 
+@functools.lru_cache(maxsize=4)
+def shared_services(model_dir: str | None = None) -> dict[str, VisionService]:
+    """One set of services per model folder, so rebuilding the app does not reload models."""
+    return tab_services(model_dir)
+
+
+def warm_up(model_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    for service in shared_services(str(model_dir) if model_dir is not None else None).values():
+        service.warm_up()
+
+
 def tab_services(model_dir: str | Path | None = None) -> dict[str, VisionService]:
     """The tab's models by menu name: ``model_dir`` alone, or every shipped folder of ``MODELS``."""
     if model_dir is not None:
@@ -266,7 +279,7 @@ def build_demo(model_dir: str | Path | None = None):
 
     from toolkit.explain import METHODS
 
-    services = tab_services(model_dir)
+    services = shared_services(str(model_dir) if model_dir is not None else None)
     first = next(iter(services))
     service = services[first]
     with gr.Blocks(title=TITLE) as demo:

@@ -21,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, drawings, generative, honest, imagenet, make_test, nlp, photos, rl, timeseries,
-                   transfer, vision)
+    from . import (compression, demo_load, drawings, generative, honest, imagenet, make_test, nlp, photos, rl,
+                   timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -60,6 +60,7 @@ def _benchmarks() -> dict:
         "rl_tflite": rl.tflite,
         "rl_play": rl.play,
         "rl_explanations": rl.explanations,
+        "demo_load": demo_load.run,
         "make_test": make_test.run,
     }
 

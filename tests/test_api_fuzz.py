@@ -1,0 +1,101 @@
+"""Malformed API calls against the launched demo: every endpoint x (None, wrong type, out of range,
+NaN / Inf, huge, path-like strings, [] ...). Each call must answer, or fail with a message a user
+can read: never an error without a message, never "Unexpected error", never a stack trace, and
+never the content of a file outside the uploads.
+
+The calls go through Gradio's own input processing (``/gradio_api/call/<endpoint>``, what any
+HTTP client sends), so failures before our handlers count too. Models load on first use, so the
+corpus is chosen to fail fast: expensive endpoints (explanations, training) get each bad value in
+every input at once; cheap ones also get it in one input at a time, the others left valid.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gradio")
+httpx = pytest.importorskip("httpx")
+
+NAN = float("nan")
+#: bad values for any input
+CORPUS = [None, "abc", "", [], {}, -1, 10**12, NAN, float("inf"), "9" * 20_000, "/etc/passwd",
+          "../../../../etc/passwd", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, [1, [2]], True]
+#: endpoints whose calls take seconds when an input is valid: only all-bad calls
+EXPENSIVE = {"explain_image", "explain_text", "explain_forecast", "train_quick_model", "compare_random",
+             "reset_episode", "step_episode", "play_episode", "interpolate", "backtest", "sample_grid",
+             "generate_digit", "denoise", "detect_anomalies", "forecast", "classify_image"}
+CODE_WORDS = ("Traceback", "Unexpected error", "Error(", "Exception", "--")
+
+
+@pytest.fixture(scope="module")
+def served():
+    from apps.main import serve_in_background
+
+    app = serve_in_background()
+    base = app.local_url.rstrip("/")
+    config = httpx.get(f"{base}/config", timeout=30).json()
+    components = {c["id"]: c for c in config["components"]}
+    endpoints = {}
+    for dep in config["dependencies"]:
+        name = dep.get("api_name")
+        if name and dep.get("show_api", True) is not False and dep.get("api_visibility", "public") != "private":
+            endpoints[name] = [components[i].get("props", {}).get("value") for i in dep["inputs"]]
+    try:
+        yield base, endpoints
+    finally:
+        app.close()
+
+
+def call(http, base: str, api: str, data: list) -> tuple[str, object]:
+    body = json.dumps({"data": data}, allow_nan=True)  # NaN and Infinity as JavaScript sends them
+    response = http.post(f"{base}/gradio_api/call/{api}", content=body,
+                         headers={"content-type": "application/json"})
+    if response.status_code >= 400:  # refused before the queue: the body says why
+        return "refused", response.text
+    event_id = response.json()["event_id"]
+    event = None
+    with http.stream("GET", f"{base}/gradio_api/call/{api}/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                return event, json.loads(line[5:])
+    return "no result", None
+
+
+def cases(endpoints: dict) -> list[tuple[str, list]]:
+    out = []
+    for api, defaults in endpoints.items():
+        n = len(defaults)
+        for value in CORPUS:
+            out.append((api, [value] * n))
+            if api not in EXPENSIVE:
+                out += [(api, [*defaults[:i], value, *defaults[i + 1:]]) for i in range(n)]
+    return out
+
+
+def test_every_malformed_call_gets_a_readable_answer(served):
+    base, endpoints = served
+    assert {"classify_text", "classify_image", "translate_date", "forecast", "detect_anomalies", "decode_latent",
+            "play_episode", "step_episode"} <= set(endpoints)
+    failures = []
+    counts = {"complete": 0, "error": 0, "refused": 0}
+    with httpx.Client(timeout=120) as http:
+        for api, data in cases(endpoints):
+            kind, payload = call(http, base, api, data)
+            counts[kind] = counts.get(kind, 0) + 1
+            shown = repr(data)[:120]
+            if kind == "complete":
+                if "root:x:0:0" in json.dumps(payload, default=str):
+                    failures.append(f"{api}{shown}: returned the content of /etc/passwd")
+            elif kind == "error":
+                if not payload or not isinstance(payload, str) or not payload.strip():
+                    failures.append(f"{api}{shown}: an error without a message")
+                elif any(word in payload for word in CODE_WORDS):
+                    failures.append(f"{api}{shown}: {payload[:200]}")
+            elif kind != "refused":
+                failures.append(f"{api}{shown}: {kind}")
+    assert not failures, f"{len(failures)} calls ({counts}):\n" + "\n".join(failures[:40])
+    assert counts["error"] > 0  # the corpus is malformed: most calls must be refused with a message
