@@ -100,6 +100,52 @@ def milliseconds(ms: float) -> str:
     return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
 
 
+def input_kind(block: Any) -> str:
+    """What an input component takes, in user words (for the message of an unreadable input)."""
+    import gradio as gr
+
+    label = getattr(block, "label", None) or type(block).__name__
+    if isinstance(block, gr.Slider):
+        kind = f"a number from {block.minimum:g} to {block.maximum:g}"
+    elif isinstance(block, gr.Number):
+        kind = "a number"
+    elif isinstance(block, (gr.Dropdown, gr.Radio)):
+        names = [str(c[1] if isinstance(c, (tuple, list)) else c) for c in (block.choices or [])]
+        kind = "one of " + ", ".join(repr(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+    elif isinstance(block, gr.ImageEditor):
+        kind = "a drawing"
+    elif isinstance(block, (gr.File, gr.Image)):
+        kind = "an uploaded file"
+    elif isinstance(block, gr.Textbox):
+        kind = "text"
+    else:
+        kind = "a value like the page sends"
+    return f"{label} ({kind})"
+
+
+def guard_inputs(app: Any) -> Any:
+    """Make Gradio's own reading of a request's inputs (before any handler runs) answer a bad
+    value with a message in user words (``gr.Error``) naming what each input takes, instead of an
+    error without a message or a developer's trace. Returns ``app``."""
+    import gradio as gr
+
+    original = app.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, state, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            logging.getLogger(__name__).info("Unreadable inputs for %s: %s", getattr(block_fn, "name", "?"), exc)
+            expected = "; ".join(input_kind(b) for b in block_fn.inputs)
+            raise gr.Error(f"The request's inputs could not be read. Expected: {expected}. Received a value of "
+                           "another kind. Check the values and try again.") from None
+
+    app.preprocess_data = preprocess_data
+    return app
+
+
 def named(fn, service, name: str):
     """``fn`` bound to ``service``, named ``name`` (Gradio names an endpoint after its function)."""
     handler = functools.partial(fn, service)
@@ -212,8 +258,17 @@ def int_in(value: Any, what: str, low: int, high: int, default: int | None = Non
     """A whole number from ``low`` to ``high``, else a DataError naming ``what`` and the range."""
     number = as_int(value, what, low if default is None else default)
     if not low <= number <= high:
-        raise data_error(f"Expected {low} to {high} {what}. Received {number}.")
+        raise data_error(f"Expected {low} to {high} {what}. Received {number}. Choose a value in that range.")
     return number
+
+
+#: One seed range for every endpoint (what NumPy and the environments take everywhere)
+MAX_SEED = 2**31 - 1
+
+
+def seed_value(value: Any, default: int = 0) -> int:
+    """A seed from 0 to MAX_SEED (``default`` when empty), else a DataError that says so."""
+    return int_in(value, "as the seed", 0, MAX_SEED, default=default)
 
 
 def notes_markdown(notes: Iterable[str]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (SAVED_MODELS, ModelSlot, card_facts, folder_facts, int_in, metric_line, missing_note, named,
-                         request_image, tab_header, user_errors)
+                         request_image, seed_value, tab_header, user_errors)
 
 GENERATIVE_MODELS = SAVED_MODELS / "generative"
 TITLE = "Generative"
@@ -129,15 +129,7 @@ def _display(image: np.ndarray, size: int = DISPLAY) -> np.ndarray:
 
 
 def _check_seed(seed: Any) -> int:
-    from toolkit.errors import DataError
-
-    try:
-        value = int(seed)
-    except (TypeError, ValueError):
-        raise DataError(f"Expected a whole-number seed. Received {seed!r}.") from None
-    if not 0 <= value < 2**32:
-        raise DataError(f"Expected a seed from 0 to {2**32 - 1}. Received {value}.")
-    return value
+    return seed_value(seed)
 
 
 def _digit(value: Any) -> int:
@@ -145,7 +137,7 @@ def _digit(value: Any) -> int:
 
     try:
         digit = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"Expected a digit 0-9. Received {value!r}.") from None
     if not 0 <= digit <= 9:
         raise DataError(f"Expected a digit 0-9. Received {digit}.")

@@ -58,6 +58,8 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
 
     import gradio as gr
 
+    from apps.common import guard_inputs
+
     arguments = tab_arguments(model_dir, sentiment_dirs, dates_dir, forecaster_dirs, anomaly_dir, generative_dirs,
                               rl_dirs)
     with gr.Blocks(title="Keras app toolkit") as app:
@@ -66,7 +68,7 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
             tab = importlib.import_module(f"apps.{name}")
             with gr.Tab(tab.TITLE):
                 tab.build_demo(**arguments[name])  # a Blocks made inside a Tab renders there
-    return app
+    return guard_inputs(app)
 
 
 def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Path | None = None,

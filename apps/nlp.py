@@ -434,7 +434,7 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
                     gr.Examples(SENTIMENT_EXAMPLES, inputs=[text])
                     model = gr.Radio(service.model_names, value=default, label="Model")
                     backend = gr.Dropdown(service.backends(default) if default else [KERAS], value=KERAS,
-                                          label="Model file",
+                                          label="Model file", allow_custom_value=True,  # API: any model's file
                                           info="Keras, or a TFLite file as phones run it (the files of the chosen "
                                                "model)")
                     method = gr.Radio(list(EXPLAIN_METHODS), value="lime", label="Explanation method")

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, as_int, data_error, folders_key, int_in,
-                         missing_note, named, tab_header, tflite_table, user_errors)
+from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, data_error, folders_key, int_in,
+                         MAX_SEED, missing_note, named, seed_value, tab_header, tflite_table, user_errors)
 
 RL_MODELS = SAVED_MODELS / "rl"
 TITLE = "RL"
@@ -31,7 +31,6 @@ DEFAULT_AGENT_DIRS = {
     "CartPole A2C": RL_MODELS / "cartpole_a2c",
     "Acrobot DQN": RL_MODELS / "acrobot_dqn",
 }
-MAX_SEED = 2**31 - 1
 MAX_COMPARE_EPISODES = 100
 MAX_STEPS = 10_000  # actions a step-through request may replay (classic-control episodes end at 500)
 GIF_CACHE = 16
@@ -57,7 +56,7 @@ class RLService:
         return self._slot(name).directory
 
     def _slot(self, name: str) -> ModelSlot:
-        if name not in self._slots:
+        if not isinstance(name, str) or name not in self._slots:
             raise data_error(f"Unknown agent {name!r}. Choose one of {self.agent_names}.")
         return self._slots[name]
 
@@ -72,7 +71,7 @@ class RLService:
         agent = self.agent(name)
         if backend in (None, "", KERAS):
             return agent
-        if backend not in self.backends(name):
+        if not isinstance(backend, str) or backend not in self.backends(name):
             raise data_error(f"Unknown policy file {backend!r}. Choose one of {self.backends(name)}.")
         from toolkit.rl import TFLitePolicy
 
@@ -125,10 +124,7 @@ def shared_service(agent_dirs: tuple | None = None) -> RLService:
 
 
 def _seed(seed: Any) -> int:
-    value = as_int(seed, "the seed", 0)
-    if not 0 <= value <= MAX_SEED:
-        raise data_error(f"Expected a seed between 0 and {MAX_SEED}. Received {value}.")
-    return value
+    return seed_value(seed)
 
 
 def _episode(agent, seed: int, actions: list[int], render: bool = True):
@@ -229,7 +225,18 @@ def compare_random(service: RLService, name: str, seed: Any = 0, n_episodes: Any
             f"{n} episodes (seeds {seed}..{seed + n - 1}), {time.perf_counter() - start:.1f} s.")
 
 
+def _method(method: Any) -> str:
+    from toolkit.explain.tabular import FEATURE_METHODS
+
+    if method in (None, ""):
+        return next(iter(FEATURE_METHODS))
+    if not isinstance(method, str) or method not in FEATURE_METHODS:
+        raise data_error(f"Unknown attribution method {method!r}. Choose one of {list(FEATURE_METHODS)}.")
+    return method
+
+
 def _show(service: RLService, name: str, seed: int, actions: list[int], method: str, backend: str):
+    method = _method(method)
     agent = service.agent(name)
     obs, total, done, frame = _episode(agent, seed, actions)
     policy = service.policy(name, backend)
@@ -286,6 +293,7 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
             agent = gr.Dropdown(names, value=first, label="Agent")
             seed = gr.Number(value=0, precision=0, label="Episode seed", minimum=0, maximum=MAX_SEED)
             backend = gr.Dropdown(service.backends(first) if first else [KERAS], value=KERAS, label="Policy",
+                                  allow_custom_value=True,  # API callers may name another agent's file
                                   info="the Keras network, or a TFLite file as a phone runs it")
         with gr.Tab("Watch"):
             with gr.Row():

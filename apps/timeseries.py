@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, as_int, card_facts, data_error, folder_facts, folders_key, missing_note,
+from apps.common import (EXPLAIN, as_int, seed_value, card_facts, data_error, folder_facts, folders_key, missing_note,
                          named, notes_markdown, tab_header, upload_path, user_errors)
 from apps.timeseries_plots import HISTORY_POINTS, anomaly_figure, plot_png, png_plot  # noqa: F401 (tests)
 from apps.timeseries_service import (AUTO, CSV_SUFFIXES, MAX_QUICK_HORIZON, NO_TIME, QUICK, QUICK_HORIZON,
@@ -144,9 +144,7 @@ def train_quick_model(service: TimeSeriesService, source: Any = UPLOAD, upload: 
 
 
 def _sensor_frame(service: TimeSeriesService, seed: Any):
-    seed = as_int(seed, "the seed", 1)
-    if not 0 <= seed < 2**31:
-        raise data_error(f"Expected a seed from 0 to {2**31 - 1}. Received {seed}.")
+    seed = seed_value(seed, default=1)
     return service.sensor(seed), f"synthetic sensor (seed {seed})", []
 
 
@@ -428,14 +426,14 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
     source.change(source_changed, [source], [upload_group, model, horizon, step, *answers], api_name=False)
     model.input(model_changed, [source, model, horizon], [horizon, step, *answers], api_name=False)
     upload.change(read_columns, [upload], [time_column, target, upload_note], api_name=False)
-    for control in (upload, time_column, target):
-        control.input(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False)
+    for event in (upload.change, time_column.input, target.input):
+        event(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False)
     method.change(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False)
     a_source.change(lambda choice: (gr.update(visible=choice == UPLOAD), gr.update(visible=choice != UPLOAD)),
                     [a_source], [a_upload_group, seed], api_name=False)
     a_upload.change(read_columns, [a_upload], [a_time, a_target, a_upload_note], api_name=False)
-    for control in (a_source, a_upload, a_time, a_target, seed):
-        control.input(lambda: (None, "", None), None, [a_plot, a_note, a_table], api_name=False, queue=False)
+    for event in (a_source.input, a_upload.change, a_time.input, a_target.input, seed.input):
+        event(lambda: (None, "", None), None, [a_plot, a_note, a_table], api_name=False, queue=False)
     detect_btn.click(named(detect_anomalies, service, "detect_anomalies"), [a_source, a_upload, a_time, a_target,
                                                                              seed], [a_plot, a_note, a_table],
                      api_name="detect_anomalies")

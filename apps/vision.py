@@ -294,7 +294,8 @@ def build_demo(model_dir: str | Path | None = None):
                 sketch = gr.Sketchpad(label="...or draw a digit", type="numpy", image_mode="RGBA",
                                       canvas_size=(280, 280),
                                       brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
-                backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file")
+                backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file",
+                                      allow_custom_value=True)  # API callers may name another model's file
                 method = gr.Radio(list(METHODS), value="gradcam", label="Explanation method")
                 with gr.Row():
                     classify_btn = gr.Button("Classify", variant="primary")

@@ -125,7 +125,7 @@ async def burst(base: str, api: str, data: list, n: int, upload=None) -> dict:
     """``n`` concurrent requests: their latencies, errors and the burst's throughput."""
     import httpx
 
-    limits = httpx.Limits(max_connections=n * 2, max_keepalive_connections=n * 2)
+    limits = httpx.Limits(max_connections=n * 2, max_keepalive_connections=0)  # each request its own connection
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
         start = time.perf_counter()
         results = await asyncio.gather(*(_call(http, base, api, data, upload) for _ in range(n)))
@@ -146,7 +146,7 @@ async def under_explanations(base: str, explain: tuple[str, list], predict: tupl
     """``n_explain`` explanations started together, then ``n`` predictions while they run."""
     import httpx
 
-    limits = httpx.Limits(max_connections=(n + n_explain) * 2, max_keepalive_connections=(n + n_explain) * 2)
+    limits = httpx.Limits(max_connections=(n + n_explain) * 2, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
         start = time.perf_counter()
         explaining = [asyncio.create_task(_call(http, base, *explain)) for _ in range(n_explain)]
