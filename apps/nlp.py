@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot,
-                         batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note, named,
-                         notes_markdown, tab_header, user_errors)
+                         batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note,
+                         named, notes_markdown, tab_header, user_errors)
 
 logger = logging.getLogger(__name__)
 NLP_MODELS = SAVED_MODELS / "nlp"

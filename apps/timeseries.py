@@ -424,6 +424,12 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
                 None, None, "", None, "")
 
     source.change(source_changed, [source], [upload_group, model, horizon, step, *answers], api_name=False)
+    # The page opens with the sliders at the first series' model horizon (API callers keep the
+    # widest range: each request is checked against its model's horizon).
+    from gradio.context import Context
+
+    Context.root_block.load(lambda: sliders(service.model_horizon(first, AUTO), service.default_horizon(first)),
+                            None, [horizon, step], api_name=False, queue=False)
     model.input(model_changed, [source, model, horizon], [horizon, step, *answers], api_name=False)
     upload.change(read_columns, [upload], [time_column, target, upload_note], api_name=False)
     for event in (upload.change, time_column.input, target.input):

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from apps.common import SAVED_MODELS, ModelSlot, data_error, upload_path
 from apps.timeseries_plots import ForecastCanvas
 

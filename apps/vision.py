@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts, data_error,
-                         milliseconds, request_image, user_errors)
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts,
+                         data_error, milliseconds, request_image, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
