@@ -477,11 +477,11 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
             classify, [text, model, backend], [labels, latency], api_name=False, **PREDICT)
         explain_btn.click(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
             explain, [text, model, method, backend], [highlights, explain_note], api_name="explain_text", **EXPLAIN)
-        text.input(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)
+        text.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)  # typing, an example
         method.change(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False)
         translate_btn.click(translate, [date_text], [iso, heatmap, date_note], api_name="translate_date")
         date_text.submit(translate, [date_text], [iso, heatmap, date_note], api_name=False)
-        date_text.input(lambda: ("", None, ""), None, [iso, heatmap, date_note], api_name=False, queue=False)
+        date_text.change(lambda: ("", None, ""), None, [iso, heatmap, date_note], api_name=False, queue=False)
 
         def model_changed(name: str):  # only the chosen model's files, and no answer of the other model
             return (gr.update(choices=service.backends(name), value=KERAS), None, "", "", "")
