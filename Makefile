@@ -7,7 +7,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL := 2
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install demo test bench models clean
+.PHONY: install demo test browser bench models clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ demo: $(STAMP)
 	$(BIN)/toolkit serve
 
 # Two workers, one test file each at a time (module fixtures train once per file).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The browser tests drive the distribution's Chromium (Playwright cannot download its own here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1 && echo "installed chromium"; } || \
+	  echo "chromium is not installed and cannot be installed here (needs root and apt): tests/test_browser.py will skip"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

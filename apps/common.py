@@ -21,6 +21,14 @@ MAKE_MODELS = "Run `make models` to build it."
 NOT_A_NUMBER = float("nan")
 
 
+#: Load: concurrent prediction requests of one endpoint are answered together (Gradio's
+#: ``batch=True``) up to MAX_BATCH at a time; explanations (seconds each) run on their own queue,
+#: EXPLAIN_LIMIT at a time, so they never hold up a prediction.
+MAX_BATCH = 64
+PREDICT = {"batch": True, "max_batch_size": MAX_BATCH, "concurrency_limit": 1}
+EXPLAIN = {"concurrency_id": "explain", "concurrency_limit": 1}
+
+
 # ---------------------------------------------------------------------- errors
 
 
@@ -55,12 +63,87 @@ def user_errors(fn):
             raise gr.Error(str(exc)) from exc
         except gr.Error:
             raise
-        except Exception as exc:  # a bug or an input nobody foresaw: say so, without a stack trace
-            logging.getLogger(fn.__module__).exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The input could not be processed; "
-                           "check it and try again.") from exc
+        except Exception as exc:  # a bug or an input nobody foresaw: say so in user words, log the details
+            raise gr.Error(error_message(exc, fn.__name__)) from exc
 
     return wrapper
+
+
+def error_message(exc: Exception, where: str = "") -> str:
+    """What a user reads for ``exc``: the toolkit's message, or a plain "could not be processed"
+    (the details go to the server log) for anything unforeseen."""
+    import gradio as gr
+    from toolkit.errors import ToolkitError
+
+    if isinstance(exc, (ToolkitError, gr.Error)):
+        return str(exc.message if isinstance(exc, gr.Error) else exc)
+    logging.getLogger(__name__).error("%s failed", where or "a request", exc_info=exc)
+    return "The input could not be processed. Check it (the kind of file, the numbers) and try again."
+
+
+def batch_outputs(results: list, n_outputs: int, empty: tuple) -> list[list]:
+    """A ``batch=True`` handler's return value from one result per request: an output tuple, or
+    an exception for a request that failed. A lone request that failed raises ``gr.Error`` (one
+    message in the page); in a batch of several, a failed request gets ``empty`` with the message
+    in its last output (the note), so one bad request never fails the others."""
+    import gradio as gr
+
+    if len(results) == 1 and isinstance(results[0], Exception):
+        raise gr.Error(error_message(results[0]))
+    rows = [(*empty[:-1], f"**Error:** {error_message(r)}") if isinstance(r, Exception) else tuple(r)
+            for r in results]
+    return [[row[i] for row in rows] for i in range(n_outputs)]
+
+
+def milliseconds(ms: float) -> str:
+    """A duration for the page, to 3 significant digits and never in exponent notation."""
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
+
+
+def input_kind(block: Any) -> str:
+    """What an input component takes, in user words (for the message of an unreadable input)."""
+    import gradio as gr
+
+    label = getattr(block, "label", None) or type(block).__name__
+    if isinstance(block, gr.Slider):
+        kind = f"a number from {block.minimum:g} to {block.maximum:g}"
+    elif isinstance(block, gr.Number):
+        kind = "a number"
+    elif isinstance(block, (gr.Dropdown, gr.Radio)):
+        names = [str(c[1] if isinstance(c, (tuple, list)) else c) for c in (block.choices or [])]
+        kind = "one of " + ", ".join(repr(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+    elif isinstance(block, gr.ImageEditor):
+        kind = "a drawing"
+    elif isinstance(block, (gr.File, gr.Image)):
+        kind = "an uploaded file"
+    elif isinstance(block, gr.Textbox):
+        kind = "text"
+    else:
+        kind = "a value like the page sends"
+    return f"{label} ({kind})"
+
+
+def guard_inputs(app: Any) -> Any:
+    """Make Gradio's own reading of a request's inputs (before any handler runs) answer a bad
+    value with a message in user words (``gr.Error``) naming what each input takes, instead of an
+    error without a message or a developer's trace. Returns ``app``."""
+    import gradio as gr
+
+    original = app.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, state, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            logging.getLogger(__name__).info("Unreadable inputs for %s: %s", getattr(block_fn, "name", "?"), exc)
+            expected = "; ".join(input_kind(b) for b in block_fn.inputs)
+            raise gr.Error(f"The request's inputs could not be read. Expected: {expected}. Received a value of "
+                           "another kind. Check the values and try again.") from None
+
+    app.preprocess_data = preprocess_data
+    return app
 
 
 def named(fn, service, name: str):
@@ -115,13 +198,15 @@ class ModelSlot:
         return read_card_or_none(self.directory)
 
     def backends(self) -> list[str]:
-        """Keras, then each TFLite file of the model that is on disk (only Keras when it does not load)."""
-        from toolkit.errors import ToolkitError
-
-        try:
-            files = [e["file"] for e in self.load().tflite_ if (self.directory / e["file"]).is_file()]
-        except ToolkitError:  # the facts panel and each request report a missing model
-            files = []
+        """Keras, then each TFLite file of the model that is on disk (only Keras when it has no card).
+        Read from the card until the model is loaded, so building a page loads no model."""
+        if self.task is not None:
+            entries = self.task.tflite_
+        else:
+            entries = (self.card() or {}).get("tflite")
+        entries = entries if isinstance(entries, list) else []
+        files = [str(e["file"]) for e in entries if isinstance(e, dict) and e.get("file")
+                 and (self.directory / str(e["file"])).is_file()]
         return [KERAS, *files]
 
     def runner(self, backend: str, make: Callable[[Path], Any]):
@@ -173,8 +258,17 @@ def int_in(value: Any, what: str, low: int, high: int, default: int | None = Non
     """A whole number from ``low`` to ``high``, else a DataError naming ``what`` and the range."""
     number = as_int(value, what, low if default is None else default)
     if not low <= number <= high:
-        raise data_error(f"Expected {low} to {high} {what}. Received {number}.")
+        raise data_error(f"Expected {low} to {high} {what}. Received {number}. Choose a value in that range.")
     return number
+
+
+#: One seed range for every endpoint (what NumPy and the environments take everywhere)
+MAX_SEED = 2**31 - 1
+
+
+def seed_value(value: Any, default: int = 0) -> int:
+    """A seed from 0 to MAX_SEED (``default`` when empty), else a DataError that says so."""
+    return int_in(value, "as the seed", 0, MAX_SEED, default=default)
 
 
 def notes_markdown(notes: Iterable[str]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (SAVED_MODELS, ModelSlot, card_facts, folder_facts, int_in, metric_line, missing_note, named,
-                         request_image, tab_header, user_errors)
+                         request_image, seed_value, tab_header, user_errors)
 
 GENERATIVE_MODELS = SAVED_MODELS / "generative"
 TITLE = "Generative"
@@ -115,9 +115,9 @@ class GenerativeService:
 @functools.lru_cache(maxsize=4)
 def shared_service(vae_dir: str | None = None, gan_dir: str | None = None,
                    denoiser_dir: str | None = None) -> GenerativeService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    """One service per set of folders, so rebuilding the app does not reload models. Models load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = GenerativeService(vae_dir, gan_dir, denoiser_dir)
-    service.warm_up()
     return service
 
 
@@ -129,15 +129,7 @@ def _display(image: np.ndarray, size: int = DISPLAY) -> np.ndarray:
 
 
 def _check_seed(seed: Any) -> int:
-    from toolkit.errors import DataError
-
-    try:
-        value = int(seed)
-    except (TypeError, ValueError):
-        raise DataError(f"Expected a whole-number seed. Received {seed!r}.") from None
-    if not 0 <= value < 2**32:
-        raise DataError(f"Expected a seed from 0 to {2**32 - 1}. Received {value}.")
-    return value
+    return seed_value(seed)
 
 
 def _digit(value: Any) -> int:
@@ -145,7 +137,7 @@ def _digit(value: Any) -> int:
 
     try:
         digit = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"Expected a digit 0-9. Received {value!r}.") from None
     if not 0 <= digit <= 9:
         raise DataError(f"Expected a digit 0-9. Received {digit}.")
@@ -332,8 +324,9 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
                     noise_seed = gr.Number(value=0, precision=0, label="Noise seed")
                     denoise_btn = gr.Button("Add noise and denoise", variant="primary")
                 with gr.Column():
+                    gr.Markdown("Clean (at the model's size), noisy and denoised:")
                     with gr.Row():
-                        clean_img = gr.Image(label="Clean (model size)", type="numpy", interactive=False)
+                        clean_img = gr.Image(label="Clean", type="numpy", interactive=False)
                         noisy_img = gr.Image(label="Noisy", type="numpy", interactive=False)
                         restored_img = gr.Image(label="Denoised", type="numpy", interactive=False)
                     denoise_note = gr.Markdown()
@@ -356,5 +349,17 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
                          [strip], api_name="interpolate")
         denoise_btn.click(named(denoise, service, "denoise"), [upload, sketch, noise, noise_type, noise_seed],
                           [clean_img, noisy_img, restored_img, denoise_note], api_name="denoise")
+        # A result never stays beside inputs it does not match.
+        denoised = [clean_img, noisy_img, restored_img, denoise_note]
+        for event in (upload.change, sketch.change, noise.input, noise_type.input, noise_seed.input):
+            event(lambda: (None, None, None, ""), None, denoised, api_name=False, queue=False)
+        for event in (digit_a.input, digit_b.input, steps.input, upload_a.change, upload_b.change):
+            event(lambda: None, None, [strip], api_name=False, queue=False)
         demo.load(decode, sliders, [decoded], api_name=False)
     return demo
+
+
+def warm_up(vae_dir: str | Path | None = None, gan_dir: str | Path | None = None,
+            denoiser_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(*(str(d) if d is not None else None for d in (vae_dir, gan_dir, denoiser_dir))).warm_up()

@@ -6,7 +6,9 @@ and a queue with a concurrency limit so two cores are not swamped.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,6 +20,35 @@ CONCURRENCY_LIMIT = 2
 TABS = ("vision", "nlp", "timeseries", "generative", "rl")  # the tab modules in page order: TITLE, build_demo
 
 
+def tab_arguments(model_dir=None, sentiment_dirs=None, dates_dir=None, forecaster_dirs=None, anomaly_dir=None,
+                  generative_dirs=None, rl_dirs=None) -> dict[str, dict]:
+    """Each tab's build_demo (and warm_up) keyword arguments."""
+    return {
+        "vision": {"model_dir": model_dir},
+        "nlp": {"sentiment_dirs": sentiment_dirs, "dates_dir": dates_dir},
+        "timeseries": {"forecaster_dirs": forecaster_dirs, "anomaly_dir": anomaly_dir},
+        "generative": generative_dirs or {},  # vae_dir, gan_dir, denoiser_dir
+        "rl": {"agent_dirs": rl_dirs},
+    }
+
+
+def warm_up_in_background(model_dir=None, **tabs) -> threading.Thread:
+    """Load every tab's models in a background thread, so the page is up at once and the first
+    requests do not pay for loading (a request that comes first loads what it needs itself)."""
+    import importlib
+
+    def run():
+        for name, kwargs in tab_arguments(model_dir, **tabs).items():
+            try:
+                importlib.import_module(f"apps.{name}").warm_up(**kwargs)
+            except Exception:  # each request reports its own error
+                logging.getLogger(__name__).exception("Warming up the %s tab failed", name)
+
+    thread = threading.Thread(target=run, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,
               dates_dir: str | Path | None = None, forecaster_dirs: dict | None = None,
               anomaly_dir: str | Path | None = None, generative_dirs: dict | None = None,
@@ -27,30 +58,31 @@ def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None =
 
     import gradio as gr
 
-    arguments = {  # each tab's build_demo keyword arguments
-        "vision": {"model_dir": model_dir},
-        "nlp": {"sentiment_dirs": sentiment_dirs, "dates_dir": dates_dir},
-        "timeseries": {"forecaster_dirs": forecaster_dirs, "anomaly_dir": anomaly_dir},
-        "generative": generative_dirs or {},  # vae_dir, gan_dir, denoiser_dir
-        "rl": {"agent_dirs": rl_dirs},
-    }
+    from apps.common import guard_inputs
+
+    arguments = tab_arguments(model_dir, sentiment_dirs, dates_dir, forecaster_dirs, anomaly_dir, generative_dirs,
+                              rl_dirs)
     with gr.Blocks(title="Keras app toolkit") as app:
         gr.Markdown("# Keras app toolkit\nTrained models you can try, explain and take to a phone.")
         for name in TABS:
             tab = importlib.import_module(f"apps.{name}")
             with gr.Tab(tab.TITLE):
                 tab.build_demo(**arguments[name])  # a Blocks made inside a Tab renders there
-    return app
+    return guard_inputs(app)
 
 
 def launch(host: str = "127.0.0.1", port: int | None = 7860, model_dir: str | Path | None = None,
-           tabs: dict | None = None, **kwargs):
+           tabs: dict | None = None, warm: bool = True, **kwargs):
     """Build and launch the app (blocking unless ``prevent_thread_lock=True``). ``tabs`` holds
-    build_app's keyword arguments; ``kwargs`` go to Gradio's launch."""
+    build_app's keyword arguments; ``warm`` loads the models in the background right away (else
+    each loads on first use); ``kwargs`` go to Gradio's launch."""
     import toolkit  # noqa: F401  (Keras backend and log level)
 
     app = build_app(model_dir, **(tabs or {}))
+    if warm:
+        warm_up_in_background(model_dir, **(tabs or {}))
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
+    kwargs.setdefault("show_error", True)  # every error reaches the page with its message (ours are user words)
     app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, allowed_paths=[], **kwargs)
     return app
 
@@ -59,7 +91,7 @@ def serve_in_background(model_dir: str | Path | None = None, **tabs):
     """Launch on 127.0.0.1 on a free port without blocking (tests, benchmarks); returns the app,
     whose ``local_url`` is the address and ``close()`` stops it. ``tabs``: build_app's keyword
     arguments (sentiment_dirs=..., rl_dirs=..., ...)."""
-    return launch(port=None, model_dir=model_dir, tabs=tabs, prevent_thread_lock=True, quiet=True)
+    return launch(port=None, model_dir=model_dir, tabs=tabs, warm=False, prevent_thread_lock=True, quiet=True)
 
 
 if __name__ == "__main__":

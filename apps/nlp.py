@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (ACCURACY_COLUMNS, KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, card_facts, folder_facts,
-                         folders_key, missing_note, named, notes_markdown, tab_header, user_errors)
+from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot,
+                         batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note,
+                         named, notes_markdown, tab_header, user_errors)
 
 logger = logging.getLogger(__name__)
 NLP_MODELS = SAVED_MODELS / "nlp"
@@ -40,6 +41,7 @@ SENTIMENT_EXAMPLES = [
 ]
 DATE_EXAMPLES = ["Sunday, 22 November 2026", "11/22/26", "november 22nd, 2026", "the 3rd of March 1999",
                  "2026/11/22"]
+MONTH_WORDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 GUESS_NOTE = ("The model always writes a date-shaped answer, even for text that is not a date: "
               "treat it as its best guess, and check which characters it looked at in the heatmap.")
 
@@ -159,9 +161,9 @@ def _card_encoder(directory: Path) -> str:
 
 @functools.lru_cache(maxsize=4)
 def shared_service(sentiment_dirs: tuple | None = None, dates_dir: str | None = None) -> NLPService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    """One service per set of folders, so rebuilding the app does not reload models. Models load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = NLPService(dict(sentiment_dirs) if sentiment_dirs is not None else None, dates_dir)
-    service.warm_up()
     return service
 
 
@@ -218,23 +220,80 @@ def _first_words(text: str, n: int) -> tuple[str, bool]:
     return text, False
 
 
+def looks_like_date(text: str) -> bool:
+    """Whether ``text`` holds what every date the model was trained on holds: a number or a
+    month's name (its first three letters)."""
+    lowered = text.lower()
+    return any(c.isdigit() for c in lowered) or any(m in lowered for m in MONTH_WORDS)
+
+
 # ---------------------------------------------------------------------- handlers
+
+
+def _choice(value: Any, what: str) -> str | None:
+    """A menu choice as text (None when empty), else a DataError naming ``what``."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise data_error(f"Expected {what} as one of the menu's names. Received {type(value).__name__}.")
+    return value
+
+
+def classify_rows(service: NLPService, rows: list) -> list:
+    """Classify many requests with one model pass per (model, file): each row is
+    ``(text, model_name, backend)``; returns per row the outputs of :func:`classify_text`, or the
+    exception that refused it."""
+    results: list = [None] * len(rows)
+    groups: dict = {}
+    for i, (text, model_name, backend) in enumerate(rows):
+        try:
+            text, notes = _sentiment_text(text)
+            name = _choice(model_name, "the model") or service.default_model()
+            backend = _choice(backend, "the model file") or KERAS
+            predictor = service.predictor(name, backend)
+            task = service.sentiment(name)
+        except Exception as exc:
+            results[i] = exc
+            continue
+        groups.setdefault((name, backend), (predictor, task, []))[2].append((i, text, notes))
+    for (name, backend), (predictor, task, items) in groups.items():
+        try:
+            start = time.perf_counter()
+            probs = predictor.probabilities(predictor.prepare([text for _, text, _ in items]))
+            elapsed = (time.perf_counter() - start) * 1000
+        except Exception as exc:
+            for i, _, _ in items:
+                results[i] = exc
+            continue
+        shared = f" (one pass for {len(items)} requests)" if len(items) > 1 else ""
+        labels = task.class_names_
+        for (i, text, notes), p in zip(items, probs):
+            scores = {labels[j]: float(p[j]) for j in np.argsort(-p)}
+            notes = notes + _read_length_note(task, text)
+            results[i] = (scores, f"**{name}** on **{backend}**: {milliseconds(elapsed)} for this prediction{shared}."
+                          + notes_markdown(notes))
+    return results
 
 
 @user_errors
 def classify_text(service: NLPService, text: Any, model_name: str | None = None, backend: str = KERAS):
     """The class probabilities ({label: probability}, for gr.Label) and a latency note."""
-    text, notes = _sentiment_text(text)
-    name = model_name or service.default_model()
-    predictor = service.predictor(name, backend)
-    task = service.sentiment(name)
-    start = time.perf_counter()
-    probs = predictor.probabilities(predictor.prepare(text))[0]
-    elapsed = (time.perf_counter() - start) * 1000
-    labels = task.class_names_
-    scores = {labels[i]: float(probs[i]) for i in np.argsort(-probs)}
-    notes += _read_length_note(task, text)
-    return scores, f"**{name}** on **{backend or KERAS}**: {elapsed:.1f} ms for this prediction." + notes_markdown(notes)
+    (result,) = classify_rows(service, [(text, model_name, backend)])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def classify_batch(service: NLPService):
+    """The ``batch=True`` handler of the Classify event: lists of texts, model names and files in,
+    lists of labels and notes out (one model pass per model and file)."""
+
+    def classify_text(texts, model_names=None, backends=None):
+        n = len(texts)
+        rows = list(zip(texts, model_names or [None] * n, backends or [KERAS] * n))
+        return batch_outputs(classify_rows(service, rows), 2, (None, ""))
+
+    return classify_text
 
 
 @user_errors
@@ -243,10 +302,11 @@ def explain_text(service: NLPService, text: Any, model_name: str | None = None, 
     """The text with each word highlighted by its weight (HTML), and a note: target class, cost."""
     from toolkit.errors import DataError
 
-    if method not in EXPLAIN_METHODS:
+    if not isinstance(method, str) or method not in EXPLAIN_METHODS:
         raise DataError(f"Unknown explanation method {method!r}. Choose one of {list(EXPLAIN_METHODS)}.")
     text, notes = _sentiment_text(text)
-    name = model_name or service.default_model()
+    name = _choice(model_name, "the model") or service.default_model()
+    backend = _choice(backend, "the model file") or KERAS
     predictor = service.predictor(name, backend)  # LIME and SHAP only need predictions: any file answers
     task = service.sentiment(name)
     length = task.sequence_length_ or task.config.sequence_length
@@ -294,6 +354,12 @@ def translate_date(service: NLPService, text: Any):
         valid = False
     if not valid:
         notes.append(f"{iso!r} is not a valid calendar date: the text is probably not a date the model knows.")
+    if not looks_like_date(read):
+        import gradio as gr
+
+        gr.Warning("This does not look like a date (no number and no month name): the answer is a guess.")
+        notes.insert(0, "**Not a date?** The text has no number and no month name, unlike every date the model "
+                        "learned from, so the answer is a guess. Type a date such as 'Sunday, 22 November 2026'.")
     note = (f"Translated in {explanation.seconds * 1000:.0f} ms ({elapsed:.0f} ms with the heatmap). "
             f"{GUESS_NOTE}")
     return iso, explanation.image, note + notes_markdown(notes)
@@ -363,12 +429,14 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
         with gr.Tab("Sentiment"):
             with gr.Row():
                 with gr.Column():
-                    text = gr.Textbox(label="Text", lines=3, placeholder="Type a review sentence...",
-                                      value=SENTIMENT_EXAMPLES[0])
+                    text = gr.Textbox(label="Text (Enter classifies)", lines=1, max_lines=6,
+                                      placeholder="Type a review sentence...", value=SENTIMENT_EXAMPLES[0])
                     gr.Examples(SENTIMENT_EXAMPLES, inputs=[text])
                     model = gr.Radio(service.model_names, value=default, label="Model")
-                    backend = gr.Dropdown(service.all_backends(), value=KERAS, label="Model file",
-                                          info="Keras, or a TFLite file as phones run it (from-scratch model)")
+                    backend = gr.Dropdown(service.backends(default) if default else [KERAS], value=KERAS,
+                                          label="Model file", allow_custom_value=True,  # API: any model's file
+                                          info="Keras, or a TFLite file as phones run it (the files of the chosen "
+                                               "model)")
                     method = gr.Radio(list(EXPLAIN_METHODS), value="lime", label="Explanation method")
                     with gr.Row():
                         classify_btn = gr.Button("Classify", variant="primary")
@@ -392,18 +460,37 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
         with gr.Accordion("Model facts (from card.json)", open=False):
             gr.Markdown(model_facts(service))
 
-        classify = named(classify_text, service, "classify_text")
+        classify = classify_batch(service)
         explain = named(explain_text, service, "explain_text")
         translate = named(translate_date, service, "translate_date")
-        classify_btn.click(classify, [text, model, backend], [labels, latency], api_name="classify_text")
-        text.submit(classify, [text, model, backend], [labels, latency], api_name=False)
-        explain_btn.click(explain, [text, model, method, backend], [highlights, explain_note],
-                          api_name="explain_text")
+        sentiment_outputs = [labels, latency, highlights, explain_note]
+
+        def clear_sentiment():  # an answer or highlights of another text never stay on screen
+            return None, "", "", ""
+
+        def clear_highlights():
+            return "", ""
+
+        classify_btn.click(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
+            classify, [text, model, backend], [labels, latency], api_name="classify_text", **PREDICT)
+        text.submit(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
+            classify, [text, model, backend], [labels, latency], api_name=False, **PREDICT)
+        explain_btn.click(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
+            explain, [text, model, method, backend], [highlights, explain_note], api_name="explain_text", **EXPLAIN)
+        text.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)  # typing, an example
+        method.change(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False)
         translate_btn.click(translate, [date_text], [iso, heatmap, date_note], api_name="translate_date")
         date_text.submit(translate, [date_text], [iso, heatmap, date_note], api_name=False)
+        date_text.change(lambda: ("", None, ""), None, [iso, heatmap, date_note], api_name=False, queue=False)
 
-        def model_changed(name: str):
-            return gr.update(choices=service.backends(name), value=KERAS)
+        def model_changed(name: str):  # only the chosen model's files, and no answer of the other model
+            return (gr.update(choices=service.backends(name), value=KERAS), None, "", "", "")
 
-        model.change(model_changed, [model], [backend], api_name=False)
+        model.change(model_changed, [model], [backend, *sentiment_outputs], api_name=False)
+        backend.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)
     return demo
+
+
+def warm_up(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None).warm_up()

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, as_int, data_error, folders_key, int_in,
-                         missing_note, named, tab_header, tflite_table, user_errors)
+from apps.common import (KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, data_error, folders_key, int_in,
+                         MAX_SEED, missing_note, named, seed_value, tab_header, tflite_table, user_errors)
 
 RL_MODELS = SAVED_MODELS / "rl"
 TITLE = "RL"
@@ -31,7 +31,6 @@ DEFAULT_AGENT_DIRS = {
     "CartPole A2C": RL_MODELS / "cartpole_a2c",
     "Acrobot DQN": RL_MODELS / "acrobot_dqn",
 }
-MAX_SEED = 2**31 - 1
 MAX_COMPARE_EPISODES = 100
 MAX_STEPS = 10_000  # actions a step-through request may replay (classic-control episodes end at 500)
 GIF_CACHE = 16
@@ -57,7 +56,7 @@ class RLService:
         return self._slot(name).directory
 
     def _slot(self, name: str) -> ModelSlot:
-        if name not in self._slots:
+        if not isinstance(name, str) or name not in self._slots:
             raise data_error(f"Unknown agent {name!r}. Choose one of {self.agent_names}.")
         return self._slots[name]
 
@@ -72,7 +71,7 @@ class RLService:
         agent = self.agent(name)
         if backend in (None, "", KERAS):
             return agent
-        if backend not in self.backends(name):
+        if not isinstance(backend, str) or backend not in self.backends(name):
             raise data_error(f"Unknown policy file {backend!r}. Choose one of {self.backends(name)}.")
         from toolkit.rl import TFLitePolicy
 
@@ -115,9 +114,9 @@ class RLService:
 
 @functools.lru_cache(maxsize=4)
 def shared_service(agent_dirs: tuple | None = None) -> RLService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload agents."""
+    """One service per set of folders, so rebuilding the app does not reload agents. Agents load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = RLService(dict(agent_dirs) if agent_dirs is not None else None)
-    service.warm_up()
     return service
 
 
@@ -125,10 +124,7 @@ def shared_service(agent_dirs: tuple | None = None) -> RLService:
 
 
 def _seed(seed: Any) -> int:
-    value = as_int(seed, "the seed", 0)
-    if not 0 <= value <= MAX_SEED:
-        raise data_error(f"Expected a seed between 0 and {MAX_SEED}. Received {value}.")
-    return value
+    return seed_value(seed)
 
 
 def _episode(agent, seed: int, actions: list[int], render: bool = True):
@@ -229,7 +225,18 @@ def compare_random(service: RLService, name: str, seed: Any = 0, n_episodes: Any
             f"{n} episodes (seeds {seed}..{seed + n - 1}), {time.perf_counter() - start:.1f} s.")
 
 
+def _method(method: Any) -> str:
+    from toolkit.explain.tabular import FEATURE_METHODS
+
+    if method in (None, ""):
+        return next(iter(FEATURE_METHODS))
+    if not isinstance(method, str) or method not in FEATURE_METHODS:
+        raise data_error(f"Unknown attribution method {method!r}. Choose one of {list(FEATURE_METHODS)}.")
+    return method
+
+
 def _show(service: RLService, name: str, seed: int, actions: list[int], method: str, backend: str):
+    method = _method(method)
     agent = service.agent(name)
     obs, total, done, frame = _episode(agent, seed, actions)
     policy = service.policy(name, backend)
@@ -286,6 +293,7 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
             agent = gr.Dropdown(names, value=first, label="Agent")
             seed = gr.Number(value=0, precision=0, label="Episode seed", minimum=0, maximum=MAX_SEED)
             backend = gr.Dropdown(service.backends(first) if first else [KERAS], value=KERAS, label="Policy",
+                                  allow_custom_value=True,  # API callers may name another agent's file
                                   info="the Keras network, or a TFLite file as a phone runs it")
         with gr.Tab("Watch"):
             with gr.Row():
@@ -325,11 +333,17 @@ def build_demo(agent_dirs: dict[str, str | Path] | None = None, service: RLServi
         step_btn.click(named(step_episode, service, "step_episode"), [agent, state, method, backend], step_outputs,
                        api_name="step_episode")
 
-        def agent_changed(name: str):
-            image, text = agent_overview(service, name)
-            return gr.update(choices=service.backends(name), value=KERAS), image, text
+        answers = [gif, play_note, comparison, *step_outputs]  # what belongs to one agent, policy and seed
+        empty = (None, "", "", None, "", None, "", None)
 
-        agent.change(agent_changed, [agent], [backend, curve, facts], api_name=False)
+        def agent_changed(name: str):  # no answer of the previous agent stays on screen
+            image, text = agent_overview(service, name)
+            return (gr.update(choices=service.backends(name), value=KERAS), image, text, *empty)
+
+        agent.change(agent_changed, [agent], [backend, curve, facts, *answers], api_name=False)
+        for control in (seed, backend):
+            control.input(lambda: empty, None, answers, api_name=False, queue=False)
+        n_episodes.input(lambda: "", None, [comparison], api_name=False, queue=False)
     return demo
 
 
@@ -340,11 +354,18 @@ def _curve(service: RLService, name: str | None) -> np.ndarray | None:
 
     from toolkit.errors import ToolkitError
 
+    from toolkit.rl.agent import CURVE_FILE
+
     try:
-        path = service.agent(name).learning_curve if name else None
+        path = service.directory(name) / CURVE_FILE if name else None
     except ToolkitError:
         return None
-    if path is None:
+    if path is None or not path.is_file():
         return None
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def warm_up(agent_dirs: dict[str, str | Path] | None = None) -> None:
+    """Load the tab's agents ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(folders_key(agent_dirs)).warm_up()

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (as_int, card_facts, data_error, folder_facts, folders_key, missing_note,
+from apps.common import (EXPLAIN, as_int, seed_value, card_facts, data_error, folder_facts, folders_key, missing_note,
                          named, notes_markdown, tab_header, upload_path, user_errors)
 from apps.timeseries_plots import HISTORY_POINTS, anomaly_figure, plot_png, png_plot  # noqa: F401 (tests)
 from apps.timeseries_service import (AUTO, CSV_SUFFIXES, MAX_QUICK_HORIZON, NO_TIME, QUICK, QUICK_HORIZON,
                                      QUICK_KINDS, QUICK_SECONDS, SENSOR, UPLOAD, TimeSeriesService,
-                                     column_choice, csv_header, shared_service, time_choice)
+                                     column_choice, csv_header, shared_service, significant, time_choice)
 
 logger = logging.getLogger(__name__)
 TITLE = "Time series"
@@ -61,6 +61,11 @@ def forecast(service: TimeSeriesService, source: Any = "sunspots", upload: Any =
         raise data_error(f"The {label} returned a forecast that is not a number (NaN or infinite) for this series. "
                           "Check the series' last values, or train another model.")
     baselines = task.baseline_forecasts(series, horizon)
+    history = np.asarray(series.values[:, 0], float)
+    if history.size and np.nanmin(history) >= 0 and (frame[["p10", "p50", "p90"]].to_numpy() < 0).any():
+        # a series that is never negative (counts, levels): a forecast below zero is impossible
+        frame = frame.assign(**{k: frame[k].clip(lower=0.0) for k in ("p10", "p50", "p90")})
+        notes.append("Clipped at 0: the series is never negative, so neither is its forecast.")
     plot = png_plot(service.canvas(task, series, key, label).render(frame, baselines))
     table, verdict = service.backtest(task, series, key)
     elapsed = (time.perf_counter() - start) * 1000
@@ -139,9 +144,7 @@ def train_quick_model(service: TimeSeriesService, source: Any = UPLOAD, upload: 
 
 
 def _sensor_frame(service: TimeSeriesService, seed: Any):
-    seed = as_int(seed, "the seed", 1)
-    if not 0 <= seed < 2**31:
-        raise data_error(f"Expected a seed from 0 to {2**31 - 1}. Received {seed}.")
+    seed = seed_value(seed, default=1)
     return service.sensor(seed), f"synthetic sensor (seed {seed})", []
 
 
@@ -180,6 +183,24 @@ def _uploaded_sensor(service: TimeSeriesService, detector, upload, time_column, 
     return frame, series.name, notes
 
 
+#: Share of flagged points above which a series is reported as unlike the detector's training data
+#: (a detector flags a few percent of the series it knows; anomalies are rare by definition).
+UNLIKE_SHARE = 0.3
+
+
+def unlike_training(flags: np.ndarray, scores: np.ndarray, threshold: float) -> str:
+    """A warning ("" when none) when a series looks unlike the detector's training data: most
+    points flagged, or a typical score far above the threshold."""
+    if flags.size == 0:
+        return ""
+    median = float(np.median(scores))
+    if flags.mean() > UNLIKE_SHARE or median > 3 * threshold:
+        return (f"{flags.mean():.0%} of the points are flagged (typical score {median:.3g} against the threshold "
+                f"{threshold:.3g}): this series looks unlike the one the detector learned, so the flags say "
+                "\"different\", not \"anomalous\". Train a detector on this kind of data to find its anomalies.")
+    return ""
+
+
 @user_errors
 def detect_anomalies(service: TimeSeriesService, source: Any = SENSOR, upload: Any = None, time_column: Any = None,
                      target: Any = None, seed: Any = 1):
@@ -208,6 +229,12 @@ def detect_anomalies(service: TimeSeriesService, source: Any = SENSOR, upload: A
     elapsed = (time.perf_counter() - start) * 1000
     lines = [f"**{name}**: {int(flags.sum())} of {len(flags):,} points flagged ({flags.mean():.1%}), score above the "
              f"threshold {detector.threshold_:.3g}; {elapsed:.0f} ms."]
+    unlike = unlike_training(flags, scores, detector.threshold_)
+    if unlike:
+        import gradio as gr
+
+        gr.Warning(unlike)
+        lines.insert(0, f"**Unlike the training data:** {unlike}")
     if labels is not None:
         m = anomaly_metrics(flags, labels, scores)
         lines.append(f"Against the labels ({m['n_anomalies']} anomalous points in {m['n_events']} events): "
@@ -217,8 +244,7 @@ def detect_anomalies(service: TimeSeriesService, source: Any = SENSOR, upload: A
     else:
         lines.append("No label column (is_anomaly / anomaly / label), so no precision or recall.")
     flagged = table.loc[flags, [time_name, column, "score"]].head(FLAGGED_ROWS)
-    flagged = flagged.assign(**{time_name: flagged[time_name].astype(str), column: flagged[column].round(4),
-                                "score": flagged["score"].round(4)})
+    flagged = significant(flagged.assign(**{time_name: flagged[time_name].astype(str)}))
     return figure, "\n\n".join(lines) + notes_markdown(notes), flagged
 
 
@@ -325,7 +351,8 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
                     quick_btn = gr.Button(f"Train a quick model (at most ~{QUICK_SECONDS:.0f} s)")
                     quick_note = gr.Markdown()
             with gr.Column(scale=2):
-                plot = gr.Plot(label="History, forecast, 80% interval and baselines", format="png")
+                gr.Markdown("**History, forecast, 80% interval and baselines**")
+                plot = gr.Plot(label="History, forecast, 80% interval and baselines", format="png", show_label=False)
                 note = gr.Markdown()
                 table = gr.Dataframe(label="Backtest (rolling origin; lower is better; MASE < 1 beats the in-sample "
                                            "seasonal naive)", interactive=False)
@@ -335,8 +362,9 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
                 step = gr.Slider(1, service.max_horizon(), value=1, step=1, label="Explain the forecast of step")
                 explain_btn = gr.Button("Explain")
             with gr.Column(scale=2):
+                gr.Markdown("**Which past values (lags) drove the forecast**")
                 heatmap = gr.Image(label="Which past values (lags) drove the forecast", type="numpy",
-                                   interactive=False)
+                                   interactive=False, show_label=False)
                 explain_note = gr.Markdown()
     with gr.Tab("Anomalies"):
         with gr.Row():
@@ -351,7 +379,8 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
                     a_upload_note = gr.Markdown()
                 detect_btn = gr.Button("Find anomalies", variant="primary")
             with gr.Column(scale=2):
-                a_plot = gr.Plot(label="Flagged points and anomaly score", format="png")
+                gr.Markdown("**Flagged points and anomaly score**")
+                a_plot = gr.Plot(label="Flagged points and anomaly score", format="png", show_label=False)
                 a_note = gr.Markdown()
                 a_table = gr.Dataframe(label="Flagged points", interactive=False)
     with gr.Accordion("Model facts (from card.json)", open=False):
@@ -359,27 +388,58 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
 
     inputs = [source, upload, time_column, target]
     run_forecast = named(forecast, service, "forecast")
-    forecast_btn.click(run_forecast, [*inputs, horizon, model], [plot, table, note], api_name="forecast")
-    horizon.release(run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False)
-    explain_btn.click(named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
-                      [heatmap, explain_note], api_name="explain_forecast")
+    answers = [plot, table, note, heatmap, explain_note]  # everything that belongs to one series and model
+
+    def clear_explanation():
+        return None, ""
+
+    # A new forecast first clears the explanation of the previous one.
+    forecast_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+        run_forecast, [*inputs, horizon, model], [plot, table, note], api_name="forecast")
+    horizon.release(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+        run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False)
+    explain_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+        named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
+        [heatmap, explain_note], api_name="explain_forecast", **EXPLAIN)
     quick_btn.click(named(train_quick_model, service, "train_quick_model"), [*inputs, quick_kind, quick_horizon],
                     [quick_note, model, horizon], api_name="train_quick_model").success(
+        lambda h: gr.update(maximum=as_int(h, "the horizon", QUICK_HORIZON), value=1), [horizon], [step],
+        api_name=False).success(
         run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False)
     # The backtest alone (the forecast shows it too), for API users.
     backtest_btn = gr.Button("Backtest", visible=False)
     backtest_btn.click(named(backtest_table, service, "backtest"), [*inputs, model], [table, note],
                        api_name="backtest")
 
-    def source_changed(choice: str):  # the slider goes up to the built-in model's horizon
-        limit = service.max_horizon() if choice == UPLOAD else service.default_horizon(choice)
-        return gr.update(visible=choice == UPLOAD), gr.update(maximum=limit, value=min(limit, QUICK_HORIZON))
+    def sliders(limit: int, value: int | None = None):  # the horizon and step sliders stop at the model's horizon
+        return (gr.update(maximum=limit, value=min(limit, value or QUICK_HORIZON)), gr.update(maximum=limit, value=1))
 
-    source.change(source_changed, [source], [upload_group, horizon], api_name=False)
+    def source_changed(choice: str):  # back to the series' own model (a quick model belongs to one series)
+        return (gr.update(visible=choice == UPLOAD), gr.update(value=AUTO),
+                *sliders(service.model_horizon(choice, AUTO)), None, None, "", None, "")
+
+    def model_changed(choice: str, model_choice: str, current: Any):
+        limit = service.model_horizon(choice, model_choice)
+        return (*sliders(limit, as_int(current, "the horizon", limit) if current is not None else limit),
+                None, None, "", None, "")
+
+    source.change(source_changed, [source], [upload_group, model, horizon, step, *answers], api_name=False)
+    # The page opens with the sliders at the first series' model horizon (API callers keep the
+    # widest range: each request is checked against its model's horizon).
+    from gradio.context import Context
+
+    Context.root_block.load(lambda: sliders(service.model_horizon(first, AUTO), service.default_horizon(first)),
+                            None, [horizon, step], api_name=False, queue=False)
+    model.input(model_changed, [source, model, horizon], [horizon, step, *answers], api_name=False)
     upload.change(read_columns, [upload], [time_column, target, upload_note], api_name=False)
+    for event in (upload.change, time_column.input, target.input):
+        event(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False)
+    method.change(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False)
     a_source.change(lambda choice: (gr.update(visible=choice == UPLOAD), gr.update(visible=choice != UPLOAD)),
                     [a_source], [a_upload_group, seed], api_name=False)
     a_upload.change(read_columns, [a_upload], [a_time, a_target, a_upload_note], api_name=False)
+    for event in (a_source.input, a_upload.change, a_time.input, a_target.input, seed.input):
+        event(lambda: (None, "", None), None, [a_plot, a_note, a_table], api_name=False, queue=False)
     detect_btn.click(named(detect_anomalies, service, "detect_anomalies"), [a_source, a_upload, a_time, a_target,
                                                                              seed], [a_plot, a_note, a_table],
                      api_name="detect_anomalies")
@@ -394,3 +454,8 @@ def build_demo(forecaster_dirs: dict[str, str | Path] | None = None, anomaly_dir
     with gr.Blocks(title="Time series") as demo:
         timeseries_tab(forecaster_dirs, anomaly_dir, service=service)
     return demo
+
+
+def warm_up(forecaster_dirs: dict[str, str | Path] | None = None, anomaly_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    shared_service(folders_key(forecaster_dirs), str(anomaly_dir) if anomaly_dir is not None else None).warm_up()

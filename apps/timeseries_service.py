@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from apps.common import SAVED_MODELS, ModelSlot, data_error, upload_path
 from apps.timeseries_plots import ForecastCanvas
 
@@ -45,6 +47,15 @@ def card_columns(slot: ModelSlot) -> list[str] | None:
     """The columns a forecaster folder's card records (target first), None without a card."""
     card = slot.card()
     return list(card.get("columns") or []) if card else None
+
+
+def significant(table, digits: int = 4):
+    """A table's float columns rounded to ``digits`` significant digits (for the page)."""
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype.kind == "f":
+            out[column] = [float(f"{v:.{digits}g}") if np.isfinite(v) else v for v in out[column]]
+    return out
 
 
 def card_horizon(slot: ModelSlot) -> int | None:
@@ -118,6 +129,18 @@ class TimeSeriesService:
         """The longest horizon any configured model (or a quick model) forecasts."""
         known = [card_horizon(s) for s in self._forecasters.values()]
         return max([h for h in known if h] + [MAX_QUICK_HORIZON])
+
+    def model_horizon(self, source: Any, model: Any) -> int:
+        """The horizon of the model a request with this series and model choice would use (the
+        built-in series' own model for "Auto"; the longest for an upload), for the sliders."""
+        model = AUTO if model in (None, "") else str(model)
+        if model == QUICK:
+            with self._lock:
+                horizons = [t.config.horizon for t in self._quick.values()]
+            return max(horizons, default=QUICK_HORIZON)
+        if model in self._forecasters:
+            return card_horizon(self._forecasters[model]) or QUICK_HORIZON
+        return self.max_horizon() if source == UPLOAD else self.default_horizon(source)
 
     def default_horizon(self, source: str | None) -> int:
         slot = self._forecasters.get(str(source))
@@ -242,7 +265,7 @@ class TimeSeriesService:
         else:
             table = result.to_frame().reset_index()
             table.columns = ["forecaster", *table.columns[1:]]
-            table = table.round(4)
+            table = significant(table)
             where = f" over its last {BACKTEST_POINTS:,} points" if part is not series else ""
             coverage = result.coverage
             cover = ("" if coverage is None else
@@ -322,9 +345,9 @@ class TimeSeriesService:
 
 @functools.lru_cache(maxsize=4)
 def shared_service(forecaster_dirs: tuple | None = None, anomaly_dir: str | None = None) -> TimeSeriesService:
-    """One warmed-up service per set of folders, so rebuilding the app does not reload models."""
+    """One service per set of folders, so rebuilding the app does not reload models. Models load on
+    first use (``warm_up`` loads them ahead: ``apps.main.launch`` runs it in the background)."""
     service = TimeSeriesService(dict(forecaster_dirs) if forecaster_dirs is not None else None, anomaly_dir)
-    service.warm_up()
     return service
 
 

@@ -9,6 +9,7 @@ heavy happens at import time: the model and its TFLite files load on the first r
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import KERAS, SAVED_MODELS, ModelSlot, card_facts, data_error, request_image, user_errors
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts,
+                         data_error, milliseconds, request_image, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
@@ -77,31 +79,89 @@ class VisionService:
 # ---------------------------------------------------------------------- handlers
 
 
+def classify_rows(rows: list) -> list:
+    """Classify many requests in one model pass per (model, file): each row is
+    ``(service, upload, sketch, backend)`` or an exception (a request already refused); returns
+    per row the outputs of :func:`classify_image` or the exception that refused it."""
+    from toolkit.explain import to_display_rgb
+
+    results: list = list(rows)
+    groups: dict = {}
+    for i, row in enumerate(rows):
+        if isinstance(row, Exception):
+            continue
+        service, upload, sketch, backend = row
+        try:
+            backend = KERAS if backend in (None, "") else backend
+            if not isinstance(backend, str):
+                raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
+            predictor = service.predictor(backend)
+            batch = service.model_input(upload, sketch)
+        except Exception as exc:  # this request alone is refused
+            results[i] = exc
+            continue
+        groups.setdefault((id(service), backend), (predictor, backend, [], []))
+        groups[(id(service), backend)][2].append(i)
+        groups[(id(service), backend)][3].append(batch)
+    for predictor, backend, indices, batches in groups.values():
+        try:
+            x = np.concatenate(batches)
+            start = time.perf_counter()
+            probs, features = predictor.probabilities_and_features(x)  # one pass: features for "not sure"
+            answers = predictor.assess_batch(x, probs, k=TOP_K, features=features)
+            elapsed = (time.perf_counter() - start) * 1000
+        except Exception as exc:
+            for i in indices:
+                results[i] = exc
+            continue
+        shared = f" (one pass for {len(indices)} requests)" if len(indices) > 1 else ""
+        for i, answer, image in zip(indices, answers, x):
+            mark = UNSURE_MARK if answer["not_sure"] else ""
+            top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
+            note = f"**{backend}**: {milliseconds(elapsed)} for this prediction{shared}"
+            if answer["not_sure"]:
+                note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
+                        f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
+            results[i] = (top, to_display_rgb(image), note)
+    return results
+
+
 @user_errors
 def classify_image(service: VisionService, upload: Any, sketch: Any, backend: str = KERAS):
     """Top-5 labels with probabilities (temperature-scaled when the model is calibrated; marked
     "(unsure)" when the model is not sure), the model's view of the input, and a note: the
     verdict when not sure, and the latency."""
-    batch = service.model_input(upload, sketch)
-    predictor = service.predictor(backend)
-    start = time.perf_counter()
-    probs, features = predictor.probabilities_and_features(batch)  # one pass: features for "not sure"
-    elapsed = (time.perf_counter() - start) * 1000
-    answer = predictor.assess_batch(batch, probs, k=TOP_K, features=features)[0]
-    mark = UNSURE_MARK if answer["not_sure"] else ""
-    top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
-    from toolkit.explain import to_display_rgb
+    (result,) = classify_rows([(service, upload, sketch, backend)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    note = f"**{backend}**: {elapsed:.2f} ms for this prediction"
-    if answer["not_sure"]:
-        note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
-                f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
-    return top, to_display_rgb(batch[0]), note
+
+def classify_batch(services: dict[str, "VisionService"]):
+    """The ``batch=True`` handler of the Classify event: lists of uploads, sketches, files and
+    model names in, lists of labels, images and notes out (one model pass per model and file)."""
+
+    def classify_image(uploads, sketches, backends, models=None):
+        models = models if models is not None else [None] * len(uploads)
+        rows = []
+        for upload, sketch, backend, model in zip(uploads, sketches, backends, models):
+            try:
+                rows.append((choose(services, model), upload, sketch, backend))
+            except Exception as exc:
+                rows.append(exc)
+        return batch_outputs(classify_rows(rows), 3, (None, None, ""))
+
+    return classify_image
 
 
 def clear_outputs():
     """Empty results, so that no answer stays on screen once its input has changed."""
     return None, None, "", None, ""
+
+
+def clear_explanation():
+    """An empty explanation, so that no overlay of an earlier image stays beside a new answer."""
+    return None, ""
 
 
 @user_errors
@@ -123,29 +183,27 @@ def explain_image(service: VisionService, upload: Any, sketch: Any, method: str 
 
 def model_facts(service: VisionService) -> str:
     """Markdown facts from the card: data, input, accuracy, each TFLite file."""
-    from toolkit.errors import ToolkitError
-
-    try:
-        task = service.task
-    except ToolkitError as exc:  # a missing or broken model folder is shown, not raised
-        return f"**Model not available** ({service.model_dir}): {exc}"
-    card = task.card()
-    summary = [f"**Model** `{service.model_dir.name}`: {card['config']['backbone']} backbone, "
-               f"{len(task.class_names_)} classes, input {card['input']['shape']} raw pixels 0-255."]
-    if "test_accuracy" in task.metrics_:
-        summary.append(f"**Keras test accuracy** {task.metrics_['test_accuracy']:.4f}.")
-    return card_facts({**card, "tflite": task.tflite_}, None, summary)
+    card = service.slot.card()  # read without loading the model: building the page stays fast
+    if card is None:  # a missing or broken model folder is shown, not raised
+        return f"**Model not available** ({service.model_dir}). {MAKE_MODELS}"
+    metrics = card.get("metrics") or {}
+    summary = [f"**Model** `{service.model_dir.name}`: {(card.get('config') or {}).get('backbone', '?')} backbone, "
+               f"{len(card.get('labels') or [])} classes, input {(card.get('input') or {}).get('shape')} raw pixels "
+               "0-255."]
+    if isinstance(metrics.get("test_accuracy"), (int, float)):
+        summary.append(f"**Keras test accuracy** {metrics['test_accuracy']:.4f}.")
+    if card.get("calibration"):
+        summary.append("**Calibrated**: it says *not sure* for images unlike its training images.")
+    return card_facts(card, None, summary)
 
 
 def compression_facts(service: VisionService) -> str:
     """The compression report from the card: every variant's accuracy, size, gzipped size,
     latency and agreement with the float model (`toolkit compress MODEL --report` writes it)."""
-    from toolkit.errors import ToolkitError
-
-    try:
-        section = service.task.compression_
-    except ToolkitError as exc:
-        return f"**Model not available** ({service.model_dir}): {exc}"
+    card = service.slot.card()
+    if card is None:
+        return f"**Model not available** ({service.model_dir}). {MAKE_MODELS}"
+    section = card.get("compression")
     if not section:
         return (f"No compression report for `{service.model_dir.name}` yet. Make one with "
                 f"`toolkit compress {service.model_dir} --report`.")
@@ -176,6 +234,18 @@ def download_file(service: VisionService, backend: str):
 # ---------------------------------------------------------------------- UI
 
 
+@functools.lru_cache(maxsize=4)
+def shared_services(model_dir: str | None = None) -> dict[str, VisionService]:
+    """One set of services per model folder, so rebuilding the app does not reload models."""
+    return tab_services(model_dir)
+
+
+def warm_up(model_dir: str | Path | None = None) -> None:
+    """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
+    for service in shared_services(str(model_dir) if model_dir is not None else None).values():
+        service.warm_up()
+
+
 def tab_services(model_dir: str | Path | None = None) -> dict[str, VisionService]:
     """The tab's models by menu name: ``model_dir`` alone, or every shipped folder of ``MODELS``."""
     if model_dir is not None:
@@ -188,7 +258,7 @@ def choose(services: dict[str, VisionService], model: Any) -> VisionService:
     """The service of the model chosen in the menu (the first one when none is given)."""
     if model in (None, ""):
         return next(iter(services.values()))
-    if model not in services:
+    if not isinstance(model, str) or model not in services:
         raise data_error(f"Unknown model {model!r}. Choose one of {list(services)}.")
     return services[model]
 
@@ -209,9 +279,7 @@ def build_demo(model_dir: str | Path | None = None):
 
     from toolkit.explain import METHODS
 
-    services = tab_services(model_dir)
-    for service in services.values():
-        service.warm_up()
+    services = shared_services(str(model_dir) if model_dir is not None else None)
     first = next(iter(services))
     service = services[first]
     with gr.Blocks(title=TITLE) as demo:
@@ -226,7 +294,8 @@ def build_demo(model_dir: str | Path | None = None):
                 sketch = gr.Sketchpad(label="...or draw a digit", type="numpy", image_mode="RGBA",
                                       canvas_size=(280, 280),
                                       brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
-                backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file")
+                backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file",
+                                      allow_custom_value=True)  # API callers may name another model's file
                 method = gr.Radio(list(METHODS), value="gradcam", label="Explanation method")
                 with gr.Row():
                     classify_btn = gr.Button("Classify", variant="primary")
@@ -250,13 +319,19 @@ def build_demo(model_dir: str | Path | None = None):
             return (gr.update(choices=chosen.backends(), value=KERAS), model_facts(chosen),
                     compression_facts(chosen), download_file(chosen, KERAS))
 
-        classify = by_model(classify_image, services, "classify_image")
+        classify = classify_batch(services)
         explain = by_model(explain_image, services, "explain_image")
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
-        classify_btn.click(classify, inputs, [labels, seen, latency], api_name="classify_image")
-        upload.upload(classify, inputs, [labels, seen, latency], api_name=False)
-        explain_btn.click(explain, [upload, sketch, method, backend, model], [overlay, explain_note],
-                          api_name="explain_image")
+        answer = [labels, seen, latency]
+        # A new request first clears the explanation of the previous image, then answers.
+        classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+            classify, inputs, answer, api_name="classify_image", **PREDICT)
+        upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+            classify, inputs, answer, api_name=False, **PREDICT)
+        explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+            explain, [upload, sketch, method, backend, model], [overlay, explain_note], api_name="explain_image",
+            **EXPLAIN)
+        method.change(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False)
         backend.change(by_model(download_file, services, "download_file"), [backend, model], [download],
                        api_name=False)
         model.change(model_changed, [model], [backend, facts, compression, download], api_name=False)

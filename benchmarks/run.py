@@ -21,8 +21,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, detection, distributed, drawings, generative, honest, image_memory, imagenet,
-                   make_test, nlp, photos, rl, speech, timeseries, transfer, vision)
+    from . import (compression, demo_load, detection, distributed, drawings, generative, honest, image_memory,
+                   imagenet, make_test, nlp, photos, rl, speech, timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -66,6 +66,7 @@ def _benchmarks() -> dict:
         "speech_few_shot": speech.few_shot,
         "detection_raccoon": detection.raccoon,
         "detection_shapes": detection.shapes,
+        "demo_load": demo_load.run,
         "make_test": make_test.run,
         "distributed_digits": distributed.run,
     }

@@ -172,3 +172,33 @@ def test_the_tab_offers_the_shipped_models_photos_first(tmp_path):
     assert max(top, key=top.get) in ("Egyptian Mau", "tabby cat", "tiger cat") and "ms" in note
     with pytest.raises(gr.Error, match="Unknown model"):
         classify(str(photo), None, "Keras", "no such model")
+
+
+def test_concurrent_requests_share_one_pass_and_keep_their_own_errors(shipped_digits, digits_png, tmp_path):
+    """The Classify event is batched (Gradio's batch=True): requests that arrive together are
+    answered by one model pass, and a bad request in the batch gets its own message without
+    failing the others; a lone bad request is a gr.Error."""
+    paths, labels = digits_png
+    services = vision.tab_services(shipped_digits)
+    name = next(iter(services))
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    batch = vision.classify_batch(services)
+    uploads = [str(paths[0]), str(bad), str(paths[1]), str(paths[2])]
+    tops, seens, notes = batch(uploads, [None] * 4, ["Keras", "Keras", "Keras", "model_int8.tflite"], [name] * 4)
+    assert [max(t, key=t.get) for t in (tops[0], tops[2], tops[3])] == [labels[0], labels[1], labels[2]]
+    assert "one pass for 2 requests" in notes[0] and "model_int8.tflite" in notes[3]
+    assert tops[1] is None and seens[1] is None and notes[1].startswith("**Error:**")
+    assert "not a readable image" in notes[1]
+    with pytest.raises(gr.Error, match="not a readable image"):
+        batch([str(bad)], [None], ["Keras"], [name])
+
+
+def test_the_page_loads_no_model(shipped_digits):
+    """Building the page reads the cards only: models load on first use."""
+    from apps.main import build_app
+
+    services = vision.shared_services(str(shipped_digits))
+    build_app(shipped_digits)
+    assert all(s.slot.task is None for s in services.values())
+    assert services[next(iter(services))].backends()[0] == "Keras"

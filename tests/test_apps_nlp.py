@@ -300,3 +300,22 @@ def test_each_component_is_rendered_once(bigru_dir, tmp_path):
     api = app.get_api_info()["named_endpoints"] if hasattr(app, "get_api_info") else {}
     for name in ("/classify_text", "/explain_text", "/translate_date"):
         assert not api or name in api, name
+
+
+def test_concurrent_texts_share_one_pass_and_keep_their_own_errors(service):
+    """Classify is batched (Gradio's batch=True): one model pass per model and file, and an empty
+    text in the batch gets its own message while the others are answered."""
+    batch = nlp.classify_batch(service)
+    labels, notes = batch([POSITIVE, "  ", NEGATIVE], [nlp.SCRATCH] * 3, ["Keras"] * 3)
+    assert max(labels[0], key=labels[0].get) == "positive" and max(labels[2], key=labels[2].get) == "negative"
+    assert "one pass for 2 requests" in notes[0]
+    assert labels[1] is None and notes[1].startswith("**Error:**") and "Enter some text" in notes[1]
+    with pytest.raises(gr.Error, match="Enter some text"):
+        batch(["  "], [nlp.SCRATCH], ["Keras"])
+    with pytest.raises(gr.Error, match="Expected the model"):
+        batch([POSITIVE], [["a list"]], ["Keras"])
+
+
+def test_a_text_that_is_not_a_date_is_flagged():
+    assert nlp.looks_like_date("22 nov 2026") and nlp.looks_like_date("11/22/26")
+    assert not nlp.looks_like_date("hello world") and not nlp.looks_like_date("[]")

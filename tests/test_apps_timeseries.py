@@ -247,8 +247,9 @@ def test_long_uploads_are_refused_and_bugs_are_messages(service, tmp_path, monke
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(service, "builtin", broken)
-    with pytest.raises(gr.Error, match=r"Unexpected error \(RuntimeError: a bug\)"):
+    with pytest.raises(gr.Error, match=r"The input could not be processed\. Check it") as info:
         ts.forecast(service, "sunspots", None, None, None, 3, ts.AUTO)
+    assert "RuntimeError" not in str(info.value)  # user words; the details go to the server log
 
 
 def test_too_short_for_a_quick_model(service, tmp_path):
@@ -376,3 +377,22 @@ def test_launched_app_over_http(service, tmp_path):
                 assert event == "complete"
     finally:
         demo.close()
+
+
+def test_a_series_unlike_the_training_data_is_said_so():
+    rng = np.random.default_rng(0)
+    scores = rng.random(200)
+    few = scores > 0.97  # a few percent flagged: what a detector does on data it knows
+    assert ts.unlike_training(few, scores, 0.97) == ""
+    most = np.ones(144, bool)  # every point flagged (the 144 of 144)
+    message = ts.unlike_training(most, np.full(144, 5.0), 0.5)
+    assert "100% of the points are flagged" in message and "unlike" in message
+
+
+def test_tables_show_four_significant_digits():
+    import pandas as pd
+
+    from apps.timeseries_service import significant
+
+    table = significant(pd.DataFrame({"name": ["a"], "mae": [12.3456789123], "mase": [0.000123456789]}))
+    assert table["mae"][0] == 12.35 and table["mase"][0] == 0.0001235 and table["name"][0] == "a"

@@ -158,7 +158,7 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None,
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
-            f"{label} is not a readable image ({type(exc).__name__}). Expected a PNG, JPEG, BMP or GIF file."
+            f"{label} is not a readable image. Expected a PNG, JPEG, BMP or GIF file."
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{label} could not be decoded ({exc}). The file may be truncated or corrupt.") from exc

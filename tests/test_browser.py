@@ -1,0 +1,200 @@
+"""The demo in a real browser (Playwright driving the distribution's Chromium): per tab one user
+path (upload, draw, type, move a slider, press a button), one bad input with its readable message,
+stale outputs cleared when the input changes, and no console error.
+
+One launched app and one browser for the whole file; models load on first use. Skips (saying why)
+only when no Chromium can be found: ``make test`` installs it where it can (``make browser``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed "
+                                     "(pip install playwright; it is in the dev extra)")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine: `make browser` installs the "
+                                "distribution's (apt-get install chromium, as root)")
+TIMEOUT = 120_000  # ms: a model loads on its first use, on a busy two-core machine
+
+
+def png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def digit_one() -> bytes:
+    canvas = np.full((280, 280, 3), 255, np.uint8)
+    canvas[50:230, 125:155] = 0
+    return png(canvas)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from apps.main import serve_in_background
+
+    app = serve_in_background()
+    try:
+        yield app.local_url
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh page of the demo; fails the test on any console error or page error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Vision").wait_for()
+    yield page
+    context.close()
+    assert not errors, f"console errors: {errors}"
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).first.click()
+
+
+def error_toast(page, pattern: str) -> str:
+    """The text of the error toast matching ``pattern`` (waits for it), then closes the toasts."""
+    toast = page.locator(".toast-body").filter(has_text=re.compile(pattern, re.I)).first
+    toast.wait_for()
+    text = toast.inner_text()
+    for close in page.locator(".toast-close").all():
+        try:
+            close.click(timeout=2000)
+        except Exception:
+            pass
+    return text
+
+
+def no_code_words(text: str) -> None:
+    for word in ("Traceback", "Unexpected error", "UnidentifiedImageError", "Exception", "--"):
+        assert word not in text, text
+
+
+def choose_digits(page) -> None:
+    open_tab(page, "Vision")
+    page.get_by_label("Model", exact=True).first.click()
+    page.get_by_role("option", name="Digits (draw one)").click()
+
+
+def test_vision_upload_explain_and_a_new_request_clears_the_explanation(page, tmp_path):
+    choose_digits(page)
+    good = tmp_path / "one.png"
+    good.write_bytes(digit_one())
+    page.locator("input[type=file]").first.set_input_files(str(good))
+    top = page.locator(".output-class, [data-testid=label-output-value]").first
+    top.wait_for()
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
+    page.get_by_role("button", name="Explain", exact=True).first.click()
+    page.get_by_text(re.compile(r"gradcam.* for class")).first.wait_for()
+    page.get_by_role("button", name="Classify", exact=True).first.click()  # a new request: the overlay goes
+    page.wait_for_function("() => !document.body.innerText.match(/gradcam.* for class/)")
+
+
+def test_vision_bad_file_gets_a_readable_message(page, tmp_path):
+    choose_digits(page)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    no_code_words(error_toast(page, "image|file"))
+
+
+def test_nlp_enter_classifies_explain_then_new_text_clears(page):
+    open_tab(page, "NLP")
+    box = page.get_by_label("Text (Enter classifies)")
+    box.fill("great phone, works perfectly")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
+    assert "positive" in page.locator(".output-class, [data-testid=label-output-value]").first.inner_text().lower() \
+        or page.get_by_text("positive").count() > 0
+    page.get_by_role("button", name="Explain", exact=True).first.click()
+    explained = page.get_by_text(re.compile(r"LIME.* for class"))
+    explained.first.wait_for()
+    box.fill("terrible, broke after a day")  # typing: the old answer and highlights go
+    page.wait_for_function("() => !document.body.innerText.match(/LIME.* for class/)")
+    # a bad input: empty text
+    box.fill("   ")
+    box.press("Enter")
+    no_code_words(error_toast(page, "empty|Enter some text"))
+
+
+def test_dates_warn_on_text_that_is_not_a_date(page):
+    open_tab(page, "NLP")
+    page.get_by_role("tab", name="Dates").click()
+    box = page.get_by_label("A date, written any common way")
+    box.fill("the 3rd of March 1999")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"Translated in")).first.wait_for()
+    assert page.get_by_label("ISO date (YYYY-MM-DD)").input_value() == "1999-03-03"
+    box.fill("hello world")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"Not a date\?")).first.wait_for()
+
+
+def test_timeseries_forecast_slider_and_a_missing_upload(page):
+    open_tab(page, "Time series")
+    page.get_by_role("button", name="Forecast", exact=True).click()
+    page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).first.wait_for()
+    page.get_by_role("button", name="Explain", exact=True).last.click()
+    page.get_by_text(re.compile(r"SHAP.* for the")).first.wait_for()
+    # a new forecast clears the explanation first
+    page.get_by_role("button", name="Forecast", exact=True).click()
+    page.wait_for_function("() => !document.body.innerText.match(/SHAP.* for the/)")
+    # a bad input: "Upload a CSV" with no file
+    page.get_by_label("Upload a CSV").first.check()
+    page.get_by_role("button", name="Forecast", exact=True).click()
+    no_code_words(error_toast(page, "upload|CSV|file"))
+
+
+def test_generative_slider_decodes_and_denoise_needs_an_image(page):
+    open_tab(page, "Generative")
+    decoded = page.locator("img").filter(has=page.locator("xpath=.")).first
+    slider = page.locator("input[type=range]").first
+    slider.wait_for()
+    slider.fill("1.5")
+    slider.dispatch_event("input")
+    page.get_by_role("tab", name="Denoise").click()
+    page.get_by_role("button", name="Add noise and denoise").click()
+    no_code_words(error_toast(page, "image|draw|upload"))
+    assert decoded is not None
+
+
+def test_rl_play_compare_and_switching_agent_clears(page):
+    open_tab(page, "RL")
+    page.get_by_role("button", name="Compare with a random agent").click()
+    page.get_by_text(re.compile(r"random", re.I)).first.wait_for()
+    compared = page.get_by_text(re.compile(r"CartPole DQN.*random|random.*CartPole", re.I))
+    page.get_by_label("Agent", exact=True).first.click()
+    page.get_by_role("option", name="Acrobot DQN").click()
+    page.wait_for_timeout(1500)
+    assert compared.count() == 0
+    page.get_by_role("tab", name="Step through").click()
+    page.get_by_role("button", name="Step", exact=True).click()  # no episode yet
+    no_code_words(error_toast(page, "Reset|episode"))
