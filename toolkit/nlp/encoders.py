@@ -91,7 +91,7 @@ def _nbsvm(ids, vocab_size: int, cfg: Any, unroll: bool, n_classes: int = 2):
     return keras.layers.GlobalAveragePooling1D(name="pool")(x)
 
 
-def nb_ratios(ids: "np.ndarray", y: "np.ndarray", vocab_size: int, n_classes: int, alpha: float = NB_ALPHA):
+def nb_ratios(ids: Any, y: Any, vocab_size: int, n_classes: int, alpha: float = NB_ALPHA):
     """(vocab_size, n_classes) one-vs-rest naive-Bayes log-count ratios of binary token presence:
     r[t, c] = log(p_c[t] / |p_c|_1) - log(q_c[t] / |q_c|_1), p_c (q_c) = alpha + texts of class c
     (of the other classes) holding token t. Padding (0) and out-of-vocabulary (1) get 0."""
