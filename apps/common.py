@@ -178,7 +178,7 @@ class ModelSlot:
         self.directory = Path(directory)
         self.task = None
         self.runners: dict[str, Any] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # runner() may load the task while holding it
 
     def load(self):
         if self.task is None:
