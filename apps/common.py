@@ -268,7 +268,11 @@ MAX_SEED = 2**31 - 1
 
 def seed_value(value: Any, default: int = 0) -> int:
     """A seed from 0 to MAX_SEED (``default`` when empty), else a DataError that says so."""
-    return int_in(value, "as the seed", 0, MAX_SEED, default=default)
+    number = as_int(value, "the seed", default)
+    if not 0 <= number <= MAX_SEED:
+        raise data_error(f"Expected the seed between 0 and {MAX_SEED}. Received {number}. Choose a whole number in "
+                         "that range.")
+    return number
 
 
 def notes_markdown(notes: Iterable[str]) -> str:

@@ -231,7 +231,7 @@ def _method(method: Any) -> str:
     if method in (None, ""):
         return next(iter(FEATURE_METHODS))
     if not isinstance(method, str) or method not in FEATURE_METHODS:
-        raise data_error(f"Unknown attribution method {method!r}. Choose one of {list(FEATURE_METHODS)}.")
+        raise data_error(f"Unknown explanation method {method!r}. Choose one of {list(FEATURE_METHODS)}.")
     return method
 
 

@@ -198,6 +198,7 @@ def test_the_page_loads_no_model(shipped_digits):
     """Building the page reads the cards only: models load on first use."""
     from apps.main import build_app
 
+    vision.shared_services.cache_clear()  # earlier tests in this file loaded the shared services' models
     services = vision.shared_services(str(shipped_digits))
     build_app(shipped_digits)
     assert all(s.slot.task is None for s in services.values())

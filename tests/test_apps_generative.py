@@ -56,7 +56,7 @@ def test_sample_grid_and_one_digit(service):
     seen = int(note.split("**")[1].split()[0])
     assert seen >= 13, note  # the shipped cGAN draws recognisable 7s
     for args, message in (((generative.GAN, 0, 0), "1 to 100 samples"), (("Diffusion", 4, 0), "Unknown model"),
-                          ((generative.GAN, 4, -1), "seed"), ((generative.GAN, 4, "abc"), "whole-number seed")):
+                          ((generative.GAN, 4, -1), "seed"), ((generative.GAN, 4, "abc"), "seed as a whole number")):
         with pytest.raises(gr.Error, match=message):
             generative.sample_grid(service, *args)
     with pytest.raises(gr.Error, match="digit 0-9"):

@@ -91,16 +91,22 @@ def test_generate_a_grid_and_raw_samples(capsys, models, shipped_vae, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--n", "4", "--label", "12"], "Unknown label '12'"),
-    (["--n", "0"], "n >= 1"),
-    (["--n", "4", "--out-name", "grid.gif"], "ending in .png, .jpg or .npy"),
+    (["--n", "0"], "--n: expected a whole number >= 1"),
+    (["--n", "4", "--out-name", "grid.gif"], "must end in one of .png, .jpg, .jpeg, .npy"),
 ], ids=["unknown-label", "zero", "bad-suffix"])
 def test_generate_errors(capsys, models, tmp_path, argv, message):
     root, _ = models
     out = tmp_path / "grid.png"
     if "--out-name" in argv:
         out, argv = tmp_path / argv[-1], argv[:2]
-    code, _, err = run(capsys, "generate", root / "gan", *argv, "--out", out)
-    assert one_error_line(code, err) and message in err
+    try:
+        code, _, err = run(capsys, "generate", root / "gan", *argv, "--out", out)
+    except SystemExit as stopped:  # refused by the parser: its usage line, then the message
+        code, err = stopped.code, capsys.readouterr().err
+        assert code == 2 and message in err
+    else:
+        assert one_error_line(code, err) and message in err
+    assert not out.exists()
 
 
 def test_evaluate_export_and_generate_with_tflite(capsys, models, tmp_path):

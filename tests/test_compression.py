@@ -173,8 +173,9 @@ def test_cli_compress(small, tiny_folder, capsys):
     assert main(["compress", str(tiny_folder), "--prune", "0.5"]) == 2  # trained on arrays: nothing to reload
     assert "Pass data=" in capsys.readouterr().err
     directory = small.path.parent
-    assert main(["compress", str(directory), "--report", str(directory / "report.md"), "--epochs", "0"]) == 2
-    assert "epochs must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # refused by the parser
+        main(["compress", str(directory), "--report", str(directory / "report.md"), "--epochs", "0"])
+    assert stopped.value.code == 2 and "--epochs: expected a whole number >= 1" in capsys.readouterr().err
 
 
 def test_keras3_is_unaffected_by_the_bridge(small):

@@ -10,14 +10,13 @@ user's input go to stderr as one clear line (exit status 2), never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli_args import annotation, build_parser, train_arguments
+from .cli_args import build_parser, config_values, train_arguments
 from .storage import check_writable
 
 EXIT_USER_ERROR = 2
@@ -51,16 +50,7 @@ def _train(args: argparse.Namespace, command: str) -> dict:
                 article = "an" if owner[0].upper() in "AEFHILMNORSX" else "a"
                 raise _usage_error(f"{args.family_flags[dest][0][0]} is {article} {owner.upper()} option; drop it "
                                    f"or use --algo {owner}.")
-    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
-    for name, value in list(options.items()):
-        field = fields.get(name)
-        if field is None:
-            continue
-        if "none" in field.metadata and value == field.metadata["none"]:
-            options[name] = None
-        elif isinstance(value, list):
-            length = annotation(field.type)[1]
-            options[name] = tuple(value * length if isinstance(length, int) and len(value) == 1 else value)
+    options = config_values(cls, options)
     check_writable(options.get("out"), folder=True)  # before hours of training, not after
     from .distributed import strategy_option
     strategy_option(options)  # --strategy NAME -> a tf.distribute.Strategy
