@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cli_args import build_parser, config_values, train_arguments
-from .storage import check_writable
+from .storage import check_writable, output_error
 
 EXIT_USER_ERROR = 2
 
@@ -318,16 +318,10 @@ def _bench(args: argparse.Namespace, command: str) -> None:
         raise _usage_error(f"Unknown benchmark in {args.only}.")
 
 
-VERBS: dict[str, Callable] = {"train": _train, "evaluate": _evaluate, "predict": _predict, "calibrate": _calibrate,
-                              "forecast": _forecast,
-                              "generate": _generate, "export": _export, "compress": _compress, "play": _play,
-                              "explain": _explain, "serve": _serve, "bench": _bench}
-VERBS.update(launch=lambda args, command: _elsewhere("distributed", "launch_verb")(args, command),
-             tune=lambda args, command: _elsewhere("tuning", "tune_verb")(args, command))
-
-
-def _elsewhere(module: str, name: str) -> Callable:  # a verb handled by toolkit.<module>.<name>
-    return getattr(__import__(f"toolkit.{module}", fromlist=[name]), name)
+VERBS: dict[str, Callable | str] = {  # "module:function": a verb handled elsewhere in toolkit, imported when used
+    "train": _train, "evaluate": _evaluate, "predict": _predict, "calibrate": _calibrate, "forecast": _forecast,
+    "generate": _generate, "export": _export, "compress": _compress, "play": _play, "explain": _explain,
+    "serve": _serve, "bench": _bench, "launch": "distributed:launch_verb", "tune": "tuning:tune_verb"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,15 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     import toolkit  # noqa: F401  (sets the Keras backend and log level)
     from .errors import ToolkitError
 
+    verb = VERBS[args.verb]
+    if isinstance(verb, str):
+        module, name = verb.split(":")
+        verb = getattr(__import__(f"toolkit.{module}", fromlist=[name]), name)
     try:
-        result = VERBS[args.verb](args, command)
-    except (ToolkitError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:  # the machine refused a file (permissions, a full disk): say which, no traceback
-        where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"error: Cannot read or write{where}: {(exc.strerror or str(exc)).lower()}. Check the path, its "
-              "folder's permissions and the free disk space, then run the command again.", file=sys.stderr)
+        result = verb(args, command)
+    except (ToolkitError, ValueError, OSError) as exc:  # OSError: the machine refused a file; say which
+        print(f"error: {output_error(exc.filename or '', exc) if isinstance(exc, OSError) else exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     if result is not None:
         _print_json(result)

@@ -261,13 +261,12 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self._serve = None
         weights = self._class_weights(train.y)
         fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
+        self.sequence_length_ = cfg.sequence_length
         if cfg.from_scratch:
             self.model_ = prime(self._build_scratch(train.texts, len(self.class_names_)), train.texts, train.y)
-            self.sequence_length_ = cfg.sequence_length
             history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
                                   cfg.learning_rate, **fit_args)
         else:
-            self.sequence_length_ = cfg.sequence_length
             features = self._features(train.texts)
             val_features = self._features(val.texts)
             self.model_ = self._head(features.shape[1], len(self.class_names_))
