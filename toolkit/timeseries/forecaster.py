@@ -42,8 +42,7 @@ MODELS = ("lstm", "gru", "conv1d", "transformer", "dense", "nbeats")
 TRANSFORMS = ("auto", "log", "none")
 RECURRENT = ("lstm", "gru")
 COVERAGE = QUANTILES[2] - QUANTILES[0]
-BACKGROUND_FILE = "background.npy"
-LAST_WINDOW_FILE = "last_window.npy"
+BACKGROUND_FILE, LAST_WINDOW_FILE = "background.npy", "last_window.npy"
 BACKGROUND_SIZE = 50
 MIN_TRAIN_WINDOWS = 8
 MIN_EPOCH_STEPS = 32  # training steps per Keras epoch at least (see _fit_network)
@@ -217,9 +216,8 @@ class Forecaster(OtherSeries, Task):
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None) -> "Forecaster":
         """Train on ``data`` (all of it is training data: hold out a test part yourself, or use
         ``toolkit train``, which does). ``validation_data`` (a later stretch of the same series)
-        replaces the latest ``validation_split`` of the training windows. With ``pick="auto"`` a
-        validation backtest on the end of ``data`` picks the network's architecture (the config's
-        model or N-BEATS) and whether classical models join it (``pick_``) first."""
+        replaces the latest ``validation_split`` of the training windows. ``pick="auto"``: a validation
+        backtest on the end of ``data`` picks the network (``config.model`` or N-BEATS) and its members first."""
         series, pick = _as_series(data), None
         if self.config.pick == "auto":
             self.season_ = self.config.seasonality or detect_seasonality(series.target, frequency=series.frequency)
@@ -273,8 +271,7 @@ class Forecaster(OtherSeries, Task):
         self.model_ = self._build(series.n_features, mean, std, low, high, log=log)
         self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), forecaster_layers()[2](raw_std),
                             steps_per_execution=STEPS_PER_EXECUTION)
-        # A short series' epoch is a few steps, and Keras' per-epoch cost (validation, callbacks) would
-        # dominate: a Keras epoch makes `passes` passes over the windows; epochs and patience count passes.
+        # Keras' per-epoch cost dominates short series: an epoch makes `passes` passes (epochs, patience count passes)
         passes = max(1, min(cfg.epochs, MIN_EPOCH_STEPS * cfg.batch_size // len(x)))
         stop = keras.callbacks.EarlyStopping(patience=max(1, -(-cfg.patience // passes)), restore_best_weights=True)
         history = self.model_.fit(np.concatenate([x] * passes), np.concatenate([y] * passes), validation_data=(xv, yv),
@@ -573,8 +570,7 @@ class Forecaster(OtherSeries, Task):
         return ExportPlan(self._export_model(), representative=x, check=test, sample=test[:1])
 
     def _export_checks(self, runner: Any, plan: ExportPlan) -> dict:
-        """The file's largest difference to the Keras model on the test windows, absolute and
-        relative to the largest forecast."""
+        """The file's largest difference to Keras on the test windows, absolute and relative to the largest forecast."""
         lite, keras_out = runner.predict_quantiles(plan.check), self._run(plan.check)
         # Relative to the largest forecast: element-wise ratios blow up where a quantile crosses zero.
         rel = np.abs(lite - keras_out) / max(float(np.abs(keras_out).max()), 1e-6)
