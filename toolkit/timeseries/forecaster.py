@@ -271,8 +271,9 @@ class Forecaster(OtherSeries, Task):
         self.model_ = self._build(series.n_features, mean, std, low, high, log=log)
         self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), forecaster_layers()[2](raw_std),
                             steps_per_execution=STEPS_PER_EXECUTION)
-        # Keras' per-epoch cost dominates short series: an epoch makes `passes` passes (epochs, patience count passes)
-        passes = max(1, min(cfg.epochs, MIN_EPOCH_STEPS * cfg.batch_size // len(x)))
+        # Keras' per-epoch cost dominates short series: an epoch makes `passes` passes (epochs, patience count
+        # passes), unless callbacks (a time budget, say) are given: they see every pass as an epoch.
+        passes = 1 if callbacks else max(1, min(cfg.epochs, MIN_EPOCH_STEPS * cfg.batch_size // len(x)))
         stop = keras.callbacks.EarlyStopping(patience=max(1, -(-cfg.patience // passes)), restore_best_weights=True)
         history = self.model_.fit(np.concatenate([x] * passes), np.concatenate([y] * passes), validation_data=(xv, yv),
                                   epochs=max(1, cfg.epochs // passes), batch_size=cfg.batch_size, shuffle=True,
