@@ -13,7 +13,7 @@ import pytest
 from toolkit.data.series import load_series, split_series
 from toolkit.timeseries import Forecaster, detect_seasonality
 from toolkit.timeseries.baselines import natural_season
-from toolkit.timeseries.ensemble import Pick, combine
+from toolkit.timeseries.ensemble import MARGIN, Pick, combine
 
 
 def monthly(n=150, seed=0):
@@ -69,9 +69,14 @@ def picked():
 def test_auto_picks_by_a_validation_backtest_on_the_training_part(picked):
     fc, series = picked
     pick = fc.pick_
-    assert set(pick.validation) >= {"lstm", "ets", "theta", "ensemble", "ensemble_top2"}
-    assert pick.name == min(pick.validation, key=pick.validation.get)
-    assert pick.name != "lstm" and pick.classical and pick.half_width and len(pick.half_width) == 3
+    assert set(pick.validation) >= {"lstm", "nbeats", "ets", "theta", "ensemble", "ensemble_top2", "ensemble_top3"}
+    assert pick.network == min(("lstm", "nbeats"), key=pick.validation.get) == fc.config.model
+    singles = (pick.network, "ets", "theta")
+    combos = [k for k in pick.validation if k.startswith("ensemble")]
+    best_single, best_combo = min(singles, key=pick.validation.get), min(combos, key=pick.validation.get)
+    clear = pick.validation[best_single] < (1 - MARGIN) * pick.validation[best_combo]
+    assert pick.name == (best_single if clear else best_combo)
+    assert pick.name not in ("lstm", "nbeats") and pick.classical and pick.half_width and len(pick.half_width) == 3
     assert abs(sum(pick.weights.values()) - 1) < 1e-6
     assert "validation backtest" in pick.reason and "test part unseen" in pick.reason
     for name in pick.classical:  # what the card tells a phone
@@ -84,7 +89,7 @@ def test_auto_forecast_evaluate_and_card(picked, tmp_path):
     fc, series = picked
     frame = fc.forecast()
     network = fc.predict(fc.last_window_)[0]
-    expected = sum(w * (network if k == "lstm" else np.asarray(fc.pick_.members[k]["forecast"]))
+    expected = sum(w * (network if k == fc.pick_.network else np.asarray(fc.pick_.members[k]["forecast"]))
                    for k, w in fc.pick_.weights.items())
     np.testing.assert_allclose(frame["p50"], expected, rtol=1e-5)
     assert (frame["p10"] < frame["p50"]).all() and (frame["p50"] < frame["p90"]).all()
@@ -92,7 +97,7 @@ def test_auto_forecast_evaluate_and_card(picked, tmp_path):
         warnings.simplefilter("ignore")
         metrics = fc.evaluate(series, max_cutoffs=4)
     assert metrics["n_cutoffs"] == 4 and metrics["verdict"].startswith("Picked ")
-    assert metrics["pick"]["label"] == metrics["model"] and metrics["network"]["model"] == "lstm"
+    assert metrics["pick"]["label"] == metrics["model"] and metrics["network"]["model"] == fc.pick_.network
     assert metrics["network"]["mase"] != metrics["mase"]
     assert 0 <= metrics["coverage_80"] <= 1
     fc.save(tmp_path / "auto")

@@ -144,7 +144,7 @@ def test_multivariate_features_are_used(tmp_path):
     assert loaded.columns == ["y", "promo"]
 
 
-@pytest.mark.parametrize("model", ["gru", "conv1d", "transformer", "dense"])
+@pytest.mark.parametrize("model", ["gru", "conv1d", "transformer", "dense", "nbeats"])
 def test_every_architecture_trains_and_exports(model, series, tmp_path):
     train, _ = split_series(series, 0.2)
     with warnings.catch_warnings():
@@ -155,6 +155,26 @@ def test_every_architecture_trains_and_exports(model, series, tmp_path):
     entry = next(e for e in Forecaster.load(directory).tflite_ if e["file"] == path.name)
     assert entry["max_relative_difference"] < 1e-3
     assert entry["input"]["shape"] == [1, fc.window_, 1] and entry["output"]["shape"] == [1, 4, 3]
+
+
+def test_log_scale_nbeats_forecasts_positive_values_and_round_trips(tmp_path):
+    from toolkit.timeseries.layers import use_log
+
+    t = np.arange(120)
+    y = 5 * np.exp(0.02 * t) * (1 + 0.1 * np.sin(2 * np.pi * t / 12))  # multiplicative, grows 10x
+    series = load_series(pd.DataFrame({"date": pd.date_range("2000-01-01", periods=120, freq="MS"), "y": y}))
+    assert use_log("auto", y) and not use_log("auto", y - 10) and not use_log("none", y)
+    with pytest.raises(DataError, match="positive target"):
+        use_log("log", y - 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = Forecaster(model="nbeats", horizon=4, epochs=40, classical=()).fit(series.slice(0, 100))
+    assert fc.model_.get_layer("scaler").log and fc.model_.get_layer("forecast").log
+    quantiles = fc.predict_quantiles(series.slice(0, 110))
+    assert (quantiles > 0).all() and (np.diff(quantiles, axis=-1) >= 0).all()
+    assert np.abs(quantiles[0, :, 1] / y[110:114] - 1).max() < 0.3  # the trend is followed
+    again = Forecaster.load(fc.save(tmp_path / "nbeats"))
+    np.testing.assert_allclose(again.predict_quantiles(series.slice(0, 110)), quantiles, rtol=1e-5)
 
 
 def test_save_load_export_and_tflite_parity(fitted, series, tmp_path):

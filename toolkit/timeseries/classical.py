@@ -19,6 +19,7 @@ than two seasons falls back to the non-seasonal form, with a note.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from typing import Any, Sequence
@@ -30,7 +31,7 @@ from ..errors import DataError
 CLASSICAL = ("ets", "theta", "arima")
 TRANSFORMS = (None, "log")
 MIN_SEASONS = 2  # full seasons a seasonal model needs in its history
-MAX_REFITS = 24  # a backtest's default: refit at most this many cut-offs (evenly), filter the others
+MAX_REFITS = 12  # a backtest's default: refit at most this many cut-offs (evenly), filter the others
 
 
 @dataclasses.dataclass
@@ -91,6 +92,20 @@ def _transform(y: np.ndarray, transform: str | None) -> np.ndarray:
         raise DataError(f"The log transform needs a positive series. Received a minimum of {np.min(y):.4g}. "
                         "Use transform=None, or shift the series above 0.")
     return np.log(y)
+
+
+def _one_thread(function):
+    """Run ``function`` with BLAS on one thread: statsmodels' state-space fits multiply tiny
+    matrices, which a multi-threaded BLAS slows down several times on a busy machine."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 # ============================================================================ fitting one form
@@ -206,6 +221,7 @@ def _arima_orders(n: int, season: int | None, d: int, D: int) -> list[dict]:
     return orders + [{"order": (p, d, 0), "trend": trend, "method": "burg"} for p in range(1, 11) if n > 6 * p]
 
 
+@_one_thread
 def select(name: str, history: Any, season: int | None, transform: str | None = None) -> ClassicalSpec:
     """The form of ``name`` chosen by AICc on ``history`` (a 1-D array)."""
     if name not in CLASSICAL:
@@ -255,6 +271,7 @@ def classical_forecast(name: str, history: Any, horizon: int, season: int | None
     return np.asarray(fitted(name, history, horizon, season, transform)["forecast"])
 
 
+@_one_thread
 def fitted(name: str, history: Any, horizon: int, season: int | None = None, transform: str | None = None) -> dict:
     """``name`` fitted on ``history`` (form by AICc there): {spec, kwargs, params, forecast} in plain
     Python types (what a card records of it)."""
@@ -268,6 +285,7 @@ def fitted(name: str, history: Any, horizon: int, season: int | None = None, tra
             "forecast": [float(v) for v in _forecast(spec, result, horizon)]}
 
 
+@_one_thread
 def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], season: int | None,
                   transform: str | None = None, refit_every: int = 1) -> ClassicalRun:
     """``name``'s forecasts of ``y[c:c+H]`` from ``y[:c]`` at every cut-off: the form chosen on

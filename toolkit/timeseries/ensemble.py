@@ -2,20 +2,22 @@
 validation backtest carved from the training part only.
 
 ``Forecaster(pick="auto").fit(train)`` (``toolkit train timeseries``'s default) holds out the
-latest quarter of ``train`` (at least two horizons) as a validation stretch, fits a copy of the
-network on what comes before it, runs ETS, Theta and ARIMA (:mod:`.classical`, form by AICc on
-that same earlier part) at up to ``VALIDATION_CUTOFFS`` rolling cut-offs of the stretch, and
-scores the candidates by MASE there:
+latest quarter of ``train`` (at least two horizons) as a validation stretch, fits each neural
+candidate (the config's model and ``NETWORKS``: the LSTM and N-BEATS) on what comes before it,
+runs ETS, Theta and ARIMA (:mod:`.classical`, form by AICc on that same earlier part) at up to
+``VALIDATION_CUTOFFS`` rolling cut-offs of the stretch, and scores the candidates by MASE there:
 
-- the network alone;
-- each classical model alone (the config's ``classical``; with none, the network alone);
+- the best neural candidate alone (the network member; the forecaster then fits that
+  architecture on the whole training part);
+- each classical model alone (the config's ``classical``);
 - ``ensemble``: the mean of the network and every classical model, weighted by the inverse of
   their validation MASE;
-- ``ensemble_top2``: the plain mean of the two best candidates by validation MASE.
+- ``ensemble_top2`` .. ``ensemble_top3``: the plain mean of the best 2 (3) by validation MASE.
 
-The lowest validation MASE wins (the test part is never seen). A pick other than the network
-(the network alone too) gets split-conformal intervals: per step, the 80% quantile of the absolute
-validation errors of its median, on either side of the median (the network's own quantiles are
+The lowest validation MASE wins (the test part is never seen), a single model only when it beats
+the best combination by more than ``MARGIN``. The pick (the network alone too) gets split-conformal
+intervals: per step, the ceil((n + 1) 0.8) / n quantile of the absolute validation errors of its
+median over the n cut-offs, on either side of the median (the network's own quantiles are
 calibrated on its early-stopping windows, which it has seen, and under-cover on some series). The
 final network is the one fitted on the whole training part; classical members are refit on the
 history they forecast from (their form chosen by AICc there).
@@ -42,6 +44,9 @@ from .classical import classical_forecast, fitted, run_classical
 PICKS = ("auto", "network")
 VALIDATION_CUTOFFS = 24  # cut-offs of the validation backtest (evenly spread over the stretch)
 VALIDATION_REFITS = 8  # classical parameter refits along them (the others filter the last fit)
+NETWORKS = ("lstm", "nbeats")  # neural candidates beside the config's model
+TOP_K = 3  # equal-weight means of the validation top 2 .. TOP_K candidates
+MARGIN = 0.03  # a single model must beat the best combination by this share of its MASE
 COVERAGE = 0.8
 
 
@@ -114,34 +119,44 @@ def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -
 
 
 def _conformal(errors: np.ndarray) -> list[float]:
-    """Per step, the 80% quantile of the validation absolute errors (split conformal, aimed at
-    80% rather than at its finite-sample upper bound, which a few dozen cut-offs push to 90%)."""
-    return np.quantile(np.abs(errors), COVERAGE, axis=0).tolist()
+    """Per step, the split-conformal half-width of the validation absolute errors: their
+    ceil((n + 1) 0.8) / n quantile (n cut-offs), which widens the interval the fewer the
+    validation windows (n = 24: the 83rd percentile; n = 8: the 88th)."""
+    n = len(errors)
+    level = min(1.0, math.ceil((n + 1) * COVERAGE) / n)
+    return np.quantile(np.abs(errors), level, axis=0, method="higher").tolist()
+
+
+def _network_predictions(model: Any, series: Any, first: int, cuts: np.ndarray, verbose: int) -> dict:
+    """Each neural candidate (``NETWORKS`` beside the config's model) fitted on ``series[:first]``:
+    name -> its (n_cuts, H) medians at ``cuts``; a DataError when the early part is too short."""
+    cfg, out = model.config, {}
+    for name in dict.fromkeys((cfg.model, *NETWORKS)):
+        sub = type(model)(dataclasses.replace(cfg, model=name, pick="network", classical=(), window=model.window_,
+                                              seasonality=model.season_ or 1))
+        if first < sub.min_train_length():
+            raise DataError(f"the training part is too short to hold out a validation stretch for the network "
+                            f"({sub.min_train_length()} points) and {2 * cfg.horizon} more")
+        sub.fit(series.slice(0, first), verbose=verbose)
+        out[name] = sub._run(np.stack([series.values[c - model.window_:c] for c in cuts]))[..., 1].astype(float)
+    return out
 
 
 def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
-    """Pick the default forecaster for ``model`` (a fitted Forecaster) on its training ``series``."""
-    cfg, network = model.config, model.config.model
+    """Pick the default forecaster for ``model`` (a Forecaster whose season and window are set) on
+    its training ``series``; ``pick.network`` is the neural candidate with the lowest validation
+    MASE, the network the forecaster then fits on the whole training part."""
+    cfg = model.config
     y = series.target.astype(np.float64)
     n, h = len(series), cfg.horizon
     first = n - max(2 * h, math.ceil(0.25 * n))
-    if not cfg.classical:
-        return Pick(network, {network: 1.0}, network, {}, 0, "no classical candidates (classical='none'): the "
-                    "network alone")
-    sub = type(model)(dataclasses.replace(cfg, pick="network", classical=(), window=model.window_,
-                                          seasonality=model.season_ or 1))
     try:
-        if first < sub.min_train_length():
-            raise DataError("too short")
-        sub.fit(series.slice(0, first), verbose=verbose)
-        cuts = rolling_cutoffs(n, h, first, max_cutoffs=VALIDATION_CUTOFFS)
-    except DataError:
-        return Pick(network, {network: 1.0}, network, {}, 0,
-                    f"the training part ({n} points) is too short to hold out a validation stretch for the network "
-                    f"({sub.min_train_length()} points) and {2 * h} more; the network alone")
+        cuts = rolling_cutoffs(n, h, max(first, 1), max_cutoffs=VALIDATION_CUTOFFS)
+        preds = _network_predictions(model, series, first, cuts, verbose)
+    except DataError as exc:
+        return Pick(cfg.model, {cfg.model: 1.0}, cfg.model, {}, 0, f"{exc}; the network {cfg.model} alone")
     actual = np.stack([y[c:c + h] for c in cuts])
     train = y[:first]
-    preds = {network: sub._run(np.stack([series.values[c - model.window_:c] for c in cuts]))[..., 1].astype(float)}
     notes, forms = [], {}
     every = max(1, math.ceil(len(cuts) / VALIDATION_REFITS))
     for name in cfg.classical:
@@ -153,20 +168,30 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
         preds[name], forms[name] = run.predictions, run.label
         notes += [note for note in run.notes if "refit at" not in note]
     scores = {k: _mase(actual, p, train, model.season_) for k, p in preds.items()}
-    candidates = {k: {k: 1.0} for k in preds}
-    if len(preds) > 1:
-        inverse = {k: 1 / max(v, 1e-9) for k, v in scores.items()}
+    networks = [k for k in preds if k not in forms]
+    network = min(networks, key=scores.get)  # the network member: the best neural candidate
+    singles = [network, *forms]  # the other networks are not members of any ensemble
+    ranked_singles = sorted(singles, key=scores.get)
+    candidates = {k: {k: 1.0} for k in singles}
+    if len(singles) > 1:
+        inverse = {k: 1 / max(scores[k], 1e-9) for k in singles}
         candidates["ensemble"] = {k: v / sum(inverse.values()) for k, v in inverse.items()}
-        top2 = sorted(scores, key=scores.get)[:2]
-        candidates["ensemble_top2"] = {k: 0.5 for k in top2}
+        for k in range(2, min(TOP_K, len(singles)) + 1):
+            candidates[f"ensemble_top{k}"] = {m: 1 / k for m in ranked_singles[:k]}
     for name, weights in candidates.items():
         if name not in scores:
             scores[name] = _mase(actual, sum(w * preds[k] for k, w in weights.items()), train, model.season_)
-    best = min(scores, key=scores.get)
+    combos = [k for k in candidates if k not in singles]
+    best_single = min(singles, key=scores.get)
+    best = best_single
+    if combos:  # a single model only when it beats every combination clearly: its choice is the noisier
+        best_combo = min(combos, key=scores.get)
+        best = best_single if scores[best_single] < (1 - MARGIN) * scores[best_combo] else best_combo
     ranked = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1]))
-    reason = (f"lowest MASE on a validation backtest over the last {n - first} points of the training part "
-              f"({len(cuts)} cut-offs, horizon {h}; the network refit on the {first} points before them, the "
-              f"classical forms chosen there; the test part unseen): {ranked}")
+    reason = (f"the lowest MASE on a validation backtest over the last {n - first} points of the training part "
+              f"({len(cuts)} cut-offs, horizon {h}; the networks fitted on the {first} points before them, the "
+              f"classical forms chosen there; the test part unseen), a single model only when it beats every "
+              f"combination by more than {MARGIN:.0%}: {ranked}")
     weights = candidates[best]
     pick = Pick(best, weights, network, {k: round(v, 4) for k, v in scores.items()}, len(cuts), reason, notes=notes)
     pick.half_width = _conformal(actual - sum(w * preds[k] for k, w in weights.items()))

@@ -36,15 +36,17 @@ from .baselines import BacktestResult, backtest, detect_seasonality, forecast_me
 from .classical import CLASSICAL
 from .ensemble import PICKS, Pick, combine, member_forecasts, refresh_members, validation_pick
 from .other_series import OtherSeries
-from .layers import QUANTILES, build_network, forecaster_layers
+from .layers import LOG_RANGE, QUANTILES, build_network, forecaster_layers, use_log
 
-MODELS = ("lstm", "gru", "conv1d", "transformer", "dense")
+MODELS = ("lstm", "gru", "conv1d", "transformer", "dense", "nbeats")
+TRANSFORMS = ("auto", "log", "none")
 RECURRENT = ("lstm", "gru")
 COVERAGE = QUANTILES[2] - QUANTILES[0]
-BACKGROUND_FILE = "background.npy"
-LAST_WINDOW_FILE = "last_window.npy"
+BACKGROUND_FILE, LAST_WINDOW_FILE = "background.npy", "last_window.npy"
 BACKGROUND_SIZE = 50
 MIN_TRAIN_WINDOWS = 8
+MIN_EPOCH_STEPS = 32  # training steps per Keras epoch at least (see _fit_network)
+STEPS_PER_EXECUTION = 16  # training steps per traced call (small series: the Python overhead dominates)
 PICKED = "picked"  # the backtest row of the picked forecaster (pick="auto") when it is not the network alone
 
 
@@ -53,10 +55,13 @@ class ForecasterConfig:
     """Settings of a :class:`Forecaster`; make variants with ``dataclasses.replace``.
 
     model: ``"lstm"``, ``"gru"``, ``"conv1d"`` (dilated causal convolutions), ``"transformer"``
-        (self-attention with learned positions) or ``"dense"`` (a multilayer perceptron baseline).
+        (self-attention with learned positions), ``"dense"`` (a multilayer perceptron baseline) or
+        ``"nbeats"`` (N-BEATS trend + generic blocks on the window's changes).
     horizon: steps forecast at once (direct multi-step output).
     window: past rows the model sees; ``None`` picks season + 2 when the series has a season
-        (detected or ``seasonality``), else 2 x horizon.
+        (detected or ``seasonality``), else max(horizon, 8).
+    transform: ``"log"`` trains on the log of a positive target; ``"auto"`` does when its max /
+        min exceeds ``LOG_RANGE``.
     seasonality: season length for seasonal naive and MASE; ``None`` detects it (ACF).
     units / dropout / noise: size of the core network, dropout after it, Gaussian noise on its
         scaled input (both regularise small series).
@@ -65,23 +70,26 @@ class ForecasterConfig:
         calibrating the intervals.
     """
 
-    model: str = setting("lstm", "network: lstm, gru, conv1d, transformer or dense", choices=MODELS)
+    model: str = setting("lstm", "network: lstm, gru, conv1d, transformer, dense or nbeats", choices=MODELS)
     horizon: int = setting(10, "steps forecast at once", tune=(1, 48))
-    window: int | None = setting(None, "past rows the model sees (default: season + 2, or 2 x horizon)", tune=(4, 96))
+    window: int | None = setting(None, "past rows the model sees (default: season + 2, or max(horizon, 8))", tune=(4, 96))
     seasonality: int | None = setting(None, "season length for seasonal naive and MASE (default: detected)")
     units: int = setting(16, "size of the network", tune=(4, 128))
     dropout: float = setting(0.2, "dropout after the core network", tune=(0.0, 0.5))
     noise: float = setting(0.05, "Gaussian noise on the scaled input while training", tune=(0.0, 0.2))
-    epochs: int = setting(400, "early stopping may end sooner", tune=(50, 1000))
+    epochs: int = setting(200, "early stopping may end sooner", tune=(50, 1000))
     batch_size: int = setting(32, "windows per training step", tune=(8, 128))
     learning_rate: float = setting(1e-3, "Adam's learning rate", tune=(1e-4, 1e-2))
-    patience: int = setting(60, "early-stopping patience in epochs", tune=(10, 100))
+    patience: int = setting(30, "early-stopping patience in epochs", tune=(10, 100))
     validation_split: float = setting(0.15, "latest share of training windows for early stopping and interval "
                                             "calibration", tune=(0.05, 0.3))
     test_size: float = setting(0.2, "share (or count, if >= 1) of the series held out for the backtest")
     seed: int = setting(0, "seeds the weights and the shuffling")
     classical: tuple[str, ...] = setting(CLASSICAL, "classical models in every backtest beside the baselines ('none': "
                                                     "skip them)", choices=(*CLASSICAL, "none"))
+    transform: str = setting("auto", "log: the network works on the log of a positive target (multiplicative "
+                                     "series); none: on its values; auto: log when the target is positive and its "
+                                     f"max / min > {LOG_RANGE}", choices=TRANSFORMS)
     pick: str = setting("network", "auto: the network, a classical model or their ensemble, whichever wins a validation "
                                    "backtest on the training part (toolkit train's default); network: the network alone",
                         choices=PICKS)
@@ -89,6 +97,7 @@ class ForecasterConfig:
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
         check_choice("pick", self.pick, PICKS)
+        check_choice("transform", self.transform, TRANSFORMS)
         picked = tuple(self.classical) if self.classical and "none" not in self.classical else ()
         for name in picked:
             check_choice("classical", name, CLASSICAL)
@@ -194,24 +203,37 @@ class Forecaster(OtherSeries, Task):
         self._serve = None  # (model, traced call) of _run
 
     # ================================================================== building
-    def _build(self, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
-        return build_network(self.config, self.window_, n_features, mean, std, low, high, unroll)
+    def _build(self, n_features: int, mean, std, low=None, high=None, unroll: bool = False, log: bool = False):
+        return build_network(self.config, self.window_, n_features, mean, std, low, high, unroll, log)
 
     def _auto_window(self) -> int:
         cfg = self.config
         if cfg.window is not None:
             return cfg.window
-        return self.season_ + 2 if self.season_ else max(2 * cfg.horizon, 8)
+        return self.season_ + 2 if self.season_ else max(cfg.horizon, 8)
 
     # ================================================================== training
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None) -> "Forecaster":
         """Train on ``data`` (all of it is training data: hold out a test part yourself, or use
         ``toolkit train``, which does). ``validation_data`` (a later stretch of the same series)
-        replaces the latest ``validation_split`` of the training windows."""
+        replaces the latest ``validation_split`` of the training windows. ``pick="auto"``: a validation
+        backtest on the end of ``data`` picks the network (``config.model`` or N-BEATS) and its members first."""
+        series, pick = _as_series(data), None
+        if self.config.pick == "auto":
+            self.season_ = self.config.seasonality or detect_seasonality(series.target, frequency=series.frequency)
+            self.window_ = self._auto_window()
+            pick = validation_pick(self, series, verbose)
+            if pick.network != self.config.model:
+                self.config = dataclasses.replace(self.config, model=pick.network)
+        self._fit_network(series, validation_data, verbose, callbacks)
+        self.pick_ = pick
+        refresh_members(self.pick_, series.target, self.season_, self.config.horizon)
+        return self
+
+    def _fit_network(self, series: SeriesData, validation_data: Any, verbose: int, callbacks: list | None) -> None:
         import keras
 
         cfg = self.config
-        series = _as_series(data)
         self.columns_ = list(series.columns)
         self.season_ = cfg.seasonality or detect_seasonality(series.target, frequency=series.frequency)
         self.window_ = self._auto_window()
@@ -233,7 +255,11 @@ class Forecaster(OtherSeries, Task):
                 f"are needed (window {self.window_} + horizon {cfg.horizon}, and enough windows for "
                 f"{MIN_TRAIN_WINDOWS} training and the validation windows). Use a smaller --window/--horizon or more data."
             )
-        values = series.values
+        log = use_log(cfg.transform, series.target)
+        values = series.values.astype("float64")
+        raw_std = float(values[:, 0].std()) or 1.0
+        if log:
+            values = np.concatenate([np.log(values[:, :1]), values[:, 1:]], axis=1)
         mean = values.mean(axis=0).astype("float64")
         std = values.std(axis=0).astype("float64")
         std[std == 0] = 1.0
@@ -242,24 +268,27 @@ class Forecaster(OtherSeries, Task):
         low = ((values.min(axis=0) - mean[1:]) / std[1:]).tolist()
         high = ((values.max(axis=0) - mean[1:]) / std[1:]).tolist()
         keras.utils.set_random_seed(cfg.seed)
-        self.model_ = self._build(series.n_features, mean, std, low, high)
-        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), forecaster_layers()[2](float(std[0])))
-        stop = keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)
-        history = self.model_.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  shuffle=True, verbose=verbose, callbacks=[stop, *(callbacks or [])])
+        self.model_ = self._build(series.n_features, mean, std, low, high, log=log)
+        self.model_.compile(keras.optimizers.Adam(cfg.learning_rate), forecaster_layers()[2](raw_std),
+                            steps_per_execution=STEPS_PER_EXECUTION)
+        # Keras' per-epoch cost dominates short series: an epoch makes `passes` passes (epochs, patience count
+        # passes), unless callbacks (a time budget, say) are given: they see every pass as an epoch.
+        passes = 1 if callbacks else max(1, min(cfg.epochs, MIN_EPOCH_STEPS * cfg.batch_size // len(x)))
+        stop = keras.callbacks.EarlyStopping(patience=max(1, -(-cfg.patience // passes)), restore_best_weights=True)
+        history = self.model_.fit(np.concatenate([x] * passes), np.concatenate([y] * passes), validation_data=(xv, yv),
+                                  epochs=max(1, cfg.epochs // passes), batch_size=cfg.batch_size, shuffle=True,
+                                  verbose=verbose, callbacks=[stop, *(callbacks or [])])
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self._calibrate(xv, yv, float(std[0]))
+        self.passes_per_epoch_ = passes
+        self._calibrate(xv, yv, float(std[0]), log)
         self.scaling_ = {"mean": mean[1:].tolist(), "std": std[1:].tolist()}
         self.frequency_ = series.frequency
         self.last_time_ = str(series.index[-1])
         rng = np.random.default_rng(cfg.seed)
         pick = rng.choice(len(x), min(BACKGROUND_SIZE, len(x)), replace=False)
         self.background_ = x[np.sort(pick)]
-        self.last_window_ = values[-self.window_:].astype(np.float32)
+        self.last_window_ = series.values[-self.window_:].astype(np.float32)
         self.data_spec_ = dict(series.spec)
-        self.pick_ = validation_pick(self, series, verbose) if cfg.pick == "auto" else None
-        refresh_members(self.pick_, series.target, self.season_, cfg.horizon)
-        return self
 
     def min_train_length(self) -> int:
         """The shortest training series ``fit`` accepts with this window and horizon."""
@@ -278,12 +307,15 @@ class Forecaster(OtherSeries, Task):
         refresh_members(self.pick_, series.target, self.season_, self.config.horizon)
         return self
 
-    def _calibrate(self, xv: np.ndarray, yv: np.ndarray, std: float) -> None:
+    def _calibrate(self, xv: np.ndarray, yv: np.ndarray, std: float, log: bool = False) -> None:
         """Conformalized quantile regression: per step, widen (or narrow) the interval by the
-        quantile of the validation conformity scores that gives 80% coverage."""
+        quantile of the validation conformity scores that gives 80% coverage (on log scale for a
+        log model, where the head adds the widening)."""
         head = self.model_.get_layer("forecast")
         head.widen.assign(np.zeros(self.config.horizon, np.float32))
         pred = self._run(xv)
+        if log:
+            pred, yv = np.log(np.maximum(pred, 1e-12)), np.log(np.maximum(yv, 1e-12))
         scores = np.maximum(pred[..., 0] - yv, yv - pred[..., 2]) / std  # (n, H); <= 0 inside
         n = len(yv)
         level = min(1.0, np.ceil((n + 1) * COVERAGE) / n)
@@ -539,8 +571,7 @@ class Forecaster(OtherSeries, Task):
         return ExportPlan(self._export_model(), representative=x, check=test, sample=test[:1])
 
     def _export_checks(self, runner: Any, plan: ExportPlan) -> dict:
-        """The file's largest difference to the Keras model on the test windows, absolute and
-        relative to the largest forecast."""
+        """The file's largest difference to Keras on the test windows, absolute and relative to the largest forecast."""
         lite, keras_out = runner.predict_quantiles(plan.check), self._run(plan.check)
         # Relative to the largest forecast: element-wise ratios blow up where a quantile crosses zero.
         rel = np.abs(lite - keras_out) / max(float(np.abs(keras_out).max()), 1e-6)
@@ -560,7 +591,8 @@ class Forecaster(OtherSeries, Task):
         if self.config.model not in RECURRENT:
             return self.model_
         scaling = self.model_.get_layer("scaler")
-        copy = self._build(len(self.columns_), scaling.mean, scaling.std, scaling.low, scaling.high, unroll=True)
+        copy = self._build(len(self.columns_), scaling.mean, scaling.std, scaling.low, scaling.high, unroll=True,
+                           log=getattr(scaling, "log", False))
         copy.set_weights(self.model_.get_weights())
         return copy
 

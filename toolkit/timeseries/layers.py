@@ -3,9 +3,26 @@ and the ``PinballLoss``, defined on first use so that importing the toolkit stay
 
 from __future__ import annotations
 
-__all__ = ["QUANTILES", "build_network", "forecaster_layers"]
+__all__ = ["LOG_RANGE", "QUANTILES", "build_network", "forecaster_layers", "use_log"]
 
 QUANTILES = (0.1, 0.5, 0.9)  # the quantiles the head outputs (p10, p50, p90)
+LOG_RANGE = 1.5  # transform="auto": log when a positive target's max / min exceeds this (its level changes)
+
+
+def use_log(transform: str, target) -> bool:
+    """Whether a network with ``transform`` ("auto", "log", "none") works on the log of ``target``:
+    "log" needs a positive target (a DataError otherwise); "auto" takes logs of a positive target
+    whose max / min exceeds ``LOG_RANGE`` (its level changes, so its changes scale with it)."""
+    import numpy as np
+
+    from ..errors import DataError
+
+    y = np.asarray(target, np.float64)
+    positive = bool(np.min(y) > 0)
+    if transform == "log" and not positive:
+        raise DataError(f"transform='log' needs a positive target. Received a minimum of {np.min(y):.4g}. Use "
+                        "transform='none' (or 'auto'), or shift the series above 0.")
+    return transform == "log" or (transform == "auto" and positive and float(np.max(y) / np.min(y)) > LOG_RANGE)
 
 
 def forecaster_layers():
@@ -25,8 +42,9 @@ def forecaster_layers():
         series that trends past it (co2) is forecast from its recent changes, not an extrapolated level.
         """
 
-        def __init__(self, mean, std, low=None, high=None, **kwargs):
+        def __init__(self, mean, std, low=None, high=None, log=False, **kwargs):
             super().__init__(**kwargs)
+            self.log = bool(log)  # the target channel on log scale (mean/std/low/high are of its log)
             self.mean = [float(v) for v in mean]
             self.std = [float(v) for v in std]
             self.low = None if low is None else [float(v) for v in low]
@@ -35,6 +53,8 @@ def forecaster_layers():
         def call(self, x):
             mean = ops.convert_to_tensor(self.mean, dtype=x.dtype)
             std = ops.convert_to_tensor(self.std, dtype=x.dtype)
+            if self.log:  # log of the target (a positive series), features as they are
+                x = ops.concatenate([ops.log(ops.maximum(x[..., :1], 1e-12)), x[..., 1:]], axis=-1)
             target = x[..., :1]
             relative = (target - x[:, -1:, :1]) / std[0]
             levels = (x - mean[1:]) / std[1:]
@@ -46,17 +66,20 @@ def forecaster_layers():
             return (*shape[:-1], shape[-1] + 1)
 
         def get_config(self):
-            return {**super().get_config(), "mean": self.mean, "std": self.std, "low": self.low, "high": self.high}
+            return {**super().get_config(), "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
+                    "log": self.log}
 
     @keras.saving.register_keras_serializable(package="toolkit")
     class QuantileHead(keras.layers.Layer):
         """Network output (B, H, 3) and the raw window -> ordered p10/p50/p90 in the target's units.
 
         ``widen`` (H,) is the calibration of each step's interval, in training standard deviations.
+        ``log``: the network works on the log of the target; the head returns exp of its forecast.
         """
 
-        def __init__(self, std, horizon, **kwargs):
+        def __init__(self, std, horizon, log=False, **kwargs):
             super().__init__(**kwargs)
+            self.log = bool(log)
             self.std = float(std)
             self.horizon = int(horizon)
             self.widen = self.add_weight(shape=(self.horizon,), initializer="zeros", trainable=False, name="widen")
@@ -64,16 +87,19 @@ def forecaster_layers():
         def call(self, inputs):
             out, window = inputs
             last = window[:, -1:, 0]
+            if self.log:
+                last = ops.log(ops.maximum(last, 1e-12))
             median = out[..., 1]
             low = median - ops.relu(ops.softplus(out[..., 0]) + self.widen)
             high = median + ops.relu(ops.softplus(out[..., 2]) + self.widen)
-            return ops.stack([low, median, high], axis=-1) * self.std + last[..., None]
+            forecast = ops.stack([low, median, high], axis=-1) * self.std + last[..., None]
+            return ops.exp(forecast) if self.log else forecast
 
         def compute_output_shape(self, shapes):
             return (shapes[0][0], self.horizon, 3)
 
         def get_config(self):
-            return {**super().get_config(), "std": self.std, "horizon": self.horizon}
+            return {**super().get_config(), "std": self.std, "horizon": self.horizon, "log": self.log}
 
     @keras.saving.register_keras_serializable(package="toolkit")
     class PinballLoss(keras.losses.Loss):
@@ -94,14 +120,61 @@ def forecaster_layers():
     return WindowScaler, QuantileHead, PinballLoss
 
 
-def build_network(cfg, window_length: int, n_features: int, mean, std, low=None, high=None, unroll: bool = False):
+TREND_DEGREE = 2  # the N-BEATS trend block's polynomial degree
+NBEATS_BLOCKS = 3  # generic blocks after the trend block
+
+
+def _nbeats(cfg, scaled, window_length: int, n_features: int):
+    """N-BEATS (Oreshkin et al. 2020) on the window's changes: the target relative to its last
+    value (level-free, so a trending series is forecast from its recent changes) and the features'
+    levels, flattened; a trend block (a degree-2 polynomial basis over the horizon) then generic
+    blocks, each taking away its backcast from the input of the next and adding its forecast.
+    Dense layers only (builtin TFLite ops). Returns the (B, horizon * 3) sum of the forecasts."""
+    import numpy as np
+    import keras
+
+    layers, hidden, h = keras.layers, max(32, 4 * cfg.units), cfg.horizon
+    parts = [scaled[..., :1]] + ([scaled[..., 2:]] if n_features > 1 else [])
+    x = layers.Flatten(name="nbeats_input")(parts[0] if len(parts) == 1 else layers.Concatenate(name="nbeats_join")(parts))
+    size = window_length * n_features
+    forecasts, residual = [], x
+    for i in range(NBEATS_BLOCKS + 1):
+        z = residual
+        for j in range(2):
+            z = layers.Dense(hidden, activation="relu", name=f"block{i}_fc{j}")(z)
+        z = layers.Dropout(cfg.dropout, name=f"block{i}_dropout")(z)
+        if i == 0:  # trend: p10/p50/p90 as polynomials of the (scaled) step
+            theta = layers.Reshape((3, TREND_DEGREE + 1), name="trend_theta_shape")(
+                layers.Dense(3 * (TREND_DEGREE + 1), name="trend_theta")(z))
+            basis = layers.Dense(h, use_bias=False, trainable=False, kernel_initializer="zeros", name="trend_basis")
+            curve = layers.Permute((2, 1), name="trend_steps")(basis(theta))
+            basis.set_weights([(np.arange(1, h + 1) / h) ** np.arange(TREND_DEGREE + 1)[:, None]])
+            forecasts.append(layers.Flatten(name="trend_forecast")(curve))
+        else:
+            forecasts.append(layers.Dense(h * 3, name=f"block{i}_forecast")(z))
+        if i < NBEATS_BLOCKS:
+            backcast = layers.Dense(size, name=f"block{i}_backcast")(z)
+            residual = layers.Subtract(name=f"block{i}_residual")([residual, backcast])
+    return layers.Add(name="nbeats_forecast")(forecasts), x
+
+
+def build_network(cfg, window_length: int, n_features: int, mean, std, low=None, high=None, unroll: bool = False,
+                  log: bool = False):
     """The Keras forecaster of ``cfg`` (a ForecasterConfig): raw window (B, window_length, F) in,
-    p10/p50/p90 (B, horizon, 3) out; ``unroll`` unrolls LSTM/GRU (builtin TFLite ops)."""
+    p10/p50/p90 (B, horizon, 3) out; ``unroll`` unrolls LSTM/GRU (builtin TFLite ops); ``log``
+    works on the log of the (positive) target, ``std[0]`` being the std of its log."""
     import keras
 
     scaler_class, head_class, _ = forecaster_layers()
     window = keras.Input((window_length, n_features), name="window")
-    scaled = scaler_class(mean, std, low, high, name="scaler")(window)
+    scaled = scaler_class(mean, std, low, high, log=log, name="scaler")(window)
+    if cfg.model == "nbeats":
+        noisy = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
+        nonlinear, flat = _nbeats(cfg, noisy, window_length, n_features)
+        linear = keras.layers.Dense(cfg.horizon * 3, name="linear_out")(flat)  # an autoregression on the changes
+        out = keras.layers.Reshape((cfg.horizon, 3), name="quantiles")(keras.layers.Add(name="add")([nonlinear, linear]))
+        forecast = head_class(std[0], cfg.horizon, log=log, name="forecast")([out, window])
+        return keras.Model(window, forecast, name="forecaster_nbeats")
     x = keras.layers.GaussianNoise(cfg.noise, name="noise")(scaled)
     if cfg.model == "lstm":
         x = keras.layers.LSTM(cfg.units, unroll=unroll, name="lstm")(x)
@@ -131,5 +204,5 @@ def build_network(cfg, window_length: int, n_features: int, mean, std, low=None,
     nonlinear = keras.layers.Dense(cfg.horizon * 3, name="core_out")(x)
     linear = keras.layers.Dense(cfg.horizon * 3, name="linear_out")(keras.layers.Flatten(name="flatten")(scaled))
     out = keras.layers.Reshape((cfg.horizon, 3), name="quantiles")(keras.layers.Add(name="add")([nonlinear, linear]))
-    forecast = head_class(std[0], cfg.horizon, name="forecast")([out, window])
+    forecast = head_class(std[0], cfg.horizon, log=log, name="forecast")([out, window])
     return keras.Model(window, forecast, name=f"forecaster_{cfg.model}")
