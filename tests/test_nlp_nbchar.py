@@ -62,7 +62,7 @@ def test_nbchar_save_load_export_explain(nbchar, tiny, tmp_path):
     directory = nbchar.save(tmp_path / "nbchar")
     card = json.loads((directory / "card.json").read_text())
     assert card["encoder"]["name"] == "nbchar" and card["encoder"]["char_ngrams"] == [2, 3, 4, 5]
-    assert card["input"]["sequence_length"] == 80 and card["encoder"]["word_sequence_length"] == 16
+    assert card["input"]["sequence_length"] == 16 * 9 and card["encoder"]["word_sequence_length"] == 16
     loaded = load(directory)
     np.testing.assert_allclose(loaded.predict_proba(tiny.test.texts), nbchar.predict_proba(tiny.test.texts),
                                atol=1e-6)

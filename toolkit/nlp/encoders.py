@@ -24,7 +24,7 @@ from typing import Any, Callable
 NGRAMS = {"fasttext": 2, "nbsvm": 3, "nbchar": 2}
 # Encoders whose ids are word 1-2-grams, then CHAR_FACTOR * sequence_length character n-gram ids.
 CHAR_ENCODERS = frozenset({"nbchar"})
-CHAR_FACTOR = 4
+CHAR_FACTOR = 8  # 8 x 64 = 512 ids: every 2-5-gram of a sentence of up to about 130 characters
 # L2 penalty on the nbsvm correction w (per token and class).
 NB_L2 = 1e-6
 # Additive smoothing of the naive-Bayes counts.
