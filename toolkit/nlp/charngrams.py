@@ -18,15 +18,18 @@ ids in pure Python, as a phone does.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from ..errors import DataError
 from ..storage import atomic_write_text
 from .encoders import CHAR_ENCODERS, CHAR_FACTOR, NGRAMS, ids_length  # noqa: F401  (importable from here)
-from .tokenizer import OOV, PAD, WordTokenizer, standardize
+from .tokenizer import OOV, PAD, VOCAB_FILE, WordTokenizer, standardize
+from .tokenizer import lite_tokenizer as _word_or_piece_tokenizer
 
 CHAR_NGRAMS = (2, 3, 4, 5)
 WORD_NGRAMS = 2
@@ -141,3 +144,21 @@ class NgramTokenizer:
 
     def __len__(self) -> int:
         return len(self.words) + len(self.chars)
+
+
+@functools.lru_cache(maxsize=8)
+def _ngram_tokenizer_cached(path: str, word_length: int, word_vocab_size: int) -> NgramTokenizer:
+    return NgramTokenizer.from_file(path, word_length, word_vocab_size)
+
+
+def lite_tokenizer(card: dict, directory: str):
+    """The tokenizer a text classifier's TFLite file takes ids from: :class:`NgramTokenizer` for the
+    character n-gram encoders (the card's ``encoder`` names ``char_ngrams``), else
+    :func:`toolkit.nlp.tokenizer.lite_tokenizer` (words or word pieces)."""
+    encoder = card.get("encoder") or {}
+    if not encoder.get("char_ngrams"):
+        return _word_or_piece_tokenizer(card, directory)
+    vocab = Path(directory) / VOCAB_FILE
+    if not vocab.is_file():
+        raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
+    return _ngram_tokenizer_cached(str(vocab), int(encoder["word_sequence_length"]), int(encoder["word_vocab_size"]))

@@ -31,9 +31,9 @@ from .compressible import TextCompression
 from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
     MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
 )
-from .charngrams import NgramTokenizer, build_ids, uses_chars, vocabulary_size
+from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
-from .tokenizer import VOCAB_FILE, WordTokenizer, lite_tokenizer
+from .tokenizer import VOCAB_FILE, WordTokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 

@@ -93,10 +93,6 @@ class WordTokenizer:
 def _lite_tokenizer_cached(kind: str, source: str, sequence_length: int, ngrams: int = 1):
     if kind == "words":
         return WordTokenizer.from_file(source, sequence_length, ngrams)
-    if kind == "ngrams":  # nbchar: sequence_length = the word ids, ngrams = the word vocabulary's size
-        from .charngrams import NgramTokenizer
-
-        return NgramTokenizer.from_file(source, sequence_length, ngrams)
     return PieceTokenizer(source, sequence_length)
 
 
@@ -109,9 +105,6 @@ def lite_tokenizer(card: dict, directory: str):
         vocab = Path(directory) / VOCAB_FILE
         if not vocab.is_file():
             raise DataError(f"{vocab} is missing: the TFLite file takes token ids made with it. Re-export the model.")
-        if encoder.get("char_ngrams"):
-            return _lite_tokenizer_cached("ngrams", str(vocab), int(encoder["word_sequence_length"]),
-                                          int(encoder["word_vocab_size"]))
         return _lite_tokenizer_cached("words", str(vocab), length, int(encoder.get("ngrams", 1)))
     return _lite_tokenizer_cached("pieces", encoder["name"], length)
 
