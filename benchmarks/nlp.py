@@ -212,9 +212,13 @@ def _domain(name: str):
 
 # Settings beyond the defaults per encoder: nbsvm's ids are word 1-3-grams (about 3 per word).
 ENCODER_SETTINGS = {"nbsvm": {"sequence_length": 128}}
+# The seeds loop runs these: nbchar (NBSVM over the peer's word + character n-grams) and the best of
+# the earlier ones (cnn). nbsvm, fasttext, bigru never beat TF-IDF here (0.827, 0.816, 0.792 on the
+# split in the run before nbchar); they stay selectable: text_peers(encoders=(...)).
+PEER_ENCODERS = ("nbchar", "cnn")
 
 
-def text_peers(encoders=("nbsvm", "fasttext", "bigru", "cnn"), seeds=(0, 1, 2)) -> dict:
+def text_peers(encoders=PEER_ENCODERS, seeds=(0, 1, 2)) -> dict:
     """From-scratch encoders (mean over seeds) beside TF-IDF + linear SVM and naive Bayes, on the
     shared 80/20 split and on a domain the models never saw (train on amazon, test on yelp, and the
     other way round; the IMDB sentences are not kept offline). Nothing is tuned on a test part:

@@ -77,3 +77,18 @@ def test_predict_text_errors(capsys, text_model):
     assert code == 2 and err.startswith("error:")
     code, _, err = run(capsys, "explain", text_model, "--out", "x.html")
     assert code == 2 and "--text" in err
+
+
+def test_train_export_predict_nbchar(capsys, reviews, tmp_path):
+    """--encoder nbchar (word + character n-grams): trained, exported and read back from its TFLite
+    file through the command line (the ids come from vocab.txt: words, then characters)."""
+    out = tmp_path / "nbchar"
+    code, _, _ = run(capsys, "train", "nlp", "--data", reviews / "reviews.csv", "--text-column", "review",
+                     "--label-column", "stars", "--encoder", "nbchar", "--sequence-length", "16", "--epochs", "3",
+                     "--out", out, "--verbose", "0")
+    card = json.loads((out / "card.json").read_text())
+    assert code == 0 and card["encoder"]["char_ngrams"] == [2, 3, 4, 5]
+    code, out_json, _ = run(capsys, "export", out, "--quantization", "float32")
+    assert code == 0 and json.loads(out_json)[0]["agreement_with_keras"] == 1.0
+    code, out_json, _ = run(capsys, "predict", out, "--text", "awful cable", "--tflite", "model_float32.tflite")
+    assert code == 0 and json.loads(out_json)[0]["top_k"][0]["label"] in {"1", "5"}

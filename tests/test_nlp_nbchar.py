@@ -1,0 +1,78 @@
+"""Issue 15, text: the ``nbchar`` encoder (NBSVM over the TF-IDF peer's features: word 1-2-grams
+and character 2-5-grams): the pure-Python ids equal the model's, save/load, TFLite export from ids
+(vocab.txt: words then characters) and explanations on words."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_nlp_baselines import _texts
+from toolkit import TFLiteModel
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from toolkit.data.text import TextSplits, resolve_text_data
+
+    train = resolve_text_data(_texts(96), "train")
+    test = resolve_text_data(_texts(30, offset=500), "test", class_names=train.class_names)
+    return TextSplits(train, test, {"source": "arrays"})
+
+
+@pytest.fixture(scope="module")
+def nbchar(tiny):
+    from toolkit.nlp import TextClassifier, TextClassifierConfig
+
+    return TextClassifier(TextClassifierConfig(encoder="nbchar", sequence_length=16, epochs=5)).fit(tiny)
+
+
+def test_char_tokens_by_hand():
+    from toolkit.nlp.charngrams import char_tokens
+
+    # standardized "ab, C" -> "ab c": 2-grams, then 3-, 4- and 5-grams (characters joined by a space).
+    assert char_tokens("ab, C") == ["a b", "b  ", "  c", "a b  ", "b   c", "a b   c"]
+
+
+def test_python_ids_equal_the_model_and_learn(nbchar, tiny):
+    import keras
+
+    from toolkit.nlp.charngrams import CHAR_FACTOR
+
+    texts = list(tiny.test.texts) + ["Ünïcode — tabs\tand  double  spaces!!", "", "great"]
+    ids_model = keras.Model(nbchar.model_.input, nbchar.model_.get_layer("ids").output)
+    expected = np.asarray(ids_model(np.asarray(texts, dtype=object)))
+    tokenizer = nbchar._word_tokenizer()
+    got = tokenizer.encode(texts)
+    assert got.shape == (len(texts), 16 * (1 + CHAR_FACTOR)) == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    offset = nbchar.model_.get_layer("vectorizer").vocabulary_size()
+    assert got[:, 16:].max() >= offset and (got[:, 16:][got[:, 16:] > 0] >= offset).all()  # shifted char ids
+    core = nbchar.model_.get_layer("text_core_nbchar")
+    ratios = core.get_layer("nb_ratios").get_weights()[0]
+    assert np.all(ratios[:2] == 0) and np.all(ratios[offset:offset + 2] == 0)  # paddings and OOVs
+    assert nbchar.evaluate(tiny)["accuracy"] >= 0.9
+
+
+def test_nbchar_save_load_export_explain(nbchar, tiny, tmp_path):
+    from toolkit.base import load
+
+    directory = nbchar.save(tmp_path / "nbchar")
+    card = json.loads((directory / "card.json").read_text())
+    assert card["encoder"]["name"] == "nbchar" and card["encoder"]["char_ngrams"] == [2, 3, 4, 5]
+    assert card["input"]["sequence_length"] == 16 * 9 and card["encoder"]["word_sequence_length"] == 16
+    loaded = load(directory)
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test.texts), nbchar.predict_proba(tiny.test.texts),
+                               atol=1e-6)
+    path = nbchar.export(directory, quantization="float32", data=tiny)
+    entry = json.loads((directory / "card.json").read_text())["tflite"][0]
+    assert entry["agreement_with_keras"] == 1.0
+    lite = TFLiteModel(path)
+    np.testing.assert_allclose(lite.predict_proba(tiny.test.texts), nbchar.predict_proba(tiny.test.texts),
+                               atol=1e-5)
+    explanation = nbchar.explain("great phone, the cable is excellent sound", method="lime", budget=60)
+    assert explanation.attributions.shape == (7,) and explanation.extra["class_index"] == 1
+    via_lite = nbchar.explain("great phone, the cable is excellent sound", method="shap", budget=60, predictor=lite)
+    assert via_lite.attributions.shape == (7,)
