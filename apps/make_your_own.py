@@ -32,6 +32,9 @@ TASK_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
 CANCELS: dict[str, threading.Event] = {}
 SESSIONS: dict[str, str] = {}  # Gradio session hash -> its folder (for demo.unload)
 LOCK = threading.Lock()
+#: extra recipe settings for every training of this server (config fields, e.g. {"epochs": 20}); empty: the
+#: recipe's defaults (what `make bench` measures)
+TRAIN_OPTIONS: dict = {}
 
 
 # ---------------------------------------------------------------------- sessions
@@ -170,7 +173,8 @@ def run_training(state: dict, kind: str, examples: dict, progress=None):
     cancel.clear()
     say = (lambda fraction, message: progress(fraction, desc=message)) if progress is not None else None
     try:
-        result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel)
+        result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                     **TRAIN_OPTIONS)
     finally:
         cancel.clear()
     if state.get("model"):
@@ -238,7 +242,7 @@ def cancel_training(state) -> str:
     return "Nothing to cancel."
 
 
-def _pairs(items: list, labels: Any, what: str) -> dict:
+def pairs(items: list, labels: Any, what: str) -> dict:
     """{label: [items]} from parallel lists (the API's items and their labels, one per line or comma)."""
     if isinstance(labels, str):
         labels = [s.strip() for s in labels.replace(",", "\n").splitlines() if s.strip()]
@@ -268,7 +272,7 @@ def train_image_classifier(files, labels, state=None, progress=None, request=Non
     items = []
     for path in _files(files):
         items.append(path)
-    examples = _pairs(items, labels, "file")
+    examples = pairs(items, labels, "file")
     examples = {label: [x for p in paths for x in class_examples("image", label, [p])] for label, paths in
                 examples.items()}
     state, result = run_training(state, "image", examples, progress)
@@ -278,7 +282,7 @@ def train_image_classifier(files, labels, state=None, progress=None, request=Non
 def train_text_classifier(texts, labels, state=None, progress=None, request=None):
     """API: sentences (one per line) and one label per sentence -> (metrics, the zip, session state)."""
     state = session(state, request)
-    state, result = run_training(state, "text", _pairs(_lines(texts), labels, "sentence"), progress)
+    state, result = run_training(state, "text", pairs(_lines(texts), labels, "sentence"), progress)
     return api_result(state, result)
 
 
