@@ -40,6 +40,15 @@ def _photos() -> dict[str, list[Path]]:
             "raccoon": _pick(sorted(RACCOON.glob("*.jpg")), PER_CLASS)}
 
 
+def phases(result) -> str:
+    """Where the time went, and how busy the machine was (timings mean little on a shared machine)."""
+    import os
+
+    m = result.metrics
+    return (f"{m['seconds_to_trained_model']:.0f} s to the trained model, {m['seconds_export_and_check']:.0f} s export "
+            f"+ checks; load average {os.getloadavg()[0]:.1f}")
+
+
 def three_classes(work: Path) -> list[dict]:
     from toolkit.make_your_own import train_from_examples
 
@@ -49,7 +58,7 @@ def three_classes(work: Path) -> list[dict]:
                    "<= 60 s", result.seconds <= 60, "s",
                    note=f"held-out {m['held_out_accuracy']:.3f} on {m['n_held_out']} photos (majority "
                         f"{m['majority_baseline']:.3f}); int8 agrees with Keras on {t['agreement_with_keras']:.3f}, "
-                        f"{t['latency_ms_p50']:.1f} ms; {m['epochs_run']} epochs")]
+                        f"{t['latency_ms_p50']:.1f} ms; {m['epochs_run']} epochs; {phases(result)}")]
 
 
 def ants_bees(work: Path) -> list[dict]:
@@ -103,7 +112,7 @@ def sentences(work: Path) -> list[dict]:
     return [
         target("make your own: 30 sentences/class, Train -> checked phone file + zip", result.seconds, "<= 20 s",
                result.seconds <= 20, "s", note=f"MiniLM frozen + head; {result.tflite['file']} agrees with Keras on "
-                                               f"{result.tflite['agreement_with_keras']:.3f}"),
+                                               f"{result.tflite['agreement_with_keras']:.3f}; {phases(result)}"),
         target(f"make your own: 30 sentences/class, accuracy on the other {len(rest)} sentences (TF-IDF + SVM on "
                f"the same {len(train_texts)} sentences {peer:.3f})", accuracy, "reference", True,
                note=f"held-out 20% of the 60: {m['held_out_accuracy']:.3f} (TF-IDF {m['tfidf_held_out_accuracy']:.3f})"),
