@@ -102,7 +102,7 @@ def check_class_names(names: list[Any]) -> list[str]:
         cleaned.append(" ".join(name.split()))
     if len(cleaned) < MIN_CLASSES:
         raise DataError(f"Expected at least {MIN_CLASSES} classes to train a classifier. Received {len(cleaned)}"
-                        f"{': ' + repr(cleaned[0]) if cleaned else ''}. Add another class with its examples.")
+                        f"{': ' + repr(cleaned[0][:MAX_NAME_CHARS]) if cleaned else ''}. Add another class with its examples.")
     if len(cleaned) > MAX_CLASSES:
         raise DataError(f"Expected at most {MAX_CLASSES} classes. Received {len(cleaned)}. Merge or drop some.")
     seen: dict[str, str] = {}
