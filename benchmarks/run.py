@@ -22,7 +22,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def _benchmarks() -> dict:
     from . import (compression, demo_load, detection, distributed, drawings, generative, honest, image_memory,
-                   imagenet, make_test, nlp, photos, rl, speech, timeseries, transfer, vision)
+                   imagenet, make_test, make_your_own, nlp, photos, rl, speech, timeseries, transfer, vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -69,6 +69,7 @@ def _benchmarks() -> dict:
         "demo_load": demo_load.run,
         "make_test": make_test.run,
         "distributed_digits": distributed.run,
+        "make_your_own": make_your_own.run,
     }
 
 

@@ -25,7 +25,8 @@ CORPUS = [None, "abc", [], -1, 10**12, NAN, float("inf"), "9" * 20_000, "../../.
 #: endpoints whose calls take seconds when an input is valid: only all-bad calls
 EXPENSIVE = {"explain_image", "explain_text", "explain_forecast", "train_quick_model", "compare_random",
              "reset_episode", "step_episode", "play_episode", "interpolate", "backtest", "sample_grid",
-             "generate_digit", "denoise", "detect_anomalies", "forecast", "classify_image"}
+             "generate_digit", "denoise", "detect_anomalies", "forecast", "classify_image",
+             "train_image_classifier", "train_text_classifier"}
 #: the values also sent in one input at a time (the others valid), for the cheap endpoints
 ONE_AT_A_TIME = [None, "abc", NAN, 10**12, {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
 CODE_WORDS = ("Traceback", "Unexpected error", "Error(", "Exception", "--")

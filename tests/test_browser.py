@@ -205,3 +205,28 @@ def test_rl_play_compare_and_switching_agent_clears(page):
     page.get_by_role("tab", name="Step through").click()
     page.get_by_role("button", name="Step", exact=True).click()  # no episode yet
     no_code_words(error_toast(page, "Reset|episode"))
+
+
+def test_make_your_own_sentences_train_show_metrics_download_and_reload(page, tmp_path, monkeypatch):
+    from apps import make_your_own
+
+    monkeypatch.setattr(make_your_own, "TRAIN_OPTIONS", {"encoder": "fasttext", "epochs": 3})  # seconds, not minutes
+    open_tab(page, "Make your own")
+    page.get_by_label("Sentences").check()
+    for i, (name, lines) in enumerate((("happy", "great day\nlove it\nwonderful\nexcellent food\nso happy"),
+                                       ("sad", "terrible\nawful service\nbroken again\nworst ever\nso bad"))):
+        page.get_by_label(f"Class {i + 1} name").fill(name)
+        page.get_by_label("Sentences, one per line").nth(i).fill(lines)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile(r"Held-out accuracy \d")).wait_for()
+    link = page.locator("a[download='my_model.zip']").first  # the file table's link (its text is the size)
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "my_model.zip"
+    download.value.save_as(saved)
+    import zipfile
+
+    assert "model_dynamic.tflite" in zipfile.ZipFile(saved).namelist()
+    page.get_by_text("Continue from a zip you downloaded").click()
+    page.locator("input[type=file][accept*='.zip']").last.set_input_files(str(saved))
+    page.get_by_text(re.compile("Loaded a text classifier with classes happy, sad")).wait_for()

@@ -131,9 +131,9 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     config_class = TextClassifierConfig
 
     @classmethod
-    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+    def train_recipe(cls, out, *, command: str | None = None, callbacks: list | None = None, **options: Any) -> dict:
         """Train on ``data`` (stratified held-out split or ``test_data``), save to ``out`` with the
-        test metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        test metrics and confusion_matrix.png; returns {out, epochs, metrics}. ``callbacks``: to fit."""
         from ..config import config_and_options
 
         config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
@@ -147,7 +147,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         else:
             splits = text_splits(data, opts["test_size"], 42)
             train, test = splits.train, splits.test
-        clf = cls(config).fit(train, verbose=opts["verbose"])
+        clf = cls(config).fit(train, verbose=opts["verbose"], callbacks=callbacks)
         clf.data_spec_ = splits.spec if splits is not None else {
             "source": str(Path(opts["data"]).resolve()), "test_source": str(Path(opts["test_data"]).resolve())}
         clf.data_spec_.update(columns)

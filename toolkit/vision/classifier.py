@@ -173,9 +173,10 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
     config_class = ImageClassifierConfig
 
     @classmethod
-    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+    def train_recipe(cls, out, *, command: str | None = None, callbacks: list | None = None, **options: Any) -> dict:
         """Train on ``data`` (held-out test split or ``test_data``), save to ``out`` with the test
-        metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        metrics and confusion_matrix.png; returns {out, epochs, metrics}. ``callbacks`` (Keras
+        callbacks: progress, cancel) go to ``fit``."""
         from ..config import config_and_options
         from ..data import load_splits
 
@@ -186,7 +187,7 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         splits = load_splits(opts["data"], config.image_size, test_size=opts["test_size"], seed=42,
                              test_data=opts["test_data"])
         clf = cls(config)
-        clf.fit(splits.train, verbose=opts["verbose"])
+        clf.fit(splits.train, verbose=opts["verbose"], callbacks=callbacks)
         clf.data_spec_ = splits.spec
         clf.calibrate(splits)  # on fit's held-out validation part, never the test split
         report = clf.report(splits.test)

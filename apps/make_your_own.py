@@ -1,0 +1,494 @@
+"""Make your own tab: name classes, add examples (photos, a zip, webcam shots, or sentences), train,
+see how it does on held-out examples, explain it, try it, and download a checked phone model.
+
+The training is the toolkit's (``toolkit.make_your_own.train_from_examples``, which runs the
+task's own ``train_recipe``). Each browser session has its own folder under the system's
+temporary folder: made on first use, deleted when the page closes (``demo.unload`` and the
+state's ``delete_callback``) or, for a session that never closes, by a sweep after an hour. A
+handler only ever reads the folder of its own session, and only files it wrote there. One
+training runs at a time per server (its own queue; Gradio shows the others their place), and
+the other tabs' predictions keep their own queues.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.common import EXPLAIN, data_error, upload_path, user_errors
+
+TITLE = "Make your own"
+SLOTS = 5  # class rows on the page (3 shown, 2 under "More classes"); the API takes up to MAX_CLASSES
+SHOWN_SLOTS = 3
+KINDS = {"Images": "image", "Sentences": "text"}
+TRAIN_QUEUE = {"concurrency_id": "make_your_own_train", "concurrency_limit": 1}
+TASK_CACHE_SIZE = 8
+TASK_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+CANCELS: dict[str, threading.Event] = {}
+SESSIONS: dict[str, str] = {}  # Gradio session hash -> its folder (for demo.unload)
+LOCK = threading.Lock()
+#: extra recipe settings for every training of this server (config fields, e.g. {"epochs": 20}); empty: the
+#: recipe's defaults (what `make bench` measures)
+TRAIN_OPTIONS: dict = {}
+
+
+# ---------------------------------------------------------------------- sessions
+
+
+def new_state() -> dict:
+    return {"folder": None, "model": None, "kind": None}
+
+
+def session(state: Any, request: Any = None) -> dict:
+    """The session's state with its private folder made (the sweep of old folders runs then)."""
+    from toolkit.make_your_own import new_session, sweep_sessions
+
+    state = dict(state) if isinstance(state, dict) else new_state()
+    folder = state.get("folder")
+    if not folder or not Path(folder).is_dir():
+        sweep_sessions()
+        state["folder"] = str(new_session())
+    hash_ = getattr(request, "session_hash", None)
+    if hash_:
+        SESSIONS[hash_] = state["folder"]
+    return state
+
+
+def remove_session(state: Any) -> None:
+    """Delete a session's folder (the state's delete_callback)."""
+    folder = state.get("folder") if isinstance(state, dict) else None
+    if folder:
+        forget_models(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def unload(request: Any = None) -> None:
+    """The page closed: delete its session's folder."""
+    folder = SESSIONS.pop(getattr(request, "session_hash", None) or "", None)
+    if folder:
+        remove_session({"folder": folder})
+
+
+def forget_models(folder: str) -> None:
+    with LOCK:
+        for key in [k for k in TASK_CACHE if k.startswith(folder)]:
+            del TASK_CACHE[key]
+
+
+def session_task(state: Any):
+    """The session's trained (or reloaded) model; a DataError before there is one."""
+    from toolkit.base import load
+
+    model = state.get("model") if isinstance(state, dict) else None
+    folder = state.get("folder") if isinstance(state, dict) else None
+    if not model or not folder or not Path(model).is_dir() or not str(Path(model).resolve()).startswith(
+            str(Path(folder).resolve())):
+        raise data_error("No model yet. Train one (or reload a zip you downloaded) first.")
+    with LOCK:
+        task = TASK_CACHE.get(model)
+    if task is None:
+        task = load(model)
+        with LOCK:
+            TASK_CACHE[model] = task
+            while len(TASK_CACHE) > TASK_CACHE_SIZE:
+                TASK_CACHE.popitem(last=False)
+    return task
+
+
+# ---------------------------------------------------------------------- examples
+
+
+def _lines(text: Any) -> list[str]:
+    if text in (None, ""):
+        return []
+    if not isinstance(text, str):
+        raise data_error(f"Expected sentences as text, one per line. Received {type(text).__name__}.")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _files(uploads: Any) -> list[Path]:
+    if uploads in (None, ""):
+        return []
+    items = uploads if isinstance(uploads, (list, tuple)) else [uploads]
+    return [p for p in (upload_path(u) for u in items) if p is not None]
+
+
+def class_examples(kind: str, name: Any, uploads: Any = None, shots: Any = None, sentences: Any = None) -> list:
+    """One class's examples from the page: image files (a .zip is opened, checked), webcam shots
+    (files of the session), or sentences (one per line)."""
+    from toolkit.make_your_own import images_from_zip
+
+    if kind == "text":
+        return _lines(sentences)
+    items: list = []
+    for path in _files(uploads):
+        if path.suffix.lower() == ".zip":
+            items += [data for data, _ in images_from_zip(path)]
+        else:
+            items.append(path)
+    items += [Path(p) for p in (shots or [])]
+    return items
+
+
+def collect(kind: str, names: list, uploads: list, shots: list, sentences: list) -> dict:
+    """{class name: examples} from the page's class rows; rows with no name and no examples are
+    left out, a row with examples but no name is refused."""
+    examples: dict = {}
+    for i, name in enumerate(names):
+        items = class_examples(kind, name, uploads[i], shots[i], sentences[i])
+        name = name.strip() if isinstance(name, str) else ""
+        if not name and not items:
+            continue
+        if not name:
+            raise data_error(f"Class row {i + 1} has examples but no name. Type the class's name.")
+        if name in examples:  # the exact same name twice: the toolkit's check names both
+            examples[name + " "] = items
+        else:
+            examples[name] = items
+    return examples
+
+
+def _kind(kind: Any) -> str:
+    if kind in KINDS.values():
+        return kind
+    if kind not in KINDS:
+        raise data_error(f"Expected the kind of examples as one of {list(KINDS)}. Received {kind!r}.")
+    return KINDS[kind]
+
+
+# ---------------------------------------------------------------------- training
+
+
+def run_training(state: dict, kind: str, examples: dict, progress=None):
+    """Train in the session's folder; returns (state, result). The cancel event is the session's."""
+    from toolkit.make_your_own import train_from_examples
+
+    folder = state["folder"]
+    cancel = CANCELS.setdefault(folder, threading.Event())
+    cancel.clear()
+    say = (lambda fraction, message: progress(fraction, desc=message)) if progress is not None else None
+    try:
+        result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                     **TRAIN_OPTIONS)
+    finally:
+        cancel.clear()
+    if state.get("model"):
+        forget_models(state["model"])
+        shutil.rmtree(Path(state["model"]).parent, ignore_errors=True)  # one model per session on disk
+    with LOCK:
+        TASK_CACHE[str(result.directory)] = result.task
+    return {**state, "model": str(result.directory), "kind": kind}, result
+
+
+def summary(result) -> str:
+    """The result in words: held-out accuracy beside its peers, the phone file's checks."""
+    m = result.metrics
+    lines = [f"### Held-out accuracy {m['held_out_accuracy']:.3f}",
+             f"On {m['n_held_out']} examples the model never saw ({m['n_train']} trained it; "
+             f"{m['epochs_run']} epochs, {result.seconds:.0f} s). Always guessing the largest class: "
+             f"{m['majority_baseline']:.3f}."]
+    if "tfidf_held_out_accuracy" in m:
+        lines.append(f"TF-IDF + linear SVM on the same examples (the classical peer): "
+                     f"{m['tfidf_held_out_accuracy']:.3f}.")
+    t = result.tflite
+    agreement = t.get("agreement_with_keras")
+    lines.append(f"\n**Phone file** `{t['file']}`: {t['size_bytes'] / 2**20:.1f} MB, agrees with the Keras model on "
+                 f"{agreement:.1%} of the held-out examples, {t['latency_ms_p50']:.1f} ms per example here "
+                 f"(both in `card.json`)." if agreement is not None else f"\n**Phone file** `{t['file']}`.")
+    if result.wrong:
+        lines.append(f"\n**{len(result.wrong)} held-out example(s) it gets wrong** are shown below.")
+    lines += [f"\n> {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+def wrong_outputs(result) -> tuple[list, str]:
+    """The wrong held-out examples: a gallery (images) or a markdown list (sentences)."""
+    if result.kind == "image":
+        return [(w["file"], f"{w['example']}: {w['true']} -> {w['predicted']} ({w['probability']:.2f})")
+                for w in result.wrong], ""
+    rows = [f"- *{w['example']}*: **{w['true']}**, predicted {w['predicted']} ({w['probability']:.2f})"
+            for w in result.wrong]
+    return [], "\n".join(rows) if rows else ""
+
+
+def train_outputs(state: dict, result) -> tuple:
+    confusion = result.directory / "confusion_matrix.png"
+    gallery, wrong_text = wrong_outputs(result)
+    return (state, summary(result), str(confusion) if confusion.is_file() else None, gallery, wrong_text,
+            str(result.zip_path))
+
+
+def train_page(state, kind, *rows, progress=None, request=None):
+    """The Train button: the class rows (names, uploads, shots, sentences) -> the results."""
+    kind = _kind(kind)
+    names, uploads, shots, sentences = (list(rows[i * SLOTS:(i + 1) * SLOTS]) for i in range(4))
+    state = session(state, request)
+    examples = collect(kind, names, uploads, shots, sentences)
+    state, result = run_training(state, kind, examples, progress)
+    return train_outputs(state, result)
+
+
+def cancel_training(state) -> str:
+    """The Cancel button: the session's training stops at its next step and keeps nothing."""
+    folder = state.get("folder") if isinstance(state, dict) else None
+    if folder and folder in CANCELS:
+        CANCELS[folder].set()
+        return "Cancelling: the training stops at its next step and keeps nothing."
+    return "Nothing to cancel."
+
+
+def pairs(items: list, labels: Any, what: str) -> dict:
+    """{label: [items]} from parallel lists (the API's items and their labels, one per line or comma)."""
+    if isinstance(labels, str):
+        labels = [s.strip() for s in labels.replace(",", "\n").splitlines() if s.strip()]
+    labels = list(labels or [])
+    if len(labels) != len(items):
+        raise data_error(f"Expected one label per {what}. Received {len(items)} {what}s and {len(labels)} labels. "
+                         "Give the labels in the same order, separated by commas or new lines.")
+    examples: dict = {}
+    for item, label in zip(items, labels):
+        examples.setdefault(label, []).append(item)
+    return examples
+
+
+def api_result(state: dict, result) -> tuple:
+    metrics = {**result.metrics, "class_names": result.class_names,
+               "confusion_matrix": np.asarray(result.confusion_matrix).tolist(),
+               "wrong": [{k: v for k, v in w.items() if k != "file"} for w in result.wrong],
+               "tflite": {k: result.tflite[k] for k in ("file", "size_bytes", "agreement_with_keras",
+                                                         "latency_ms_p50") if k in result.tflite}}
+    return metrics, str(result.zip_path), state
+
+
+def train_image_classifier(files, labels, state=None, progress=None, request=None):
+    """API: image files (a .zip of one class counts as its images) and one label per file ->
+    (metrics, the zip, session state)."""
+    state = session(state, request)
+    items = []
+    for path in _files(files):
+        items.append(path)
+    examples = pairs(items, labels, "file")
+    examples = {label: [x for p in paths for x in class_examples("image", label, [p])] for label, paths in
+                examples.items()}
+    state, result = run_training(state, "image", examples, progress)
+    return api_result(state, result)
+
+
+def train_text_classifier(texts, labels, state=None, progress=None, request=None):
+    """API: sentences (one per line) and one label per sentence -> (metrics, the zip, session state)."""
+    state = session(state, request)
+    state, result = run_training(state, "text", pairs(_lines(texts), labels, "sentence"), progress)
+    return api_result(state, result)
+
+
+# ---------------------------------------------------------------------- using the model
+
+
+def add_shot(state, shot, shots, request=None):
+    """Keep a webcam shot in the session's folder; returns (state, shots, count note)."""
+    from PIL import Image
+
+    if shot is None:
+        raise data_error("No webcam shot. Take a picture first.")
+    array = np.asarray(shot)
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise data_error(f"Expected a picture. Received an array of shape {array.shape}.")
+    state = session(state, request)
+    shots = list(shots or [])
+    from toolkit.make_your_own import MAX_IMAGES_PER_CLASS
+
+    if len(shots) >= MAX_IMAGES_PER_CLASS:
+        raise data_error(f"Expected at most {MAX_IMAGES_PER_CLASS} images per class. Received more shots.")
+    folder = Path(state["folder"]) / "shots"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{len(list(folder.iterdir())):05d}.png"
+    Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).save(path)
+    shots.append(str(path))
+    return state, shots, f"{len(shots)} webcam shot(s)"
+
+
+def try_it(state, image, text):
+    """The session's model on one image or sentence: class -> probability."""
+    task = session_task(state)
+    x = _try_input(task, image, text)
+    probs = task.predict_proba(x)[0]
+    return {name: float(p) for name, p in zip(task.class_names_, probs)}
+
+
+def _try_input(task, image, text):
+    if task.input_kind == "image":
+        from apps.common import request_image
+
+        return task.prepare(request_image(image))
+    if not isinstance(text, str) or not text.strip():
+        raise data_error("Expected a sentence to try. Received nothing; type one.")
+    return [text]
+
+
+def explain(state, image, text, method):
+    """Why the session's model answers as it does for one example (the task's explainers)."""
+    task = session_task(state)
+    if method not in task.explain_methods:
+        raise data_error(f"Unknown explanation method {method!r}. Choose one of {list(task.explain_methods)}.")
+    x = _try_input(task, image, text)
+    explanation = task.explain(x[0] if task.input_kind == "image" else x, method=method)
+    note = (f"**{method}** for class **{explanation.target}** "
+            f"(probability {explanation.extra.get('probability', float('nan')):.3f}): {explanation.seconds:.1f} s.")
+    return explanation.image, explanation.html or "", note
+
+
+def reload_zip(state, upload, request=None):
+    """Open a zip downloaded earlier: checked, extracted into the session's folder, loaded."""
+    from toolkit.make_your_own import load_model_zip
+
+    path = upload_path(upload)
+    if path is None:
+        raise data_error("No zip received. Upload the zip you downloaded from this tab.")
+    state = session(state, request)
+    task, folder = load_model_zip(path, Path(state["folder"]) / "loaded")
+    if state.get("model"):
+        forget_models(state["model"])
+    with LOCK:
+        TASK_CACHE[str(folder)] = task
+    metrics = task.metrics_ or {}
+    accuracy = metrics.get("test_accuracy")
+    note = (f"Loaded a {task.task_name.replace('_', ' ')} with classes {', '.join(task.class_names_)}"
+            + (f"; held-out accuracy when it was trained: {accuracy:.3f}." if isinstance(accuracy, float) else "."))
+    return {**state, "model": str(folder), "kind": task.input_kind}, note
+
+
+# ---------------------------------------------------------------------- UI
+
+
+def warm_up(**kwargs) -> None:
+    """Nothing to load ahead (models are the users'); old session folders are swept."""
+    from toolkit.make_your_own import sweep_sessions
+
+    sweep_sessions()
+
+
+def build_demo(**kwargs):
+    import gradio as gr
+
+    from toolkit.make_your_own import LIMITS_TEXT
+
+    def handler(fn, name):
+        if "request" in fn.__annotations__:  # a string under `from __future__ import annotations`: Gradio
+            fn.__annotations__["request"] = gr.Request  # injects the request only when it sees the class
+        wrapped = user_errors(fn)
+        wrapped.__name__ = name
+        return wrapped
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown("### Make your own classifier\nName two or more classes, give each some examples, press "
+                    "**Train**. It learns on a pretrained network (EfficientNet-Lite0 for photos, MiniLM for "
+                    "sentences), tells you how it does on examples it never saw, and gives you a zip with a "
+                    f"checked phone file.\n\n**Limits:** {LIMITS_TEXT}")
+        state = gr.State(new_state(), delete_callback=remove_session)
+        kind = gr.Radio(list(KINDS), value="Images", label="What to classify")
+        names, uploads, shot_states, cams, shot_notes, sentences, image_parts = [], [], [], [], [], [], []
+
+        def class_row(i):
+            with gr.Group():
+                names.append(gr.Textbox(label=f"Class {i + 1} name", value="", max_lines=1))
+                with gr.Row(visible=True) as images:
+                    uploads.append(gr.File(label="Photos (or a .zip of them)", file_count="multiple",
+                                           file_types=["image", ".zip"], type="filepath"))
+                    with gr.Column():
+                        cams.append(gr.Image(label="Webcam", sources=["webcam"], type="numpy", height=160))
+                        add = gr.Button("Add this shot", size="sm")
+                        shot_notes.append(gr.Markdown(""))
+                image_parts.append(images)
+                sentences.append(gr.Textbox(label="Sentences, one per line", lines=4, visible=False))
+                shot_states.append(gr.State([]))
+                add.click(handler(add_shot, "add_shot"), [state, cams[i], shot_states[i]],
+                          [state, shot_states[i], shot_notes[i]], api_name=False)
+
+        for i in range(SHOWN_SLOTS):
+            class_row(i)
+        with gr.Accordion("More classes", open=False):
+            for i in range(SHOWN_SLOTS, SLOTS):
+                class_row(i)
+        with gr.Row():
+            train_btn = gr.Button("Train", variant="primary")
+            cancel_btn = gr.Button("Cancel training")
+        status = gr.Markdown()
+        with gr.Row():
+            with gr.Column():
+                results = gr.Markdown()
+                download = gr.File(label="Download: phone file, labels, card, Keras model", interactive=False)
+            confusion = gr.Image(label="Confusion matrix (held-out examples)", type="filepath", height=320)
+        wrong_gallery = gr.Gallery(label="Held-out photos it gets wrong", columns=6, height=200)
+        wrong_text = gr.Markdown()
+        with gr.Accordion("Try it, explain it", open=True):
+            with gr.Row():
+                with gr.Column():
+                    try_image = gr.Image(label="A photo", type="filepath", sources=["upload", "webcam"], height=200)
+                    try_text = gr.Textbox(label="...or a sentence", max_lines=3)
+                    method = gr.Radio(["gradcam", "shap", "lime"], value="lime", label="Explanation method")
+                    with gr.Row():
+                        try_btn = gr.Button("Try it")
+                        explain_btn = gr.Button("Explain")
+                with gr.Column():
+                    answer = gr.Label(label="Answer")
+                    overlay = gr.Image(label="Explanation", type="numpy", height=200)
+                    highlighted = gr.HTML()
+                    explain_note = gr.Markdown()
+        with gr.Accordion("Continue from a zip you downloaded", open=False):
+            zip_upload = gr.File(label="The zip", file_types=[".zip"], type="filepath")
+            reload_note = gr.Markdown()
+        with gr.Row(visible=False):  # the API's inputs and outputs (files + labels in, metrics + zip out)
+            api_files = gr.File(file_count="multiple", type="filepath", label="files")
+            api_texts = gr.Textbox(label="texts")
+            api_labels = gr.Textbox(label="labels")
+            api_metrics = gr.JSON(label="metrics")
+            api_zip = gr.File(label="zip")
+            api_image_btn = gr.Button()
+            api_text_btn = gr.Button()
+
+        def kind_changed(choice):
+            images = _kind(choice) == "image"
+            return [gr.update(visible=images) for _ in image_parts] + [gr.update(visible=not images)
+                                                                       for _ in sentences]
+
+        kind.change(kind_changed, [kind], image_parts + sentences, api_name=False)
+
+        row_inputs = [*names, *uploads, *shot_states, *sentences]
+
+        def train(values: dict, progress=gr.Progress(), request: gr.Request = None):
+            rows = [values[block] for block in row_inputs]
+            return train_page(values[state], values[kind], *rows, progress=progress, request=request)
+
+        def train_images(files, labels, state, progress=gr.Progress(), request: gr.Request = None):
+            return train_image_classifier(files, labels, state, progress, request)
+
+        def train_texts(texts, labels, state, progress=gr.Progress(), request: gr.Request = None):
+            return train_text_classifier(texts, labels, state, progress, request)
+
+        outputs = [state, results, confusion, wrong_gallery, wrong_text, download]
+        train_btn.click(handler(train, "train"), {state, kind, *row_inputs}, outputs, api_name=False, **TRAIN_QUEUE)
+        cancel_btn.click(cancel_training, [state], [status], api_name=False, queue=False)
+        api_image_btn.click(handler(train_images, "train_image_classifier"), [api_files, api_labels, state],
+                            [api_metrics, api_zip, state], api_name="train_image_classifier", **TRAIN_QUEUE)
+        api_text_btn.click(handler(train_texts, "train_text_classifier"), [api_texts, api_labels, state],
+                           [api_metrics, api_zip, state], api_name="train_text_classifier", **TRAIN_QUEUE)
+        try_btn.click(handler(try_it, "try_it"), [state, try_image, try_text], [answer], api_name=False)
+        explain_btn.click(handler(explain, "explain"), [state, try_image, try_text, method],
+                          [overlay, highlighted, explain_note], api_name=False, **EXPLAIN)
+
+        def reload(state, upload, request: gr.Request = None):
+            return reload_zip(state, upload, request)
+
+        zip_upload.upload(handler(reload, "reload_zip"), [state, zip_upload], [state, reload_note], api_name=False)
+
+        def closed(request: gr.Request):
+            unload(request)
+
+        closed.__annotations__["request"] = gr.Request
+        demo.unload(closed)
+    return demo

@@ -1,0 +1,274 @@
+"""Make your own: checked examples, the task's own recipe, a checked phone file in a zip, zips read
+safely, sessions kept apart. Tiny images and a stand-in "pretrained" backbone (mobilenet_v3_small
+at 32x32 with fixed random weights, as in test_transfer_recipe.py) keep it fast; the real timings
+and accuracies are in benchmarks/make_your_own.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import write_image
+
+from toolkit import make_your_own as mine
+from toolkit.errors import DataError
+from toolkit.make_your_own import TrainingCancelled, check_examples, images_from_zip, load_model_zip
+from toolkit.vision import transfer_recipe
+
+FAKE = "mobilenet_v3_small"
+FAST = {"image_size": (32, 32), "epochs": 3, "augment_passes": 0, "patience": 2}
+
+
+@pytest.fixture()
+def fake_pretrained(monkeypatch, tmp_path_factory):
+    """The pretrained default is FAKE with fixed random "imagenet" weights (as from a pip package)."""
+    from toolkit.transfer import backbones
+    from toolkit.vision import classifier
+
+    store = tmp_path_factory.getbasetemp() / "fake_imagenet_mine"
+    store.mkdir(exist_ok=True)
+
+    def get_backbone(name, input_shape, weights=None):
+        if weights != "imagenet":
+            return backbones.get_backbone(name, input_shape, weights)
+        backbone = backbones.get_backbone(name, input_shape, None)
+        path = store / f"{name}_{'x'.join(map(str, input_shape))}.weights.h5"
+        if path.exists():
+            backbone.load_weights(path)
+        else:
+            backbone.save_weights(path)
+        return backbone
+
+    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
+    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
+    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
+    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
+
+
+def photos(folder, n=6, seed=0):
+    """Two visibly different classes of small RGB images (red-ish and blue-ish), as files."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, channel in (("red", 0), ("blue", 2)):
+        files = []
+        for i in range(n):
+            image = rng.integers(0, 80, (36, 40, 3))
+            image[..., channel] += 170
+            files.append(write_image(folder / name / f"{name}{i}.png", image))
+        out[name] = files
+    return out
+
+
+SENTENCES = {
+    "happy": ["what a great day", "I love this phone", "wonderful service, thanks", "great food and great people",
+              "this is excellent", "so happy with it", "love it, works great"],
+    "sad": ["this is terrible", "I hate the battery", "awful service", "the worst food ever", "broken after a day",
+            "very bad, do not buy", "terrible and awful"],
+}
+
+
+# ---------------------------------------------------------------------- bad examples
+
+
+@pytest.mark.parametrize("examples, words", [
+    ({"cat": ["a"] * 5}, "at least 2 classes"),
+    ({}, "at least 2 classes"),
+    ({"cat": ["a"] * 5, "dog": []}, "'dog' has no examples"),
+    ({"cat": ["a"] * 5, "dog": ["b"]}, "'dog' has 1 example."),
+    ({"Cat": ["a"] * 5, " cat  ": ["b"] * 5}, "same name"),
+    ({"cat": ["a"] * 5, "": ["b"] * 5}, "empty class name"),
+    ({"cat": ["a"] * 5, "../up": ["b"] * 5}, "without / or \\"),
+    ({"cat": ["a"] * 5, ".hidden": ["b"] * 5}, "not starting with '.'"),
+    ({"cat": ["a"] * 5, "dog": ["b"] * 4 + ["   "]}, "sentence 5 is empty"),
+    ({"cat": ["a"] * 5, "dog": ["b"] * 4 + ["x" * 2000]}, "at most 1000"),
+    ({"cat": ["a"] * 5, "dog": ["b"] * 501}, "at most 500 per class"),
+])
+def test_bad_text_examples_are_refused_with_a_clear_message(examples, words):
+    with pytest.raises(DataError, match="Expected") as info:
+        check_examples("text", examples)
+    assert words in str(info.value)
+
+
+def test_bad_image_examples_are_refused_with_a_clear_message(tmp_path, monkeypatch):
+    good = photos(tmp_path)
+    note = tmp_path / "notes.png"
+    note.write_text("not an image")
+    with pytest.raises(DataError, match="notes.png is not a readable image"):
+        check_examples("image", {"red": good["red"], "blue": good["blue"][:4] + [note]})
+    with pytest.raises(DataError, match="not a file"):
+        check_examples("image", {"red": good["red"], "blue": good["blue"][:4] + [tmp_path / "gone.png"]})
+    monkeypatch.setattr(mine, "MAX_IMAGE_BYTES", 100)
+    with pytest.raises(DataError, match="at most 0 MB|Make it smaller"):
+        check_examples("image", good)
+    with pytest.raises(DataError, match="Expected the kind"):
+        check_examples("audio", good)
+    with pytest.raises(DataError, match="image array"):
+        check_examples("image", {"red": [np.zeros((3, 3, 3))] * 5, "blue": good["blue"]})
+
+
+def test_checked_examples_keep_order_bytes_and_original_names(tmp_path):
+    good = photos(tmp_path)
+    checked = check_examples("image", good)
+    assert list(checked) == ["red", "blue"]
+    data, ending, original = checked["red"][0]
+    assert ending == ".png" and original == "red0.png" and data == good["red"][0].read_bytes()
+    assert check_examples("text", {" a  b ": ["x\ty"] * 5, "c": ["z"] * 5})["a b"][0] == "x y"
+
+
+# ---------------------------------------------------------------------- zips
+
+
+def make_zip(path, entries: dict, mode=None):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name)
+            if mode is not None:
+                info.external_attr = mode << 16
+            archive.writestr(info, data, zipfile.ZIP_DEFLATED)
+    return path
+
+
+def test_a_zip_of_one_class_gives_its_images(tmp_path):
+    good = photos(tmp_path)
+    flat = make_zip(tmp_path / "flat.zip", {f.name: f.read_bytes() for f in good["red"]} | {"__MACOSX/._x": b"x"})
+    assert [name for _, name in images_from_zip(flat)] == [f.name for f in good["red"]]
+    folder = make_zip(tmp_path / "folder.zip", {f"red/{f.name}": f.read_bytes() for f in good["red"]})
+    assert len(images_from_zip(folder)) == 6
+
+
+@pytest.mark.parametrize("entries, words", [
+    ({"../evil.png": b"x"}, "outside its own folder"),
+    ({"/etc/evil.png": b"x"}, "outside its own folder"),
+    ({"a/../../evil.png": b"x"}, "outside its own folder"),
+    ({"C:/evil.png": b"x"}, "outside its own folder"),
+    ({"a/b/deep.png": b"x"}, "nested folders"),
+    ({"top.png": b"x", "a/inner.png": b"x"}, "nested folders"),
+    ({"readme.txt": b"hello"}, "is not a readable image"),
+    ({}, "holds no files"),
+])
+def test_unsafe_or_wrong_zips_are_refused_before_anything_is_kept(tmp_path, entries, words):
+    upload = make_zip(tmp_path / "up.zip", entries)
+    with pytest.raises(DataError) as info:
+        images_from_zip(upload)
+    assert words in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.zip"]  # nothing written beside it
+
+
+def test_links_ten_thousand_files_bombs_and_non_zips_are_refused(tmp_path, monkeypatch):
+    link = make_zip(tmp_path / "link.zip", {"x.png": b"/etc/passwd"}, mode=0o120777)
+    with pytest.raises(DataError, match="holds a link"):
+        images_from_zip(link)
+    many = make_zip(tmp_path / "many.zip", {f"{i}.png": b"" for i in range(10_000)})
+    with pytest.raises(DataError, match="10,000 entries. Expected at most 500"):
+        images_from_zip(many)
+    monkeypatch.setattr(mine, "MAX_ZIP_BYTES", 1_000_000)
+    bomb = make_zip(tmp_path / "bomb.zip", {"zeros.png": b"\0" * 2_000_000})
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(DataError, match="unpacks to 2 MB. Expected at most 0 MB; nothing was extracted"):
+        images_from_zip(bomb)
+    (tmp_path / "fake.zip").write_bytes(b"PK not really")
+    with pytest.raises(DataError, match="not a readable zip"):
+        images_from_zip(tmp_path / "fake.zip")
+
+
+def test_a_model_zip_with_escaping_names_writes_nothing_outside(tmp_path):
+    work = tmp_path / "session"
+    for entries, words in (({"../card.json": b"{}"}, "outside its own folder"),
+                           ({"sub/card.json": b"{}"}, "has folders"),
+                           ({"we ird.json": b"{}"}, "Expected only the files of a model"),
+                           ({"labels.txt": b"a\n"}, "has no card.json")):
+        with pytest.raises(DataError, match=words):
+            load_model_zip(make_zip(tmp_path / "m.zip", entries), work)
+    outside = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if "session" not in p.parts}
+    assert outside == {"m.zip"}
+
+
+# ---------------------------------------------------------------------- training
+
+
+def test_images_train_to_a_checked_int8_file_in_a_zip_that_loads_again(fake_pretrained, tmp_path):
+    steps = []
+    result = mine.train_from_examples("image", photos(tmp_path / "in"), tmp_path / "work",
+                                      progress=lambda f, m: steps.append((f, m)), **FAST)
+    assert result.class_names == ["blue", "red"]
+    assert result.metrics["n_held_out"] == 2 and result.metrics["n_train"] == 10  # 1 of 6 per class held out
+    assert result.metrics["held_out_accuracy"] in (0.0, 0.5, 1.0)
+    assert result.confusion_matrix.shape == (2, 2) and result.confusion_matrix.sum() == 2
+    assert len(result.wrong) == round(2 * (1 - result.metrics["held_out_accuracy"]))
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1][0] == 1.0
+    assert any("Training the head, epoch 1; validation accuracy" in m for _, m in steps)
+    names = set(zipfile.ZipFile(result.zip_path).namelist())
+    assert {"model_int8.tflite", "labels.txt", "card.json", "model.keras"} <= names
+    card = json.loads(zipfile.ZipFile(result.zip_path).read("card.json"))
+    entry = card["tflite"][0]
+    assert entry["file"] == "model_int8.tflite" and entry["metadata"] is True and "latency_ms_p50" in entry
+    assert 0 <= entry["agreement_with_keras"] <= 1 and entry["n_test"] == 2  # checked on the held-out photos
+    assert zipfile.ZipFile(result.zip_path).read("labels.txt").decode().split() == ["blue", "red"]
+    assert str(result.zip_path).startswith(str(tmp_path / "work"))
+
+    task, folder = load_model_zip(result.zip_path, tmp_path / "again")
+    image = np.full((36, 40, 3), 30, np.uint8)
+    np.testing.assert_allclose(task.predict_proba(image), result.task.predict_proba(image), atol=1e-5)
+    assert folder.parent == tmp_path / "again"
+
+
+def test_cancel_stops_the_training_and_keeps_nothing(fake_pretrained, tmp_path):
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if message.startswith("Training the head"):
+            cancel.set()
+
+    with pytest.raises(TrainingCancelled, match="cancelled"):
+        mine.train_from_examples("image", photos(tmp_path / "in"), tmp_path / "work", progress=progress,
+                                 cancel=cancel, **FAST)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_texts_train_with_the_tfidf_peer_on_the_same_held_out_sentences(tmp_path):
+    result = mine.train_from_examples("text", SENTENCES, tmp_path / "work", encoder="fasttext", epochs=3)
+    m = result.metrics
+    assert m["n_held_out"] == 2 and 0 <= m["tfidf_held_out_accuracy"] <= 1 and 0 <= m["held_out_accuracy"] <= 1
+    names = set(zipfile.ZipFile(result.zip_path).namelist())
+    assert {"model_dynamic.tflite", "vocab.txt", "labels.txt", "card.json", "model.keras"} <= names
+    assert result.tflite["agreement_with_keras"] >= 0.5
+
+
+# ---------------------------------------------------------------------- sessions and the tab's handlers
+
+
+def test_sessions_are_private_and_swept(tmp_path, monkeypatch):
+    from apps import make_your_own as tab
+
+    monkeypatch.setattr(mine, "sessions_root", lambda: tmp_path)
+    one, two = tab.session(None), tab.session(None)
+    assert one["folder"] != two["folder"] and oct(os.stat(one["folder"]).st_mode & 0o777) == "0o700"
+    stolen = {**one, "model": two["folder"]}  # a model path outside the session's own folder
+    with pytest.raises(DataError, match="No model yet"):
+        tab.session_task(stolen)
+    old = time.time() - 2 * mine.SESSION_MAX_AGE_S
+    os.utime(two["folder"], (old, old))
+    assert mine.sweep_sessions(tmp_path) == [tmp_path / os.path.basename(two["folder"])]
+    tab.remove_session(one)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_page_rows_and_api_pairs_become_examples(tmp_path):
+    from apps import make_your_own as tab
+
+    examples = tab.collect("text", ["a", "", "b"], [None] * 3, [[]] * 3, ["x\ny\n\n", "", "z"])
+    assert examples == {"a": ["x", "y"], "b": ["z"]}
+    with pytest.raises(DataError, match="row 2 has examples but no name"):
+        tab.collect("text", ["a", " "], [None] * 2, [[]] * 2, ["x", "y"])
+    same = tab.collect("text", ["a", "a"], [None] * 2, [[]] * 2, ["x", "y"])
+    with pytest.raises(DataError, match="same name"):
+        check_examples("text", same)
+    assert tab.pairs(["s1", "s2", "s3"], "pos, neg\npos", "sentence") == {"pos": ["s1", "s3"], "neg": ["s2"]}
+    with pytest.raises(DataError, match="one label per sentence"):
+        tab.pairs(["s1"], "a,b", "sentence")
+    assert tab.cancel_training({"folder": str(tmp_path)}) == "Nothing to cancel."
