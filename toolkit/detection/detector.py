@@ -353,11 +353,17 @@ class ObjectDetector(DetectorOutputs, Task):
         return ExportPlan(model, representative=calibration, check=test, sample=sample)
 
     def _embed_metadata(self, file: Path) -> dict:
-        from ..edge.metadata import LABELS_FILE, classifier_metadata, embed_metadata
+        from ..edge.metadata import LABELS_FILE, detection_metadata, embed_metadata
+        from ..edge.runner import LiteRTSession
         from ..storage import sha256_file
+        from .runner import output_order
 
-        card = self._export_card()
-        path = embed_metadata(file, classifier_metadata(card, "ObjectDetector"),
+        card = {**self._export_card(), "config": {"max_detections": self.config.max_detections}}
+        names = [d["name"] for d in LiteRTSession(file).outputs]
+        order = [""] * 4
+        for what, position in zip(("boxes", "classes", "scores", "count"), output_order(names)):
+            order[position] = what
+        path = embed_metadata(file, detection_metadata(card, tuple(order)),
                               {LABELS_FILE: "\n".join(self.class_names_) + "\n"})
         return {"metadata": True, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
