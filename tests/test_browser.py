@@ -205,3 +205,29 @@ def test_rl_play_compare_and_switching_agent_clears(page):
     page.get_by_role("tab", name="Step through").click()
     page.get_by_role("button", name="Step", exact=True).click()  # no episode yet
     no_code_words(error_toast(page, "Reset|episode"))
+
+
+def test_detection_boxes_threshold_refilters_and_a_bad_file(page, tmp_path):
+    from conftest import SHARED_DATA
+
+    raccoons = SHARED_DATA / "raccoon" / "images"
+    if not raccoons.is_dir():
+        pytest.skip("../shared/data/raccoon is not here")
+    open_tab(page, "Detection")
+    upload = page.locator(".block").filter(has_text="Upload a photo").locator("input[type=file]").first
+    upload.set_input_files(str(sorted(raccoons.glob("*.jpg"))[0]))
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
+    in_table = ("(word) => [...document.querySelectorAll('.block')].filter(b => b.innerText.includes("
+                "'Boxes (pixels of the photo)')).some(b => b.innerText.includes(word))")
+    page.wait_for_function(in_table, arg="raccoon")
+    slider = page.get_by_label("range slider for Score threshold")
+    slider.fill("1")  # the boxes are re-filtered from the stored answer: none scores 1
+    slider.dispatch_event("input")
+    page.wait_for_function(f"() => !({in_table})('raccoon')")
+    slider.fill("0.3")
+    slider.dispatch_event("input")
+    page.wait_for_function(in_table, arg="raccoon")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    upload.set_input_files(str(bad))
+    no_code_words(error_toast(page, "image|file"))
