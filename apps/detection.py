@@ -361,9 +361,11 @@ def build_demo(model_dir: str | Path | None = None):
             event(clear_outputs, None, stale, api_name=False, queue=False)
         threshold.change(filter_detections, [state, threshold], [picture, table, box], api_name=False, queue=False)
 
-        def clicked(current_state, current_threshold, evt: gr.SelectData):
+        def clicked(current_state, current_threshold, evt):
             chosen = pick_box(current_state, current_threshold, evt.index)
             return gr.update(value=chosen) if chosen else gr.update()
+
+        clicked.__annotations__ = {"evt": gr.SelectData}  # a class, not a string: Gradio passes the click by it
 
         explain_inputs = [upload, webcam, backend, box]
         picture.select(clicked, [state, threshold], [box], api_name=False, queue=False).then(

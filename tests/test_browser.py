@@ -214,6 +214,7 @@ def test_detection_boxes_threshold_refilters_and_a_bad_file(page, tmp_path):
     if not raccoons.is_dir():
         pytest.skip("../shared/data/raccoon is not here")
     open_tab(page, "Detection")
+    page.get_by_text("Object detection", exact=True).first.wait_for()
     upload = page.locator(".block").filter(has_text="Upload a photo").locator("input[type=file]").first
     upload.set_input_files(str(sorted(raccoons.glob("*.jpg"))[0]))
     page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
@@ -227,7 +228,11 @@ def test_detection_boxes_threshold_refilters_and_a_bad_file(page, tmp_path):
     slider.fill("0.3")
     slider.dispatch_event("input")
     page.wait_for_function(in_table, arg="raccoon")
+    page.locator(".block").filter(has_text="Detections").locator("img").first.click()  # the box under the click
+    page.get_by_text(re.compile(r"D-RISE.* for box")).first.wait_for()
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"this is not an image")
+    page.locator(".block").filter(has_text="Upload a photo").get_by_label("Clear").first.click()  # the old answer goes
+    page.wait_for_function(f"() => !({in_table})('raccoon')")
     upload.set_input_files(str(bad))
     no_code_words(error_toast(page, "image|file"))

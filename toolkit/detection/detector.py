@@ -46,7 +46,7 @@ class ObjectDetectorConfig:
                                      "cached beside the original", tune=(0, 8))
     fine_tune_epochs: int = setting(0, "phase 2: epochs of end-to-end training with the backbone unfrozen "
                                        "(0: keep the ImageNet backbone frozen)", tune=(0, 10))
-    width: int = setting(64, "channels of the head's convolutions", tune=(32, 160))
+    width: int = setting(96, "channels of the head's convolutions", tune=(32, 160))
     max_detections: int = setting(20, "most boxes an image returns (the .tflite's fixed output size)")
     iou_threshold: float = setting(0.5, "non-maximum suppression: a box overlapping a better one of the same "
                                         "class by more than this IoU is dropped", tune=(0.3, 0.7))
