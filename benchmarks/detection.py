@@ -6,7 +6,8 @@ the generated shapes set, with its int8 file and the peer "one box = the whole i
   (COCO rules) of the Keras model and of its int8 ``.tflite`` (decoding and NMS inside, builtin ops),
   one-image p50 latency of the int8 file (LiteRT, two threads at most), training time. The peer in
   the same run and split: every image answered with one box covering it, score 1 (what an image
-  classifier without boxes can say).
+  classifier without boxes can say). Then the demo tab's request p50 on that model
+  (``apps.detection.detect_objects``: decode the upload, detect, draw, table; Keras and int8).
 - ``shapes``: 400 generated images (circles, squares, triangles on photo-like backgrounds, 0-4 an
   image), 25% held out; mAP@0.5 against the same whole-image peer.
 """
