@@ -17,7 +17,7 @@ MAX_FILE_SIZE = "10mb"
 CONCURRENCY_LIMIT = 2
 
 
-TABS = ("vision", "nlp", "timeseries", "generative", "rl", "make_your_own")  # the tab modules in page order: TITLE, build_demo
+TABS = ("vision", "detection", "nlp", "timeseries", "generative", "rl", "make_your_own")  # the tab modules in page order: TITLE, build_demo
 
 
 def tab_arguments(model_dir=None, sentiment_dirs=None, dates_dir=None, forecaster_dirs=None, anomaly_dir=None,
@@ -25,6 +25,7 @@ def tab_arguments(model_dir=None, sentiment_dirs=None, dates_dir=None, forecaste
     """Each tab's build_demo (and warm_up) keyword arguments."""
     return {
         "vision": {"model_dir": model_dir},
+        "detection": {},  # the shipped raccoon detector
         "nlp": {"sentiment_dirs": sentiment_dirs, "dates_dir": dates_dir},
         "timeseries": {"forecaster_dirs": forecaster_dirs, "anomaly_dir": anomaly_dir},
         "generative": generative_dirs or {},  # vae_dir, gan_dir, denoiser_dir

@@ -230,3 +230,34 @@ def test_make_your_own_sentences_train_show_metrics_download_and_reload(page, tm
     page.get_by_text("Continue from a zip you downloaded").click()
     page.locator("input[type=file][accept*='.zip']").last.set_input_files(str(saved))
     page.get_by_text(re.compile("Loaded a text classifier with classes happy, sad")).wait_for()
+
+
+def test_detection_boxes_threshold_refilters_and_a_bad_file(page, tmp_path):
+    from conftest import SHARED_DATA
+
+    raccoons = SHARED_DATA / "raccoon" / "images"
+    if not raccoons.is_dir():
+        pytest.skip("../shared/data/raccoon is not here")
+    open_tab(page, "Detection")
+    page.get_by_text("Object detection", exact=True).first.wait_for()
+    upload = page.locator(".block").filter(has_text="Upload a photo").locator("input[type=file]").first
+    upload.set_input_files(str(sorted(raccoons.glob("*.jpg"))[0]))
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
+    in_table = ("(word) => [...document.querySelectorAll('.block')].filter(b => b.innerText.includes("
+                "'Boxes (pixels of the photo)')).some(b => b.innerText.includes(word))")
+    page.wait_for_function(in_table, arg="raccoon")
+    slider = page.get_by_label("range slider for Score threshold")
+    slider.fill("1")  # the boxes are re-filtered from the stored answer: none scores 1
+    slider.dispatch_event("input")
+    page.wait_for_function(f"() => !({in_table})('raccoon')")
+    slider.fill("0.3")
+    slider.dispatch_event("input")
+    page.wait_for_function(in_table, arg="raccoon")
+    page.locator(".block").filter(has_text="Detections").locator("img").first.click()  # the box under the click
+    page.get_by_text(re.compile(r"D-RISE.* for box")).first.wait_for()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    page.locator(".block").filter(has_text="Upload a photo").get_by_label("Clear").first.click()  # the old answer goes
+    page.wait_for_function(f"() => !({in_table})('raccoon')")
+    upload.set_input_files(str(bad))
+    no_code_words(error_toast(page, "image|file"))

@@ -222,7 +222,31 @@ def test_save_load_export_without_flex(trained):
         lite = ObjectDetector.open_tflite(path)
         result = lite.predict(test.images[0])
         assert set(result) == {"detections"}
+        check_detection_metadata(path, lite, task.class_names_, task.config.max_detections)
     assert (directory / "labels.txt").read_text().split() == task.class_names_
+
+
+def check_detection_metadata(path, lite, class_names, k):
+    """The file's metadata, read back, describes the four outputs in the file's own order, as phone
+    detection APIs read them, and carries the labels."""
+    from toolkit.detection.runner import output_order
+    from toolkit.edge.metadata import DETECTION_OUTPUTS, TENSOR_VALUE_LABELS, read_metadata
+
+    meta = read_metadata(path)
+    assert meta["name"] == "ObjectDetector" and meta["labels"] == class_names and "labels.txt" in meta["files"]
+    assert meta["inputs"][0]["content"]["size"] == [lite.image_size] * 2
+    outputs = {o["name"]: (o, d) for o, d in zip(meta["outputs"], lite.session.outputs)}
+    expected = [""] * 4
+    for name, position in zip(DETECTION_OUTPUTS, output_order([d["name"] for d in lite.session.outputs])):
+        expected[position] = name
+    assert list(outputs) == expected  # the metadata follows the file's output order
+    location, detail = outputs["location"]
+    assert list(detail["shape"]) == [1, k, 4] and location["content"]["bounding_box"] == {
+        "index": [1, 0, 3, 2], "type": "BOUNDARIES", "coordinate_type": "RATIO"}
+    assert location["content"]["range"] == [2, 2] and "[ymin, xmin, ymax, xmax]" in location["description"]
+    category, detail = outputs["category"]
+    assert list(detail["shape"]) == [1, k] and category["associated_files"][0]["type"] == TENSOR_VALUE_LABELS
+    assert list(outputs["number of detections"][1]["shape"]) == [1]
 
 
 def test_export_refuses_dynamic(trained):

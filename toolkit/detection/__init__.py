@@ -4,7 +4,8 @@ EfficientNet-Lite0, exported to TFLite with decoding and NMS inside (builtin ops
 from .data import DetectionData, augment, load_boxes, make_shapes, read_coco, read_voc, split
 from .detector import ObjectDetector, ObjectDetectorConfig
 from .metrics import mean_average_precision
-from .runner import TFLiteDetector, detect_and_draw, draw_boxes
+from .runner import TFLiteDetector, detect_and_draw, detections, draw_boxes
 
-__all__ = ["DetectionData", "ObjectDetector", "ObjectDetectorConfig", "TFLiteDetector", "augment", "detect_and_draw", "draw_boxes",
+__all__ = ["DetectionData", "ObjectDetector", "ObjectDetectorConfig", "TFLiteDetector", "augment", "detect_and_draw",
+           "detections", "draw_boxes",
            "load_boxes", "make_shapes", "mean_average_precision", "read_coco", "read_voc", "split"]

@@ -46,7 +46,7 @@ class ObjectDetectorConfig:
                                      "cached beside the original", tune=(0, 8))
     fine_tune_epochs: int = setting(0, "phase 2: epochs of end-to-end training with the backbone unfrozen "
                                        "(0: keep the ImageNet backbone frozen)", tune=(0, 10))
-    width: int = setting(64, "channels of the head's convolutions", tune=(32, 160))
+    width: int = setting(96, "channels of the head's convolutions", tune=(32, 160))
     max_detections: int = setting(20, "most boxes an image returns (the .tflite's fixed output size)")
     iou_threshold: float = setting(0.5, "non-maximum suppression: a box overlapping a better one of the same "
                                         "class by more than this IoU is dropped", tune=(0.3, 0.7))
@@ -353,11 +353,17 @@ class ObjectDetector(DetectorOutputs, Task):
         return ExportPlan(model, representative=calibration, check=test, sample=sample)
 
     def _embed_metadata(self, file: Path) -> dict:
-        from ..edge.metadata import LABELS_FILE, classifier_metadata, embed_metadata
+        from ..edge.metadata import LABELS_FILE, detection_metadata, embed_metadata
+        from ..edge.runner import LiteRTSession
         from ..storage import sha256_file
+        from .runner import output_order
 
-        card = self._export_card()
-        path = embed_metadata(file, classifier_metadata(card, "ObjectDetector"),
+        card = {**self._export_card(), "config": {"max_detections": self.config.max_detections}}
+        names = [d["name"] for d in LiteRTSession(file).outputs]
+        order = [""] * 4
+        for what, position in zip(("boxes", "classes", "scores", "count"), output_order(names)):
+            order[position] = what
+        path = embed_metadata(file, detection_metadata(card, tuple(order)),
                               {LABELS_FILE: "\n".join(self.class_names_) + "\n"})
         return {"metadata": True, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
 

@@ -27,11 +27,16 @@ METADATA_IDENTIFIER = b"M001"
 MODEL_IDENTIFIER = b"TFL3"
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
-DESCRIPTIONS, TENSOR_AXIS_LABELS = 1, 2  # AssociatedFileType
+DESCRIPTIONS, TENSOR_AXIS_LABELS, TENSOR_VALUE_LABELS = 1, 2, 3  # AssociatedFileType
 FEATURE_REFERENCE = "ood_features.npz"  # toolkit.calibration.FEATURE_FILE
 COLOR_SPACES = {1: "GRAYSCALE", 3: "RGB"}
 _COLOR_CODES = {"RGB": 1, "GRAYSCALE": 2}
 _IMAGE_PROPERTIES, _NORMALIZATION = 2, 1  # ContentProperties / ProcessUnitOptions union codes
+_FEATURE_PROPERTIES, _BOUNDING_BOX_PROPERTIES = 1, 3  # ContentProperties union codes
+BOX_TYPES = {0: "UNKNOWN", 1: "BOUNDARIES", 2: "UPPER_LEFT", 3: "CENTER"}  # BoundingBoxType
+COORDINATE_TYPES = {0: "RATIO", 1: "PIXEL"}  # CoordinateType
+#: the four outputs of a detector, as TFLite detection APIs name them (the Task Library's ObjectDetector)
+DETECTION_OUTPUTS = ("location", "category", "score", "number of detections")
 
 
 # ---------------------------------------------------------------------- writing
@@ -82,6 +87,80 @@ def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str 
     root = _table(b, [(0, b.CreateString(name)), (1, b.CreateString(description)),
                       (2, b.CreateString(version)), (3, _vector(b, [subgraph])),
                       (4, b.CreateString("keras-app-toolkit")),
+                      (7, b.CreateString(MIN_PARSER_VERSION))])
+    b.Finish(root, file_identifier=METADATA_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def _image_input_meta(b, card: dict) -> int:
+    """An image input's TensorMetadata: colour space, size, value range, identity normalization."""
+    inp = card.get("input", {})
+    shape = inp.get("shape", [])
+    low, high = (inp.get("range") or [0, 255])[:2]
+    size = _table(b, [(0, ("uint32", shape[1])), (1, ("uint32", shape[0]))])
+    props = _table(b, [(0, ("int8", _COLOR_CODES.get(COLOR_SPACES.get(int(shape[2]), "UNKNOWN"), 0))), (1, size)])
+    value_range = _table(b, [(0, ("int32", int(low))), (1, ("int32", int(high)))])
+    content = _table(b, [(0, ("uint8", _IMAGE_PROPERTIES)), (1, props), (2, value_range)])
+    unit = _table(b, [(0, ("uint8", _NORMALIZATION)),
+                      (1, _table(b, [(0, _floats(b, [0.0])), (1, _floats(b, [1.0]))]))])
+    stats = _table(b, [(0, _floats(b, [float(high)])), (1, _floats(b, [float(low)]))])
+    return _table(b, [(0, b.CreateString("image")), (1, b.CreateString(str(inp.get("description", "")))),
+                      (3, content), (4, _vector(b, [unit])), (5, stats)])
+
+
+def detection_metadata(card: dict, order: tuple[str, ...] = ("boxes", "classes", "scores", "count"),
+                       name: str = "ObjectDetector", version: str = "") -> bytes:
+    """The metadata flatbuffer of a detector with decoding and NMS inside, as the TFLite
+    detection APIs read it: the image input (as :func:`classifier_metadata` writes it) and four
+    outputs named :data:`DETECTION_OUTPUTS`: ``location`` (1, K, 4) boxes [ymin, xmin, ymax, xmax]
+    as ratios of the image (BoundingBoxProperties: BOUNDARIES, index [1, 0, 3, 2], RATIO),
+    ``category`` (1, K) class indices as floats (the labels file, one class a line, as
+    TENSOR_VALUE_LABELS), ``score`` (1, K) in [0, 1] (0 = padding) and ``number of detections``
+    (1,). ``order``: the file's outputs in its order, by the names boxes/classes/scores/count."""
+    import flatbuffers
+
+    version = version or str(card.get("versions", {}).get("toolkit", ""))
+    labels = [str(label) for label in card.get("labels", [])]
+    if not labels:
+        raise ModelFormatError("Expected class labels to write into the detector's .tflite metadata. Received none "
+                               "in the card. Export a detector fitted on labelled boxes.")
+    if sorted(order) != sorted(("boxes", "classes", "scores", "count")):
+        raise ModelFormatError(f"Expected the detector's outputs boxes, classes, scores and count. Received {order}.")
+    b = flatbuffers.Builder(1024)
+    axis = _table(b, [(0, ("int32", 2)), (1, ("int32", 2))])  # the objects' values lie on axis 2
+
+    def feature_content():
+        return _table(b, [(0, ("uint8", _FEATURE_PROPERTIES)), (1, _table(b, [])), (2, axis)])
+
+    box_props = _table(b, [(0, _uints(b, [1, 0, 3, 2])), (1, ("int8", 1)), (2, ("int8", 0))])
+    box_content = _table(b, [(0, ("uint8", _BOUNDING_BOX_PROPERTIES)), (1, box_props), (2, axis)])
+    labels_file = _table(b, [(0, b.CreateString(LABELS_FILE)),
+                             (1, b.CreateString("Class names, one a line: line i names category value i.")),
+                             (2, ("int8", TENSOR_VALUE_LABELS))])
+    k = int(card.get("config", {}).get("max_detections", 0)) or "K"
+    metas = {
+        "boxes": _table(b, [(0, b.CreateString(DETECTION_OUTPUTS[0])), (1, b.CreateString(
+            f"Boxes (1, {k}, 4) of the detections, sorted by score: [ymin, xmin, ymax, xmax] as ratios of the "
+            "input image's height and width (0 to 1, not pixels); padding rows are [0, 0, 0, 0].")),
+                            (3, box_content),
+                            (5, _table(b, [(0, _floats(b, [1.0])), (1, _floats(b, [0.0]))]))]),
+        "classes": _table(b, [(0, b.CreateString(DETECTION_OUTPUTS[1])), (1, b.CreateString(
+            f"Class of each box (1, {k}) as a float index into {LABELS_FILE} (0-based; {len(labels)} classes: "
+            f"{', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}).")),
+                              (3, feature_content()), (6, _vector(b, [labels_file]))]),
+        "scores": _table(b, [(0, b.CreateString(DETECTION_OUTPUTS[2])), (1, b.CreateString(
+            f"Score of each box (1, {k}), 0 to 1, descending; 0 marks padding after the last detection.")),
+                             (3, feature_content()),
+                             (5, _table(b, [(0, _floats(b, [1.0])), (1, _floats(b, [0.0]))]))]),
+        "count": _table(b, [(0, b.CreateString(DETECTION_OUTPUTS[3])), (1, b.CreateString(
+            "Number of valid detections (1,) as a float: the first rows of the other outputs.")),
+                            (3, _table(b, [(0, ("uint8", _FEATURE_PROPERTIES)), (1, _table(b, []))]))]),
+    }
+    subgraph = _table(b, [(2, _vector(b, [_image_input_meta(b, card)])), (3, _vector(b, [metas[o] for o in order]))])
+    description = (f"object_detector: {len(labels)} classes ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})"
+                   "; decoding and non-maximum suppression inside the file (builtin ops).")
+    root = _table(b, [(0, b.CreateString(name)), (1, b.CreateString(description)), (2, b.CreateString(version)),
+                      (3, _vector(b, [subgraph])), (4, b.CreateString("keras-app-toolkit")),
                       (7, b.CreateString(MIN_PARSER_VERSION))])
     b.Finish(root, file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
@@ -177,6 +256,13 @@ def _vector(b, offsets: list[int]) -> int:
     return b.EndVector()
 
 
+def _uints(b, values: list[int]) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependUint32(int(v))
+    return b.EndVector()
+
+
 def _floats(b, values: list[float]) -> int:
     b.StartVector(4, len(values), 4)
     for v in reversed(values):
@@ -219,7 +305,8 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
            "outputs": [_tensor(t) for t in _tables(subgraph, 3)]}
     files = associated_files(data)
     out["files"] = sorted(files)
-    label_files = [f["name"] for t in out["outputs"] for f in t["associated_files"] if f["type"] == TENSOR_AXIS_LABELS]
+    label_files = [f["name"] for t in out["outputs"] for f in t["associated_files"]
+                   if f["type"] in (TENSOR_AXIS_LABELS, TENSOR_VALUE_LABELS)]
     out["labels"] = files[label_files[0]].decode("utf-8").splitlines() if label_files and label_files[0] in files \
         else []
     return out
@@ -281,6 +368,16 @@ def _float_list(tab, slot: int) -> list[float]:
     return [tab.Get(flatbuffers.number_types.Float32Flags, start + 4 * i) for i in range(tab.VectorLen(o))]
 
 
+def _uint_list(tab, slot: int) -> list[int]:
+    import flatbuffers
+
+    o = _field(tab, slot)
+    if not o:
+        return []
+    start = tab.Vector(o)
+    return [tab.Get(flatbuffers.number_types.Uint32Flags, start + 4 * i) for i in range(tab.VectorLen(o))]
+
+
 def _tensor(tab) -> dict:
     from flatbuffers import number_types as n
 
@@ -296,6 +393,16 @@ def _tensor(tab) -> dict:
             "size": [_scalar(size, 1, n.Uint32Flags), _scalar(size, 0, n.Uint32Flags)] if size else None,
             "range": [_scalar(value_range, 0, n.Int32Flags), _scalar(value_range, 1, n.Int32Flags)]
             if value_range else None}
+    if content is not None and _scalar(content, 0, n.Uint8Flags) == _BOUNDING_BOX_PROPERTIES:
+        props = _sub(content, 1)
+        out["content"] = {"bounding_box": {"index": _uint_list(props, 0),
+                                           "type": BOX_TYPES.get(_scalar(props, 1, n.Int8Flags), "UNKNOWN"),
+                                           "coordinate_type": COORDINATE_TYPES.get(_scalar(props, 2, n.Int8Flags))}}
+    elif content is not None and _scalar(content, 0, n.Uint8Flags) == _FEATURE_PROPERTIES:
+        out["content"] = {"feature": True}
+    value_range = _sub(content, 2) if content is not None else None
+    if value_range is not None and out["content"] and "color_space" not in out["content"]:
+        out["content"]["range"] = [_scalar(value_range, 0, n.Int32Flags), _scalar(value_range, 1, n.Int32Flags)]
     for unit in _tables(tab, 4):
         if _scalar(unit, 0, n.Uint8Flags) == _NORMALIZATION:
             options = _sub(unit, 1)
