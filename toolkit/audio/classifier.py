@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
-                      setting, strategy_setting, test_size_option, verbose_option)
+from ..config import (Bounded, RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
+                      setting, strategy_setting, verbose_option)
 from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
 from ..explain import Explanation
@@ -152,7 +152,9 @@ class AudioClassifier(ClassifierMixin, Task):
         out_option(),
         RecipeOption("test_data", "a separate test folder (default: hold out --test-size of the speakers, or of "
                                   "the recordings when there is no --group-from-name)"),
-        test_size_option("share of the speakers (or recordings) held out for testing; 0: none"),
+        RecipeOption("test_size", "share of the speakers (or recordings) held out for testing; 0: none (the shipped "
+                                  "model trains on every speaker)", 0.2,
+                     Bounded(float, 0, 1, high_closed=False, hint="E.g. 0.2 holds out a fifth; 0 none.")),
         RecipeOption("test_groups", "speakers to hold out, comma-separated (default: drawn at random)"),
         verbose_option(2),
     )
@@ -282,9 +284,9 @@ class AudioClassifier(ClassifierMixin, Task):
         if cfg.schedule == "plateau":
             stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
         one_hot = np.eye(n_classes, dtype=np.float32)
-        inputs = _training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed)
+        inputs = _training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed)  # shuffled
         history = self.model_.fit(inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
-                                  verbose=verbose, callbacks=stop + list(callbacks or []), shuffle=False)  # batches shuffled
+                                  verbose=verbose, callbacks=stop + list(callbacks or []), shuffle=False)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
