@@ -376,3 +376,13 @@ def test_recipe_settings_are_checked_and_build():
     model = clf._build_model(3)
     names = [layer.name for layer in model.get_layer("head").layers]
     assert {"conv0_0", "conv0", "conv1_0", "conv1", "relu1", "gap"} <= set(names)
+
+
+def test_test_size_zero_trains_on_every_speaker():
+    from toolkit.cli_args import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "audio_classifier", "--data", "d", "--out", "o", "--test-size", "0"])
+    assert args.test_size == 0  # the shipped model's make models line
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "audio_classifier", "--data", "d", "--out", "o", "--test-size", "1"])
