@@ -58,19 +58,19 @@ class AudioClassifierConfig:
                                "perturbation: other voices)", tune=(0.0, 0.2))
     stretch: float = setting(0.1, "with --augment: time axis stretched by up to +-this share (speaking rate)",
                              tune=(0.0, 0.25))
-    speed: float = setting(0.15, "with --augment: waveform resampled by a factor within 1 +-this share (speed "
+    speed: float = setting(0.0, "with --augment: waveform resampled by a factor within 1 +-this share (speed "
                                 "perturbation: pitch, formants and rate of another speaker)", tune=(0.0, 0.2))
-    mixup: float = setting(0.2, "mixup: Beta(a, a) blends of two training recordings and their labels; 0: off",
+    mixup: float = setting(0.0, "mixup: Beta(a, a) blends of two training recordings and their labels; 0: off",
                            tune=(0.0, 0.5))
-    label_smoothing: float = setting(0.1, "label smoothing of the cross-entropy", tune=(0.0, 0.2))
-    schedule: str = setting("cosine", "learning rate: plateau (cut by 3 when validation stalls) or cosine (decay "
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", tune=(0.0, 0.2))
+    schedule: str = setting("plateau", "learning rate: plateau (cut by 3 when validation stalls) or cosine (decay "
                                        "to 0 over --epochs)", choices=SCHEDULES)
-    epochs: int = setting(30, "epochs (with --schedule cosine, the learning rate reaches 0 at the last); early "
+    epochs: int = setting(40, "epochs (with --schedule cosine, the learning rate reaches 0 at the last); early "
                                    "stopping may end sooner", tune=(5, 100))
     batch_size: int = setting(32, "batch size", tune=(8, 128))
     learning_rate: float = setting(2e-3, "Adam learning rate", tune=(1e-4, 1e-2))
-    patience: int = setting(30, "early-stopping patience in epochs (the best epoch's weights are kept)",
-                             tune=(2, 30))
+    patience: int = setting(8, "early-stopping patience in epochs (the best epoch's weights are kept)",
+                            tune=(2, 30))
     validation_split: float = setting(0.1, "share of the training recordings for early stopping")
     transfer_from: str | None = setting(None, "a saved audio_classifier folder whose conv layers start this model "
                                               "(a new output layer for the new classes)")
@@ -284,9 +284,13 @@ class AudioClassifier(ClassifierMixin, Task):
         if cfg.schedule == "plateau":
             stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
         one_hot = np.eye(n_classes, dtype=np.float32)
-        inputs = _training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed)  # shuffled
-        history = self.model_.fit(inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
-                                  verbose=verbose, callbacks=stop + list(callbacks or []), shuffle=False)
+        if cfg.mixup > 0:  # shuffled, blended batches from tf.data
+            inputs = dict(x=_training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
+                          shuffle=False)
+        else:
+            inputs = dict(x=train.x, y=one_hot[train.y], batch_size=batch_size, shuffle=True)
+        history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
+                                  verbose=verbose, callbacks=stop + list(callbacks or []))
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
