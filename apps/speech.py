@@ -104,7 +104,7 @@ def prepared(service: SpeechService, audio: Any) -> tuple[np.ndarray, list[str]]
 def recognise(service: SpeechService, audio: Any, backend: str = KERAS):
     """Top-3 words with probabilities, the waveform and spectrogram the model hears, and a note
     with the chosen file's latency (the model call alone) and any warning about the recording."""
-    from toolkit.audio.explain import spectrogram_image
+    from toolkit.audio.explain import quick_picture
 
     predictor = service.predictor(backend)
     batch, notes = prepared(service, audio)
@@ -114,9 +114,7 @@ def recognise(service: SpeechService, audio: Any, backend: str = KERAS):
     task = service.task
     order = np.argsort(-probs)[:TOP_K]
     top = {task.class_names_[i]: float(probs[i]) for i in order}
-    cfg = task.config
-    picture = spectrogram_image(task.spectrogram(batch), waveform=batch[0], sample_rate=cfg.sample_rate,
-                                hop_length=cfg.hop_length, title="what the model hears (trimmed, 1 s, normalised)")
+    picture = quick_picture(task.spectrogram(batch), batch[0])  # a few ms: matplotlib takes hundreds
     note = f"**{backend or KERAS}**: {milliseconds(ms)} for this recording."
     note += "".join(f"\n\n> {n}" for n in notes)
     return top, picture, note
@@ -200,7 +198,8 @@ def build_demo(model_dir: str | Path | None = None):
             with gr.Column():
                 labels = gr.Label(num_top_classes=TOP_K, label="Top 3", elem_id="speech-top3")
                 latency = gr.Markdown()
-                heard = gr.Image(label="Waveform and spectrogram", type="numpy", height=260)
+                heard = gr.Image(label="What the model hears: waveform (top), log-mel spectrogram (bottom; "
+                                         "time across, mel bands up)", type="numpy", height=260)
                 overlay = gr.Image(label="Explanation", type="numpy", height=260)
                 explain_note = gr.Markdown()
         with gr.Accordion("Model facts (from card.json)", open=False):

@@ -386,3 +386,19 @@ def test_test_size_zero_trains_on_every_speaker():
     assert args.test_size == 0  # the shipped model's make models line
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "audio_classifier", "--data", "d", "--out", "o", "--test-size", "1"])
+
+
+def test_quick_picture_draws_the_wave_and_where_the_energy_is():
+    from toolkit.audio.explain import quick_picture
+
+    wave = np.zeros(8000, "float32")
+    wave[4000:6000] = tone(900, 0.25)
+    spec = np.zeros((61, 40), "float32")
+    spec[30:45, :10] = 5.0  # energy in the second half, low bands
+    picture = quick_picture(spec, wave, width=300, wave_height=50, spec_height=80)
+    assert picture.shape == (50 + 4 + 80, 300, 3) and picture.dtype == np.uint8
+    upper, lower = picture[:50].mean(-1), picture[54:].mean(-1)
+    ink = (upper < 128).sum(0)  # inked pixels per column: a centre line in silence, the swing where the tone is
+    assert ink[:100].max() <= 1 and ink[160:220].mean() > 10
+    assert lower[-20:, 150:210].mean() > 3 * lower[:20, 150:210].mean() + 1  # bright at the bottom (low bands)
+    assert lower[-20:, :100].mean() < 5  # silence is dark
