@@ -17,7 +17,7 @@ MAX_FILE_SIZE = "10mb"
 CONCURRENCY_LIMIT = 2
 
 
-TABS = ("vision", "detection", "nlp", "timeseries", "generative", "rl", "make_your_own")  # the tab modules in page order: TITLE, build_demo
+TABS = ("vision", "detection", "nlp", "speech", "timeseries", "generative", "rl", "make_your_own")  # the tab modules in page order: TITLE, build_demo
 
 
 def tab_arguments(model_dir=None, sentiment_dirs=None, dates_dir=None, forecaster_dirs=None, anomaly_dir=None,
@@ -30,6 +30,7 @@ def tab_arguments(model_dir=None, sentiment_dirs=None, dates_dir=None, forecaste
         "timeseries": {"forecaster_dirs": forecaster_dirs, "anomaly_dir": anomaly_dir},
         "generative": generative_dirs or {},  # vae_dir, gan_dir, denoiser_dir
         "rl": {"agent_dirs": rl_dirs},
+        "speech": {},  # the shipped saved_models/audio/spoken_digits
         "make_your_own": {},
     }
 

@@ -64,6 +64,7 @@ def _benchmarks() -> dict:
         "image_memory": image_memory.run,
         "speech_loso": speech.loso,
         "speech_few_shot": speech.few_shot,
+        "speech_demo": speech.demo,
         "detection_raccoon": detection.raccoon,
         "detection_shapes": detection.shapes,
         "demo_load": demo_load.run,

@@ -27,6 +27,7 @@ EXPENSIVE = {"explain_image", "explain_text", "explain_forecast", "train_quick_m
              "reset_episode", "step_episode", "play_episode", "interpolate", "backtest", "sample_grid",
              "generate_digit", "denoise", "detect_anomalies", "forecast", "classify_image",
              "train_image_classifier", "train_text_classifier"}
+EXPENSIVE |= {"explain_recording"}  # the speech tab's explanation
 #: the values also sent in one input at a time (the others valid), for the cheap endpoints
 ONE_AT_A_TIME = [None, "abc", NAN, 10**12, {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
 CODE_WORDS = ("Traceback", "Unexpected error", "Error(", "Exception", "--")
@@ -87,6 +88,7 @@ def test_every_malformed_call_gets_a_readable_answer(served):
     base, endpoints = served
     assert {"classify_text", "classify_image", "translate_date", "forecast", "detect_anomalies", "decode_latent",
             "play_episode", "step_episode"} <= set(endpoints)
+    assert {"recognise", "explain_recording"} <= set(endpoints)  # the speech tab
     from concurrent.futures import ThreadPoolExecutor
 
     failures = []

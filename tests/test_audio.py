@@ -329,3 +329,76 @@ def test_lime_on_time_segments_weighs_the_sound_not_the_silence(trained):
     weights = explanation.attributions[:, 0]  # one weight per frame, the same over the mel bands
     assert explanation.attributions.shape == clf.spectrogram(x).shape and explanation.summary()["evaluations"] == 200
     assert weights[len(weights) // 4 : 3 * len(weights) // 4].mean() > np.r_[weights[:2], weights[-2:]].mean()
+
+
+# ---------------------------------------------------------------------------- training recipe parts
+
+
+def test_speed_perturbation_moves_the_pitch_and_only_while_training():
+    import keras
+
+    from toolkit.audio.layers import WaveAugment
+
+    t = np.arange(RATE) / RATE
+    wave = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype("float32")
+    batch = np.repeat(wave[None], 32, axis=0)
+    layer = WaveAugment(shift=0.0, gain_db=0.0, noise=0.0, speed=0.2, seed=1)
+    assert np.array_equal(np.asarray(layer(keras.ops.convert_to_tensor(batch), training=False)), batch)
+    out = np.asarray(layer(keras.ops.convert_to_tensor(batch), training=True))
+    middle = out[:, 2000:6000] * np.hanning(4000)  # inside the clip at any factor
+    peaks = np.argmax(np.abs(np.fft.rfft(middle, axis=1)), axis=1) * RATE / 4000
+    assert peaks.min() >= 790 and peaks.max() <= 1210 and peaks.max() - peaks.min() > 150, peaks
+    assert WaveAugment.from_config(layer.get_config()).speed == 0.2
+
+
+def test_mixup_blends_recordings_and_labels_alike():
+    from toolkit.audio.classifier import _training_batches
+
+    levels = np.array([0.1, 0.5, 0.9], "float32")
+    y = np.eye(3, dtype="float32")[np.arange(30) % 3]
+    x = np.repeat(levels[np.arange(30) % 3][:, None], 16, axis=1)  # each class a constant level
+    mixed = [(np.asarray(a), np.asarray(b)) for a, b in _training_batches(x, y, 10, 0.4, seed=0)]
+    waves, labels = np.concatenate([m[0] for m in mixed]), np.concatenate([m[1] for m in mixed])
+    assert waves.shape == (30, 16) and np.allclose(labels.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(waves[:, 0], labels @ levels, atol=1e-5)  # the same weight on the waves and the labels
+    assert (labels.max(1) < 0.99).sum() >= 5  # blends, not just the originals
+    plain = np.concatenate([np.asarray(b) for _, b in _training_batches(x, y, 10, 0.0, seed=0)])
+    assert sorted(plain.max(1).tolist()) == [1.0] * 30
+
+
+def test_recipe_settings_are_checked_and_build():
+    from toolkit.audio import AudioClassifierConfig
+
+    for bad in ({"speed": 1.0}, {"mixup": -1}, {"label_smoothing": 1.0}, {"schedule": "step"}, {"convs_per_block": 0}):
+        with pytest.raises(ValueError):
+            AudioClassifierConfig(**bad)
+    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, convs_per_block=2, pooling="average")
+    model = clf._build_model(3)
+    names = [layer.name for layer in model.get_layer("head").layers]
+    assert {"conv0_0", "conv0", "conv1_0", "conv1", "relu1", "gap"} <= set(names)
+
+
+def test_test_size_zero_trains_on_every_speaker():
+    from toolkit.cli_args import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "audio_classifier", "--data", "d", "--out", "o", "--test-size", "0"])
+    assert args.test_size == 0  # the shipped model's make models line
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "audio_classifier", "--data", "d", "--out", "o", "--test-size", "1"])
+
+
+def test_quick_picture_draws_the_wave_and_where_the_energy_is():
+    from toolkit.audio.explain import quick_picture
+
+    wave = np.zeros(8000, "float32")
+    wave[4000:6000] = tone(900, 0.25)
+    spec = np.zeros((61, 40), "float32")
+    spec[30:45, :10] = 5.0  # energy in the second half, low bands
+    picture = quick_picture(spec, wave, width=300, wave_height=50, spec_height=80)
+    assert picture.shape == (50 + 4 + 80, 300, 3) and picture.dtype == np.uint8
+    upper, lower = picture[:50].mean(-1), picture[54:].mean(-1)
+    ink = (upper < 128).sum(0)  # inked pixels per column: a centre line in silence, the swing where the tone is
+    assert ink[:100].max() <= 1 and ink[160:220].mean() > 10
+    assert lower[-20:, 150:210].mean() > 3 * lower[:20, 150:210].mean() + 1  # bright at the bottom (low bands)
+    assert lower[-20:, :100].mean() < 5  # silence is dark

@@ -261,3 +261,40 @@ def test_detection_boxes_threshold_refilters_and_a_bad_file(page, tmp_path):
     page.wait_for_function(f"() => !({in_table})('raccoon')")
     upload.set_input_files(str(bad))
     no_code_words(error_toast(page, "image|file"))
+
+
+def test_speech_upload_shows_top3_and_a_bad_file_gets_a_message(browser, app_url, tmp_path):
+    import soundfile
+
+    # Its own page: Gradio's waveform preview logs "Waveform load error: MediaError" in the console
+    # when the browser cannot play an upload (the bad file below); that is the preview, and the
+    # message the user reads is checked instead. Every other console error fails the test.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not transport_error(m.text)
+            and "Waveform load error" not in m.text else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    open_tab(page, "Speech")
+    recording = page.locator("#speech-recording")
+    recording.get_by_role("button", name="Upload file").click()
+    good = tmp_path / "vowel.wav"
+    t = np.arange(4000) / 8000
+    soundfile.write(good, 0.5 * np.sin(2 * np.pi * 140 * t) * np.hanning(len(t)), 8000, subtype="PCM_16")
+    recording.locator("input[type=file]").set_input_files(str(good))
+    page.get_by_text(re.compile(r"ms for this recording")).first.wait_for()
+    assert page.locator("#speech-top3 .output-class, #speech-top3 [data-testid=label-output-value]").count() > 0
+    # a file named .wav that is not audio: one readable message, and the old answer is gone
+    recording.get_by_role("button", name="Clear").click()
+    page.wait_for_function("() => !document.body.innerText.match(/ms for this recording/)")
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"these are my notes, not a recording" * 20)
+    recording.get_by_role("button", name="Upload file").click()
+    recording.locator("input[type=file]").set_input_files(str(bad))
+    text = error_toast(page, "decode|audio|recording")
+    no_code_words(text)
+    assert "notes.wav" in text and "/tmp" not in text
+    context.close()
+    assert not errors, f"console errors: {errors}"

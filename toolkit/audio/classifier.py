@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
-                      setting, strategy_setting, test_size_option, verbose_option)
+from ..config import (Bounded, RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
+                      setting, strategy_setting, verbose_option)
 from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
 from ..explain import Explanation
@@ -29,6 +29,7 @@ from .data import AudioData, AudioFormat, decode, group_split, load_audio_folder
 
 DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
 POOLINGS = ("flatten", "average")
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,7 @@ class AudioClassifierConfig:
     hop_length: int = setting(128, "STFT hop (samples)")
     filters: tuple[int, ...] = setting((16, 32, 64), "conv filters per block (each block halves time and "
                                                       "frequency)")
+    convs_per_block: int = setting(1, "3x3 convolutions per block (deeper nets see longer patterns)", tune=(1, 3))
     pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
                                       "frequency) or average", choices=POOLINGS)
     dropout: float = setting(0.3, "dropout before the classification layer", tune=(0.0, 0.5))
@@ -56,10 +58,19 @@ class AudioClassifierConfig:
                                "perturbation: other voices)", tune=(0.0, 0.2))
     stretch: float = setting(0.1, "with --augment: time axis stretched by up to +-this share (speaking rate)",
                              tune=(0.0, 0.25))
-    epochs: int = setting(40, "epochs; early stopping may end sooner", tune=(5, 100))
+    speed: float = setting(0.0, "with --augment: waveform resampled by a factor within 1 +-this share (speed "
+                                "perturbation: pitch, formants and rate of another speaker)", tune=(0.0, 0.2))
+    mixup: float = setting(0.0, "mixup: Beta(a, a) blends of two training recordings and their labels; 0: off",
+                           tune=(0.0, 0.5))
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", tune=(0.0, 0.2))
+    schedule: str = setting("plateau", "learning rate: plateau (cut by 3 when validation stalls) or cosine (decay "
+                                       "to 0 over --epochs)", choices=SCHEDULES)
+    epochs: int = setting(40, "epochs (with --schedule cosine, the learning rate reaches 0 at the last); early "
+                                   "stopping may end sooner", tune=(5, 100))
     batch_size: int = setting(32, "batch size", tune=(8, 128))
     learning_rate: float = setting(2e-3, "Adam learning rate", tune=(1e-4, 1e-2))
-    patience: int = setting(8, "early-stopping patience in epochs", tune=(2, 20))
+    patience: int = setting(8, "early-stopping patience in epochs (the best epoch's weights are kept)",
+                            tune=(2, 30))
     validation_split: float = setting(0.1, "share of the training recordings for early stopping")
     transfer_from: str | None = setting(None, "a saved audio_classifier folder whose conv layers start this model "
                                               "(a new output layer for the new classes)")
@@ -78,8 +89,12 @@ class AudioClassifierConfig:
         if self.sample_rate * self.duration < self.frame_length:
             raise ValueError(f"duration x sample_rate must hold one STFT frame ({self.frame_length} samples). "
                              f"Received {self.duration} s at {self.sample_rate} Hz.")
-        check_non_negative(self, "dropout", "warp", "stretch")
+        check_non_negative(self, "dropout", "warp", "stretch", "speed", "mixup", "label_smoothing")
+        check_positive(self, "convs_per_block")
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_range("speed", self.speed, 0, 1, high_closed=False)
+        check_range("label_smoothing", self.label_smoothing, 0, 1, high_closed=False)
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
         check_fraction(self, "validation_split")
 
@@ -137,7 +152,9 @@ class AudioClassifier(ClassifierMixin, Task):
         out_option(),
         RecipeOption("test_data", "a separate test folder (default: hold out --test-size of the speakers, or of "
                                   "the recordings when there is no --group-from-name)"),
-        test_size_option("share of the speakers (or recordings) held out for testing; 0: none"),
+        RecipeOption("test_size", "share of the speakers (or recordings) held out for testing; 0: none (the shipped "
+                                  "model trains on every speaker)", 0.2,
+                     Bounded(float, 0, 1, high_closed=False, hint="E.g. 0.2 holds out a fifth; 0 none.")),
         RecipeOption("test_groups", "speakers to hold out, comma-separated (default: drawn at random)"),
         verbose_option(2),
     )
@@ -184,9 +201,11 @@ class AudioClassifier(ClassifierMixin, Task):
         x = BandNormalization(name="band_norm")(spec_in)
         x = keras.layers.BatchNormalization(name="input_norm")(x)
         for i, filters in enumerate(cfg.filters):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-            x = keras.layers.ReLU(name=f"relu{i}")(x)
+            for j in range(cfg.convs_per_block):  # the block's last conv keeps the names Grad-CAM and transfer read
+                suffix = f"{i}" if j == cfg.convs_per_block - 1 else f"{i}_{j}"
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{suffix}")(x)
+                x = keras.layers.BatchNormalization(name=f"bn{suffix}")(x)
+                x = keras.layers.ReLU(name=f"relu{suffix}")(x)
             if min(x.shape[1], x.shape[2]) >= 2:
                 x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
         x = (keras.layers.Flatten(name="flatten") if cfg.pooling == "flatten" else
@@ -196,7 +215,7 @@ class AudioClassifier(ClassifierMixin, Task):
         out = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
         head = keras.Model(spec_in, out, name="head")
         waveform = keras.Input((fmt.samples,), name="waveform")
-        x = WaveAugment(seed=cfg.seed, name="wave_augment")(waveform) if cfg.augment else waveform
+        x = WaveAugment(seed=cfg.seed, speed=cfg.speed, name="wave_augment")(waveform) if cfg.augment else waveform
         x = frontend(x)
         if cfg.augment:
             x = SpecAugment(seed=cfg.seed, warp=cfg.warp, stretch=cfg.stretch, name="spec_augment")(x)
@@ -207,7 +226,8 @@ class AudioClassifier(ClassifierMixin, Task):
         cfg = self.config
         base = type(self).load(cfg.transfer_from)
         if dataclasses.replace(base.config, transfer_from=None, freeze_base=False).audio_format != cfg.audio_format or \
-                base.config.filters != cfg.filters or base.config.n_mels != cfg.n_mels:
+                base.config.filters != cfg.filters or base.config.n_mels != cfg.n_mels or \
+                base.config.convs_per_block != cfg.convs_per_block:
             raise DataError(f"--transfer-from {cfg.transfer_from} has another input or architecture (rate, duration, "
                             "mels, filters); train with the same ones.")
         mine, theirs = self.model_.get_layer("head"), base.model_.get_layer("head")
@@ -247,18 +267,30 @@ class AudioClassifier(ClassifierMixin, Task):
             val = self._resolve(validation_data, train.class_names)
         self.class_names_ = list(train.class_names)
         strategy = cfg.strategy or tf.distribute.get_strategy()
+        n_classes = len(self.class_names_)
+        batch_size = min(cfg.batch_size, len(train))
+        steps = -(-len(train) // batch_size)
         with strategy.scope():
-            self.model_ = self._build_model(len(self.class_names_))
+            self.model_ = self._build_model(n_classes)
             if cfg.transfer_from:
                 self._transfer()
-            self.model_.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
-                                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            rate = (keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
+                    if cfg.schedule == "cosine" else cfg.learning_rate)
+            self.model_.compile(optimizer=keras.optimizers.Adam(rate),
+                                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         self._serve = None
-        stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True),
-                keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1))]
-        history = self.model_.fit(train.x, train.y, validation_data=(val.x, val.y), epochs=cfg.epochs,
-                                  batch_size=min(cfg.batch_size, len(train)), verbose=verbose,
-                                  callbacks=stop + list(callbacks or []), shuffle=True)
+        stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)]
+        if cfg.schedule == "plateau":
+            stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
+        one_hot = np.eye(n_classes, dtype=np.float32)
+        if cfg.mixup > 0:  # shuffled, blended batches from tf.data
+            inputs = dict(x=_training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
+                          shuffle=False)
+        else:
+            inputs = dict(x=train.x, y=one_hot[train.y], batch_size=batch_size, shuffle=True)
+        history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
+                                  verbose=verbose, callbacks=stop + list(callbacks or []))
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
@@ -458,6 +490,27 @@ class AudioClassifier(ClassifierMixin, Task):
         test = plan.check
         x, y = (None, None) if test is None else (test.x, test.y)
         return {**runner.quantization, "ops": runner.session.ops, **check_classifier_file(self, runner, x, y)}
+
+
+def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, mixup: float, seed: int):
+    """Shuffled batches of (waveforms, one-hot labels); with ``mixup`` > 0 each recording is blended
+    with another of its batch by a Beta(mixup, mixup) weight, and so are their labels."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y)).shuffle(len(x), seed=seed)
+    data = data.batch(batch_size)
+    if mixup > 0:
+        def blend(waves, labels):
+            n = tf.shape(waves)[0]
+            a = tf.random.gamma((n, 1), mixup)
+            b = tf.random.gamma((n, 1), mixup)
+            weight = a / (a + b + 1e-8)
+            other = tf.random.shuffle(tf.range(n))
+            return (weight * waves + (1 - weight) * tf.gather(waves, other),
+                    weight * labels + (1 - weight) * tf.gather(labels, other))
+
+        data = data.map(blend)
+    return data.prefetch(2)
 
 
 def _one(item: Any, fmt: AudioFormat) -> np.ndarray:

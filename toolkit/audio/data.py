@@ -75,7 +75,8 @@ def decode(path: str | os.PathLike, max_seconds: float = MAX_SECONDS) -> tuple[n
     except DataError:
         raise
     except Exception as exc:  # soundfile.LibsndfileError, RuntimeError, TypeError on odd headers
-        raise DataError(f"Could not decode {path.name} as audio: {exc}. Expected WAV, FLAC, OGG or MP3; check that "
+        why = str(getattr(exc, "error_string", "") or exc).replace(str(path), path.name).rstrip(". ")  # no server paths
+        raise DataError(f"Could not decode {path.name} as audio ({why}). Expected WAV, FLAC, OGG or MP3; check that "
                         "the file is a recording and not another file renamed.") from exc
     return data, int(rate)
 

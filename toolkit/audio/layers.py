@@ -92,18 +92,38 @@ class LogMelSpectrogram(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class WaveAugment(keras.layers.Layer):
-    """Training only: random circular time shift (up to ``shift`` of the clip), gain (x 10^(+-gain_db/20))
-    and white noise at a random level up to ``noise`` x the clip's RMS. Identity at inference."""
+    """Training only: speed perturbation (each clip resampled about its centre by a factor within
+    1 +- ``speed``: pitch, formants and rate move together, like another speaker), random circular
+    time shift (up to ``shift`` of the clip), gain (x 10^(+-gain_db/20)) and white noise at a random
+    level up to ``noise`` x the clip's RMS. Identity at inference."""
 
     def __init__(self, shift: float = 0.1, gain_db: float = 6.0, noise: float = 0.1, seed: int | None = None,
-                 **kwargs):
+                 speed: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.shift, self.gain_db, self.noise, self.seed = float(shift), float(gain_db), float(noise), seed
+        self.speed = float(speed)
         self.generator = keras.random.SeedGenerator(seed)
+
+    def _speed(self, waveform):
+        n, samples = ops.shape(waveform)[0], waveform.shape[1]
+        factor = keras.random.uniform((n, 1), 1.0 - self.speed, 1.0 + self.speed, seed=self.generator)
+        centre = (samples - 1) / 2.0
+        positions = centre + (ops.arange(samples, dtype="float32")[None, :] - centre) * factor
+        inside = ops.cast(ops.logical_and(positions >= 0.0, positions <= samples - 1.0), "float32")
+        positions = ops.clip(positions, 0.0, samples - 1.0)
+        low = ops.floor(positions)
+        frac = positions - low
+        low = ops.cast(low, "int32")
+        high = ops.minimum(low + 1, samples - 1)
+        value = (ops.take_along_axis(waveform, low, axis=1) * (1.0 - frac) +
+                 ops.take_along_axis(waveform, high, axis=1) * frac)
+        return value * inside  # beyond the clip's ends: silence
 
     def call(self, waveform, training=None):
         if not training:
             return waveform
+        if self.speed:
+            waveform = self._speed(waveform)
         n, samples = ops.shape(waveform)[0], waveform.shape[1]
         limit = int(self.shift * samples)
         if limit > 0:
@@ -117,7 +137,7 @@ class WaveAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "shift": self.shift, "gain_db": self.gain_db, "noise": self.noise,
-                "seed": self.seed}
+                "seed": self.seed, "speed": self.speed}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
