@@ -30,6 +30,8 @@ from ..config import (SERIES_OPTIONS, check_choice, check_non_negative, check_po
                       out_option, series_source, setting, verbose_option)
 from ..data.series import (SeriesData, future_times, load_series, load_series_like, make_windows, min_length_error,
                            reload_series)
+from ..config import strategy_setting
+from ..distributed import in_strategy_scope
 from ..errors import DataError
 from ..serving import traced
 from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
@@ -85,6 +87,7 @@ class ForecasterConfig:
     pick: str = setting("network", "auto: the network, a classical model or their ensemble, whichever wins a validation "
                                    "backtest on the training part (toolkit train's default); network: the network alone",
                         choices=PICKS)
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
@@ -204,6 +207,7 @@ class Forecaster(OtherSeries, Task):
         return self.season_ + 2 if self.season_ else max(2 * cfg.horizon, 8)
 
     # ================================================================== training
+    @in_strategy_scope  # windows are arrays: Keras shards them by element
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None) -> "Forecaster":
         """Train on ``data`` (all of it is training data: hold out a test part yourself, or use
         ``toolkit train``, which does). ``validation_data`` (a later stretch of the same series)
