@@ -69,6 +69,7 @@ def _benchmarks() -> dict:
         "demo_load": demo_load.run,
         "make_test": make_test.run,
         "distributed_digits": distributed.run,
+        "tune_digits": distributed.tune_digits,
         "tune_ants_bees": distributed.tune_ants_bees,
     }
 
