@@ -159,6 +159,13 @@ def _mean(values) -> float:
     return float(sum(values) / len(values))
 
 
+def _default(task_class, out: Path, **options) -> dict:
+    from toolkit.tuning import best_validation_loss
+
+    summary = task_class.train_recipe(out, **options)
+    return {**summary, "val_loss": best_validation_loss(out)}
+
+
 def _compare_configs(name: str, tmp: Path, params, fixed: str, **options) -> tuple[dict, dict]:
     """The default config and the search's best (selected on validation loss), each trained with
     the search's seed and with ``RETRAIN_SEEDS``: one run differs from another by an image or
