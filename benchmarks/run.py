@@ -71,6 +71,8 @@ def _benchmarks() -> dict:
         "make_test": make_test.run,
         "distributed_digits": distributed.run,
         "make_your_own": make_your_own.run,
+        "tune_digits": distributed.tune_digits,
+        "tune_ants_bees": distributed.tune_ants_bees,
     }
 
 

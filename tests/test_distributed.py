@@ -6,10 +6,12 @@ import dataclasses
 import io
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,9 +118,10 @@ def test_two_workers_on_loopback_train_one_epoch_and_write_the_model_once(tmp_pa
     assert done.returncode == 0, done.stdout[-3000:]
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["distributed"] == {
-        "strategy": "multi-worker", "workers": 2, "replicas": 2, "per_replica_batch_size": 64,
-        "global_batch_size": 128, "learning_rate": 0.002, "learning_rate_rule": card["training"]["distributed"][
+        "strategy": "multi-worker", "workers": 2, "replicas": 2, "per_replica_batch_size": 32,
+        "global_batch_size": 64, "learning_rate": 0.001, "learning_rate_rule": card["training"]["distributed"][
             "learning_rate_rule"]}
+    assert card["training"]["batch_size"] == 64  # the global batch: the one a single worker would use
     assert card["training"]["epochs_run"] == 1 and "test_accuracy" in card["metrics"]
     history = json.loads((out / "history.json").read_text())
     assert history["accuracy"][0] > 0.3  # one epoch learns (BatchNorm statistics need more for the test split)
@@ -129,6 +132,30 @@ def test_two_workers_on_loopback_train_one_epoch_and_write_the_model_once(tmp_pa
             summaries[line[:10]] = json.loads('{' + line.split("] ", 1)[1].rstrip(",") + '}')["out"]
     assert summaries["[worker 0]"] == str(out)
     assert summaries["[worker 1]"] != str(out) and not Path(summaries["[worker 1]"]).exists()  # scratch, deleted
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resumes_from_its_backup_when_the_launch_is_rerun(tmp_path):
+    """SIGKILL worker 1 after its first epoch's backup, rerun: training resumes at epoch 2."""
+    from benchmarks.distributed import kill_and_resume
+
+    result = kill_and_resume(tmp_path / "m", epochs=2)
+    killed, resumed = result["killed"], result["resumed"]
+    assert killed["launch_exit_code"] == 128 + signal.SIGKILL and not killed["out_exists"]
+    assert "worker-0/phase1/training_metadata.json" in killed["backups"]
+    assert "worker-1/phase1/training_metadata.json" in killed["backups"]
+    assert resumed["first_epoch_logged"] == 2 and resumed["epochs"] == resumed["history_epochs"] == 2
+    assert resumed["accuracy"] > 0.5 and not result["backup_left"] and result["folder_entries"] == ["m"]
+
+
+def test_scaling_keeps_the_global_batch_and_the_learning_rate():
+    from toolkit.distributed import Scaling
+
+    scale = Scaling("multi-worker", 3, 3)
+    assert scale.batch(32) == 32 and scale.per_replica(30) == 10 and scale.per_replica(32) == 10.667
+    assert scale.learning_rate(1e-3) == 1e-3 and scale.card(64, 1e-3)["global_batch_size"] == 64
+    with pytest.raises(DistributedError, match="Pass --batch-size >= 3"):
+        scale.batch(2)
 
 
 # ---------------------------------------------------------------------------- tune
@@ -205,3 +232,26 @@ def test_tune_two_tiny_trials_then_resume_with_one_more(capsys, tmp_path):
     from toolkit import load
 
     assert load(tmp_path / "best").predict(np.full((1, 16, 16, 3), 220.0))[0] == "light"
+
+
+# ---------------------------------------------------------------------------- every task that fits takes a strategy
+
+
+@pytest.mark.parametrize("name", ["text_classifier", "forecaster", "audio_classifier"])
+def test_a_task_builds_and_trains_under_a_mirrored_strategy(name, tmp_path):
+    """The contract test's tiny case, trained under MirroredStrategy (this machine's CPU)."""
+    import tensorflow as tf
+    from test_contract import CASES
+
+    case = CASES[name]()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    task = type(case["task"])(dataclasses.replace(case["task"].config, strategy=strategy))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task.fit(case["data"])
+    assert task.model_.distribute_strategy is strategy  # built in its scope: Keras trains data-parallel
+    assert isinstance(task.model_.trainable_variables[0].value, tf.distribute.DistributedValues)
+    before = np.asarray(task.predict(case["sample"]))
+    loaded = type(task).load(task.save(tmp_path / name))
+    assert "strategy" not in json.loads((tmp_path / name / "card.json").read_text())["config"]
+    assert np.all(case.get("same", np.equal)(np.asarray(loaded.predict(case["sample"])), before))

@@ -10,9 +10,12 @@
 The same command runs on one machine, several machines or a cluster; what changes is only
 ``TF_CONFIG``. Each worker runs the whole recipe on its shard of every batch (in-memory arrays
 are sharded by element, ``AutoShardPolicy.DATA``; file-backed sources by file,
-``AutoShardPolicy.FILE``); the batch size a config names is per replica, so the global batch is
-``batch_size * replicas`` and the learning rate is scaled by the same factor (the linear rule of
-Goyal et al., 2017); both are recorded in the card. Each worker keeps its own
+``AutoShardPolicy.FILE``); the batch size a config names is the global batch, split across the
+replicas (``batch_size / replicas`` each), and the learning rate is unchanged, so N workers make
+the same updates as one and reach the same accuracy in the same epochs; both are recorded in the
+card. (The linear rule of Goyal et al., 2017, global batch x N and learning rate x N, halves the
+steps per epoch and needs warm-up and more epochs: measured 0.939 against 0.981 on digits after
+5 epochs. To use it, pass the larger ``--batch-size`` and ``--learning-rate`` yourself.) Each worker keeps its own
 ``BackupAndRestore`` folder, so a killed job resumes from its last finished epoch; only the chief
 writes the model folder (atomically), the other workers save into a temporary folder that is
 deleted when they exit.
@@ -24,7 +27,9 @@ their logs with a ``[worker i]`` prefix, stops them all when one fails and retur
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -45,7 +50,7 @@ STRATEGIES = ("default", "mirrored", "multi-worker")
 CONNECT_TIMEOUT_S = 120.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 TASK_TYPES = ("chief", "worker")
-LR_RULE = "linear: learning_rate x replicas (Goyal et al., 2017)"
+LR_RULE = "global batch kept: each replica takes batch_size / replicas of every batch; learning rate unchanged"
 
 
 class DistributedError(ToolkitError, ValueError):
@@ -240,6 +245,25 @@ def _multi_worker_class() -> type:
     return MultiWorkerStrategy
 
 
+def scope(strategy: Any) -> Any:
+    """``strategy.scope()``, or a context that does nothing for the default strategy (None)."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def in_strategy_scope(fit):
+    """Decorator for a task's ``fit``: all of it (building, compiling and training the model) runs
+    in the scope of the config's ``strategy`` (or of a ``strategy=`` override). Keras reads the
+    strategy a model was built under, so ``fit`` then trains data-parallel; arrays given to Keras's
+    ``fit`` are sharded by element, and ``tf.data`` pipelines are sharded with :func:`shard`."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        with scope(kwargs.get("strategy", getattr(self.config, "strategy", None))):
+            return fit(self, *args, **kwargs)
+
+    return wrapper
+
+
 def strategy_name(strategy: Any) -> str:
     if strategy is None:
         return "default"
@@ -265,21 +289,34 @@ def replicas(strategy: Any) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Scaling:
-    """How a strategy scales one replica's batch size and learning rate (recorded in the card)."""
+    """How a strategy shares a batch among its replicas (recorded in the card): the configured
+    batch size is the global batch, each replica computes the gradient of its share, the mean is
+    all-reduced, so the update is the one a single worker makes; the learning rate is unchanged."""
 
     strategy: str
     workers: int
     replicas: int
 
-    def batch(self, per_replica: int) -> int:
-        return int(per_replica) * self.replicas
+    def batch(self, batch_size: int) -> int:
+        """The global batch (what the dataset is batched with): the configured batch size."""
+        batch_size = int(batch_size)
+        if batch_size < self.replicas:
+            raise DistributedError(f"The batch size ({batch_size}) is smaller than the number of replicas "
+                                   f"({self.replicas}): each replica needs at least one sample of every batch. Pass "
+                                   f"--batch-size >= {self.replicas}.")
+        return batch_size
 
-    def learning_rate(self, per_replica: float) -> float:
-        return float(per_replica) * self.replicas
+    def per_replica(self, batch_size: int) -> int | float:
+        """Each replica's share of a batch (a float when the batch does not divide evenly)."""
+        share = int(batch_size) / self.replicas
+        return int(share) if share.is_integer() else round(share, 3)
 
-    def card(self, per_replica_batch: int, learning_rate: float) -> dict:
+    def learning_rate(self, learning_rate: float) -> float:
+        return float(learning_rate)
+
+    def card(self, batch_size: int, learning_rate: float) -> dict:
         return {"strategy": self.strategy, "workers": self.workers, "replicas": self.replicas,
-                "per_replica_batch_size": int(per_replica_batch), "global_batch_size": self.batch(per_replica_batch),
+                "per_replica_batch_size": self.per_replica(batch_size), "global_batch_size": self.batch(batch_size),
                 "learning_rate": self.learning_rate(learning_rate), "learning_rate_rule": LR_RULE}
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
 from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
-                      setting, test_size_option, verbose_option)
+                      setting, strategy_setting, test_size_option, verbose_option)
+from ..distributed import in_strategy_scope, shard
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
 from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
@@ -78,6 +79,7 @@ class TextClassifierConfig:
     patience: int = setting(5, "early-stopping patience in epochs", tune=(2, 10))
     validation_split: float = setting(0.1, "share of the training texts for early stopping")
     seed: int = setting(0, "seeds the weights, the split and the shuffling")
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder:
@@ -225,6 +227,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         return run_in_chunks(self._encode_fn, texts, batch_size, self._tokens_of)
 
     # ================================================================== fit
+    @in_strategy_scope
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None,
             **overrides: Any) -> "TextClassifier":
         """Train on ``data``: a CSV/TSV file, a ``sentence<TAB>label`` file or folder of them,
@@ -306,22 +309,20 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             val = tf.data.Dataset.from_tensor_slices(val)
         n = int(train.cardinality())
         train = train.shuffle(n, seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
-        val = val.batch(256)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        patience = patience or cfg.patience
         cbs = [
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping("val_loss", patience=patience or cfg.patience, restore_best_weights=True),
             *callbacks,
         ]
         with warnings.catch_warnings():
             # BERT's pooler is not used (we mean-pool the token vectors), so it gets no gradients.
             warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
-            return model.fit(
-                train.prefetch(tf.data.AUTOTUNE), validation_data=val, epochs=epochs, callbacks=cbs,
-                verbose=verbose, class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
+            return model.fit(  # in-memory texts/features: sharded by element (toolkit.distributed.shard)
+                shard(train.prefetch(tf.data.AUTOTUNE)), validation_data=shard(val.batch(256)), epochs=epochs,
+                callbacks=cbs, verbose=verbose, class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
             ).history
 
     def _full_pretrained_model(self, head):

@@ -27,9 +27,10 @@ import numpy as np
 
 from ..base import ExportPlan, Task, register_task
 from ..config import (SERIES_OPTIONS, check_choice, check_non_negative, check_positive, check_range,
-                      out_option, series_source, setting, verbose_option)
+                      out_option, series_source, setting, strategy_setting, verbose_option)
 from ..data.series import (SeriesData, future_times, load_series, load_series_like, make_windows, min_length_error,
                            reload_series)
+from ..distributed import in_strategy_scope
 from ..errors import DataError
 from ..serving import traced
 from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
@@ -93,6 +94,7 @@ class ForecasterConfig:
     pick: str = setting("network", "auto: the network, a classical model or their ensemble, whichever wins a validation "
                                    "backtest on the training part (toolkit train's default); network: the network alone",
                         choices=PICKS)
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
@@ -213,6 +215,7 @@ class Forecaster(OtherSeries, Task):
         return self.season_ + 2 if self.season_ else max(cfg.horizon, 8)
 
     # ================================================================== training
+    @in_strategy_scope  # windows are arrays: Keras shards them by element
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, callbacks: list | None = None) -> "Forecaster":
         """Train on ``data`` (all of it is training data: hold out a test part yourself, or use
         ``toolkit train``, which does). ``validation_data`` (a later stretch of the same series)
@@ -468,10 +471,8 @@ class Forecaster(OtherSeries, Task):
         return {
             "model": self.pick_.label if self.pick_ else network,
             **{k: row[k] for k in ("mase", "smape", "mae", "rmse")},
-            "coverage_80": result.coverage,
-            "n_cutoffs": len(result.cutoffs),
-            "horizon": self.config.horizon,
-            "season": self.season_,
+            "coverage_80": result.coverage, "n_cutoffs": len(result.cutoffs),
+            "horizon": self.config.horizon, "season": self.season_,
             "baselines": {k: {m: v[m] for m in ("mase", "smape", "mae", "rmse")} for k, v in table["table"].items()
                           if k in result.baselines},
             "classical": {k: {**{m: table["table"][k][m] for m in ("mase", "smape", "mae", "rmse")}, **fit}
@@ -523,10 +524,8 @@ class Forecaster(OtherSeries, Task):
             "columns": self.columns_,
             "target": self.columns_[0] if self.columns_ else None,
             "features": self.columns_[1:],
-            "window": self.window_,
-            "horizon": self.config.horizon,
-            "season": self.season_,
-            "frequency": self.frequency_,
+            "window": self.window_, "horizon": self.config.horizon,
+            "season": self.season_, "frequency": self.frequency_,
             "last_time": self.last_time_,
             "quantiles": list(QUANTILES),
             "interval_widen": self.interval_widen_,

@@ -286,9 +286,9 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         self._serve = None
 
         self.batch_size_ = self._batch_size(len(train))
-        scale = scaling(cfg.strategy)  # per-replica batch and learning rate -> global ones
+        scale = scaling(cfg.strategy)  # the global batch shared by the replicas, the learning rate
         self.distributed_ = scale.card(self.batch_size_, cfg.learning_rate) if cfg.strategy is not None else None
-        self.batch_size_, self.lr_scale_ = scale.batch(self.batch_size_), scale.replicas
+        self.batch_size_, self.lr_scale_ = scale.batch(self.batch_size_), scale.learning_rate(1.0)
         history = self._train_phases(train, val, verbose, callbacks or [], strategy)
 
         rng = np.random.default_rng(cfg.seed)
