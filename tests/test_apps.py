@@ -203,3 +203,18 @@ def test_the_page_loads_no_model(shipped_digits):
     build_app(shipped_digits)
     assert all(s.slot.task is None for s in services.values())
     assert services[next(iter(services))].backends()[0] == "Keras"
+
+
+def test_explanations_run_in_a_separate_lower_priority_process(tmp_path):
+    """The explanation process: another process at the lowest CPU priority, whose errors come
+    back as the toolkit's message (a gr.Error), never as a trace."""
+    import os
+
+    from apps import common
+    from toolkit.storage import read_card
+
+    assert common.run_explanation(os.getpid) != os.getpid()
+    assert common.run_explanation(os.nice, 0) == common.EXPLAIN_NICENESS
+    with pytest.raises(gr.Error) as raised:
+        common.run_explanation(read_card, str(tmp_path / "no-model-here"))
+    assert "no-model-here" in raised.value.message and "Traceback" not in raised.value.message

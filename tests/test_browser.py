@@ -205,3 +205,20 @@ def test_rl_play_compare_and_switching_agent_clears(page):
     page.get_by_role("tab", name="Step through").click()
     page.get_by_role("button", name="Step", exact=True).click()  # no episode yet
     no_code_words(error_toast(page, "Reset|episode"))
+
+
+def test_vision_sketchpad_draws_with_the_brush_at_once(page):
+    """The sketchpad opens with its brush selected: a stroke drawn straight away is classified."""
+    choose_digits(page)
+    canvas = page.locator("canvas").first
+    canvas.wait_for()
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, top, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2, box["y"] + box["height"] * 0.8
+    page.mouse.move(x, top)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x, top + (bottom - top) * i / 20)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify", exact=True).first.click()
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
