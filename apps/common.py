@@ -158,8 +158,19 @@ _EXPLAINER_LOCK = threading.Lock()
 
 def _lower_priority() -> None:
     """The explanation process's start: the lowest CPU priority, so that predictions (in the
-    server's process) get the cores first whenever both want them."""
+    server's process) get the cores first whenever both want them; and it ends when the server
+    does, however the server ends (a killed server runs no clean-up)."""
+    import time
+
     os.nice(EXPLAIN_NICENESS)
+    server = os.getppid()
+
+    def end_with_the_server():
+        while os.getppid() == server:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=end_with_the_server, name="end-with-the-server", daemon=True).start()
 
 
 def explainer_pool():

@@ -218,3 +218,28 @@ def test_explanations_run_in_a_separate_lower_priority_process(tmp_path):
     with pytest.raises(gr.Error) as raised:
         common.run_explanation(read_card, str(tmp_path / "no-model-here"))
     assert "no-model-here" in raised.value.message and "Traceback" not in raised.value.message
+
+
+def test_the_explanation_process_ends_with_a_killed_server():
+    import os
+    import time
+    from pathlib import Path
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc (Linux) to see whether a process runs")
+    code = ("import os, signal; from apps import common; print(common.run_explanation(os.getpid), flush=True); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    worker = int(out.stdout.split()[0])
+
+    def alive() -> bool:
+        status = Path(f"/proc/{worker}/status")
+        try:
+            return "\nState:\tZ" not in status.read_text()  # a zombie has ended
+        except OSError:
+            return False
+
+    deadline = time.time() + 30
+    while alive() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive()
