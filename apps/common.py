@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,10 +24,13 @@ NOT_A_NUMBER = float("nan")
 
 #: Load: concurrent prediction requests of one endpoint are answered together (Gradio's
 #: ``batch=True``) up to MAX_BATCH at a time; explanations (seconds each) run on their own queue,
-#: EXPLAIN_LIMIT at a time, so they never hold up a prediction.
+#: one at a time, and their work runs in a separate process of lower priority
+#: (:func:`run_explanation`), so they never hold up a prediction.
 MAX_BATCH = 64
 PREDICT = {"batch": True, "max_batch_size": MAX_BATCH, "concurrency_limit": 1}
 EXPLAIN = {"concurrency_id": "explain", "concurrency_limit": 1}
+#: how much lower the explanation process's CPU priority is (``os.nice``; 19 is the lowest)
+EXPLAIN_NICENESS = 19
 
 
 # ---------------------------------------------------------------------- errors
@@ -144,6 +148,78 @@ def guard_inputs(app: Any) -> Any:
 
     app.preprocess_data = preprocess_data
     return app
+
+
+# ---------------------------------------------------------------------- the explanation process
+
+_EXPLAINER: dict[str, Any] = {"pool": None}
+_EXPLAINER_LOCK = threading.Lock()
+
+
+def _lower_priority() -> None:
+    """The explanation process's start: the lowest CPU priority, so that predictions (in the
+    server's process) get the cores first whenever both want them; and it ends when the server
+    does, however the server ends (a killed server runs no clean-up)."""
+    import time
+
+    os.nice(EXPLAIN_NICENESS)
+    server = os.getppid()
+
+    def end_with_the_server():
+        while os.getppid() == server:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=end_with_the_server, name="end-with-the-server", daemon=True).start()
+
+
+def explainer_pool():
+    """The one explanation process (started on first use, spawned: TensorFlow does not survive a
+    fork), which keeps each tab's models loaded between explanations."""
+    with _EXPLAINER_LOCK:
+        if _EXPLAINER["pool"] is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _EXPLAINER["pool"] = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_lower_priority)
+        return _EXPLAINER["pool"]
+
+
+def _explanation_job(job: Callable, args: tuple) -> tuple[bool, Any]:
+    """In the explanation process: (True, ``job(*args)``), or (False, the message for the user)."""
+    try:
+        return True, job(*args)
+    except Exception as exc:  # the message crosses the process boundary, not the exception
+        return False, error_message(exc, getattr(job, "__name__", "an explanation"))
+
+
+def run_explanation(job: Callable, *args: Any) -> Any:
+    """``job(*args)`` in the explanation process (``job`` a module-level function, ``args`` plain
+    values: texts, paths, arrays); its error becomes a ``gr.Error`` with the job's message."""
+    import gradio as gr
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = explainer_pool()
+    try:
+        ok, value = pool.submit(_explanation_job, job, args).result()
+    except BrokenProcessPool:  # the process died (e.g. out of memory): the next explanation starts another
+        with _EXPLAINER_LOCK:
+            if _EXPLAINER["pool"] is pool:
+                _EXPLAINER["pool"] = None
+        raise gr.Error("The explanation stopped before it finished (its process ended). Try again; if it fails "
+                       "again, try a smaller input.") from None
+    if not ok:
+        raise gr.Error(value)
+    return value
+
+
+def warm_explainer(job: Callable, *args: Any) -> None:
+    """Start the explanation process and run ``job(*args)`` there (loading the models it needs)
+    without waiting for it; an error is only logged."""
+    future = explainer_pool().submit(_explanation_job, job, args)
+    future.add_done_callback(lambda f: f.exception() and logging.getLogger(__name__).warning(
+        "Warming up the explanation process failed: %s", f.exception()))
 
 
 def named(fn, service, name: str):
@@ -293,16 +369,19 @@ def upload_path(upload: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def request_image(upload: Any, sketch: Any = None, digit_like: bool = False) -> np.ndarray:
+def request_image(upload: Any, sketch: Any = None, digit_like: bool = False,
+                  target_size: tuple[int, int] | None = None) -> np.ndarray:
     """The request's image: the upload if there is one, else the drawing; made the way the digits
-    set was made (``toolkit.data.drawings.digit_image``) when the model was trained on it."""
+    set was made (``toolkit.data.drawings.digit_image``) when the model was trained on it.
+    ``target_size`` (height, width), the model's input: an upload is reduced while decoding
+    (never below it), so a large photo costs neither the time nor the memory of its full size."""
     from toolkit.data import read_image
     from toolkit.errors import DataError
 
     image = None
     path = upload_path(upload)
     if path is not None:
-        image = read_image(path, name=f"the upload ({path.name})")
+        image = read_image(path, name=f"the upload ({path.name})", target_size=None if digit_like else target_size)
     elif sketch is not None:
         image = sketch_image(sketch)
     if image is None:

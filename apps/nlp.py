@@ -19,7 +19,7 @@ import numpy as np
 
 from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot,
                          batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note,
-                         named, notes_markdown, tab_header, user_errors)
+                         named, notes_markdown, run_explanation, tab_header, user_errors, warm_explainer)
 
 logger = logging.getLogger(__name__)
 NLP_MODELS = SAVED_MODELS / "nlp"
@@ -59,6 +59,10 @@ class NLPService:
         self._dates = ModelSlot("dates", dates_dir if dates_dir is not None else DEFAULT_DATES_DIR)
 
     # ------------------------------------------------------------------ models
+    def key(self) -> tuple:
+        """The folders as :func:`shared_service`'s arguments (the explanation process loads them so)."""
+        return folders_key({n: s.directory for n, s in self._sentiment.items()}), str(self.dates_dir)
+
     @property
     def model_names(self) -> list[str]:
         return list(self._sentiment)
@@ -325,6 +329,22 @@ def explain_text(service: NLPService, text: Any, model_name: str | None = None, 
     return explanation.html, note + notes_markdown(notes)
 
 
+def explain_job(key: tuple, text: Any, model_name: Any, method: Any, backend: Any):
+    """:func:`explain_text` in the explanation process, on that process's copy of the models
+    (``key``: :meth:`NLPService.key`)."""
+    return explain_text.__wrapped__(shared_service(*key), text, model_name, method, backend)
+
+
+def explain_handler(service: NLPService):
+    """The Explain event's handler: the explanation runs in the lower-priority explanation
+    process (``apps.common.run_explanation``), so predictions keep their CPU."""
+
+    def explain_text(text, model_name=None, method="lime", backend=KERAS):
+        return run_explanation(explain_job, service.key(), text, model_name, method, backend)
+
+    return user_errors(explain_text)
+
+
 @user_errors
 def translate_date(service: NLPService, text: Any):
     """The ISO date the model reads in ``text``, its attention heatmap (uint8 RGB) and a note."""
@@ -461,7 +481,7 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
             gr.Markdown(model_facts(service))
 
         classify = classify_batch(service)
-        explain = named(explain_text, service, "explain_text")
+        explain = explain_handler(service)
         translate = named(translate_date, service, "translate_date")
         sentiment_outputs = [labels, latency, highlights, explain_note]
 
@@ -493,4 +513,6 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
 
 def warm_up(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: str | Path | None = None) -> None:
     """Load the tab's models ahead of the first request (``apps.main.launch`` runs it in the background)."""
-    shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None).warm_up()
+    service = shared_service(folders_key(sentiment_dirs), str(dates_dir) if dates_dir is not None else None)
+    warm_explainer(explain_job, service.key(), "a warm-up", service.default_model(), "lime", KERAS)
+    service.warm_up()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts,
-                         data_error, milliseconds, request_image, user_errors)
+                         data_error, milliseconds, request_image, run_explanation, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
@@ -72,7 +72,8 @@ class VisionService:
     # ------------------------------------------------------------------ inputs
     def model_input(self, upload: Any, sketch: Any) -> np.ndarray:
         """The request's image as the model's (1, H, W, C) raw-pixel input."""
-        image = request_image(upload, sketch, digit_like=self.task.input_meta_.get("polarity") == "light_on_dark")
+        image = request_image(upload, sketch, digit_like=self.task.input_meta_.get("polarity") == "light_on_dark",
+                              target_size=tuple(self.task.input_shape_[:2]))
         return self.task.prepare(image)
 
 
@@ -181,6 +182,22 @@ def explain_image(service: VisionService, upload: Any, sketch: Any, method: str 
     return explanation.image, note
 
 
+def explain_job(key: str | None, upload: Any, sketch: Any, method: Any, backend: Any, model: Any):
+    """:func:`explain_image` in the explanation process, on that process's copy of the models
+    (``key``: the model folder given to :func:`shared_services`, or None for the shipped ones)."""
+    return explain_image.__wrapped__(choose(shared_services(key), model), upload, sketch, method, backend)
+
+
+def explain_handler(key: str | None):
+    """The Explain event's handler: the explanation runs in the lower-priority explanation
+    process (``apps.common.run_explanation``), so predictions keep their CPU."""
+
+    def explain_image(upload, sketch, method="gradcam", backend=KERAS, model=None):
+        return run_explanation(explain_job, key, upload, sketch, method, backend, model)
+
+    return user_errors(explain_image)
+
+
 def model_facts(service: VisionService) -> str:
     """Markdown facts from the card: data, input, accuracy, each TFLite file."""
     card = service.slot.card()  # read without loading the model: building the page stays fast
@@ -279,7 +296,8 @@ def build_demo(model_dir: str | Path | None = None):
 
     from toolkit.explain import METHODS
 
-    services = shared_services(str(model_dir) if model_dir is not None else None)
+    key = str(model_dir) if model_dir is not None else None
+    services = shared_services(key)
     first = next(iter(services))
     service = services[first]
     with gr.Blocks(title=TITLE) as demo:
@@ -304,7 +322,8 @@ def build_demo(model_dir: str | Path | None = None):
                 labels = gr.Label(num_top_classes=TOP_K, label="Top 5")
                 latency = gr.Markdown()
                 with gr.Row():
-                    seen = gr.Image(label="What the model sees", type="numpy", height=200)
+                    seen = gr.Image(label="What the model sees", type="numpy", height=200,
+                                    format="jpeg")  # 0.1 ms to encode, WebP (the default) 4 ms a request
                     overlay = gr.Image(label="Explanation", type="numpy", height=200)
                 explain_note = gr.Markdown()
                 download = gr.DownloadButton("Download the chosen model file",
@@ -320,7 +339,7 @@ def build_demo(model_dir: str | Path | None = None):
                     compression_facts(chosen), download_file(chosen, KERAS))
 
         classify = classify_batch(services)
-        explain = by_model(explain_image, services, "explain_image")
+        explain = explain_handler(key)
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
         answer = [labels, seen, latency]
         # A new request first clears the explanation of the previous image, then answers.

@@ -203,3 +203,42 @@ def test_the_page_loads_no_model(shipped_digits):
     build_app(shipped_digits)
     assert all(s.slot.task is None for s in services.values())
     assert services[next(iter(services))].backends()[0] == "Keras"
+
+
+def test_explanations_run_in_a_separate_lower_priority_process(tmp_path):
+    """The explanation process: another process at the lowest CPU priority, whose errors come
+    back as the toolkit's message (a gr.Error), never as a trace."""
+    import os
+
+    from apps import common
+    from toolkit.storage import read_card
+
+    assert common.run_explanation(os.getpid) != os.getpid()
+    assert common.run_explanation(os.nice, 0) == common.EXPLAIN_NICENESS
+    with pytest.raises(gr.Error) as raised:
+        common.run_explanation(read_card, str(tmp_path / "no-model-here"))
+    assert "no-model-here" in raised.value.message and "Traceback" not in raised.value.message
+
+
+def test_the_explanation_process_ends_with_a_killed_server():
+    import time
+    from pathlib import Path
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc (Linux) to see whether a process runs")
+    code = ("import os, signal; from apps import common; print(common.run_explanation(os.getpid), flush=True); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    worker = int(out.stdout.split()[0])
+
+    def alive() -> bool:
+        status = Path(f"/proc/{worker}/status")
+        try:
+            return "\nState:\tZ" not in status.read_text()  # a zombie has ended
+        except OSError:
+            return False
+
+    deadline = time.time() + 30
+    while alive() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive()

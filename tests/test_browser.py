@@ -298,3 +298,23 @@ def test_speech_upload_shows_top3_and_a_bad_file_gets_a_message(browser, app_url
     assert "notes.wav" in text and "/tmp" not in text
     context.close()
     assert not errors, f"console errors: {errors}"
+
+
+@pytest.mark.xfail(reason="Gradio 6.31's sketchpad opens with no tool chosen ('select the draw tool to start') and "
+                   "has no option for it; a page script clicking its Brush button worked only when the page loaded "
+                   "slowly (issue 16, item 5: open)", strict=False)
+def test_vision_sketchpad_draws_with_the_brush_at_once(page):
+    """The sketchpad opens with its brush selected: a stroke drawn straight away is classified."""
+    choose_digits(page)
+    canvas = page.locator("canvas").first
+    canvas.wait_for()
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, top, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2, box["y"] + box["height"] * 0.8
+    page.mouse.move(x, top)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x, top + (bottom - top) * i / 20)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify", exact=True).first.click()
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
