@@ -293,6 +293,52 @@ class ModelSlot:
         return self.runners[backend]
 
 
+class ModelService:
+    """One saved model and its TFLite files, loaded once and shared by all requests. A tab's
+    service sets ``what`` and ``default_dir`` and says how to warm the model (``warm``) and open
+    one of its TFLite files (``open_file``)."""
+
+    what = "model"
+    default_dir: Path
+
+    def __init__(self, model_dir: str | Path | None = None):
+        self.slot = ModelSlot(self.what, model_dir if model_dir else self.default_dir)
+        self.model_dir = self.slot.directory
+
+    @property
+    def task(self):
+        return self.slot.load()
+
+    def warm(self, task) -> None:
+        """Run the model once (traces its serving function)."""
+
+    def open_file(self, path: Path):
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Load the model and trace its serving function now, not on the first request."""
+        from toolkit.errors import ToolkitError
+
+        try:
+            task = self.task
+        except ToolkitError:  # a missing or broken model: the facts panel and each request say so
+            return
+        self.warm(task)
+
+    def backends(self) -> list[str]:
+        return self.slot.backends()
+
+    def predictor(self, backend: Any):
+        """The Keras task, or the runner of one of its TFLite files."""
+        if backend in (None, "", KERAS):
+            return self.task
+        if not isinstance(backend, str) or backend not in self.backends():
+            from toolkit.errors import ModelFormatError
+
+            raise ModelFormatError(f"Unknown model file {backend!r}. Choose one of {self.backends()}.")
+        return self.slot.runner(backend, self.open_file)
+
+
 def missing_note(folders: dict[str, Path]) -> str:
     """A markdown warning naming the model folders (label -> folder) without a card ("" when all have one)."""
     missing = [f"{label} ({directory})" for label, directory in folders.items()

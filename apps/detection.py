@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts,
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelService, batch_outputs, card_facts,
                          data_error, milliseconds, named, request_image, user_errors)
 
 TITLE = "Detection"
@@ -30,41 +30,19 @@ DEFAULT_THRESHOLD = 0.3
 MIN_SIDE = 16
 
 
-class DetectionService:
+class DetectionService(ModelService):
     """One saved detector and its TFLite files, loaded once and shared by all requests."""
 
-    def __init__(self, model_dir: str | Path | None = None):
-        self.slot = ModelSlot("object detector", model_dir if model_dir else DEFAULT_MODEL_DIR)
-        self.model_dir = self.slot.directory
+    what = "object detector"
+    default_dir = DEFAULT_MODEL_DIR
 
-    @property
-    def task(self):
-        return self.slot.load()
-
-    def warm_up(self) -> None:
-        """Load the model and trace its serving function now, not on the first request."""
-        from toolkit.errors import ToolkitError
-
-        try:
-            task = self.task
-        except ToolkitError:  # a missing or broken model: the facts panel and each request say so
-            return
+    def warm(self, task) -> None:
         task.raw(np.zeros((1, task.image_size, task.image_size, 3), np.float32))
 
-    def backends(self) -> list[str]:
-        return self.slot.backends()
-
-    def predictor(self, backend: Any):
-        """The Keras task, or the runner of one of its TFLite files."""
-        if backend in (None, "", KERAS):
-            return self.task
-        if not isinstance(backend, str) or backend not in self.backends():
-            from toolkit.errors import ModelFormatError
-
-            raise ModelFormatError(f"Unknown model file {backend!r}. Choose one of {self.backends()}.")
+    def open_file(self, path: Path):
         from toolkit.detection import TFLiteDetector
 
-        return self.slot.runner(backend, lambda path: TFLiteDetector(path, card=self.task.card()))
+        return TFLiteDetector(path, card=self.task.card())
 
 
 # ---------------------------------------------------------------------- inputs

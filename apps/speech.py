@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, SAVED_MODELS, ModelSlot, card_facts, data_error, milliseconds,
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, SAVED_MODELS, ModelService, card_facts, data_error, milliseconds,
                          upload_path, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "audio" / "spoken_digits"
@@ -30,40 +30,18 @@ METHODS = ("occlusion", "gradcam", "lime")
 NO_AUDIO = "No recording received. Record a word with the microphone or upload a WAV, FLAC or OGG file first."
 
 
-class SpeechService:
-    """One saved audio classifier and its TFLite files, loaded once and shared by all requests."""
+class SpeechService(ModelService):
+    """One saved audio classifier and its TFLite files (LiteRT sessions), loaded once and shared by all requests."""
 
-    def __init__(self, model_dir: str | Path | None = None):
-        self.slot = ModelSlot("speech", model_dir if model_dir else DEFAULT_MODEL_DIR)
-        self.model_dir = self.slot.directory
+    what = "speech"
+    default_dir = DEFAULT_MODEL_DIR
 
-    @property
-    def task(self):
-        return self.slot.load()
-
-    def warm_up(self) -> None:
-        """Load the model and trace its serving function now, not on the first request."""
-        from toolkit.errors import ToolkitError
-
-        try:
-            task = self.task
-        except ToolkitError:  # a missing or broken model: the facts panel and each request say so
-            return
+    def warm(self, task) -> None:
         task.probabilities(np.zeros((1, task.config.audio_format.samples), np.float32))
 
-    def backends(self) -> list[str]:
-        return self.slot.backends()
-
-    def predictor(self, backend: str | None):
-        """The Keras model, or the LiteRT session of one of the model's ``.tflite`` files."""
-        if backend in (None, "", KERAS):
-            return self.task
-        if not isinstance(backend, str) or backend not in self.backends():
-            from toolkit.errors import ModelFormatError
-
-            raise ModelFormatError(f"Unknown model file {backend!r}. Choose one of {self.backends()}.")
+    def open_file(self, path: Path):
         task = self.task
-        return self.slot.runner(backend, lambda path: task.open_tflite(path, card=task.card()))
+        return task.open_tflite(path, card=task.card())
 
 
 def recording(audio: Any) -> tuple[np.ndarray, int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot, batch_outputs, card_facts,
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelService, batch_outputs, card_facts,
                          data_error, milliseconds, request_image, run_explanation, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
@@ -33,41 +33,23 @@ TOP_K = 5
 UNSURE_MARK = " (unsure)"
 
 
-class VisionService:
-    """One saved model and its TFLite files, loaded once and shared by all requests."""
+class VisionService(ModelService):
+    """One saved image classifier and its TFLite files, loaded once and shared by all requests."""
+
+    what = "image classifier"
+    default_dir = DEFAULT_MODEL_DIR
 
     def __init__(self, model_dir: str | Path | None = None):
-        self.slot = ModelSlot("image classifier", model_dir if model_dir else DEFAULT_MODEL_DIR)
-        self.model_dir = self.slot.directory
+        super().__init__(model_dir)
         self.download_dir: Path | None = None
 
-    @property
-    def task(self):
-        return self.slot.load()
-
-    def warm_up(self) -> None:
-        """Load the model and trace its serving function now, not on the first request."""
-        from toolkit.errors import ToolkitError
-
-        try:
-            task = self.task
-        except ToolkitError:  # a missing or broken model: the facts panel and each request say so
-            return
+    def warm(self, task) -> None:
         task.probabilities(np.zeros((1, *task.input_shape_), np.float32))
 
-    def backends(self) -> list[str]:
-        return self.slot.backends()
-
-    def predictor(self, backend: str):
-        if backend in (None, "", KERAS):
-            return self.task
-        if backend not in self.backends():
-            from toolkit.errors import ModelFormatError
-
-            raise ModelFormatError(f"Unknown model file {backend!r}. Choose one of {self.backends()}.")
+    def open_file(self, path: Path):
         from toolkit.edge import TFLiteModel
 
-        return self.slot.runner(backend, lambda path: TFLiteModel(path, card=self.task.card()))
+        return TFLiteModel(path, card=self.task.card())
 
     # ------------------------------------------------------------------ inputs
     def model_input(self, upload: Any, sketch: Any) -> np.ndarray:
