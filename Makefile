@@ -48,9 +48,9 @@ models: $(STAMP)
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train dates --out saved_models/nlp/dates_seq2seq --seed 0 --verbose 0
 	$(BIN)/toolkit export saved_models/nlp/dates_seq2seq --quantization float32
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train audio_classifier --data ../shared/data/spoken_digits/recordings --label-from-name "^(\d+)_" --group-from-name "^\d+_([a-z]+)_" --test-size 0 --out saved_models/audio/spoken_digits --seed 0 --verbose 0 && $(BIN)/toolkit export saved_models/audio/spoken_digits --quantization float32 int8
-	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train timeseries --pick network --data sunspots --horizon 10 --units 8 --window 12 --validation-split 0.25 --epochs 400 --patience 60 --out saved_models/timeseries/sunspots_lstm --seed 0
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train timeseries --pick network --data sunspots --horizon 10 --units 8 --window 12 --validation-split 0.25 --out saved_models/timeseries/sunspots_lstm --seed 0
 	$(BIN)/toolkit export saved_models/timeseries/sunspots_lstm --quantization float32
-	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train timeseries --pick network --data co2 --horizon 12 --epochs 400 --patience 60 --out saved_models/timeseries/co2_lstm --seed 0
+	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train timeseries --pick network --data co2 --horizon 12 --out saved_models/timeseries/co2_lstm --seed 0
 	$(BIN)/toolkit export saved_models/timeseries/co2_lstm --quantization float32
 	TF_DETERMINISTIC_OPS=1 $(BIN)/toolkit train anomaly --data sensor_normal --out saved_models/anomaly/sensor_lstm --seed 0
 	$(BIN)/toolkit export saved_models/anomaly/sensor_lstm --quantization float32 --data sensor_anomalies
