@@ -18,8 +18,8 @@ decoding: ``tf.lite.experimental.QuantizationDebugger`` gives each layer an erro
 quantization steps (RMSE / scale; the box sums before their clip to [0, 1] read more only where they
 pass 1), and on 240 augmented copies of the raccoon training photos the top detection's score moved
 by 0.050 on average in the int8 file, 0.047-0.050 with the head, the 1280-channel convolution or the
-stem kept in float (the first two also pass 5 MB) or with the augmented copies added to the
-calibration images; mAP@0.5 there: Keras 0.961, int8 0.963 with each of those files.
+stem kept in float (the 1280-channel one makes the file 5.4 MB) or with the augmented copies added
+to the calibration images; mAP@0.5 there: Keras 0.961, int8 0.962-0.963 with each of those files.
 
 Outputs of :class:`DetectionDecode` follow the TFLite detection convention phones expect:
 ``boxes`` (1, K, 4) as [ymin, xmin, ymax, xmax] in [0, 1], ``classes`` (1, K), ``scores`` (1, K)
