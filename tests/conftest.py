@@ -158,3 +158,34 @@ def tiny_agent_dir(tmp_path_factory):
     for quantization in ("float32", "int8"):
         agent.export(directory, quantization=quantization, n_states=500, n_episodes=5)
     return directory
+
+
+FAKE = "mobilenet_v3_small"  # plays the pretrained default in the image recipe tests
+
+
+@pytest.fixture()
+def fake_pretrained(monkeypatch, tmp_path_factory):
+    """The pretrained default is FAKE, whose "imagenet" weights are fixed random ones from a file
+    (as if they came from a pip package)."""
+    from toolkit.transfer import backbones
+    from toolkit.vision import classifier, transfer_recipe
+
+    store = tmp_path_factory.getbasetemp() / "fake_imagenet"
+    store.mkdir(exist_ok=True)
+
+    def get_backbone(name, input_shape, weights=None):
+        if weights != "imagenet":
+            return backbones.get_backbone(name, input_shape, weights)
+        backbone = backbones.get_backbone(name, input_shape, None)
+        path = store / f"{name}_{'x'.join(map(str, input_shape))}.weights.h5"
+        if path.exists():
+            backbone.load_weights(path)
+        else:
+            backbone.save_weights(path)
+        return backbone
+
+    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
+    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
+    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
+    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
+    return get_backbone

@@ -1,6 +1,6 @@
 """Make your own: checked examples, the task's own recipe, a checked phone file in a zip, zips read
 safely, sessions kept apart. Tiny images and a stand-in "pretrained" backbone (mobilenet_v3_small
-at 32x32 with fixed random weights, as in test_transfer_recipe.py) keep it fast; the real timings
+at 32x32 with fixed random weights: the `fake_pretrained` fixture of conftest.py) keep it fast; the real timings
 and accuracies are in benchmarks/make_your_own.py."""
 
 from __future__ import annotations
@@ -18,36 +18,8 @@ from conftest import write_image
 from toolkit import make_your_own as mine
 from toolkit.errors import DataError
 from toolkit.make_your_own import TrainingCancelled, check_examples, images_from_zip, load_model_zip
-from toolkit.vision import transfer_recipe
 
-FAKE = "mobilenet_v3_small"
 FAST = {"image_size": (32, 32), "epochs": 3, "augment_passes": 0, "patience": 2}
-
-
-@pytest.fixture()
-def fake_pretrained(monkeypatch, tmp_path_factory):
-    """The pretrained default is FAKE with fixed random "imagenet" weights (as from a pip package)."""
-    from toolkit.transfer import backbones
-    from toolkit.vision import classifier
-
-    store = tmp_path_factory.getbasetemp() / "fake_imagenet_mine"
-    store.mkdir(exist_ok=True)
-
-    def get_backbone(name, input_shape, weights=None):
-        if weights != "imagenet":
-            return backbones.get_backbone(name, input_shape, weights)
-        backbone = backbones.get_backbone(name, input_shape, None)
-        path = store / f"{name}_{'x'.join(map(str, input_shape))}.weights.h5"
-        if path.exists():
-            backbone.load_weights(path)
-        else:
-            backbone.save_weights(path)
-        return backbone
-
-    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
-    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
 
 
 def photos(folder, n=6, seed=0):

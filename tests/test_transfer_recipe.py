@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import one_error_line, run, write_image
+from conftest import FAKE, one_error_line, run, write_image
 
 from toolkit import ImageClassifier, ImageClassifierConfig
 from toolkit.data import load_image_folder, read_image
@@ -21,37 +21,6 @@ from toolkit.data.synthetic_images import SYNTHETIC_KINDS, write_synthetic_folde
 from toolkit.errors import DataError, WeightsUnavailableError
 from toolkit.vision import transfer_recipe
 from toolkit.vision.transfer_recipe import RECIPE_CACHED, RECIPE_SCRATCH, resolve_config
-
-FAKE = "mobilenet_v3_small"
-
-
-@pytest.fixture()
-def fake_pretrained(monkeypatch, tmp_path_factory):
-    """The pretrained default is FAKE, whose "imagenet" weights are fixed random ones from a file
-    (as if they came from a pip package)."""
-    from toolkit.transfer import backbones
-    from toolkit.vision import classifier
-
-    store = tmp_path_factory.getbasetemp() / "fake_imagenet"
-    store.mkdir(exist_ok=True)
-
-    def get_backbone(name, input_shape, weights=None):
-        if weights != "imagenet":
-            return backbones.get_backbone(name, input_shape, weights)
-        backbone = backbones.get_backbone(name, input_shape, None)
-        path = store / f"{name}_{'x'.join(map(str, input_shape))}.weights.h5"
-        if path.exists():
-            backbone.load_weights(path)
-        else:
-            backbone.save_weights(path)
-        return backbone
-
-    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
-    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
-    return get_backbone
-
 
 @pytest.fixture()
 def stripes(tmp_path):
