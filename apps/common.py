@@ -157,12 +157,19 @@ _EXPLAINER_LOCK = threading.Lock()
 
 
 def _lower_priority() -> None:
-    """The explanation process's start: the lowest CPU priority, so that predictions (in the
-    server's process) get the cores first whenever both want them; and it ends when the server
+    """The explanation process's start: the lowest CPU priority and one thread for TensorFlow, so
+    that predictions (in the server's process) get the cores first whenever both want them and
+    an explanation never spreads over both cores; and it ends when the server
     does, however the server ends (a killed server runs no clean-up)."""
     import time
 
     os.nice(EXPLAIN_NICENESS)
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = "1"  # one core at most: the other stays free for predictions
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     server = os.getppid()
 
     def end_with_the_server():
