@@ -465,7 +465,7 @@ def store_backtest(task, fingerprint: str, out: tuple[Any, str]) -> None:
     entries kept). A folder that cannot be written to only loses the saving."""
     import json
 
-    from toolkit.storage import atomic_write_text
+    from toolkit.storage import write_json
 
     folder = getattr(task, "directory_", None)
     if not folder:
@@ -478,10 +478,9 @@ def store_backtest(task, fingerprint: str, out: tuple[Any, str]) -> None:
     except (OSError, ValueError):
         entries = {}
     entries[fingerprint] = {"columns": [str(c) for c in table.columns], "verdict": verdict,
-                            "rows": [[v.item() if hasattr(v, "item") else v for v in row]
-                                     for row in table.itertuples(index=False)]}
+                            "rows": [list(row) for row in table.itertuples(index=False)]}
     try:
-        atomic_write_text(path, json.dumps(entries, indent=1))
+        write_json(path, entries)
     except Exception as exc:  # a read-only folder: the table is only kept in memory
         logger.info("Could not store the backtest in %s: %s", path, exc)
 
