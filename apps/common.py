@@ -29,6 +29,36 @@ NOT_A_NUMBER = float("nan")
 MAX_BATCH = 64
 PREDICT = {"batch": True, "max_batch_size": MAX_BATCH, "concurrency_limit": 1}
 EXPLAIN = {"concurrency_id": "explain", "concurrency_limit": 1}
+#: The class of a sketchpad that should draw at once (:data:`SELECT_BRUSH_JS`).
+DRAW_AT_ONCE = "draw-at-once"
+#: Gradio 6.31's sketchpad opens with its image tool chosen ("select the draw tool to start") and
+#: no option picks the brush. This page script (a tab's ``load`` event) presses each such
+#: sketchpad's own Brush button once it is on screen (again if the editor's start-up switches it
+#: back), until the brush has stayed chosen for a second or the user pressed one of its buttons;
+#: Gradio draws a tab's components when the tab is first opened, so it keeps looking (once a second).
+SELECT_BRUSH_JS = """
+() => {
+  const pads = () => document.querySelectorAll('.%s');
+  const touched = new WeakSet(), settled = new WeakMap();
+  document.addEventListener('pointerdown', (e) => {
+    for (const pad of pads()) if (e.isTrusted && [...pad.querySelectorAll('button[aria-label]')]
+      .some((b) => b.contains(e.target))) touched.add(pad);
+  }, true);
+  const pick = () => {
+    let pending = false;
+    for (const pad of pads()) {
+      if (touched.has(pad) || (settled.get(pad) || 0) >= 4) continue;
+      pending = true;
+      const brush = pad.querySelector('button[aria-label="Brush"]');
+      if (!brush || brush.offsetParent === null) continue;
+      if ((brush.getAttribute('style') || '').includes('--color-accent')) settled.set(pad, (settled.get(pad) || 0) + 1);
+      else { settled.set(pad, 0); brush.click(); }
+    }
+    setTimeout(pick, pending ? 250 : 1000);  // a tab's sketchpad appears when the tab is first opened
+  };
+  pick();
+}
+""" % DRAW_AT_ONCE
 #: how much lower the explanation process's CPU priority is (``os.nice``; 19 is the lowest)
 EXPLAIN_NICENESS = 19
 
@@ -157,12 +187,19 @@ _EXPLAINER_LOCK = threading.Lock()
 
 
 def _lower_priority() -> None:
-    """The explanation process's start: the lowest CPU priority, so that predictions (in the
-    server's process) get the cores first whenever both want them; and it ends when the server
+    """The explanation process's start: the lowest CPU priority and one thread for TensorFlow, so
+    that predictions (in the server's process) get the cores first whenever both want them and
+    an explanation never spreads over both cores; and it ends when the server
     does, however the server ends (a killed server runs no clean-up)."""
     import time
 
     os.nice(EXPLAIN_NICENESS)
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = "1"  # one core at most: the other stays free for predictions
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     server = os.getppid()
 
     def end_with_the_server():

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (SAVED_MODELS, ModelSlot, card_facts, folder_facts, int_in, metric_line, missing_note, named,
-                         request_image, seed_value, tab_header, user_errors)
+from apps.common import (DRAW_AT_ONCE, SAVED_MODELS, SELECT_BRUSH_JS, ModelSlot, card_facts, folder_facts, int_in,
+                         metric_line, missing_note, named, request_image, seed_value, tab_header, user_errors)
 
 GENERATIVE_MODELS = SAVED_MODELS / "generative"
 TITLE = "Generative"
@@ -317,7 +317,7 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
                 with gr.Column():
                     upload = gr.File(label="Upload an image", type="filepath", file_types=["image"])
                     sketch = gr.Sketchpad(label="...or draw a digit", type="numpy", image_mode="RGBA",
-                                          canvas_size=(280, 280),
+                                          canvas_size=(280, 280), elem_classes=[DRAW_AT_ONCE],
                                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
                     noise = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="Noise (0-1 scale)")
                     noise_type = gr.Radio(list(NOISE_TYPES), value="gaussian", label="Noise type")
@@ -356,6 +356,7 @@ def build_demo(vae_dir: str | Path | None = None, gan_dir: str | Path | None = N
         for event in (digit_a.input, digit_b.input, steps.input, upload_a.change, upload_b.change):
             event(lambda: None, None, [strip], api_name=False, queue=False)
         demo.load(decode, sliders, [decoded], api_name=False)
+        demo.load(None, None, None, js=SELECT_BRUSH_JS, api_name=False)  # the sketchpad draws at once
     return demo
 
 

@@ -30,6 +30,8 @@ NO_TIME = "(none: the rows are steps 0, 1, 2, ...)"
 QUICK_KINDS = ("dense", "lstm")
 CSV_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
 
+#: the demo's backtest tables of a model folder's model, by series (computed once; see TimeSeriesService.backtest)
+BACKTEST_FILE = "app_backtests.json"
 MAX_ROWS = 200_000  # rows read from an upload (10 MB files; parsing each odd date costs time)
 BACKTEST_POINTS = 5_000  # the backtest runs over the last points of a long series
 QUICK_POINTS = 5_000  # a quick model trains on the last points of a long series
@@ -244,34 +246,25 @@ class TimeSeriesService:
                           "model to apply as it is.")
 
     # ------------------------------------------------------------------ backtests
-    def backtest(self, task, series, key) -> tuple[Any, str]:
+    def backtest(self, task, series, key, compute: bool = True) -> tuple[Any, str] | None:
         """(table, verdict) of the rolling-origin backtest of ``task`` on ``series`` (its last
-        BACKTEST_POINTS), computed once per (model, series)."""
-        import pandas as pd
-
-        from toolkit.errors import ToolkitError
-
+        BACKTEST_POINTS), computed once per (model, series): kept in memory, and for a model
+        loaded from a folder also in that folder's BACKTEST_FILE (read back by a fresh server, so
+        its start does not pay the classical models' fits again). ``compute=False``: None
+        instead of computing one that is not stored."""
         cache_key = (id(task), key)
         with self._lock:
             cached = self._backtests.get(cache_key)
         if cached is not None:
             return cached
         part = series.slice(-BACKTEST_POINTS, None) if len(series) > BACKTEST_POINTS else series
-        try:
-            result = task.backtest(part)
-        except ToolkitError as exc:
-            out = (pd.DataFrame(columns=["forecaster", "mae", "rmse", "smape", "mase"]),
-                   f"No backtest for this series: {exc}")
-        else:
-            table = result.to_frame().reset_index()
-            table.columns = ["forecaster", *table.columns[1:]]
-            table = significant(table)
-            where = f" over its last {BACKTEST_POINTS:,} points" if part is not series else ""
-            coverage = result.coverage
-            cover = ("" if coverage is None else
-                     f" The p10-p90 interval held {coverage:.0%} of the actual values (80% is the aim).")
-            out = (table, f"Backtest{where}: {len(result.cutoffs)} forecasts of {result.horizon} steps from rolling "
-                          f"cut-offs in the last part of the series. {result.verdict}{cover}")
+        fingerprint = backtest_fingerprint(task, part)
+        out = stored_backtest(task, fingerprint)
+        if out is None:
+            if not compute:
+                return None
+            out = run_backtest(task, part, series)
+            store_backtest(task, fingerprint, out)
         with self._lock:
             self._backtests.put(cache_key, out)
         return out
@@ -315,10 +308,12 @@ class TimeSeriesService:
         return task
 
     # ------------------------------------------------------------------ warm-up
-    def warm_up(self) -> None:
-        """Load every model, draw one forecast per built-in series (its canvas, its backtest) and
-        run the detector once, so that the first request is fast (the explainers load on the
-        first explanation)."""
+    def warm_up(self, compute_backtests: bool = False) -> None:
+        """Load every model, draw one forecast per built-in series (its canvas; its backtest when
+        the model's folder stores it: computing one takes a minute of CPU, so it is otherwise
+        left to its first use, or done here with ``compute_backtests``, which stores them: ``make
+        models`` does) and run the detector once, so that the first request is fast (the
+        explainers load on the first explanation)."""
         from toolkit.data.series import BUILTIN_SERIES
         from toolkit.errors import ToolkitError
 
@@ -330,7 +325,7 @@ class TimeSeriesService:
                 task, series, key, label, _ = self.resolve(name, model=name)
                 frame = task.forecast(series, task.config.horizon)
                 self.canvas(task, series, key, label).render(frame, task.baseline_forecasts(series))
-                self.backtest(task, series, key)
+                self.backtest(task, series, key, compute=compute_backtests)  # else on first use
             except ToolkitError:  # a missing model: the facts panel and each request say so
                 pass
             except Exception:  # never stop the app from starting: each request reports its own error
@@ -423,3 +418,90 @@ def time_choice(value: Any):
 
 def column_choice(value: Any):
     return None if value in (None, "") else str(value)
+
+
+# ---------------------------------------------------------------------- stored backtests
+
+
+def backtest_fingerprint(task, part) -> str:
+    """What a backtest table depends on: the model file, the series' values and columns, the
+    classical models and the points backtested."""
+    import hashlib
+
+    from toolkit.storage import sha256_file
+
+    digest = hashlib.sha256()
+    model_file = Path(task.directory_) / "model.keras" if getattr(task, "directory_", None) else None
+    digest.update((sha256_file(model_file) if model_file is not None and model_file.is_file() else
+                   f"unsaved {id(task)}").encode())
+    digest.update(np.ascontiguousarray(part.values, dtype=np.float64).tobytes())
+    digest.update(repr((list(part.columns), tuple(task.config.classical), task.config.horizon,
+                        BACKTEST_POINTS)).encode())
+    return digest.hexdigest()
+
+
+def stored_backtest(task, fingerprint: str) -> tuple[Any, str] | None:
+    """The (table, verdict) stored in the model's folder for ``fingerprint``, or None."""
+    import json
+
+    import pandas as pd
+
+    folder = getattr(task, "directory_", None)
+    path = Path(folder) / BACKTEST_FILE if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text()).get(fingerprint)
+        if entry is None:
+            return None
+        return pd.DataFrame(entry["rows"], columns=entry["columns"]), str(entry["verdict"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        logger.warning("Ignoring the unreadable %s", path)
+        return None
+
+
+def store_backtest(task, fingerprint: str, out: tuple[Any, str]) -> None:
+    """Keep ``out`` in the model's folder for ``fingerprint`` (atomically; the folder's other
+    entries kept). A folder that cannot be written to only loses the saving."""
+    import json
+
+    from toolkit.storage import write_json
+
+    folder = getattr(task, "directory_", None)
+    if not folder:
+        return
+    path = Path(folder) / BACKTEST_FILE
+    table, verdict = out
+    try:
+        entries = json.loads(path.read_text()) if path.is_file() else {}
+        entries = entries if isinstance(entries, dict) else {}
+    except (OSError, ValueError):
+        entries = {}
+    entries[fingerprint] = {"columns": [str(c) for c in table.columns], "verdict": verdict,
+                            "rows": [list(row) for row in table.itertuples(index=False)]}
+    try:
+        write_json(path, entries)
+    except Exception as exc:  # a read-only folder: the table is only kept in memory
+        logger.info("Could not store the backtest in %s: %s", path, exc)
+
+
+def run_backtest(task, part, series) -> tuple[Any, str]:
+    """(table, verdict) of ``task.backtest(part)`` for the page (a ToolkitError says why there is none)."""
+    import pandas as pd
+
+    from toolkit.errors import ToolkitError
+
+    try:
+        result = task.backtest(part)
+    except ToolkitError as exc:
+        return (pd.DataFrame(columns=["forecaster", "mae", "rmse", "smape", "mase"]),
+                f"No backtest for this series: {exc}")
+    table = result.to_frame().reset_index()
+    table.columns = ["forecaster", *table.columns[1:]]
+    table = significant(table)
+    where = f" over its last {BACKTEST_POINTS:,} points" if part is not series else ""
+    coverage = result.coverage
+    cover = ("" if coverage is None else
+             f" The p10-p90 interval held {coverage:.0%} of the actual values (80% is the aim).")
+    return table, (f"Backtest{where}: {len(result.cutoffs)} forecasts of {result.horizon} steps from rolling "
+                   f"cut-offs in the last part of the series. {result.verdict}{cover}")

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelService, batch_outputs, card_facts,
-                         data_error, milliseconds, request_image, run_explanation, user_errors)
+from apps.common import (DRAW_AT_ONCE, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, SELECT_BRUSH_JS, ModelService,
+                         batch_outputs, card_facts, data_error, milliseconds, request_image, run_explanation,
+                         user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
@@ -292,7 +293,7 @@ def build_demo(model_dir: str | Path | None = None):
                 upload = gr.File(label="Upload an image (PNG, JPEG, BMP, GIF)", type="filepath",
                                  file_types=["image"])
                 sketch = gr.Sketchpad(label="...or draw a digit", type="numpy", image_mode="RGBA",
-                                      canvas_size=(280, 280),
+                                      canvas_size=(280, 280), elem_classes=[DRAW_AT_ONCE],
                                       brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
                 backend = gr.Dropdown(service.backends(), value=KERAS, label="Model file",
                                       allow_custom_value=True)  # API callers may name another model's file
@@ -336,6 +337,7 @@ def build_demo(model_dir: str | Path | None = None):
         backend.change(by_model(download_file, services, "download_file"), [backend, model], [download],
                        api_name=False)
         model.change(model_changed, [model], [backend, facts, compression, download], api_name=False)
+        demo.load(None, None, None, js=SELECT_BRUSH_JS, api_name=False)  # the sketchpad draws at once
         stale = [labels, seen, latency, overlay, explain_note]
         for event in (upload.clear, sketch.change, backend.change, model.change):
             event(clear_outputs, None, stale, api_name=False)

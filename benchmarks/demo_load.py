@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import target
+from .common import rest_event, target
 
 REQUESTS = 100
 EXPLANATIONS = 20
@@ -76,34 +76,42 @@ def wait_ready(base: str, process: subprocess.Popen, timeout: float = 900) -> fl
     raise TimeoutError(f"toolkit serve did not load its models within {timeout} s; see {log}")
 
 
-def photo_bytes() -> tuple[str, bytes]:
-    """A photo to upload as a phone's user would: a 500x375 JPEG of the ants/bees validation set
-    (about 100 KB) when the shared data is there, else a synthetic 500x375 JPEG."""
+def photos(n: int) -> list[tuple[str, bytes]]:
+    """``n`` photos to upload, one per request, as ``n`` phone users would: the ants/bees photos
+    (JPEGs of 10-200 KB, most about 500x375) when the shared data is there, else synthetic
+    500x375 JPEGs. Each request uploads another file (a repeated file would be stored once)."""
     from PIL import Image
 
     folder = SHARED / "ants_bees"
-    for path in sorted(folder.rglob("*.jpg")) if folder.is_dir() else []:
-        with Image.open(path) as img:
-            if img.size == PHOTO_SIZE:
-                return path.name, path.read_bytes()
+    files = sorted(folder.rglob("*.jpg")) if folder.is_dir() else []
+    if files:
+        return [(f"{i}-{files[i % len(files)].name}", files[i % len(files)].read_bytes()) for i in range(n)]
     import io
 
     rng = np.random.default_rng(0)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (PHOTO_SIZE[1], PHOTO_SIZE[0], 3), dtype=np.uint8)).save(buffer, "JPEG")
-    return "synthetic.jpg", buffer.getvalue()
+    out = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (PHOTO_SIZE[1], PHOTO_SIZE[0], 3), dtype=np.uint8)).save(buffer, "JPEG")
+        out.append((f"synthetic-{i}.jpg", buffer.getvalue()))
+    return out
 
 
-def digit_png() -> bytes:
+def digit_pngs(n: int) -> list[tuple[str, bytes]]:
+    """``n`` drawings of a "1", each a little to the side of the last (another file each)."""
     import io
 
     from PIL import Image
 
-    canvas = np.full((280, 280, 3), 255, np.uint8)
-    canvas[60:220, 125:155] = 0  # a "1"
-    buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, "PNG")
-    return buffer.getvalue()
+    out = []
+    for i in range(n):
+        canvas = np.full((280, 280, 3), 255, np.uint8)
+        left = 60 + i % 150
+        canvas[60:220, left:left + 30] = 0
+        buffer = io.BytesIO()
+        Image.fromarray(canvas).save(buffer, "PNG")
+        out.append((f"digit-{i}.png", buffer.getvalue()))
+    return out
 
 
 async def _call(http, base: str, api: str, data: list, upload: tuple[str, bytes] | None = None):
@@ -132,16 +140,45 @@ async def _call(http, base: str, api: str, data: list, upload: tuple[str, bytes]
         return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
 
 
-async def burst(base: str, api: str, data: list, n: int, upload=None) -> dict:
-    """``n`` concurrent requests: their latencies, errors and the burst's throughput."""
+async def burst(base: str, api: str, data: list, n: int, uploads: list | None = None) -> dict:
+    """``n`` concurrent requests (request ``i`` uploads ``uploads[i]``): their latencies, errors,
+    the burst's throughput, and the CPU seconds this client used (it must not be what limits)."""
     import httpx
 
     limits = httpx.Limits(max_connections=n * 2, max_keepalive_connections=0)  # each request its own connection
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
-        start = time.perf_counter()
-        results = await asyncio.gather(*(_call(http, base, api, data, upload) for _ in range(n)))
-        wall = time.perf_counter() - start
-    return summary(results, wall)
+        cpu, start = time.process_time(), time.perf_counter()
+        results = await asyncio.gather(*(_call(http, base, api, data, uploads[i % len(uploads)] if uploads else None)
+                                         for i in range(n)))
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {**summary(results, wall), "client_cpu_s": cpu}
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def first_prediction(base: str, process: subprocess.Popen, started: float, timeout: float = 900) -> float:
+    """Seconds from the server's start to its first answered prediction (a text, as a user who
+    opens the page at once would send; the warm-up still runs beside it)."""
+    import httpx
+
+    while time.time() < started + timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"toolkit serve exited with {process.returncode}; see {server_log(int(base.rsplit(':', 1)[1]))}")
+        try:
+            with httpx.Client(timeout=300) as http:
+                if rest_event(http, base, "classify_text", [REVIEW, None, "Keras"])[0] == "complete":
+                    return time.time() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"toolkit serve answered no prediction within {timeout} s")
 
 
 def summary(results: list, wall: float) -> dict:
@@ -173,33 +210,43 @@ async def under_explanations(base: str, explain: tuple[str, list], predict: tupl
     return result, summary(explained, e_wall)
 
 
+def cost(result: dict) -> str:
+    """Where a burst's CPU went, for the row's note."""
+    server = result.get("server_cpu_ms_per_request")
+    return ((f"server CPU {server:.1f} ms/request, " if server is not None else "")
+            + f"client CPU {result['client_cpu_s'] / result['n'] * 1000:.1f} ms/request")
+
+
 def run() -> dict:
     from apps.nlp import MINILM, SCRATCH
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    started = time.time()
     server = start_server(port)
     rows, details = [], {}
-    photo_name, photo = photo_bytes()
     imagenet = "ImageNet photos (EfficientNet-Lite0, 1000 classes)"
     digits = "Digits (draw one)"
     cases = [  # (name, kind, endpoint, inputs after the upload, upload)
         ("text, MiniLM (the page's default)", "text", "classify_text", [REVIEW, MINILM, "Keras"], None),
         ("text, BiGRU", "text", "classify_text", [REVIEW, SCRATCH, "Keras"], None),
         ("image upload, ImageNet EfficientNet-Lite0 (the page's default)", "image", "classify_image",
-         [None, "Keras", imagenet], (photo_name, photo)),
-        ("image upload, digits CNN", "image", "classify_image", [None, "Keras", digits],
-         ("digit.png", digit_png())),
+         [None, "Keras", imagenet], photos(REQUESTS)),
+        ("image upload, digits CNN", "image", "classify_image", [None, "Keras", digits], digit_pngs(REQUESTS)),
     ]
     load_before = os.getloadavg()  # the machine's load: the goals are for two cores with nothing else running
     try:
+        details["start_to_first_prediction_s"] = first_prediction(base, server, started)
         details["server_warm_up_s"] = wait_ready(base, server)
         for _, _, api, data, upload in cases:  # each model loaded and traced before timing
             for _ in range(3):
-                asyncio.run(burst(base, api, data, 2, upload))
+                asyncio.run(burst(base, api, data, 2, upload[-2:] if upload else None))
         asyncio.run(burst(base, "explain_text", [REVIEW, SCRATCH, "lime", "Keras"], 1))
         for name, kind, api, data, upload in cases:
+            cpu = process_cpu_s(server.pid)
             result = asyncio.run(burst(base, api, data, REQUESTS, upload))
+            if cpu is not None:
+                result["server_cpu_ms_per_request"] = (process_cpu_s(server.pid) - cpu) / REQUESTS * 1000
             details[name] = result
             before = f"; before: p95 {BEFORE_P95_S[kind]} s" if "default" in name else ""
             rows.append(target(f"demo load: {REQUESTS} concurrent {name}: errors", result["errors"], "0",
@@ -210,7 +257,8 @@ def run() -> dict:
             goal = THROUGHPUT_GOALS[kind]
             rows.append(target(f"demo load: {REQUESTS} concurrent {name}: throughput", result["throughput"],
                                f">= {goal:.0f} req/s", result["throughput"] >= goal, "req/s",
-                               note=f"uploads included: {upload[0]}, {len(upload[1]) / 1024:.0f} KB" if upload else ""))
+                               note=(f"uploads included: {len(upload)} files, {np.mean([len(u[1]) for u in upload]) / 1024:.0f} "
+                                     "KB on average; " if upload else "") + cost(result)))
         predicted, explained = asyncio.run(under_explanations(
             base, ("explain_text", [REVIEW, SCRATCH, "lime", "Keras"]),
             ("classify_text", [REVIEW, SCRATCH, "Keras"]), REQUESTS, EXPLANATIONS))
@@ -231,5 +279,7 @@ def run() -> dict:
     details["load_average_1min"] = {"before": load_before[0], "after": os.getloadavg()[0]}
     if rows:
         rows[0]["note"] = (rows[0]["note"] + "; " if rows[0]["note"] else "") + (
-            f"machine load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+            f"machine load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; server start to "
+            f"first answered prediction {details.get('start_to_first_prediction_s', float('nan')):.0f} s, to every "
+            f"tab's models loaded {details.get('server_warm_up_s', float('nan')):.0f} s")
     return {"rows": rows, "details": details}

@@ -206,7 +206,7 @@ def test_the_page_loads_no_model(shipped_digits):
 
 
 def test_explanations_run_in_a_separate_lower_priority_process(tmp_path):
-    """The explanation process: another process at the lowest CPU priority, whose errors come
+    """The explanation process: another process at the lowest CPU priority and one thread, whose errors come
     back as the toolkit's message (a gr.Error), never as a trace."""
     import os
 
@@ -215,6 +215,10 @@ def test_explanations_run_in_a_separate_lower_priority_process(tmp_path):
 
     assert common.run_explanation(os.getpid) != os.getpid()
     assert common.run_explanation(os.nice, 0) == common.EXPLAIN_NICENESS
+    import tensorflow as tf  # one thread for its TensorFlow: an explanation never takes both cores
+
+    assert common.run_explanation(tf.config.threading.get_intra_op_parallelism_threads) == 1
+    assert common.run_explanation(tf.config.threading.get_inter_op_parallelism_threads) == 1
     with pytest.raises(gr.Error) as raised:
         common.run_explanation(read_card, str(tmp_path / "no-model-here"))
     assert "no-model-here" in raised.value.message and "Traceback" not in raised.value.message
@@ -242,3 +246,24 @@ def test_the_explanation_process_ends_with_a_killed_server():
     while alive() and time.time() < deadline:
         time.sleep(0.5)
     assert not alive()
+
+
+def test_session_configs_read_each_components_signature_once(monkeypatch):
+    """A new session's copy of the page's config (each API call without a session, each new page)
+    reads each component class's signature once per server, not once per component and session;
+    the config is the same as Gradio's own."""
+    import inspect
+
+    import gradio.blocks
+
+    from apps.main import cache_component_signatures
+
+    monkeypatch.setattr(gradio.blocks, "inspect", inspect)
+    blocks = [gr.Slider(0, 10, value=3, label="steps"), gr.Dropdown(["a", "b"], value="a"), gr.Image(format="jpeg")]
+    plain = [b.get_config() for b in blocks]
+    cache_component_signatures()
+    cache_component_signatures()  # idempotent
+    cached = gradio.blocks.inspect
+    assert cached is not inspect and cached.signature(gr.Slider.__init__) is cached.signature(gr.Slider.__init__)
+    assert [b.get_config() for b in blocks] == plain
+    assert cached.isfunction(len) is False and cached.signature(len) == inspect.signature(len)  # the rest is inspect's

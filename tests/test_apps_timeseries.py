@@ -396,3 +396,50 @@ def test_tables_show_four_significant_digits():
 
     table = significant(pd.DataFrame({"name": ["a"], "mae": [12.3456789123], "mase": [0.000123456789]}))
     assert table["mae"][0] == 12.35 and table["mase"][0] == 0.0001235 and table["name"][0] == "a"
+
+
+def test_backtests_are_computed_once_and_stored_beside_the_model(model_dirs, monkeypatch):
+    """A fresh server does not refit the classical models: the warm-up leaves a backtest that is
+    not stored to its first use, which stores it in the model's folder; the next service (a
+    restarted server) reads it back without running the backtest; another series or a changed
+    model file is not answered from it."""
+    from toolkit.timeseries.forecaster import Forecaster
+
+    forecaster_dirs, anomaly_dir = model_dirs
+    stored = forecaster_dirs["sunspots"] / timeseries_service.BACKTEST_FILE
+    stored.unlink(missing_ok=True)
+    runs = []
+    original = Forecaster.backtest
+    monkeypatch.setattr(Forecaster, "backtest", lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
+    first = ts.TimeSeriesService({"sunspots": forecaster_dirs["sunspots"]}, anomaly_dir)
+    first.warm_up()
+    assert runs == [] and not stored.exists()  # the warm-up left it to the first use
+    table, verdict = ts.backtest_table(first, "sunspots")
+    assert len(runs) == 1 and stored.is_file()
+    again = ts.TimeSeriesService({"sunspots": forecaster_dirs["sunspots"]}, anomaly_dir)
+    again.warm_up()  # the stored table is read here
+    table2, verdict2 = ts.backtest_table(again, "sunspots")
+    assert len(runs) == 1
+    pd.testing.assert_frame_equal(table2, table, check_dtype=False)
+    assert verdict2 == verdict
+    task, series, key, _, _ = again.resolve("sunspots")
+    part = series.slice(-100, None)
+    assert timeseries_service.stored_backtest(task, timeseries_service.backtest_fingerprint(task, part)) is None
+    stored.write_text("not json")  # a damaged file is ignored (and rewritten), never an error
+    third = ts.TimeSeriesService({"sunspots": forecaster_dirs["sunspots"]}, anomaly_dir)
+    ts.backtest_table(third, "sunspots")
+    assert len(runs) == 2 and json.loads(stored.read_text())
+
+
+def test_the_shipped_forecasters_store_their_backtests():
+    """``make models`` stores the demo's backtest of each shipped forecaster on its own series,
+    so ``toolkit serve`` starts without refitting the classical models."""
+    service = ts.TimeSeriesService()
+    for name in ("sunspots", "co2"):
+        slot = service.slot(name)
+        if not (slot.directory / "card.json").is_file():
+            pytest.skip(f"no shipped {name} model")
+        task, series, key, _, _ = service.resolve(name)
+        assert service.backtest(task, series, key, compute=False) is not None, (
+            f"{slot.directory / timeseries_service.BACKTEST_FILE} does not hold this model's backtest: run the "
+            "`make models` line that stores it")
