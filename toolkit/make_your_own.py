@@ -506,7 +506,8 @@ def _train(kind, checked, run, say, cancel, seed, options, start) -> TrainResult
         say(0.8, f"Exporting the {quantization} phone file and checking it against Keras")
         # images: the card's splits remade (training photos calibrate int8, held-out ones check it);
         # texts: checked on the held-out sentences
-        file = task.export(run / "model", quantization=quantization, data=str(test) if kind == "text" else None)
+        file = task.export(run / "model", quantization=quantization, data=str(test) if kind == "text" else None,
+                           reuse_backbone=True)
     exported = time.perf_counter() - start
     _check_cancel(cancel)
     say(0.92, "Measuring the held-out examples")
