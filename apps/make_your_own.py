@@ -26,6 +26,7 @@ TITLE = "Make your own"
 SLOTS = 5  # class rows on the page (3 shown, 2 under "More classes"); the API takes up to MAX_CLASSES
 SHOWN_SLOTS = 3
 KINDS = {"Images": "image", "Sentences": "text"}
+ENGINES = ("Phone file (.tflite)", "Keras model")
 TRAIN_QUEUE = {"concurrency_id": "make_your_own_train", "concurrency_limit": 1}
 TASK_CACHE_SIZE = 8
 TASK_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
@@ -35,6 +36,10 @@ LOCK = threading.Lock()
 #: extra recipe settings for every training of this server (config fields, e.g. {"epochs": 20}); empty: the
 #: recipe's defaults (what `make bench` measures)
 TRAIN_OPTIONS: dict = {}
+#: trainings run in one niced worker process (toolkit.training_worker) so the other tabs keep answering;
+#: False: in this process (tests that patch the toolkit in-process)
+IN_WORKER = True
+WORKER: Any = None
 
 
 # ---------------------------------------------------------------------- sessions
@@ -84,11 +89,7 @@ def session_task(state: Any):
     """The session's trained (or reloaded) model; a DataError before there is one."""
     from toolkit.base import load
 
-    model = state.get("model") if isinstance(state, dict) else None
-    folder = state.get("folder") if isinstance(state, dict) else None
-    if not model or not folder or not Path(model).is_dir() or not str(Path(model).resolve()).startswith(
-            str(Path(folder).resolve())):
-        raise data_error("No model yet. Train one (or reload a zip you downloaded) first.")
+    model = session_folder_model(state)
     with LOCK:
         task = TASK_CACHE.get(model)
     if task is None:
@@ -135,9 +136,12 @@ def class_examples(kind: str, name: Any, uploads: Any = None, shots: Any = None,
     return items
 
 
-def collect(kind: str, names: list, uploads: list, shots: list, sentences: list) -> dict:
-    """{class name: examples} from the page's class rows; rows with no name and no examples are
-    left out, a row with examples but no name is refused."""
+def collect(kind: str, names: list, uploads: list, shots: list, sentences: list, csv: Any = None) -> dict:
+    """{class name: examples} from the page's class rows (rows with no name and no examples are
+    left out, a row with examples but no name is refused) and, for sentences, a CSV of text and
+    label columns (its classes join the rows' classes of the same name)."""
+    from toolkit.make_your_own import sentences_from_csv
+
     examples: dict = {}
     for i, name in enumerate(names):
         items = class_examples(kind, name, uploads[i], shots[i], sentences[i])
@@ -150,6 +154,9 @@ def collect(kind: str, names: list, uploads: list, shots: list, sentences: list)
             examples[name + " "] = items
         else:
             examples[name] = items
+    path = upload_path(csv) if kind == "text" and csv not in (None, "") else None
+    for name, texts in (sentences_from_csv(path) if path is not None else {}).items():
+        examples[name] = examples.get(name, []) + texts
     return examples
 
 
@@ -173,16 +180,32 @@ def run_training(state: dict, kind: str, examples: dict, progress=None):
     cancel.clear()
     say = (lambda fraction, message: progress(fraction, desc=message)) if progress is not None else None
     try:
-        result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
-                                     **TRAIN_OPTIONS)
+        if IN_WORKER:
+            result = training_worker().train(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                             **TRAIN_OPTIONS)
+        else:
+            result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                         **TRAIN_OPTIONS)
     finally:
         cancel.clear()
     if state.get("model"):
         forget_models(state["model"])
         shutil.rmtree(Path(state["model"]).parent, ignore_errors=True)  # one model per session on disk
-    with LOCK:
-        TASK_CACHE[str(result.directory)] = result.task
+    if result.task is not None:  # from the worker: loaded from its folder when first used
+        with LOCK:
+            TASK_CACHE[str(result.directory)] = result.task
     return {**state, "model": str(result.directory), "kind": kind}, result
+
+
+def training_worker(warm: tuple[str, ...] = ()):
+    """The server's training process (started on first use; ``warm``: kinds it warms up at start)."""
+    global WORKER
+    from toolkit.training_worker import TrainingWorker
+
+    with LOCK:
+        if WORKER is None:
+            WORKER = TrainingWorker(warm=warm)
+    return WORKER
 
 
 def summary(result) -> str:
@@ -223,12 +246,13 @@ def train_outputs(state: dict, result) -> tuple:
             str(result.zip_path))
 
 
-def train_page(state, kind, *rows, progress=None, request=None):
-    """The Train button: the class rows (names, uploads, shots, sentences) -> the results."""
+def train_page(state, kind, *rows, csv=None, progress=None, request=None):
+    """The Train button: the class rows (names, uploads, shots, sentences) and a CSV of sentences
+    -> the results."""
     kind = _kind(kind)
     names, uploads, shots, sentences = (list(rows[i * SLOTS:(i + 1) * SLOTS]) for i in range(4))
     state = session(state, request)
-    examples = collect(kind, names, uploads, shots, sentences)
+    examples = collect(kind, names, uploads, shots, sentences, csv)
     state, result = run_training(state, kind, examples, progress)
     return train_outputs(state, result)
 
@@ -312,16 +336,52 @@ def add_shot(state, shot, shots, request=None):
     return state, shots, f"{len(shots)} webcam shot(s)"
 
 
-def try_it(state, image, text):
-    """The session's model on one image or sentence: class -> probability."""
-    task = session_task(state)
-    x = _try_input(task, image, text)
-    probs = task.predict_proba(x)[0]
-    return {name: float(p) for name, p in zip(task.class_names_, probs)}
+def session_file(state: Any):
+    """The session's phone file (the checked .tflite of its model's folder) as a TFLiteModel."""
+    from toolkit.base import read_card
+    from toolkit.edge import TFLiteModel
+
+    folder = Path(session_folder_model(state))
+    entries = read_card(folder).get("tflite") or []
+    if not entries or not (folder / entries[0]["file"]).is_file():
+        raise data_error("This model has no phone file. Train it again to make one.")
+    key = str(folder / entries[0]["file"])
+    with LOCK:
+        lite = TASK_CACHE.get(key)
+    if lite is None:
+        lite = TFLiteModel(key)
+        with LOCK:
+            TASK_CACHE[key] = lite
+    return lite
 
 
-def _try_input(task, image, text):
-    if task.input_kind == "image":
+def session_folder_model(state: Any) -> str:
+    """The session's model folder (checked to lie in its own session folder)."""
+    model = state.get("model") if isinstance(state, dict) else None
+    folder = state.get("folder") if isinstance(state, dict) else None
+    if not model or not folder or not Path(model).is_dir() or not str(Path(model).resolve()).startswith(
+            str(Path(folder).resolve())):
+        raise data_error("No model yet. Train one (or reload a zip you downloaded) first.")
+    return model
+
+
+def try_it(state, image, text, engine: str = ENGINES[0]):
+    """The session's model on one image or sentence: class -> probability; ``engine``: the phone
+    file (the int8/dynamic .tflite in the zip) or the Keras model."""
+    if engine not in ENGINES:
+        raise data_error(f"Expected the model to try as one of {list(ENGINES)}. Received {engine!r}.")
+    if engine == ENGINES[0]:
+        model = session_file(state)
+        is_image = len(model.card.get("input", {}).get("shape") or []) == 3
+    else:
+        model = session_task(state)
+        is_image = model.input_kind == "image"
+    probs = model.predict_proba(_try_input(model, image, text, is_image))[0]
+    return {name: float(p) for name, p in zip(model.class_names_, probs)}
+
+
+def _try_input(task, image, text, is_image: bool | None = None):
+    if is_image or is_image is None and task.input_kind == "image":
         from apps.common import request_image
 
         return task.prepare(request_image(image))
@@ -366,10 +426,13 @@ def reload_zip(state, upload, request=None):
 
 
 def warm_up(**kwargs) -> None:
-    """Nothing to load ahead (models are the users'); old session folders are swept."""
+    """Sweep old session folders and start the training process, which trains two tiny models on
+    generated examples so that the first user's training finds the backbones loaded and converted."""
     from toolkit.make_your_own import sweep_sessions
 
     sweep_sessions()
+    if IN_WORKER:
+        training_worker(warm=("image", "text")).start()
 
 
 def build_demo(**kwargs):
@@ -414,6 +477,8 @@ def build_demo(**kwargs):
         with gr.Accordion("More classes", open=False):
             for i in range(SHOWN_SLOTS, SLOTS):
                 class_row(i)
+        csv_file = gr.File(label="...or a CSV of sentences (a header row, then text and label columns)",
+                           file_types=[".csv", ".tsv"], type="filepath", visible=False)
         with gr.Row():
             train_btn = gr.Button("Train", variant="primary")
             cancel_btn = gr.Button("Cancel training")
@@ -430,6 +495,7 @@ def build_demo(**kwargs):
                 with gr.Column():
                     try_image = gr.Image(label="A photo", type="filepath", sources=["upload", "webcam"], height=200)
                     try_text = gr.Textbox(label="...or a sentence", max_lines=3)
+                    engine = gr.Radio(list(ENGINES), value=ENGINES[0], label="Try with")
                     method = gr.Radio(["gradcam", "shap", "lime"], value="lime", label="Explanation method")
                     with gr.Row():
                         try_btn = gr.Button("Try it")
@@ -454,15 +520,16 @@ def build_demo(**kwargs):
         def kind_changed(choice):
             images = _kind(choice) == "image"
             return [gr.update(visible=images) for _ in image_parts] + [gr.update(visible=not images)
-                                                                       for _ in sentences]
+                                                                       for _ in [*sentences, csv_file]]
 
-        kind.change(kind_changed, [kind], image_parts + sentences, api_name=False)
+        kind.change(kind_changed, [kind], image_parts + sentences + [csv_file], api_name=False)
 
         row_inputs = [*names, *uploads, *shot_states, *sentences]
 
         def train(values: dict, progress=gr.Progress(), request: gr.Request = None):
             rows = [values[block] for block in row_inputs]
-            return train_page(values[state], values[kind], *rows, progress=progress, request=request)
+            return train_page(values[state], values[kind], *rows, csv=values[csv_file], progress=progress,
+                              request=request)
 
         def train_images(files, labels, state, progress=gr.Progress(), request: gr.Request = None):
             return train_image_classifier(files, labels, state, progress, request)
@@ -471,13 +538,13 @@ def build_demo(**kwargs):
             return train_text_classifier(texts, labels, state, progress, request)
 
         outputs = [state, results, confusion, wrong_gallery, wrong_text, download]
-        train_btn.click(handler(train, "train"), {state, kind, *row_inputs}, outputs, api_name=False, **TRAIN_QUEUE)
+        train_btn.click(handler(train, "train"), {state, kind, csv_file, *row_inputs}, outputs, api_name=False, **TRAIN_QUEUE)
         cancel_btn.click(cancel_training, [state], [status], api_name=False, queue=False)
         api_image_btn.click(handler(train_images, "train_image_classifier"), [api_files, api_labels, state],
                             [api_metrics, api_zip, state], api_name="train_image_classifier", **TRAIN_QUEUE)
         api_text_btn.click(handler(train_texts, "train_text_classifier"), [api_texts, api_labels, state],
                            [api_metrics, api_zip, state], api_name="train_text_classifier", **TRAIN_QUEUE)
-        try_btn.click(handler(try_it, "try_it"), [state, try_image, try_text], [answer], api_name=False)
+        try_btn.click(handler(try_it, "try_it"), [state, try_image, try_text, engine], [answer], api_name=False)
         explain_btn.click(handler(explain, "explain"), [state, try_image, try_text, method],
                           [overlay, highlighted, explain_note], api_name=False, **EXPLAIN)
 

@@ -44,6 +44,7 @@ MAX_TEXTS_PER_CLASS = 500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_TOTAL_BYTES = 300 * 1024 * 1024
 MAX_TEXT_CHARS = 1000
+MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_NAME_CHARS = 40
 MAX_ZIP_ENTRIES = 500
 MAX_ZIP_BYTES = 300 * 1024 * 1024
@@ -311,6 +312,26 @@ def images_from_zip(path: str | os.PathLike) -> list[tuple[bytes, str]]:
     for data, name in images:
         check_image(data, f"{zip_name!r}: {name!r}")  # a non-image is named before anything is kept
     return images
+
+
+def sentences_from_csv(path: str | os.PathLike) -> dict[str, list[str]]:
+    """{class: [sentences]} from a .csv/.tsv file with a header: a text column (text, sentence, ...)
+    and a label column (label, class, ...), as ``toolkit train`` reads them; a clear DataError for
+    another kind of file, a too big one, missing columns or empty labels."""
+    from .data.text import load_text
+
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        raise DataError(f"{path.name!r} is not a .csv or .tsv file. Expected a table with a header row and two "
+                        "columns: text and label (one sentence and its class per row).")
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise DataError(f"{path.name!r} is {path.stat().st_size / 2**20:.1f} MB. Expected at most "
+                        f"{MAX_CSV_BYTES // 2**20} MB of sentences; keep the most typical ones.")
+    try:
+        data = load_text(path, max_chars=MAX_TEXT_CHARS)
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name!r} is not UTF-8 text. Save it as CSV UTF-8 and upload it again.") from None
+    return {name: [t for t, y in zip(data.texts, data.y) if y == c] for c, name in enumerate(data.class_names)}
 
 
 def load_model_zip(path: str | os.PathLike, workdir: str | os.PathLike):

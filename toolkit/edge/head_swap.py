@@ -123,6 +123,24 @@ def _set_shape(tensor, shape: list[int]) -> None:
         tensor.shapeSignature = np.asarray([s if s == -1 else n for s, n in zip(signature, shape)], np.int32)
 
 
+def _bias_tensor(model, graph, fc, tensor_type: int):
+    """The fully connected op's bias tensor; one is added when the converter left it out (a bias of
+    zeros, e.g. quantized to zeros)."""
+    inputs = [int(i) for i in fc.inputs]
+    if len(inputs) > 2 and inputs[2] >= 0:
+        return graph.tensors[inputs[2]]
+    schema = _schema()
+    buffer = schema.BufferT()
+    buffer.data = bytearray()
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.name, tensor.type, tensor.buffer = b"head_bias", tensor_type, len(model.buffers) - 1
+    tensor.shape = np.zeros(1, np.int32)
+    graph.tensors.append(tensor)
+    fc.inputs = np.asarray(inputs[:2] + [len(graph.tensors) - 1], np.int32)
+    return tensor
+
+
 def swap_head(template_bytes: bytes, kernel: np.ndarray, bias: np.ndarray,
               feature_range: tuple[float, float] | None = None,
               logit_range: tuple[float, float] | None = None) -> bytes:
@@ -136,15 +154,14 @@ def swap_head(template_bytes: bytes, kernel: np.ndarray, bias: np.ndarray,
     graph, fc, softmax = _head_ops(model)
     t_in, t_w, t_out, t_prob = (graph.tensors[int(fc.inputs[0])], graph.tensors[int(fc.inputs[1])],
                                 graph.tensors[int(fc.outputs[0])], graph.tensors[int(softmax.outputs[0])])
-    t_b = graph.tensors[int(fc.inputs[2])] if len(fc.inputs) > 2 and int(fc.inputs[2]) >= 0 else None
     weights = np.asarray(kernel, np.float32).T  # TFLite keeps (K, D)
     bias = np.asarray(bias, np.float32)
     k, d = weights.shape
-    if list(np.asarray(t_w.shape))[-1] != d or t_b is None:
-        raise ExportError(f"The template's head takes {list(np.asarray(t_w.shape))[-1]} features (and "
-                          f"{'has' if t_b is not None else 'has no'} bias); the new head takes {d}. Export without "
-                          "reusing the converted backbone.")
+    if list(np.asarray(t_w.shape))[-1] != d:
+        raise ExportError(f"The template's head takes {list(np.asarray(t_w.shape))[-1]} features; the new head "
+                          f"takes {d}. Export without reusing the converted backbone.")
     int8_activations = t_out.type == schema.TensorType.INT8
+    t_b = _bias_tensor(model, graph, fc, schema.TensorType.INT32 if int8_activations else schema.TensorType.FLOAT32)
     if t_w.type == schema.TensorType.INT8:
         per_channel = t_w.quantization is not None and len(t_w.quantization.scale) > 1
         q, scales = _symmetric(weights, per_channel)
