@@ -244,3 +244,69 @@ def test_page_rows_and_api_pairs_become_examples(tmp_path):
     with pytest.raises(DataError, match="one label per sentence"):
         tab.pairs(["s1"], "a,b", "sentence")
     assert tab.cancel_training({"folder": str(tmp_path)}) == "Nothing to cancel."
+
+
+# ---------------------------------------------------------------------- CSV, the phone file, the worker
+
+
+def test_sentences_from_a_csv_and_clear_errors_for_bad_ones(tmp_path):
+    from apps import make_your_own as tab
+
+    good = tmp_path / "s.csv"
+    good.write_text("text,label\n" + "".join(f'"{t}, really",{c}\n' for c, ts in SENTENCES.items() for t in ts))
+    got = mine.sentences_from_csv(good)
+    assert got["happy"][0] == "what a great day, really" and len(got["sad"]) == 7
+    rows = tab.collect("text", ["happy", ""], [None] * 2, [[]] * 2, ["one more", ""], csv=str(good))
+    assert len(rows["happy"]) == 8 and rows["happy"][0] == "one more" and len(rows["sad"]) == 7
+    assert tab.collect("image", [""], [None], [[]], [""], csv=str(good)) == {}  # a CSV is for sentences
+    wrong = tmp_path / "s.json"
+    wrong.write_text("{}")
+    with pytest.raises(DataError, match="not a .csv or .tsv file"):
+        mine.sentences_from_csv(wrong)
+    columns = tmp_path / "c.csv"
+    columns.write_text("words,mood\nhello,happy\n")
+    with pytest.raises(DataError, match="(?i)column"):
+        mine.sentences_from_csv(columns)
+    latin = tmp_path / "l.csv"
+    latin.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match="UTF-8"):
+        mine.sentences_from_csv(latin)
+
+
+def test_try_it_with_the_phone_file_and_the_keras_model(fake_pretrained, tmp_path, monkeypatch):
+    from apps import make_your_own as tab
+
+    monkeypatch.setattr(tab, "IN_WORKER", False)
+    monkeypatch.setattr(mine, "sessions_root", lambda: tmp_path / "sessions")
+    monkeypatch.setattr(tab, "TRAIN_OPTIONS", FAST)
+    state, result = tab.run_training(tab.session(None), "image", photos(tmp_path / "in"))
+    image = str(photos(tmp_path / "try", n=1)["red"][0])
+    lite, keras = (tab.try_it(state, image, None, engine) for engine in tab.ENGINES)
+    assert set(lite) == set(keras) == {"blue", "red"} and abs(sum(lite.values()) - 1) < 0.02
+    assert max(lite, key=lite.get) == max(keras, key=keras.get) or abs(lite["red"] - 0.5) < 0.05
+    with pytest.raises(DataError, match="Expected the model to try as one of"):
+        tab.try_it(state, image, None, "phone")
+    with pytest.raises(DataError, match="No model yet"):
+        tab.try_it(tab.new_state(), image, None, tab.ENGINES[0])
+
+
+def test_the_worker_process_trains_reports_progress_errors_and_cancels(tmp_path):
+    from toolkit.training_worker import TrainingWorker
+
+    worker = TrainingWorker()
+    try:
+        with pytest.raises(DataError, match="at least 2 classes"):  # the worker's own error class comes back
+            worker.train("text", {"cat": ["a"] * 5}, tmp_path / "bad")
+        steps = []
+        result = worker.train("text", SENTENCES, tmp_path / "work", progress=lambda f, m: steps.append(m),
+                              encoder="fasttext", epochs=3)
+        assert result.task is None and result.zip_path.is_file() and result.class_names == ["happy", "sad"]
+        assert steps[-1].startswith("Done") and any(m.startswith("Training the head") for m in steps)
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(TrainingCancelled):
+            worker.train("text", SENTENCES, tmp_path / "cancelled", cancel=cancel, encoder="fasttext", epochs=3)
+        assert worker.alive
+    finally:
+        worker.close()
+    assert not worker.alive

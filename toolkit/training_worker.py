@@ -155,6 +155,19 @@ class TrainingWorker:
         child.close()
         self._conn = parent
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Start the process if needed and wait until it has warmed up (True) or ``timeout`` passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._start()
+            while not self.ready.is_set():
+                message = self._receive(0.5)
+                if message is not None and message[0] == "ready":
+                    self.ready.set()
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+        return True
+
     def _receive(self, timeout: float):
         if not self._conn.poll(timeout):
             if not self._process.is_alive():

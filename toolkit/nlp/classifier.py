@@ -34,6 +34,7 @@ from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pret
 from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
 from .export_reuse import reused_encoder_writer
+from .text_memo import encoder_features, head_probabilities
 from .tokenizer import VOCAB_FILE, WordTokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
@@ -221,10 +222,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
     def _features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Frozen-encoder features (N, hidden) of texts, in length-trimmed batches."""
-        _, encoder = self._pretrained()
-        if self._encode_fn is None:
-            self._encode_fn = traced(encoder, self._token_signature())
-        return run_in_chunks(self._encode_fn, texts, batch_size, self._tokens_of)
+        return encoder_features(self, texts, batch_size)  # traced once per process, remembered per sentence
 
     # ================================================================== fit
     @in_strategy_scope
@@ -367,6 +365,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             self._serve = self._serving_function()
         if self.config.from_scratch:
             return run_in_chunks(self._serve, texts, 256, lambda part: np.asarray(part, dtype=object))
+        if not self._in_model_encoder:  # a frozen encoder: its features remembered per sentence (text_memo)
+            return head_probabilities(self, self._features(list(texts)))
         return run_in_chunks(self._serve, texts, 64, self._tokens_of)
 
     def _serving_function(self):
