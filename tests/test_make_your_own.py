@@ -310,3 +310,35 @@ def test_the_worker_process_trains_reports_progress_errors_and_cancels(tmp_path)
     finally:
         worker.close()
     assert not worker.alive
+
+
+def tones(n=6, rate=8000, seed=0):
+    """Two classes of short recordings (a low and a high tone with noise), as microphone takes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.6 * rate)) / rate
+    return {name: [(rate, (0.4 * np.sin(2 * np.pi * f * (1 + 0.02 * i) * t) + rng.normal(0, 0.01, len(t)))
+                    .astype(np.float32)) for i in range(n)] for name, f in (("low", 300.0), ("high", 2200.0))}
+
+
+def test_recordings_train_from_the_shipped_speech_model_to_an_int8_file(tmp_path):
+    from toolkit.audio.examples import SHIPPED_SPEECH
+
+    if not (SHIPPED_SPEECH / "card.json").is_file():
+        pytest.skip("saved_models/audio/spoken_digits is not here")
+    result = mine.train_from_examples("audio", tones(), tmp_path / "work", epochs=3)
+    assert result.class_names == ["high", "low"] and result.metrics["n_held_out"] == 2
+    names = set(zipfile.ZipFile(result.zip_path).namelist())
+    assert {"model_int8.tflite", "labels.txt", "card.json", "model.keras"} <= names
+    card = json.loads(zipfile.ZipFile(result.zip_path).read("card.json"))
+    assert card["config"]["transfer_from"].endswith("spoken_digits") and 0 <= result.tflite["agreement_with_keras"] <= 1
+
+
+@pytest.mark.parametrize("item, words", [
+    ((8000, np.zeros(4000, np.float32)), "silent"),
+    ((0, np.ones(10, np.float32)), "sample rate"),
+    (b"not audio at all", "decode"),
+])
+def test_bad_recordings_are_refused_with_a_clear_message(item, words):
+    good = tones()["low"]
+    with pytest.raises(DataError, match=words):
+        check_examples("audio", {"a": good, "b": good[:4] + [item]})

@@ -40,6 +40,8 @@ def warm_up(kinds: tuple[str, ...] = ("image", "text"), workdir: str | os.PathLi
     from .data.ood import CALIBRATION_PHOTOS, skimage_photos
     from .make_your_own import train_from_examples
 
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="warm-up-", dir=workdir))
     seconds = {}
     try:
