@@ -320,17 +320,36 @@ def tones(n=6, rate=8000, seed=0):
                     .astype(np.float32)) for i in range(n)] for name, f in (("low", 300.0), ("high", 2200.0))}
 
 
-def test_recordings_train_from_the_shipped_speech_model_to_an_int8_file(tmp_path):
+def test_recordings_from_the_microphone_train_from_the_shipped_speech_model_to_a_tried_int8_file(tmp_path,
+                                                                                                  monkeypatch):
+    from apps import make_your_own as tab
     from toolkit.audio.examples import SHIPPED_SPEECH
 
     if not (SHIPPED_SPEECH / "card.json").is_file():
         pytest.skip("saved_models/audio/spoken_digits is not here")
-    result = mine.train_from_examples("audio", tones(), tmp_path / "work", epochs=3)
+    monkeypatch.setattr(tab, "IN_WORKER", False)
+    monkeypatch.setattr(mine, "sessions_root", lambda: tmp_path / "sessions")
+    monkeypatch.setattr(tab, "TRAIN_OPTIONS", {"epochs": 3})
+    state, takes = tab.session(None), {}
+    for name, recordings in tones().items():
+        shots = []
+        for take in recordings:  # as the microphone's "Add this recording" keeps them
+            state, shots, note = tab.add_take(state, take, shots)
+        takes[name] = shots
+    assert note == "6 recording(s)" and all(p.startswith(state["folder"]) for p in takes["low"])
+    examples = tab.collect("audio", list(takes), [None, None], list(takes.values()), ["", ""])
+    state, result = tab.run_training(state, "audio", examples)
     assert result.class_names == ["high", "low"] and result.metrics["n_held_out"] == 2
     names = set(zipfile.ZipFile(result.zip_path).namelist())
     assert {"model_int8.tflite", "labels.txt", "card.json", "model.keras"} <= names
     card = json.loads(zipfile.ZipFile(result.zip_path).read("card.json"))
     assert card["config"]["transfer_from"].endswith("spoken_digits") and 0 <= result.tflite["agreement_with_keras"] <= 1
+    answers = [tab.try_it(state, None, None, engine, takes["high"][0]) for engine in tab.ENGINES]
+    assert all(set(a) == {"high", "low"} for a in answers)
+    with pytest.raises(DataError, match="Expected a recording to try"):
+        tab.try_it(state, None, None, tab.ENGINES[0], None)
+    with pytest.raises(DataError, match="silent"):
+        tab.add_take(state, (8000, np.zeros(4000, np.float32)), [])
 
 
 @pytest.mark.parametrize("item, words", [
