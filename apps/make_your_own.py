@@ -1,13 +1,15 @@
-"""Make your own tab: name classes, add examples (photos, a zip, webcam shots, or sentences), train,
-see how it does on held-out examples, explain it, try it, and download a checked phone model.
+"""Make your own tab: name classes, add examples (photos, a zip, webcam shots, sentences, a CSV, or
+recordings), train, see how it does on held-out examples, explain it, try it, and download a checked
+phone model.
 
 The training is the toolkit's (``toolkit.make_your_own.train_from_examples``, which runs the
 task's own ``train_recipe``). Each browser session has its own folder under the system's
 temporary folder: made on first use, deleted when the page closes (``demo.unload`` and the
 state's ``delete_callback``) or, for a session that never closes, by a sweep after an hour. A
 handler only ever reads the folder of its own session, and only files it wrote there. One
-training runs at a time per server (its own queue; Gradio shows the others their place), and
-the other tabs' predictions keep their own queues.
+training runs at a time per server (its own queue; Gradio shows the others their place), in one
+niced worker process (``toolkit.training_worker``: the same ``train_from_examples``, progress and
+cancel over a pipe), so the other tabs' predictions keep answering while it runs.
 """
 
 from __future__ import annotations
