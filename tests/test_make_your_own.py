@@ -263,10 +263,14 @@ def test_sentences_from_a_csv_and_clear_errors_for_bad_ones(tmp_path):
     wrong.write_text("{}")
     with pytest.raises(DataError, match="not a .csv or .tsv file"):
         mine.sentences_from_csv(wrong)
+    one = tmp_path / "one.csv"  # a CSV of one class: the page's rows give the others
+    one.write_text("text,label\nawful,sad\nbroken,sad\n")
+    assert mine.sentences_from_csv(one) == {"sad": ["awful", "broken"]}
     columns = tmp_path / "c.csv"
     columns.write_text("words,mood\nhello,happy\n")
-    with pytest.raises(DataError, match="(?i)column"):
+    with pytest.raises(DataError, match="(?i)column") as refused:
         mine.sentences_from_csv(columns)
+    assert str(tmp_path) not in str(refused.value)  # named as the user named it, not by a server path
     latin = tmp_path / "l.csv"
     latin.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
     with pytest.raises(DataError, match="UTF-8"):

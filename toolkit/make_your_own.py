@@ -325,7 +325,7 @@ def sentences_from_csv(path: str | os.PathLike) -> dict[str, list[str]]:
     """{class: [sentences]} from a .csv/.tsv file with a header: a text column (text, sentence, ...)
     and a label column (label, class, ...), as ``toolkit train`` reads them; a clear DataError for
     another kind of file, a too big one, missing columns or empty labels."""
-    from .data.text import load_text
+    from .data.text import read_text_file
 
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".tsv"):
@@ -335,10 +335,15 @@ def sentences_from_csv(path: str | os.PathLike) -> dict[str, list[str]]:
         raise DataError(f"{path.name!r} is {path.stat().st_size / 2**20:.1f} MB. Expected at most "
                         f"{MAX_CSV_BYTES // 2**20} MB of sentences; keep the most typical ones.")
     try:
-        data = load_text(path, max_chars=MAX_TEXT_CHARS)
+        texts, labels, _ = read_text_file(path, None, None)
     except UnicodeDecodeError:
         raise DataError(f"{path.name!r} is not UTF-8 text. Save it as CSV UTF-8 and upload it again.") from None
-    return {name: [t for t, y in zip(data.texts, data.y) if y == c] for c, name in enumerate(data.class_names)}
+    except DataError as exc:  # its message names the file by its server path: name it as the user did
+        raise DataError(str(exc).replace(str(path.resolve()), path.name).replace(str(path), path.name)) from None
+    examples: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels):  # one class per CSV is fine: the rows may add the others
+        examples.setdefault(" ".join(str(label).split()), []).append(text)
+    return examples
 
 
 def load_model_zip(path: str | os.PathLike, workdir: str | os.PathLike):
