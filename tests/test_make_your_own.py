@@ -78,6 +78,8 @@ def test_bad_image_examples_are_refused_with_a_clear_message(tmp_path, monkeypat
     with pytest.raises(DataError, match="at most 0 MB|Make it smaller"):
         check_examples("image", good)
     with pytest.raises(DataError, match="Expected the kind"):
+        check_examples("video", good)
+    with pytest.raises(DataError, match="expected a recording"):  # photos given as recordings
         check_examples("audio", good)
     with pytest.raises(DataError, match="image array"):
         check_examples("image", {"red": [np.zeros((3, 3, 3))] * 5, "blue": good["blue"]})
