@@ -1,13 +1,15 @@
-"""Make your own tab: name classes, add examples (photos, a zip, webcam shots, or sentences), train,
-see how it does on held-out examples, explain it, try it, and download a checked phone model.
+"""Make your own tab: name classes, add examples (photos, a zip, webcam shots, sentences, a CSV, or
+recordings), train, see how it does on held-out examples, explain it, try it, and download a checked
+phone model.
 
 The training is the toolkit's (``toolkit.make_your_own.train_from_examples``, which runs the
 task's own ``train_recipe``). Each browser session has its own folder under the system's
 temporary folder: made on first use, deleted when the page closes (``demo.unload`` and the
 state's ``delete_callback``) or, for a session that never closes, by a sweep after an hour. A
 handler only ever reads the folder of its own session, and only files it wrote there. One
-training runs at a time per server (its own queue; Gradio shows the others their place), and
-the other tabs' predictions keep their own queues.
+training runs at a time per server (its own queue; Gradio shows the others their place), in one
+niced worker process (``toolkit.training_worker``: the same ``train_from_examples``, progress and
+cancel over a pipe), so the other tabs' predictions keep answering while it runs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from apps.common import EXPLAIN, data_error, upload_path, user_errors
+from apps.make_your_own_examples import KINDS, class_examples, collect, files_of, kind_of, lines_of, pairs  # noqa: F401
 
 TITLE = "Make your own"
 SLOTS = 5  # class rows on the page (3 shown, 2 under "More classes"); the API takes up to MAX_CLASSES
 SHOWN_SLOTS = 3
-KINDS = {"Images": "image", "Sentences": "text"}
+ENGINES = ("Phone file (.tflite)", "Keras model")
 TRAIN_QUEUE = {"concurrency_id": "make_your_own_train", "concurrency_limit": 1}
 TASK_CACHE_SIZE = 8
 TASK_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
@@ -35,6 +38,10 @@ LOCK = threading.Lock()
 #: extra recipe settings for every training of this server (config fields, e.g. {"epochs": 20}); empty: the
 #: recipe's defaults (what `make bench` measures)
 TRAIN_OPTIONS: dict = {}
+#: trainings run in one niced worker process (toolkit.training_worker) so the other tabs keep answering;
+#: False: in this process (tests that patch the toolkit in-process)
+IN_WORKER = True
+WORKER: Any = None
 
 
 # ---------------------------------------------------------------------- sessions
@@ -84,11 +91,7 @@ def session_task(state: Any):
     """The session's trained (or reloaded) model; a DataError before there is one."""
     from toolkit.base import load
 
-    model = state.get("model") if isinstance(state, dict) else None
-    folder = state.get("folder") if isinstance(state, dict) else None
-    if not model or not folder or not Path(model).is_dir() or not str(Path(model).resolve()).startswith(
-            str(Path(folder).resolve())):
-        raise data_error("No model yet. Train one (or reload a zip you downloaded) first.")
+    model = session_folder_model(state)
     with LOCK:
         task = TASK_CACHE.get(model)
     if task is None:
@@ -98,67 +101,6 @@ def session_task(state: Any):
             while len(TASK_CACHE) > TASK_CACHE_SIZE:
                 TASK_CACHE.popitem(last=False)
     return task
-
-
-# ---------------------------------------------------------------------- examples
-
-
-def _lines(text: Any) -> list[str]:
-    if text in (None, ""):
-        return []
-    if not isinstance(text, str):
-        raise data_error(f"Expected sentences as text, one per line. Received {type(text).__name__}.")
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def _files(uploads: Any) -> list[Path]:
-    if uploads in (None, ""):
-        return []
-    items = uploads if isinstance(uploads, (list, tuple)) else [uploads]
-    return [p for p in (upload_path(u) for u in items) if p is not None]
-
-
-def class_examples(kind: str, name: Any, uploads: Any = None, shots: Any = None, sentences: Any = None) -> list:
-    """One class's examples from the page: image files (a .zip is opened, checked), webcam shots
-    (files of the session), or sentences (one per line)."""
-    from toolkit.make_your_own import images_from_zip
-
-    if kind == "text":
-        return _lines(sentences)
-    items: list = []
-    for path in _files(uploads):
-        if path.suffix.lower() == ".zip":
-            items += [data for data, _ in images_from_zip(path)]
-        else:
-            items.append(path)
-    items += [Path(p) for p in (shots or [])]
-    return items
-
-
-def collect(kind: str, names: list, uploads: list, shots: list, sentences: list) -> dict:
-    """{class name: examples} from the page's class rows; rows with no name and no examples are
-    left out, a row with examples but no name is refused."""
-    examples: dict = {}
-    for i, name in enumerate(names):
-        items = class_examples(kind, name, uploads[i], shots[i], sentences[i])
-        name = name.strip() if isinstance(name, str) else ""
-        if not name and not items:
-            continue
-        if not name:
-            raise data_error(f"Class row {i + 1} has examples but no name. Type the class's name.")
-        if name in examples:  # the exact same name twice: the toolkit's check names both
-            examples[name + " "] = items
-        else:
-            examples[name] = items
-    return examples
-
-
-def _kind(kind: Any) -> str:
-    if kind in KINDS.values():
-        return kind
-    if kind not in KINDS:
-        raise data_error(f"Expected the kind of examples as one of {list(KINDS)}. Received {kind!r}.")
-    return KINDS[kind]
 
 
 # ---------------------------------------------------------------------- training
@@ -173,16 +115,32 @@ def run_training(state: dict, kind: str, examples: dict, progress=None):
     cancel.clear()
     say = (lambda fraction, message: progress(fraction, desc=message)) if progress is not None else None
     try:
-        result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
-                                     **TRAIN_OPTIONS)
+        if IN_WORKER:
+            result = training_worker().train(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                             **TRAIN_OPTIONS)
+        else:
+            result = train_from_examples(kind, examples, Path(folder) / "runs", progress=say, cancel=cancel,
+                                         **TRAIN_OPTIONS)
     finally:
         cancel.clear()
     if state.get("model"):
         forget_models(state["model"])
         shutil.rmtree(Path(state["model"]).parent, ignore_errors=True)  # one model per session on disk
-    with LOCK:
-        TASK_CACHE[str(result.directory)] = result.task
+    if result.task is not None:  # from the worker: loaded from its folder when first used
+        with LOCK:
+            TASK_CACHE[str(result.directory)] = result.task
     return {**state, "model": str(result.directory), "kind": kind}, result
+
+
+def training_worker(warm: tuple[str, ...] = ()):
+    """The server's training process (started on first use; ``warm``: kinds it warms up at start)."""
+    global WORKER
+    from toolkit.training_worker import TrainingWorker
+
+    with LOCK:
+        if WORKER is None:
+            WORKER = TrainingWorker(warm=warm)
+    return WORKER
 
 
 def summary(result) -> str:
@@ -223,12 +181,13 @@ def train_outputs(state: dict, result) -> tuple:
             str(result.zip_path))
 
 
-def train_page(state, kind, *rows, progress=None, request=None):
-    """The Train button: the class rows (names, uploads, shots, sentences) -> the results."""
-    kind = _kind(kind)
+def train_page(state, kind, *rows, csv=None, progress=None, request=None):
+    """The Train button: the class rows (names, uploads, shots, sentences) and a CSV of sentences
+    -> the results."""
+    kind = kind_of(kind)
     names, uploads, shots, sentences = (list(rows[i * SLOTS:(i + 1) * SLOTS]) for i in range(4))
     state = session(state, request)
-    examples = collect(kind, names, uploads, shots, sentences)
+    examples = collect(kind, names, uploads, shots, sentences, csv)
     state, result = run_training(state, kind, examples, progress)
     return train_outputs(state, result)
 
@@ -240,20 +199,6 @@ def cancel_training(state) -> str:
         CANCELS[folder].set()
         return "Cancelling: the training stops at its next step and keeps nothing."
     return "Nothing to cancel."
-
-
-def pairs(items: list, labels: Any, what: str) -> dict:
-    """{label: [items]} from parallel lists (the API's items and their labels, one per line or comma)."""
-    if isinstance(labels, str):
-        labels = [s.strip() for s in labels.replace(",", "\n").splitlines() if s.strip()]
-    labels = list(labels or [])
-    if len(labels) != len(items):
-        raise data_error(f"Expected one label per {what}. Received {len(items)} {what}s and {len(labels)} labels. "
-                         "Give the labels in the same order, separated by commas or new lines.")
-    examples: dict = {}
-    for item, label in zip(items, labels):
-        examples.setdefault(label, []).append(item)
-    return examples
 
 
 def api_result(state: dict, result) -> tuple:
@@ -270,7 +215,7 @@ def train_image_classifier(files, labels, state=None, progress=None, request=Non
     (metrics, the zip, session state)."""
     state = session(state, request)
     items = []
-    for path in _files(files):
+    for path in files_of(files):
         items.append(path)
     examples = pairs(items, labels, "file")
     examples = {label: [x for p in paths for x in class_examples("image", label, [p])] for label, paths in
@@ -282,7 +227,7 @@ def train_image_classifier(files, labels, state=None, progress=None, request=Non
 def train_text_classifier(texts, labels, state=None, progress=None, request=None):
     """API: sentences (one per line) and one label per sentence -> (metrics, the zip, session state)."""
     state = session(state, request)
-    state, result = run_training(state, "text", pairs(_lines(texts), labels, "sentence"), progress)
+    state, result = run_training(state, "text", pairs(lines_of(texts), labels, "sentence"), progress)
     return api_result(state, result)
 
 
@@ -312,16 +257,76 @@ def add_shot(state, shot, shots, request=None):
     return state, shots, f"{len(shots)} webcam shot(s)"
 
 
-def try_it(state, image, text):
-    """The session's model on one image or sentence: class -> probability."""
-    task = session_task(state)
-    x = _try_input(task, image, text)
-    probs = task.predict_proba(x)[0]
-    return {name: float(p) for name, p in zip(task.class_names_, probs)}
+def add_take(state, take, shots, request=None):
+    """Keep a microphone take (checked: decodes, not silent, at most 10 s) in the session's folder
+    as WAV; returns (state, shots and takes, count note)."""
+    from toolkit.audio.examples import check_recording
+    from toolkit.make_your_own import MAX_IMAGES_PER_CLASS
+
+    if take is None:
+        raise data_error("No recording. Press the microphone's record button and say the word first.")
+    data, _ = check_recording(tuple(take), "The recording")
+    state, shots = session(state, request), list(shots or [])
+    if sum(p.endswith(".wav") for p in shots) >= MAX_IMAGES_PER_CLASS:
+        raise data_error(f"Expected at most {MAX_IMAGES_PER_CLASS} recordings per class. Received more takes.")
+    folder = Path(state["folder"]) / "takes"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{len(list(folder.iterdir())):05d}.wav"
+    path.write_bytes(data)
+    shots.append(str(path))
+    return state, shots, f"{sum(p.endswith('.wav') for p in shots)} recording(s)"
 
 
-def _try_input(task, image, text):
-    if task.input_kind == "image":
+def session_file(state: Any):
+    """The session's phone file (the checked .tflite of its model's folder) as a TFLiteModel."""
+    from toolkit.base import read_card
+    from toolkit.edge import TFLiteModel
+
+    folder = Path(session_folder_model(state))
+    entries = read_card(folder).get("tflite") or []
+    if not entries or not (folder / entries[0]["file"]).is_file():
+        raise data_error("This model has no phone file. Train it again to make one.")
+    key = str(folder / entries[0]["file"])
+    with LOCK:
+        lite = TASK_CACHE.get(key)
+    if lite is None:
+        lite = TFLiteModel(key)
+        with LOCK:
+            TASK_CACHE[key] = lite
+    return lite
+
+
+def session_folder_model(state: Any) -> str:
+    """The session's model folder (checked to lie in its own session folder)."""
+    model = state.get("model") if isinstance(state, dict) else None
+    folder = state.get("folder") if isinstance(state, dict) else None
+    if not model or not folder or not Path(model).is_dir() or not str(Path(model).resolve()).startswith(
+            str(Path(folder).resolve())):
+        raise data_error("No model yet. Train one (or reload a zip you downloaded) first.")
+    return model
+
+
+def try_it(state, image, text, engine: str = ENGINES[0], recording: Any = None):
+    """The session's model on one image, sentence or recording: class -> probability; ``engine``:
+    the phone file (the int8/dynamic .tflite in the zip) or the Keras model."""
+    from toolkit.base import task_class
+
+    if engine not in ENGINES:
+        raise data_error(f"Expected the model to try as one of {list(ENGINES)}. Received {engine!r}.")
+    model = session_file(state) if engine == ENGINES[0] else session_task(state)
+    kind = task_class(model.card["task"]).input_kind if engine == ENGINES[0] else model.input_kind
+    probs = model.predict_proba(_try_input(model, image, text, kind, recording))[0]
+    return {name: float(p) for name, p in zip(model.class_names_, probs)}
+
+
+def _try_input(task, image, text, kind: str | None = None, recording: Any = None):
+    kind = kind or task.input_kind
+    if kind == "audio":
+        path = upload_path(recording)
+        if path is None:
+            raise data_error("Expected a recording to try. Received nothing; record or upload one.")
+        return task.prepare(str(path))
+    if kind == "image":
         from apps.common import request_image
 
         return task.prepare(request_image(image))
@@ -330,13 +335,15 @@ def _try_input(task, image, text):
     return [text]
 
 
-def explain(state, image, text, method):
+def explain(state, image, text, method, recording: Any = None):
     """Why the session's model answers as it does for one example (the task's explainers)."""
     task = session_task(state)
     if method not in task.explain_methods:
         raise data_error(f"Unknown explanation method {method!r}. Choose one of {list(task.explain_methods)}.")
-    x = _try_input(task, image, text)
-    explanation = task.explain(x[0] if task.input_kind == "image" else x, method=method)
+    x = _try_input(task, image, text, None, recording)
+    if task.input_kind == "audio":
+        x = [str(upload_path(recording))]  # the file: the task reads and explains it
+    explanation = task.explain(x if task.input_kind == "text" else x[0], method=method)
     note = (f"**{method}** for class **{explanation.target}** "
             f"(probability {explanation.extra.get('probability', float('nan')):.3f}): {explanation.seconds:.1f} s.")
     return explanation.image, explanation.html or "", note
@@ -366,10 +373,13 @@ def reload_zip(state, upload, request=None):
 
 
 def warm_up(**kwargs) -> None:
-    """Nothing to load ahead (models are the users'); old session folders are swept."""
+    """Sweep old session folders and start the training process, which trains two tiny models on
+    generated examples so that the first user's training finds the backbones loaded and converted."""
     from toolkit.make_your_own import sweep_sessions
 
     sweep_sessions()
+    if IN_WORKER:
+        training_worker(warm=("image", "text")).start()
 
 
 def build_demo(**kwargs):
@@ -392,28 +402,38 @@ def build_demo(**kwargs):
         state = gr.State(new_state(), delete_callback=remove_session)
         kind = gr.Radio(list(KINDS), value="Images", label="What to classify")
         names, uploads, shot_states, cams, shot_notes, sentences, image_parts = [], [], [], [], [], [], []
+        cam_parts, mic_parts = [], []
 
         def class_row(i):
             with gr.Group():
                 names.append(gr.Textbox(label=f"Class {i + 1} name", value="", max_lines=1))
                 with gr.Row(visible=True) as images:
-                    uploads.append(gr.File(label="Photos (or a .zip of them)", file_count="multiple",
-                                           file_types=["image", ".zip"], type="filepath"))
-                    with gr.Column():
+                    uploads.append(gr.File(label="Photos (or a .zip of them) or recordings", file_count="multiple",
+                                           file_types=["image", ".zip", "audio"], type="filepath"))
+                    with gr.Column() as cam:
                         cams.append(gr.Image(label="Webcam", sources=["webcam"], type="numpy", height=160))
                         add = gr.Button("Add this shot", size="sm")
-                        shot_notes.append(gr.Markdown(""))
+                    with gr.Column(visible=False) as mic:
+                        take = gr.Audio(label="Microphone", sources=["microphone"], type="numpy")
+                        add_rec = gr.Button("Add this recording", size="sm")
+                    shot_notes.append(gr.Markdown(""))
                 image_parts.append(images)
+                cam_parts.append(cam)
+                mic_parts.append(mic)
                 sentences.append(gr.Textbox(label="Sentences, one per line", lines=4, visible=False))
                 shot_states.append(gr.State([]))
                 add.click(handler(add_shot, "add_shot"), [state, cams[i], shot_states[i]],
                           [state, shot_states[i], shot_notes[i]], api_name=False)
+                add_rec.click(handler(add_take, "add_take"), [state, take, shot_states[i]],
+                              [state, shot_states[i], shot_notes[i]], api_name=False)
 
         for i in range(SHOWN_SLOTS):
             class_row(i)
         with gr.Accordion("More classes", open=False):
             for i in range(SHOWN_SLOTS, SLOTS):
                 class_row(i)
+        csv_file = gr.File(label="...or a CSV of sentences (a header row, then text and label columns)",
+                           file_types=[".csv", ".tsv"], type="filepath", visible=False)
         with gr.Row():
             train_btn = gr.Button("Train", variant="primary")
             cancel_btn = gr.Button("Cancel training")
@@ -430,7 +450,11 @@ def build_demo(**kwargs):
                 with gr.Column():
                     try_image = gr.Image(label="A photo", type="filepath", sources=["upload", "webcam"], height=200)
                     try_text = gr.Textbox(label="...or a sentence", max_lines=3)
-                    method = gr.Radio(["gradcam", "shap", "lime"], value="lime", label="Explanation method")
+                    try_recording = gr.Audio(label="...or a recording", sources=["upload", "microphone"],
+                                             type="filepath")
+                    engine = gr.Radio(list(ENGINES), value=ENGINES[0], label="Try with")
+                    method = gr.Radio(["gradcam", "shap", "lime", "occlusion"], value="lime",
+                                      label="Explanation method (occlusion: recordings; shap: photos, sentences)")
                     with gr.Row():
                         try_btn = gr.Button("Try it")
                         explain_btn = gr.Button("Explain")
@@ -452,17 +476,20 @@ def build_demo(**kwargs):
             api_text_btn = gr.Button()
 
         def kind_changed(choice):
-            images = _kind(choice) == "image"
-            return [gr.update(visible=images) for _ in image_parts] + [gr.update(visible=not images)
-                                                                       for _ in sentences]
+            chosen = kind_of(choice)
+            return ([gr.update(visible=chosen != "text") for _ in image_parts]
+                    + [gr.update(visible=chosen == "image") for _ in cam_parts]
+                    + [gr.update(visible=chosen == "audio") for _ in mic_parts]
+                    + [gr.update(visible=chosen == "text") for _ in [*sentences, csv_file]])
 
-        kind.change(kind_changed, [kind], image_parts + sentences, api_name=False)
+        kind.change(kind_changed, [kind], image_parts + cam_parts + mic_parts + sentences + [csv_file], api_name=False)
 
         row_inputs = [*names, *uploads, *shot_states, *sentences]
 
         def train(values: dict, progress=gr.Progress(), request: gr.Request = None):
             rows = [values[block] for block in row_inputs]
-            return train_page(values[state], values[kind], *rows, progress=progress, request=request)
+            return train_page(values[state], values[kind], *rows, csv=values[csv_file], progress=progress,
+                              request=request)
 
         def train_images(files, labels, state, progress=gr.Progress(), request: gr.Request = None):
             return train_image_classifier(files, labels, state, progress, request)
@@ -471,14 +498,15 @@ def build_demo(**kwargs):
             return train_text_classifier(texts, labels, state, progress, request)
 
         outputs = [state, results, confusion, wrong_gallery, wrong_text, download]
-        train_btn.click(handler(train, "train"), {state, kind, *row_inputs}, outputs, api_name=False, **TRAIN_QUEUE)
+        train_btn.click(handler(train, "train"), {state, kind, csv_file, *row_inputs}, outputs, api_name=False, **TRAIN_QUEUE)
         cancel_btn.click(cancel_training, [state], [status], api_name=False, queue=False)
         api_image_btn.click(handler(train_images, "train_image_classifier"), [api_files, api_labels, state],
                             [api_metrics, api_zip, state], api_name="train_image_classifier", **TRAIN_QUEUE)
         api_text_btn.click(handler(train_texts, "train_text_classifier"), [api_texts, api_labels, state],
                            [api_metrics, api_zip, state], api_name="train_text_classifier", **TRAIN_QUEUE)
-        try_btn.click(handler(try_it, "try_it"), [state, try_image, try_text], [answer], api_name=False)
-        explain_btn.click(handler(explain, "explain"), [state, try_image, try_text, method],
+        try_btn.click(handler(try_it, "try_it"), [state, try_image, try_text, engine, try_recording], [answer],
+                      api_name=False)
+        explain_btn.click(handler(explain, "explain"), [state, try_image, try_text, method, try_recording],
                           [overlay, highlighted, explain_note], api_name=False, **EXPLAIN)
 
         def reload(state, upload, request: gr.Request = None):

@@ -9,11 +9,18 @@
 - sentences: 30 per class from ../shared/data/sentiment_sentences (goal <= 20 s), accuracy on the
   other 1,940 sentences beside the TF-IDF + linear SVM peer trained on the same training sentences;
 - a prediction in another tab (Vision, the shipped ants/bees model) while a training runs through
-  the launched app's ``train_image_classifier`` API: p95 latency (goal <= 1 s).
+  the launched app's ``train_image_classifier`` API (in the app's niced training process): p95
+  latency (goal <= 1 s).
+
+The timed trainings come after the server's start-up warm-up (``toolkit.training_worker.warm_up``:
+one tiny training per kind on generated examples, reported as its own row), as a user's training
+on a started server does: the frozen backbones are then converted and their generated calibration
+images' features computed once.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -42,11 +49,23 @@ def _photos() -> dict[str, list[Path]]:
 
 def phases(result) -> str:
     """Where the time went, and how busy the machine was (timings mean little on a shared machine)."""
-    import os
-
     m = result.metrics
     return (f"{m['seconds_to_trained_model']:.0f} s to the trained model, {m['seconds_export_and_check']:.0f} s export "
             f"+ checks; load average {os.getloadavg()[0]:.1f}")
+
+
+def warm(work: Path) -> list[dict]:
+    """What a server does once at start (apps.make_your_own.warm_up, in its training process): one tiny
+    training per kind on generated examples, so the backbones are loaded and converted before anyone
+    presses Train. The timed rows below come after it, as a user's training does on a started server."""
+    from toolkit.training_worker import warm_up
+
+    start = time.perf_counter()
+    seconds = warm_up(("image", "text"), work)
+    total = time.perf_counter() - start
+    return [target("make your own: server start-up warm-up (once per server, in the training process)", total,
+                   "reference", True, "s", note=f"per kind {seconds}; converts EfficientNet-Lite0 (int8) and MiniLM "
+                                                f"(dynamic) once, computes the generated calibration images' features")]
 
 
 def three_classes(work: Path) -> list[dict]:
@@ -56,7 +75,7 @@ def three_classes(work: Path) -> list[dict]:
     t, m = result.tflite, result.metrics
     return [target("make your own: 3 classes x 20 photos, Train -> checked int8 file + zip", result.seconds,
                    "<= 60 s", result.seconds <= 60, "s",
-                   note=f"held-out {m['held_out_accuracy']:.3f} on {m['n_held_out']} photos (majority "
+                   note=f"after the start-up warm-up; held-out {m['held_out_accuracy']:.3f} on {m['n_held_out']} photos (majority "
                         f"{m['majority_baseline']:.3f}); int8 agrees with Keras on {t['agreement_with_keras']:.3f}, "
                         f"{t['latency_ms_p50']:.1f} ms; {m['epochs_run']} epochs; {phases(result)}")]
 
@@ -82,7 +101,7 @@ def ants_bees(work: Path) -> list[dict]:
     peer_accuracy = float(np.mean(peer.predict(flat[rest]) == y[rest]))
     return [target(f"make your own: ants/bees, 20 photos/class, accuracy on the other {int(rest.sum())} photos "
                    f"(pixel logistic regression {peer_accuracy:.3f})", accuracy, ">= 0.90", accuracy >= 0.90,
-                   note=f"{result.seconds:.0f} s from Train to the zip; held-out 20% of the 40: "
+                   note=f"{result.seconds:.0f} s from Train to the zip ({phases(result)}); held-out 20% of the 40: "
                         f"{result.metrics['held_out_accuracy']:.3f}")]
 
 
@@ -129,6 +148,10 @@ def prediction_while_training(runs_gap_s: float = 0.25) -> list[dict]:
 
     model = next(name for name in MODELS if "Ants" in name)
     photo = str(sorted((ANTS_BEES / "bees").glob("*.jpg"))[0])
+    from apps import make_your_own as tab
+
+    worker = tab.training_worker(warm=("image",))  # as apps.main.launch starts it (warm_up) at server start
+    worker.wait_ready()
     app = serve_in_background()
     try:
         predictor = Client(app.local_url, verbose=False, ssl_verify=False)
@@ -169,7 +192,8 @@ def prediction_while_training(runs_gap_s: float = 0.25) -> list[dict]:
     trained = f"training over the API took {outcome['seconds']:.0f} s" if "seconds" in outcome else \
         f"training failed: {outcome.get('error')}"
     return [target("make your own: a Vision-tab prediction while a training runs, p95", p95, "<= 1 s", p95 <= 1.0, "s",
-                   note=f"{len(times)} predictions (p50 {np.median(times):.2f} s, max {max(times):.2f} s); {trained}")]
+                   note=f"{len(times)} predictions (p50 {np.median(times):.2f} s, max {max(times):.2f} s); {trained}; "
+                        f"load average {os.getloadavg()[0]:.1f}")]
 
 
 def run() -> dict:
@@ -180,7 +204,11 @@ def run() -> dict:
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for part in (three_classes, ants_bees, sentences):
+        for part in (warm, three_classes, ants_bees, sentences):
             rows += part(work / part.__name__)
         rows += prediction_while_training()
+        from apps import make_your_own as tab
+
+        if tab.WORKER is not None:
+            tab.WORKER.close()
     return {"rows": rows}

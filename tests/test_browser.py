@@ -249,12 +249,17 @@ def test_make_your_own_sentences_train_show_metrics_download_and_reload(page, tm
     monkeypatch.setattr(make_your_own, "TRAIN_OPTIONS", {"encoder": "fasttext", "epochs": 3})  # seconds, not minutes
     open_tab(page, "Make your own")
     page.get_by_label("Sentences").check()
-    for i, (name, lines) in enumerate((("happy", "great day\nlove it\nwonderful\nexcellent food\nso happy"),
-                                       ("sad", "terrible\nawful service\nbroken again\nworst ever\nso bad"))):
-        page.get_by_label(f"Class {i + 1} name").fill(name)
-        page.get_by_label("Sentences, one per line").nth(i).fill(lines)
+    page.get_by_label("Class 1 name").fill("happy")
+    page.get_by_label("Sentences, one per line").nth(0).fill("great day\nlove it\nwonderful\nexcellent food\nso happy")
+    csv = tmp_path / "sad.csv"  # the second class comes from a CSV of text,label rows
+    csv.write_text("text,label\n" + "".join(f"{t},sad\n" for t in ("terrible", "awful service", "broken again",
+                                                                      "worst ever", "so bad")))
+    page.locator("input[type=file][accept*='.csv']").set_input_files(str(csv))
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"Held-out accuracy \d")).wait_for()
+    page.get_by_label("...or a sentence").fill("what a wonderful day")
+    page.get_by_role("button", name="Try it", exact=True).click()  # with the phone file (the default)
+    page.locator(".block").filter(has_text="Answer").get_by_text(re.compile(r"^(happy|sad)$")).first.wait_for()
     link = page.locator("a[download='my_model.zip']").first  # the file table's link (its text is the size)
     with page.expect_download() as download:
         link.click()

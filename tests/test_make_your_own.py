@@ -78,6 +78,8 @@ def test_bad_image_examples_are_refused_with_a_clear_message(tmp_path, monkeypat
     with pytest.raises(DataError, match="at most 0 MB|Make it smaller"):
         check_examples("image", good)
     with pytest.raises(DataError, match="Expected the kind"):
+        check_examples("video", good)
+    with pytest.raises(DataError, match="expected a recording"):  # photos given as recordings
         check_examples("audio", good)
     with pytest.raises(DataError, match="image array"):
         check_examples("image", {"red": [np.zeros((3, 3, 3))] * 5, "blue": good["blue"]})
@@ -244,3 +246,124 @@ def test_page_rows_and_api_pairs_become_examples(tmp_path):
     with pytest.raises(DataError, match="one label per sentence"):
         tab.pairs(["s1"], "a,b", "sentence")
     assert tab.cancel_training({"folder": str(tmp_path)}) == "Nothing to cancel."
+
+
+# ---------------------------------------------------------------------- CSV, the phone file, the worker
+
+
+def test_sentences_from_a_csv_and_clear_errors_for_bad_ones(tmp_path):
+    from apps import make_your_own as tab
+
+    good = tmp_path / "s.csv"
+    good.write_text("text,label\n" + "".join(f'"{t}, really",{c}\n' for c, ts in SENTENCES.items() for t in ts))
+    got = mine.sentences_from_csv(good)
+    assert got["happy"][0] == "what a great day, really" and len(got["sad"]) == 7
+    rows = tab.collect("text", ["happy", ""], [None] * 2, [[]] * 2, ["one more", ""], csv=str(good))
+    assert len(rows["happy"]) == 8 and rows["happy"][0] == "one more" and len(rows["sad"]) == 7
+    assert tab.collect("image", [""], [None], [[]], [""], csv=str(good)) == {}  # a CSV is for sentences
+    wrong = tmp_path / "s.json"
+    wrong.write_text("{}")
+    with pytest.raises(DataError, match="not a .csv or .tsv file"):
+        mine.sentences_from_csv(wrong)
+    one = tmp_path / "one.csv"  # a CSV of one class: the page's rows give the others
+    one.write_text("text,label\nawful,sad\nbroken,sad\n")
+    assert mine.sentences_from_csv(one) == {"sad": ["awful", "broken"]}
+    columns = tmp_path / "c.csv"
+    columns.write_text("words,mood\nhello,happy\n")
+    with pytest.raises(DataError, match="(?i)column") as refused:
+        mine.sentences_from_csv(columns)
+    assert str(tmp_path) not in str(refused.value)  # named as the user named it, not by a server path
+    latin = tmp_path / "l.csv"
+    latin.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match="UTF-8"):
+        mine.sentences_from_csv(latin)
+
+
+def test_try_it_with_the_phone_file_and_the_keras_model(fake_pretrained, tmp_path, monkeypatch):
+    from apps import make_your_own as tab
+
+    monkeypatch.setattr(tab, "IN_WORKER", False)
+    monkeypatch.setattr(mine, "sessions_root", lambda: tmp_path / "sessions")
+    monkeypatch.setattr(tab, "TRAIN_OPTIONS", FAST)
+    state, result = tab.run_training(tab.session(None), "image", photos(tmp_path / "in"))
+    image = str(photos(tmp_path / "try", n=1)["red"][0])
+    lite, keras = (tab.try_it(state, image, None, engine) for engine in tab.ENGINES)
+    assert set(lite) == set(keras) == {"blue", "red"} and abs(sum(lite.values()) - 1) < 0.02
+    assert max(lite, key=lite.get) == max(keras, key=keras.get) or abs(lite["red"] - 0.5) < 0.05
+    with pytest.raises(DataError, match="Expected the model to try as one of"):
+        tab.try_it(state, image, None, "phone")
+    with pytest.raises(DataError, match="No model yet"):
+        tab.try_it(tab.new_state(), image, None, tab.ENGINES[0])
+
+
+def test_the_worker_process_trains_reports_progress_errors_and_cancels(tmp_path):
+    from toolkit.training_worker import TrainingWorker
+
+    worker = TrainingWorker()
+    try:
+        with pytest.raises(DataError, match="at least 2 classes"):  # the worker's own error class comes back
+            worker.train("text", {"cat": ["a"] * 5}, tmp_path / "bad")
+        steps = []
+        result = worker.train("text", SENTENCES, tmp_path / "work", progress=lambda f, m: steps.append(m),
+                              encoder="fasttext", epochs=3)
+        assert result.task is None and result.zip_path.is_file() and result.class_names == ["happy", "sad"]
+        assert steps[-1].startswith("Done") and any(m.startswith("Training the head") for m in steps)
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(TrainingCancelled):
+            worker.train("text", SENTENCES, tmp_path / "cancelled", cancel=cancel, encoder="fasttext", epochs=3)
+        assert worker.alive
+    finally:
+        worker.close()
+    assert not worker.alive
+
+
+def tones(n=6, rate=8000, seed=0):
+    """Two classes of short recordings (a low and a high tone with noise), as microphone takes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.6 * rate)) / rate
+    return {name: [(rate, (0.4 * np.sin(2 * np.pi * f * (1 + 0.02 * i) * t) + rng.normal(0, 0.01, len(t)))
+                    .astype(np.float32)) for i in range(n)] for name, f in (("low", 300.0), ("high", 2200.0))}
+
+
+def test_recordings_from_the_microphone_train_from_the_shipped_speech_model_to_a_tried_int8_file(tmp_path,
+                                                                                                  monkeypatch):
+    from apps import make_your_own as tab
+    from toolkit.audio.examples import SHIPPED_SPEECH
+
+    if not (SHIPPED_SPEECH / "card.json").is_file():
+        pytest.skip("saved_models/audio/spoken_digits is not here")
+    monkeypatch.setattr(tab, "IN_WORKER", False)
+    monkeypatch.setattr(mine, "sessions_root", lambda: tmp_path / "sessions")
+    monkeypatch.setattr(tab, "TRAIN_OPTIONS", {"epochs": 3})
+    state, takes = tab.session(None), {}
+    for name, recordings in tones().items():
+        shots = []
+        for take in recordings:  # as the microphone's "Add this recording" keeps them
+            state, shots, note = tab.add_take(state, take, shots)
+        takes[name] = shots
+    assert note == "6 recording(s)" and all(p.startswith(state["folder"]) for p in takes["low"])
+    examples = tab.collect("audio", list(takes), [None, None], list(takes.values()), ["", ""])
+    state, result = tab.run_training(state, "audio", examples)
+    assert result.class_names == ["high", "low"] and result.metrics["n_held_out"] == 2
+    names = set(zipfile.ZipFile(result.zip_path).namelist())
+    assert {"model_int8.tflite", "labels.txt", "card.json", "model.keras"} <= names
+    card = json.loads(zipfile.ZipFile(result.zip_path).read("card.json"))
+    assert card["config"]["transfer_from"].endswith("spoken_digits") and 0 <= result.tflite["agreement_with_keras"] <= 1
+    answers = [tab.try_it(state, None, None, engine, takes["high"][0]) for engine in tab.ENGINES]
+    assert all(set(a) == {"high", "low"} for a in answers)
+    with pytest.raises(DataError, match="Expected a recording to try"):
+        tab.try_it(state, None, None, tab.ENGINES[0], None)
+    with pytest.raises(DataError, match="silent"):
+        tab.add_take(state, (8000, np.zeros(4000, np.float32)), [])
+
+
+@pytest.mark.parametrize("item, words", [
+    ((8000, np.zeros(4000, np.float32)), "silent"),
+    ((0, np.ones(10, np.float32)), "sample rate"),
+    (b"not audio at all", "decode"),
+])
+def test_bad_recordings_are_refused_with_a_clear_message(item, words):
+    good = tones()["low"]
+    with pytest.raises(DataError, match=words):
+        check_examples("audio", {"a": good, "b": good[:4] + [item]})

@@ -352,7 +352,8 @@ class Task:
         staged = file.with_name(f".staged-{file.name}")  # becomes `file` only once every check passed
         try:
             representative = plan.representative if quantization == "int8" else None
-            entry = write_tflite(plan.model, staged, quantization, representative, allow_flex)
+            entry = plan.write(staged) if plan.write is not None else write_tflite(
+                plan.model, staged, quantization, representative, allow_flex)
             entry.update(self._embed_metadata(staged))
             self._write_export_files(directory)
             runner = self.runner_class()(staged, card=self._export_card())
@@ -470,6 +471,9 @@ class ExportPlan:
     check: Any = None  # what the task's ``_export_checks`` reads: test split, held-out pairs, ...
     sample: Any = None  # one input for the latency (see ``_latency_sample``)
     release: Callable[[], None] | None = None  # called once the checks ran (e.g. close environments)
+    #: writes the file itself instead of converting ``model`` (path -> the card entry's file facts), e.g. a
+    #: cached conversion of the frozen backbone with this model's head (toolkit.edge.head_swap)
+    write: Callable[[Path], dict] | None = None
 
 
 def config_to_dict(config: Any) -> dict:

@@ -36,7 +36,8 @@ import numpy as np
 
 from .errors import DataError, ToolkitError
 
-KINDS = ("image", "text")
+KINDS = ("image", "text", "audio")
+TASKS = {"image": "image_classifier", "text": "text_classifier", "audio": "audio_classifier"}
 MIN_CLASSES, MAX_CLASSES = 2, 10
 MIN_PER_CLASS = 5  # one held out to measure accuracy, one for early stopping, three to learn from
 MAX_IMAGES_PER_CLASS = 100
@@ -44,19 +45,20 @@ MAX_TEXTS_PER_CLASS = 500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_TOTAL_BYTES = 300 * 1024 * 1024
 MAX_TEXT_CHARS = 1000
+MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_NAME_CHARS = 40
 MAX_ZIP_ENTRIES = 500
 MAX_ZIP_BYTES = 300 * 1024 * 1024
 MAX_MODEL_ZIP_ENTRIES = 40
 HELD_OUT = 0.2
 SESSION_MAX_AGE_S = 3600
-QUANTIZATION = {"image": "int8", "text": "dynamic"}
+QUANTIZATION = {"image": "int8", "text": "dynamic", "audio": "int8"}
 TEXT_LEARNING_RATE = 1e-2
 ZIP_NAME = "my_model.zip"
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif"}
 LIMITS_TEXT = (f"{MIN_CLASSES} to {MAX_CLASSES} classes; {MIN_PER_CLASS} to {MAX_IMAGES_PER_CLASS} images "
                f"(each up to {MAX_IMAGE_BYTES // 2**20} MB) or {MIN_PER_CLASS} to {MAX_TEXTS_PER_CLASS} sentences "
-               f"(each up to {MAX_TEXT_CHARS} characters) per class; a zip holds at most {MAX_ZIP_ENTRIES} files "
+               f"(each up to {MAX_TEXT_CHARS} characters) or recordings (each up to 10 s) per class; a zip holds at most {MAX_ZIP_ENTRIES} files "
                f"and {MAX_ZIP_BYTES // 2**20} MB unpacked; {HELD_OUT:.0%} of each class is held out to measure "
                f"accuracy; your files are deleted when you leave or after {SESSION_MAX_AGE_S // 60} minutes.")
 
@@ -208,8 +210,8 @@ def check_examples(kind: str, examples: dict) -> dict[str, list]:
     if not isinstance(examples, dict):
         raise DataError(f"Expected the examples as {{class name: [examples]}}. Received {type(examples).__name__}.")
     names = check_class_names(list(examples))
-    limit = MAX_IMAGES_PER_CLASS if kind == "image" else MAX_TEXTS_PER_CLASS
-    unit = "images" if kind == "image" else "sentences"
+    limit = MAX_TEXTS_PER_CLASS if kind == "text" else MAX_IMAGES_PER_CLASS
+    unit = {"image": "images", "text": "sentences", "audio": "recordings"}[kind]
     checked: dict[str, list] = {}
     total = 0
     for name, items in zip(names, examples.values()):
@@ -232,6 +234,12 @@ def check_examples(kind: str, examples: dict) -> dict[str, list]:
                 total += data.nbytes if isinstance(data, np.ndarray) else len(data)
                 rows.append((data, ending, original))
             checked[name] = rows
+        elif kind == "audio":
+            from .audio.examples import check_recording
+
+            checked[name] = [(*check_recording(item, f"Class {name!r}, {_source_name(item, i)}"), _source_name(item, i))
+                             for i, item in enumerate(items)]
+            total += sum(len(data) for data, _, _ in checked[name])
         else:
             checked[name] = [check_text(t, f"Class {name!r}, sentence {i + 1}") for i, t in enumerate(items)]
             total += sum(len(t) for t in checked[name])
@@ -311,6 +319,31 @@ def images_from_zip(path: str | os.PathLike) -> list[tuple[bytes, str]]:
     for data, name in images:
         check_image(data, f"{zip_name!r}: {name!r}")  # a non-image is named before anything is kept
     return images
+
+
+def sentences_from_csv(path: str | os.PathLike) -> dict[str, list[str]]:
+    """{class: [sentences]} from a .csv/.tsv file with a header: a text column (text, sentence, ...)
+    and a label column (label, class, ...), as ``toolkit train`` reads them; a clear DataError for
+    another kind of file, a too big one, missing columns or empty labels."""
+    from .data.text import read_text_file
+
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        raise DataError(f"{path.name!r} is not a .csv or .tsv file. Expected a table with a header row and two "
+                        "columns: text and label (one sentence and its class per row).")
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise DataError(f"{path.name!r} is {path.stat().st_size / 2**20:.1f} MB. Expected at most "
+                        f"{MAX_CSV_BYTES // 2**20} MB of sentences; keep the most typical ones.")
+    try:
+        texts, labels, _ = read_text_file(path, None, None)
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name!r} is not UTF-8 text. Save it as CSV UTF-8 and upload it again.") from None
+    except DataError as exc:  # its message names the file by its server path: name it as the user did
+        raise DataError(str(exc).replace(str(path.resolve()), path.name).replace(str(path), path.name)) from None
+    examples: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels):  # one class per CSV is fine: the rows may add the others
+        examples.setdefault(" ".join(str(label).split()), []).append(text)
+    return examples
 
 
 def load_model_zip(path: str | os.PathLike, workdir: str | os.PathLike):
@@ -486,14 +519,18 @@ def _train(kind, checked, run, say, cancel, seed, options, start) -> TrainResult
     say(0.05, "Writing the examples")
     train, test, originals = _write_examples(kind, checked, masks, _ensure_dir(run / "examples"))
     _check_cancel(cancel)
-    cls = task_class("image_classifier" if kind == "image" else "text_classifier")
+    cls = task_class(TASKS[kind])
     recipe = {"validation_split": 0.2, "seed": seed, "verbose": 0, **options}
     if kind == "text":  # a frozen MiniLM and a new head; on 48 sentences the head at the CLI's default 1e-3 had not
         # converged in 40 epochs (validation loss still falling by 0.01 an epoch, early stopping never came)
         recipe = {"encoder": "minilm", "learning_rate": TEXT_LEARNING_RATE, **recipe}
+    if kind == "audio":  # the shipped spoken-digits model's conv layers, a new output layer
+        from .audio.examples import SHIPPED_SPEECH
+
+        recipe = {"transfer_from": str(SHIPPED_SPEECH), "test_size": 0.0, **recipe}
     epochs = recipe.get("epochs") or cls.config_class().epochs
-    say(0.1, "Reading the examples and computing the pretrained features" if kind == "image" else
-        "Computing the MiniLM sentence features")
+    say(0.1, {"image": "Reading the examples and computing the pretrained features", "audio": "Reading the "
+              "recordings", "text": "Computing the MiniLM sentence features"}[kind])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cls.train_recipe(run / "model", command=None, data=str(train), test_data=str(test),
@@ -506,7 +543,8 @@ def _train(kind, checked, run, say, cancel, seed, options, start) -> TrainResult
         say(0.8, f"Exporting the {quantization} phone file and checking it against Keras")
         # images: the card's splits remade (training photos calibrate int8, held-out ones check it);
         # texts: checked on the held-out sentences
-        file = task.export(run / "model", quantization=quantization, data=str(test) if kind == "text" else None)
+        file = task.export(run / "model", quantization=quantization, data=str(test) if kind == "text" else None,
+                           **({"reuse_backbone": True} if kind != "audio" else {}))
     exported = time.perf_counter() - start
     _check_cancel(cancel)
     say(0.92, "Measuring the held-out examples")
@@ -537,17 +575,22 @@ def _held_out(task, kind: str, test: Path, originals: dict) -> tuple[dict, np.nd
         height, width, channels = task.input_shape_
         data = resolve_image_data(str(test), "test", (height, width), channels, task.class_names_)
         items = [{"example": originals.get(f, Path(f).name), "file": f} for f in data.files]
-        probs = task.probabilities(data.x)
+        y, probs = data.y, task.probabilities(data.x)
+    elif kind == "audio":
+        from .audio.examples import held_out_recordings
+
+        items, x, y = held_out_recordings(task, test, originals)
+        probs = task.probabilities(x)
     else:
         from .data.text import load_text, resolve_text_data
 
         data = resolve_text_data(load_text(str(test)), "test", class_names=task.class_names_)
         items = [{"example": t} for t in data.texts]
-        probs = task.probabilities(data.texts)
-    report = classification_report(data.y, probs, task.class_names_)
+        y, probs = data.y, task.probabilities(data.texts)
+    report = classification_report(y, probs, task.class_names_)
     predicted = probs.argmax(1)
     wrong = [{**item, "true": task.class_names_[t], "predicted": task.class_names_[p], "probability": float(q[p])}
-             for item, t, p, q in zip(items, data.y, predicted, probs) if t != p]
+             for item, t, p, q in zip(items, y, predicted, probs) if t != p]
     metrics = {"held_out_accuracy": float(report.metrics["accuracy"]),
                "majority_baseline": float(report.metrics["baseline_majority_accuracy"])}
     if "test_baseline_tfidf_accuracy" in task.metrics_:

@@ -161,16 +161,17 @@ class AudioClassifier(ClassifierMixin, Task):
     config_class = AudioClassifierConfig
 
     @classmethod
-    def train_recipe(cls, out, *, command: str | None = None, **options: Any) -> dict:
+    def train_recipe(cls, out, *, command: str | None = None, callbacks: list | None = None, **options: Any) -> dict:
         """Train on ``data`` (held-out speakers, ``test_data`` or none), save to ``out`` with the test
-        metrics and confusion_matrix.png; returns {out, epochs, metrics}."""
+        metrics and confusion_matrix.png; returns {out, epochs, metrics}. ``callbacks`` (Keras
+        callbacks: progress, cancel) go to ``fit``."""
         from ..config import config_and_options
 
         config, opts = config_and_options(cls.config_class, cls.recipe_options, options)
         groups = opts["test_groups"]
         groups = [g.strip() for g in groups.split(",") if g.strip()] if isinstance(groups, str) else groups
         splits = load_audio_splits(opts["data"], config, opts["test_size"], 42, opts["test_data"], groups)
-        clf = cls(config).fit(splits.train, verbose=opts["verbose"])
+        clf = cls(config).fit(splits.train, verbose=opts["verbose"], callbacks=callbacks)
         clf.data_spec_ = splits.spec
         report = clf.report(splits.test) if splits.test is not None else None
         clf.metrics_ = {} if report is None else {"test_" + k: v for k, v in report.metrics.items() if "/" not in k}

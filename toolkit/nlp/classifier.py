@@ -29,11 +29,12 @@ from ..metrics import ClassificationReport, balanced_class_weights, classificati
 from ..serving import run_in_chunks, traced
 from .baselines import accuracy as baseline_accuracy, fit_baseline
 from .compressible import TextCompression
-from .pretrained import (  # noqa: F401  (minilm_path and load_pretrained stay importable from here)
-    MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path, preset_handle, trim,
-)
+from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path,  # noqa: F401
+                         preset_handle, trim)  # (minilm_path and load_pretrained stay importable from here)
 from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
+from .export_reuse import reused_encoder_writer
+from .text_memo import encoder_features, head_probabilities
 from .tokenizer import VOCAB_FILE, WordTokenizer
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
@@ -221,10 +222,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
     def _features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Frozen-encoder features (N, hidden) of texts, in length-trimmed batches."""
-        _, encoder = self._pretrained()
-        if self._encode_fn is None:
-            self._encode_fn = traced(encoder, self._token_signature())
-        return run_in_chunks(self._encode_fn, texts, batch_size, self._tokens_of)
+        return encoder_features(self, texts, batch_size)  # traced once per process, remembered per sentence
 
     # ================================================================== fit
     @in_strategy_scope
@@ -367,6 +365,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             self._serve = self._serving_function()
         if self.config.from_scratch:
             return run_in_chunks(self._serve, texts, 256, lambda part: np.asarray(part, dtype=object))
+        if not self._in_model_encoder:  # a frozen encoder: its features remembered per sentence (text_memo)
+            return head_probabilities(self, self._features(list(texts)))
         return run_in_chunks(self._serve, texts, 64, self._tokens_of)
 
     def _serving_function(self):
@@ -524,10 +524,12 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self.sequence_length_ = int(card["input"]["sequence_length"])
 
     # ================================================================== export
-    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
-        """The model from token ids (the tokenizer's ``vocab.txt`` goes beside the file); checked on
-        ``data`` (default: the test split the model was trained with, when it can be remade)."""
-        return ExportPlan(self._ids_model(), check=self._export_test_data(data))
+    def _export_plan(self, data: Any, quantization: str, reuse_backbone: bool = False) -> ExportPlan:
+        """The model from token ids (``vocab.txt`` goes beside the file), checked on ``data`` (default: the test
+        split it was trained with, when it can be remade); ``reuse_backbone``: see :mod:`.export_reuse`."""
+        model = self._ids_model()
+        write = reused_encoder_writer(self, model, quantization) if reuse_backbone else None
+        return ExportPlan(model, check=self._export_test_data(data), write=write)
 
     def _write_export_files(self, directory: Path) -> None:
         self._write_vocab(directory)
@@ -581,10 +583,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         return path
 
     def _export_test_data(self, data: Any) -> TextData | None:
-        if data is None:
-            splits = self.reload_data()
-            return splits.test if splits is not None else None
-        return self._resolve_eval(data)
+        splits = self.reload_data() if data is None else None
+        return self._resolve_eval(data) if data is not None else (splits.test if splits is not None else None)
 
     def reload_data(self) -> TextSplits | None:
         """The train/test splits the model was trained on, remade from the card's ``data``

@@ -18,6 +18,7 @@ Converted once, the Keras weights are cached under the Keras cache folder.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import importlib.util
 import os
@@ -295,7 +296,18 @@ def backbone(input_shape, weights=None):
         return build_backbone(input_shape)
     model = build_backbone(input_shape)
     if weights == "imagenet":
-        model.set_weights(imagenet_model(input_shape).get_layer("backbone").get_weights())
+        model.set_weights(_imagenet_backbone_weights(tuple(input_shape)))
     else:
         model.load_weights(str(weights))
     return model
+
+
+@functools.lru_cache(maxsize=2)
+def _imagenet_backbone_weights(input_shape: tuple) -> list[np.ndarray]:
+    """The ImageNet backbone's weights, read once per process and input shape (about 14 MB):
+    every later classifier on it copies them instead of building and loading the 1000-class
+    model again. Read-only arrays: ``set_weights`` copies them into the layers."""
+    weights = imagenet_model(input_shape).get_layer("backbone").get_weights()
+    for weight in weights:
+        weight.setflags(write=False)
+    return weights

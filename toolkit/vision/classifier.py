@@ -32,6 +32,7 @@ from ..explain import METHODS, Explanation, gradcam, lime_image, overlay, shap_g
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .compressible import ImageCompression
+from .feature_memo import frozen_features, head_probabilities, reused_backbone_writer, uses_memo
 from .transfer_recipe import TransferTraining, background_images, check_enough_images, resolve_config
 from ..transfer.backbones import BACKBONES, backbone_spec, get_backbone
 
@@ -330,6 +331,9 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
     def probabilities_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities, the "pool" layer's features or None) in one traced pass."""
         self._check_fitted()
+        if uses_memo(self):  # the unchanged ImageNet backbone: its features remembered per image
+            features = frozen_features(self, batch)
+            return head_probabilities(self, features), features
         if self._serve is None:
             import keras
             import tensorflow as tf
@@ -466,9 +470,11 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
                 self.background_ = npz["x"]
 
     # ================================================================== export
-    def _export_plan(self, data: Any, quantization: str) -> ExportPlan:
+    def _export_plan(self, data: Any, quantization: str, reuse_backbone: bool = False) -> ExportPlan:
         """Test split of ``data`` (default: the data the model was trained on) for the checks, and
-        training images for int8 calibration (by default those kept from ``fit``)."""
+        training images for int8 calibration (by default those kept from ``fit``). ``reuse_backbone``:
+        write this head into a conversion of the frozen ImageNet backbone made once per process
+        (``feature_memo.reused_backbone_writer``; the usual conversion where that does not apply)."""
         calibration, test = self._export_data(data)
         if quantization == "int8" and calibration is None:
             raise ExportError(
@@ -476,7 +482,9 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
                 "folder, or Splits), or fit the model in this session."
             )
         sample = test.x[:1] if test is not None else np.zeros((1, *self.input_shape_), np.float32)
-        return ExportPlan(self._export_model(), representative=calibration, check=test, sample=sample)
+        model = self._export_model()
+        write = reused_backbone_writer(self, model, quantization, calibration) if reuse_backbone else None
+        return ExportPlan(model, representative=calibration, check=test, sample=sample, write=write)
 
     def _export_model(self):
         """The model a ``.tflite`` is converted from: when the "not sure" rule reads the pooled

@@ -234,12 +234,13 @@ class TransferTraining:
         import tensorflow as tf
 
         from ..serving import run_in_chunks
+        from .feature_memo import frozen_features, uses_memo
 
         model = self.model_
         extractor = keras.Model(model.inputs, model.get_layer("pool").output, name="features")
         spec = tf.TensorSpec((None, *data.x.shape[1:]), tf.float32)
         plain = tf.function(lambda x: extractor(x, training=False), input_signature=[spec])
-        parts = [run_in_chunks(plain, data.x, 64)]
+        parts = [frozen_features(self, data.x) if uses_memo(self) else run_in_chunks(plain, data.x, 64)]
         if passes and augment != "none":
             augmenter = self._augmenter(augment)
             noisy = tf.function(lambda x: extractor(augmenter(x, training=True), training=False),
