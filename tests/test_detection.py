@@ -311,31 +311,3 @@ def test_shipped_raccoon_detector():
         assert len(test) == 40 and task.scores(test)["map_50"] == pytest.approx(card["metrics"]["test_map_50"], abs=1e-6)
         lite = ObjectDetector.open_tflite(directory / int8[0]["file"])
         assert lite.predict(test.images[0])["detections"][0]["label"] == "raccoon"
-
-
-# ---------------------------------------------------------------------------- int8-aware options
-
-
-def test_quantized_features_is_a_share():
-    with pytest.raises(ValueError, match="quantized_features"):
-        ObjectDetector(quantized_features=1.5)
-
-
-def test_int8_backbone_features_are_the_float_ones_rounded(shapes):
-    """The features the int8-aware head trains on: the int8 backbone's, close to the float
-    backbone's (same scales as the exported file) but not equal to them."""
-    from toolkit.detection import model as net
-    from toolkit.detection.data import resized
-    from toolkit.detection.quantized import int8_features, pixel_features
-
-    features = net.feature_model(64, "imagenet")
-    images = shapes.images[:6]
-    calibration = np.stack([resized(im, 64) for im in shapes.images[:24]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        q = int8_features(features, 64, calibration, images, chunk=4)
-    exact = pixel_features(64, features).predict(np.stack([resized(im, 64) for im in images]), verbose=0)
-    for a, b in zip(q, exact):
-        assert a.shape == b.shape and a.dtype == np.float16
-        error = np.sqrt(np.mean((a.astype(np.float32) - b) ** 2)) / np.std(b)
-        assert 0 < error < 0.35, error

@@ -47,9 +47,6 @@ class ObjectDetectorConfig:
                                      "cached beside the original", tune=(0, 8))
     fine_tune_epochs: int = setting(0, "phase 2: epochs of end-to-end training with the backbone unfrozen "
                                        "(0: keep the ImageNet backbone frozen)", tune=(0, 10))
-    quantized_features: float = setting(0.0, "share of the cached training examples whose backbone features "
-                                             "come from the int8 backbone (calibrated as the int8 export is): "
-                                             "the head learns what the phone file feeds it", tune=(0.0, 1.0))
     width: int = setting(96, "channels of the head's convolutions", tune=(32, 160))
     max_detections: int = setting(20, "most boxes an image returns (the .tflite's fixed output size)")
     iou_threshold: float = setting(0.5, "non-maximum suppression: a box overlapping a better one of the same "
@@ -71,7 +68,6 @@ class ObjectDetectorConfig:
         check_number(self, "iou_threshold", 0, 1, low_closed=False)
         check_number(self, "score_threshold", 0, 1, high_closed=False)
         check_number(self, "min_score", 0, 1)
-        check_number(self, "quantized_features", 0, 1)
         check_choice("weights", self.weights, ("imagenet", "none"))
 
 
@@ -198,13 +194,6 @@ class ObjectDetector(DetectorOutputs, Task):
             trainer.compile(keras.optimizers.Adam(cfg.learning_rate), net.detection_loss(n))
         images, maps = self._examples(data, rng, cfg.augment_passes)
         x = self._features(features, images)
-        calibration = np.stack([resized(im, cfg.image_size) for im in data.images[:300]])
-        if cfg.quantized_features > 0:
-            from .quantized import int8_features
-
-            q = int8_features(features, cfg.image_size, calibration, images)
-            pick = rng.random(len(images)) < cfg.quantized_features
-            x = [np.where(pick[:, None, None, None], qi, xi) for qi, xi in zip(q, x)]
         y = np.stack(maps)
         steps = max(1, int(np.ceil(len(y) / cfg.batch_size))) * cfg.epochs
         trainer.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps)
@@ -216,7 +205,7 @@ class ObjectDetector(DetectorOutputs, Task):
         if cfg.fine_tune_epochs:
             self._fine_tune(data, rng, verbose)
         self._serve = self._decode = None
-        self._calibration = calibration
+        self._calibration = np.stack([resized(im, cfg.image_size) for im in data.images[:300]])
         return self
 
     def _fine_tune(self, data: DetectionData, rng: np.random.Generator, verbose: int) -> None:
