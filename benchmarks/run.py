@@ -66,6 +66,7 @@ def _benchmarks() -> dict:
         "speech_few_shot": speech.few_shot,
         "speech_demo": speech.demo,
         "detection_raccoon": detection.raccoon,
+        "detection_raccoon_folds": detection.raccoon_folds,
         "detection_shapes": detection.shapes,
         "demo_load": demo_load.run,
         "make_test": make_test.run,

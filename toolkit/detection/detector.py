@@ -27,7 +27,8 @@ from ..config import (RecipeOption, check_choice, check_int, check_number, confi
                       setting, strategy_setting, test_size_option, verbose_option)
 from ..errors import DataError, ExportError
 from . import model as net
-from .data import DetectionData, augment, load_boxes, normalised, resized, split
+from ..data.detection import DetectionData, load_boxes, split
+from .data import augment, normalised, resized
 from .metrics import mean_average_precision
 from .runner import DetectorOutputs, as_images
 
