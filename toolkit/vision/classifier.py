@@ -234,6 +234,10 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         # A pretrained backbone always runs in inference mode, so its BatchNorm statistics stay
         # put while frozen and while its top layers are fine-tuned (the Keras transfer guide).
         x = backbone(x, training=False) if cfg.weights is not None else backbone(x)
+        if cfg.weights is not None:
+            # The head's first weights depend on the seed only, not on whether this process built
+            # the backbone before (its weights are then remembered, and no random numbers drawn).
+            keras.utils.set_random_seed(cfg.seed)
         if spec.pool == "avg":
             x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         else:
