@@ -3,6 +3,7 @@ splits, and train -> predict -> evaluate -> export -> explain through the CLI on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -349,6 +350,43 @@ def test_speed_perturbation_moves_the_pitch_and_only_while_training():
     peaks = np.argmax(np.abs(np.fft.rfft(middle, axis=1)), axis=1) * RATE / 4000
     assert peaks.min() >= 790 and peaks.max() <= 1210 and peaks.max() - peaks.min() > 150, peaks
     assert WaveAugment.from_config(layer.get_config()).speed == 0.2
+
+
+def test_playback_speed_moves_the_pitch_at_a_fixed_factor():
+    from toolkit.audio.layers import PlaybackSpeed
+
+    t = np.arange(RATE) / RATE
+    wave = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype("float32")[None]
+    assert np.allclose(np.asarray(PlaybackSpeed(1.0)(wave)), wave, atol=1e-6)
+    for factor in (0.9, 1.1):
+        out = np.asarray(PlaybackSpeed(factor)(wave))[0]
+        middle = out[2000:6000] * np.hanning(4000)
+        peak = np.argmax(np.abs(np.fft.rfft(middle))) * RATE / 4000
+        assert abs(peak - 1000 * factor) <= 3, (factor, peak)
+        edge = int(RATE * (1 - 1 / factor) / 2) if factor > 1 else 0  # played faster: silence beyond the ends
+        assert factor < 1 or (np.abs(out[: edge - 2]).max() == 0 and np.abs(out[-edge + 2 :]).max() == 0)
+    assert PlaybackSpeed.from_config(PlaybackSpeed(1.1).get_config()).factor == 1.1
+
+
+def test_test_speeds_average_the_same_head_inside_the_model():
+    from toolkit.audio import AudioClassifierConfig
+    from toolkit.audio.layers import PlaybackSpeed
+
+    with pytest.raises(ValueError, match="test_speeds"):
+        AudioClassifierConfig(test_speeds=(0.9, 3.0))
+    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, test_speeds=(0.9, 1, 1.1))
+    assert clf.config.test_speeds == (0.9, 1.0, 1.1)
+    model = clf._build_model(3)
+    wrapped = clf._inference_model(model)
+    assert {"speed_0", "speed_2", "speed_average", "logmel", "head"} <= {layer.name for layer in wrapped.layers}
+    x = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype("float32")
+    head, frontend = model.get_layer("head"), model.get_layer("logmel")
+    expected = np.mean([np.asarray(head(frontend(PlaybackSpeed(f)(x)))) for f in (0.9, 1.0, 1.1)], axis=0)
+    assert np.allclose(np.asarray(wrapped(x)), expected, atol=1e-5)
+    assert not np.allclose(expected, np.asarray(head(frontend(x))), atol=1e-4)
+    for off in ((1.0,), ()):
+        clf.config = dataclasses.replace(clf.config, test_speeds=off)
+        assert clf._inference_model(model) is model
 
 
 def test_mixup_blends_recordings_and_labels_alike():

@@ -4,7 +4,9 @@ The Keras model takes raw samples (``duration`` seconds at ``sample_rate``, loud
 by :func:`toolkit.audio.data.prepare_waveform`) and computes its log-mel spectrogram itself
 (:class:`~toolkit.audio.layers.LogMelSpectrogram`), so the exported ``.tflite`` is the whole
 pipeline. A small conv net (the nested model ``head``) classifies the spectrogram; waveform
-augmentation and SpecAugment masks run only while training.
+augmentation and SpecAugment masks run only while training. With ``test_speeds`` the trained
+model is rebuilt for inference as the clip played at those speeds (fixed resampling, builtin
+TFLite ops) through the same front end and head, the probabilities averaged.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class AudioClassifierConfig:
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", tune=(0.0, 0.2))
     schedule: str = setting("plateau", "learning rate: plateau (cut by 3 when validation stalls) or cosine (decay "
                                        "to 0 over --epochs)", choices=SCHEDULES)
+    test_speeds: tuple[float, ...] = setting((0.95, 1.0, 1.05), "playback speeds whose predictions the model "
+                                             "averages (test-time augmentation inside the model, so the exported "
+                                             "file does it too); 1: one pass")
     epochs: int = setting(40, "epochs (with --schedule cosine, the learning rate reaches 0 at the last); early "
                                    "stopping may end sooner", tune=(5, 100))
     batch_size: int = setting(32, "batch size", tune=(8, 128))
@@ -82,6 +87,10 @@ class AudioClassifierConfig:
         if isinstance(self.transfer_from, os.PathLike):
             object.__setattr__(self, "transfer_from", str(self.transfer_from))
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        object.__setattr__(self, "test_speeds", tuple(float(f) for f in (self.test_speeds or ())))
+        if any(not 0.5 <= f <= 2.0 for f in self.test_speeds):
+            raise ValueError(f"test_speeds must be playback speeds within [0.5, 2], e.g. 0.9 1 1.1. Received "
+                             f"{self.test_speeds!r}.")
         check_positive(self, "sample_rate", "duration", "n_mels", "frame_length", "hop_length", "epochs",
                        "batch_size", "learning_rate", "patience")
         if not self.filters or min(self.filters) < 1:
@@ -222,6 +231,24 @@ class AudioClassifier(ClassifierMixin, Task):
             x = SpecAugment(seed=cfg.seed, warp=cfg.warp, stretch=cfg.stretch, name="spec_augment")(x)
         return keras.Model(waveform, head(x), name="audio_classifier")
 
+    def _inference_model(self, model):
+        """The trained model for inference: with ``test_speeds``, the clip played at each speed through
+        the same front end and head, and their probabilities averaged (augmentation layers dropped:
+        they are identity at inference); else ``model`` itself."""
+        import keras
+
+        from .layers import PlaybackSpeed
+
+        speeds = self.config.test_speeds
+        if not speeds or speeds == (1.0,):
+            return model
+        frontend, head = model.get_layer("logmel"), model.get_layer("head")
+        waveform = keras.Input((self.config.audio_format.samples,), name="waveform")
+        outputs = [head(frontend(waveform if speed == 1.0 else PlaybackSpeed(speed, name=f"speed_{i}")(waveform)))
+                   for i, speed in enumerate(speeds)]
+        out = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="speed_average")(outputs)
+        return keras.Model(waveform, out, name="audio_classifier")
+
     def _transfer(self) -> None:
         """Copy the conv layers (and input norm) of ``transfer_from``'s head into this model's head."""
         cfg = self.config
@@ -293,6 +320,7 @@ class AudioClassifier(ClassifierMixin, Task):
         history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
                                   verbose=verbose, callbacks=stop + list(callbacks or []))
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.model_ = self._inference_model(self.model_)
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
         self.data_spec_ = {"source": str(Path(data).resolve())} if isinstance(data, (str, os.PathLike)) else (

@@ -213,3 +213,35 @@ class BandNormalization(keras.layers.Layer):
 
     def call(self, spectrogram):
         return spectrogram - ops.mean(spectrogram, axis=1, keepdims=True)
+
+
+def speed_positions(samples: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where a clip played ``factor`` times faster (resampled about its centre) reads its input:
+    (low index, high index, weight of high) per output sample, and a 0/1 mask of positions inside
+    the clip (beyond its ends: silence). The same interpolation as WaveAugment's speed perturbation."""
+    centre = (samples - 1) / 2.0
+    positions = centre + (np.arange(samples, dtype=np.float64) - centre) * float(factor)
+    inside = ((positions >= 0.0) & (positions <= samples - 1.0)).astype(np.float32)
+    positions = np.clip(positions, 0.0, samples - 1.0)
+    low = np.floor(positions).astype(np.int32)
+    return low, np.minimum(low + 1, samples - 1).astype(np.int32), (positions - low).astype(np.float32), inside
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PlaybackSpeed(keras.layers.Layer):
+    """(N, samples) -> the same clips played ``factor`` times faster (pitch, formants and rate move
+    together, as in another voice), at every call: a fixed linear interpolation (two GATHERs, MUL
+    and ADD with constant indices and weights, so it converts to builtin TFLite ops). The model's
+    test-time augmentation: predictions over a few speeds averaged."""
+
+    def __init__(self, factor: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+
+    def call(self, waveform):
+        low, high, frac, inside = speed_positions(waveform.shape[1], self.factor)
+        return (ops.take(waveform, ops.convert_to_tensor(low), axis=1) * ((1.0 - frac) * inside) +
+                ops.take(waveform, ops.convert_to_tensor(high), axis=1) * (frac * inside))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
