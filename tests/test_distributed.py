@@ -274,21 +274,49 @@ def test_trials_are_scored_by_validation_accuracy_then_loss_and_the_default_wins
 # ---------------------------------------------------------------------------- every task that fits takes a strategy
 
 
-@pytest.mark.parametrize("name", ["text_classifier", "forecaster", "audio_classifier"])
+NOT_FIT = {"dqn", "a2c"}  # reinforcement learning: their own training loops, not Keras's fit
+
+
+@pytest.mark.parametrize("name", ["image_classifier", "text_classifier", "date_translator", "forecaster",
+                                  "anomaly_detector", "audio_classifier", "vae", "gan", "denoiser",
+                                  "object_detector"])
 def test_a_task_builds_and_trains_under_a_mirrored_strategy(name, tmp_path):
-    """The contract test's tiny case, trained under MirroredStrategy (this machine's CPU)."""
+    """The contract test's tiny case, trained under MirroredStrategy (this machine's CPU): the
+    model is built in its scope and the card records how the batch was shared."""
     import tensorflow as tf
     from test_contract import CASES
 
     case = CASES[name]()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    task = type(case["task"])(dataclasses.replace(case["task"].config, strategy=strategy))
+    config = dataclasses.replace(case["task"].config, strategy=strategy,
+                                 **({"epochs": 1} if name == "object_detector" else {}))
+    task = type(case["task"])(config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         task.fit(case["data"])
     assert task.model_.distribute_strategy is strategy  # built in its scope: Keras trains data-parallel
     assert isinstance(task.model_.trainable_variables[0].value, tf.distribute.DistributedValues)
-    before = np.asarray(task.predict(case["sample"]))
+    before = task.translate(case["sample"]) if name == "date_translator" else np.asarray(task.predict(case["sample"]))
     loaded = type(task).load(task.save(tmp_path / name))
-    assert "strategy" not in json.loads((tmp_path / name / "card.json").read_text())["config"]
-    assert np.all(case.get("same", np.equal)(np.asarray(loaded.predict(case["sample"])), before))
+    card = json.loads((tmp_path / name / "card.json").read_text())
+    assert "strategy" not in card["config"]
+    shared = card["training"]["distributed"]
+    assert (shared["strategy"], shared["replicas"], shared["per_replica_batch_size"]) == ("mirrored", 1,
+                                                                                         shared["global_batch_size"])
+    assert shared["learning_rate"] == pytest.approx(config.learning_rate)
+    if name == "date_translator":
+        assert loaded.translate(case["sample"]) == before
+    else:
+        assert np.all(case.get("same", np.equal)(np.asarray(loaded.predict(case["sample"])), before))
+
+
+def test_every_task_that_fits_takes_a_strategy():
+    from test_contract import CASES
+
+    from toolkit.base import registered_tasks
+    from toolkit.config import config_fields
+
+    fits = sorted(set(registered_tasks()) - NOT_FIT)
+    assert set(fits) <= set(CASES)
+    for name in fits:
+        assert "strategy" in config_fields(registered_tasks()[name].config_class), name
