@@ -185,6 +185,7 @@ def fake_pretrained(monkeypatch, tmp_path_factory):
         return backbone
 
     monkeypatch.setattr(classifier, "get_backbone", get_backbone)
+    monkeypatch.setattr(transfer_recipe, "_FEATURES", type(transfer_recipe._FEATURES)())  # remembered features
     monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
     monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
     monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")

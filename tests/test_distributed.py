@@ -215,43 +215,108 @@ def test_tune_two_tiny_trials_then_resume_with_one_more(capsys, tmp_path):
     code, out, err = run(capsys, *argv, "--trials", 2)
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["trials"] == 2 and len(summary["results"]) == 2
+    assert summary["trials"] == 2 and len(summary["results"]) == 3  # the default is scored too
     card = json.loads((tmp_path / "best" / "card.json").read_text())
     tuning = card["tuning"]
     assert [d["name"] for d in tuning["search_space"]] == ["learning_rate", "dropout"]
     assert tuning["fixed"]["epochs"] == 1 and tuning["best_values"] == summary["best_values"]
-    assert card["config"]["learning_rate"] == pytest.approx(summary["best_values"]["learning_rate"])
-    best = min(r["val_loss"] for r in tuning["results"])
-    assert summary["val_loss"] == best
+    assert tuning["selection"]["validation_split"] == 0.25 and card["config"]["validation_split"] == 0.1
+    rows = {r["trial"]: r for r in tuning["results"]}
+    assert rows["default"]["values"] == {"learning_rate": 1e-3, "dropout": 0.2}
+    assert summary["val_score"] == min(r["val_score"] for r in tuning["results"]) == tuning["results"][0]["val_score"]
+    chosen = {} if summary["best_trial"] == "default" else summary["best_values"]
+    assert card["config"]["learning_rate"] == pytest.approx(chosen.get("learning_rate", 1e-3))
+    search = tmp_path / "best" / "tuner"
+    default_scored = (search / "default" / "scores.json").stat().st_mtime_ns
     code, out, err = run(capsys, *argv, "--trials", 3)  # the search resumes: one more trial, not three
     assert code == 0, err
-    trials = sorted(p.name for p in (tmp_path / "best" / "tuner" / "search").glob("trial_*"))
+    trials = sorted(p.name for p in (search / "search").glob("trial_*"))
     assert len(trials) == 3 and json.loads(out)["trials"] == 3
-    models = list((tmp_path / "best" / "tuner" / "search").glob("trial_*/model"))
-    assert len(models) == 1  # only the best trial's model is kept
+    assert (search / "default" / "scores.json").stat().st_mtime_ns == default_scored  # not trained again
+    assert not list(search.glob("search/trial_*/model")) and not (search / "default" / "model").exists()
+    assert (search / "final" / "model" / "card.json").is_file()  # the chosen config trained as `train` would
     from toolkit import load
 
     assert load(tmp_path / "best").predict(np.full((1, 16, 16, 3), 220.0))[0] == "light"
 
 
+def test_trials_are_scored_by_validation_accuracy_then_loss_and_the_default_wins_ties(tmp_path):
+    from toolkit.tuning import results_table, validation_scores
+
+    history = {"val_loss": [0.5, 0.2, 0.3], "val_accuracy": [0.8, 0.9, 0.95], "loss": [1, 1, 1]}
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    scores = validation_scores(tmp_path)  # the epoch early stopping keeps: the lowest val_loss
+    assert scores == {"val_loss": 0.2, "val_accuracy": 0.9, "val_score": pytest.approx(0.1 + 0.001 * 0.2)}
+    history.update(fine_tune_start=[2])  # phase 2 restores its own best epoch
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    assert validation_scores(tmp_path)["val_accuracy"] == 0.95
+    (tmp_path / "history.json").write_text(json.dumps({"val_loss": [0.4, float("nan")]}))
+    assert validation_scores(tmp_path) == {"val_loss": 0.4, "val_score": 0.4}  # no accuracy: the loss
+    (tmp_path / "history.json").write_text(json.dumps({"loss": [0.4]}))
+    with pytest.raises(TuningError, match="no finite val_loss"):
+        validation_scores(tmp_path)
+
+    import keras_tuner
+
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective=keras_tuner.Objective("val_score", "min"), max_trials=3)
+    for trial_id, (accuracy, loss) in enumerate([(0.9, 0.1), (0.95, 0.4), (0.9, 0.05)]):
+        trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id=str(trial_id))
+        for name, value in (("val_score", 1 - accuracy + 0.001 * loss), ("val_accuracy", accuracy), ("val_loss", loss)):
+            trial.metrics.register(name)
+            trial.metrics.update(name, value)
+        oracle.trials[trial.trial_id] = trial
+    default = {"trial": "default", "status": "COMPLETED", "values": {}, "val_score": 0.05 + 0.001 * 0.4,
+               "val_accuracy": 0.95, "val_loss": 0.4}
+    ranked = [r["trial"] for r in results_table(oracle, default)]
+    assert ranked == ["default", "1", "2", "0"]  # accuracy first, the loss next, a tie keeps the default
+
+
 # ---------------------------------------------------------------------------- every task that fits takes a strategy
 
 
-@pytest.mark.parametrize("name", ["text_classifier", "forecaster", "audio_classifier"])
+NOT_FIT = {"dqn", "a2c"}  # reinforcement learning: their own training loops, not Keras's fit
+
+
+@pytest.mark.parametrize("name", ["image_classifier", "text_classifier", "date_translator", "forecaster",
+                                  "anomaly_detector", "audio_classifier", "vae", "gan", "denoiser",
+                                  "object_detector"])
 def test_a_task_builds_and_trains_under_a_mirrored_strategy(name, tmp_path):
-    """The contract test's tiny case, trained under MirroredStrategy (this machine's CPU)."""
+    """The contract test's tiny case, trained under MirroredStrategy (this machine's CPU): the
+    model is built in its scope and the card records how the batch was shared."""
     import tensorflow as tf
     from test_contract import CASES
 
     case = CASES[name]()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    task = type(case["task"])(dataclasses.replace(case["task"].config, strategy=strategy))
+    config = dataclasses.replace(case["task"].config, strategy=strategy,
+                                 **({"epochs": 1} if name == "object_detector" else {}))
+    task = type(case["task"])(config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         task.fit(case["data"])
     assert task.model_.distribute_strategy is strategy  # built in its scope: Keras trains data-parallel
     assert isinstance(task.model_.trainable_variables[0].value, tf.distribute.DistributedValues)
-    before = np.asarray(task.predict(case["sample"]))
+    before = task.translate(case["sample"]) if name == "date_translator" else np.asarray(task.predict(case["sample"]))
     loaded = type(task).load(task.save(tmp_path / name))
-    assert "strategy" not in json.loads((tmp_path / name / "card.json").read_text())["config"]
-    assert np.all(case.get("same", np.equal)(np.asarray(loaded.predict(case["sample"])), before))
+    card = json.loads((tmp_path / name / "card.json").read_text())
+    assert "strategy" not in card["config"]
+    shared = card["training"]["distributed"]
+    assert (shared["strategy"], shared["replicas"], shared["per_replica_batch_size"]) == ("mirrored", 1,
+                                                                                         shared["global_batch_size"])
+    assert shared["learning_rate"] == pytest.approx(config.learning_rate)
+    if name == "date_translator":
+        assert loaded.translate(case["sample"]) == before
+    else:
+        assert np.all(case.get("same", np.equal)(np.asarray(loaded.predict(case["sample"])), before))
+
+
+def test_every_task_that_fits_takes_a_strategy():
+    from test_contract import CASES
+
+    from toolkit.base import registered_tasks
+    from toolkit.config import config_fields
+
+    fits = sorted(set(registered_tasks()) - NOT_FIT)
+    assert set(fits) <= set(CASES)
+    for name in fits:
+        assert "strategy" in config_fields(registered_tasks()[name].config_class), name

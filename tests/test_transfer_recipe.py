@@ -97,6 +97,37 @@ def test_phase_one_trains_the_head_on_features_computed_once(fake_pretrained, st
     assert card["config"]["backbone"] == FAKE and card["input"]["shape"] == [32, 32, 3]
 
 
+def test_frozen_features_are_remembered_and_equal_to_computing_them_again(fake_pretrained, stripes, monkeypatch):
+    """A search or a few seeds retrain on the same photos: the frozen backbone's features are
+    computed once per (images, preset, seed), and a remembered row is the row computed afresh."""
+    computed = []
+    original = ImageClassifier._compute_features
+
+    def spy(self, data, passes, augment):
+        computed.append((len(data), passes))
+        return original(self, data, passes, augment)
+
+    monkeypatch.setattr(ImageClassifier, "_compute_features", spy)
+    config = ImageClassifierConfig(image_size=32, epochs=1, augment_passes=2, fine_tune_epochs=0, batch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = ImageClassifier(config).fit(stripes)
+        ImageClassifier(config, learning_rate=0.01, dropout=0.4).fit(stripes)  # another trial, same images
+    assert computed == [(21, 2), (3, 0)]
+    data = load_image_folder(stripes, image_size=(32, 32))
+    remembered = first.cached_features(data, 2, "photos")
+    fewer = first.cached_features(data, 1, "photos")
+    transfer_recipe._FEATURES.clear()
+    np.testing.assert_allclose(first.cached_features(data, 2, "photos"), remembered, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(fewer, remembered[:2 * len(data)])
+    other_seed = ImageClassifier(config, seed=1)
+    other_seed.model_, other_seed.augment_ = first.model_, "photos"
+    assert other_seed._feature_key(data, "photos") != first._feature_key(data, "photos")
+    fine_tuned = ImageClassifier(config)
+    fine_tuned.history_ = {"loss": [1.0], "fine_tune_start": [1]}  # its backbone moved: never remembered
+    assert fine_tuned._feature_key(data, "photos") is None
+
+
 def test_head_only_folder_rebuilds_the_packaged_backbone(fake_pretrained, stripes, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

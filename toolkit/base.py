@@ -245,6 +245,7 @@ class Task:
         self.tflite_: list[dict] = []
         self.compression_: dict | None = None  # the compression report (toolkit.edge.compress)
         self.directory_: Path | None = None
+        self.distributed_: dict | None = None  # the card's training.distributed (toolkit.distributed.record_scaling)
 
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
@@ -271,6 +272,8 @@ class Task:
             "config": config_to_dict(self.config),
         }
         card.update(self._card_extra())
+        if self.distributed_:  # how a strategy shared the batch (every task that fits takes one)
+            card["training"] = {**(card.get("training") or {}), "distributed": self.distributed_}
         card.update(
             {
                 "metrics": dict(self.metrics_),
@@ -454,6 +457,7 @@ class Task:
         task.command_ = card.get("command")
         task.tflite_ = list(card.get("tflite") or [])
         task.compression_ = card.get("compression")
+        task.distributed_ = (card.get("training") or {}).get("distributed")
         history = directory / HISTORY_FILE
         if history.is_file():
             task.history_ = json.loads(history.read_text())

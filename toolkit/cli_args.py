@@ -121,7 +121,7 @@ def add_scale_parsers(sub) -> None:
         if not tunable_fields(cls.config_class):
             continue
         t = tasks.add_parser(name, help=f"{_summary(cls)} (searches {', '.join(tunable_fields(cls.config_class))})")
-        t.add_argument("--trials", type=COUNT, required=True, help="number of configurations to train")
+        t.add_argument("--trials", type=COUNT, required=True, help="number of searched configurations to train (the default config is scored too)")
         t.add_argument("--algorithm", default="random",
                        help="random (random search) or bayesian (Bayesian optimization) (default random)")
         t.add_argument("--params", nargs="+", default=None, metavar="FIELD",

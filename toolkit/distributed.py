@@ -254,11 +254,18 @@ def in_strategy_scope(fit):
     """Decorator for a task's ``fit``: all of it (building, compiling and training the model) runs
     in the scope of the config's ``strategy`` (or of a ``strategy=`` override). Keras reads the
     strategy a model was built under, so ``fit`` then trains data-parallel; arrays given to Keras's
-    ``fit`` are sharded by element, and ``tf.data`` pipelines are sharded with :func:`shard`."""
+    ``fit`` are sharded by element, and ``tf.data`` pipelines are sharded with :func:`shard`. The
+    config's ``batch_size`` and ``learning_rate`` (or overrides) are checked and recorded first
+    (:func:`record_scaling`; a ``fit`` that changes its batch records the one it uses)."""
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
-        with scope(kwargs.get("strategy", getattr(self.config, "strategy", None))):
+        strategy = kwargs.get("strategy", getattr(self.config, "strategy", None))
+        batch_size = kwargs.get("batch_size", getattr(self.config, "batch_size", None))
+        learning_rate = kwargs.get("learning_rate", getattr(self.config, "learning_rate", None))
+        if batch_size is not None and learning_rate is not None:
+            record_scaling(self, batch_size, learning_rate, strategy)
+        with scope(strategy):
             return fit(self, *args, **kwargs)
 
     return wrapper
@@ -323,6 +330,19 @@ class Scaling:
 def scaling(strategy: Any) -> Scaling:
     cluster = cluster_of(strategy)
     return Scaling(strategy_name(strategy), cluster.n_workers if cluster else 1, replicas(strategy))
+
+
+def record_scaling(task: Any, batch_size: int, learning_rate: float, strategy: Any = None) -> int:
+    """What every task's ``fit`` does once it knows its batch size and learning rate (directly or
+    through :func:`in_strategy_scope`): checks the batch against the replicas of ``strategy``
+    (default: the config's), keeps the card's ``training.distributed`` in ``task.distributed_``
+    (None without a strategy) and returns the global batch (:class:`Scaling`: the configured
+    batch, shared by the replicas; the learning rate unchanged)."""
+    strategy = strategy if strategy is not None else getattr(task.config, "strategy", None)
+    scale = scaling(strategy)
+    global_batch = scale.batch(batch_size)
+    task.distributed_ = scale.card(global_batch, learning_rate) if strategy is not None else None
+    return global_batch
 
 
 def shard(dataset: Any, files: bool = False) -> Any:

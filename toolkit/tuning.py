@@ -5,19 +5,37 @@ an ``hp.Int`` for int fields, an ``hp.Float`` for float fields (log-scaled when 
 two decades or more, as learning rates do). ``toolkit tune <task>`` takes the same options as
 ``toolkit train <task>``; a config field given on the command line is fixed, not searched, and
 ``--params`` narrows the search to some fields. No task-specific code: each trial runs the
-task's ``train_recipe`` into its own folder, and is scored by the lowest validation loss in
-the ``history.json`` it saved (the validation share of the training data, never the test split).
+task's ``train_recipe`` into its own folder.
+
+How a configuration is chosen (measured in ``benchmarks/distributed.py``, ``tune_*``):
+
+- the score is what the user cares about first: the validation accuracy of the saved model (the
+  epoch early stopping keeps, the one of lowest validation loss), the validation loss breaking
+  ties (``val_score = (1 - val_accuracy) + 0.001 * val_loss``; tasks without an accuracy are
+  scored by the validation loss alone). Validation is a share of the training data, never the
+  test split;
+- the default config is always scored too, as trial ``default`` (the same data, options and
+  seed), so the search returns a searched configuration only when it beat the default on
+  validation (a tie keeps the default);
+- while searching, a config with a ``validation_split`` field holds out at least
+  ``SELECTION_SPLIT`` (a quarter) of the training data, so that the choice does not rest on a
+  handful of examples (a tenth of ants/bees is 20 photos); the winner is then trained again
+  exactly as ``toolkit train`` with its values would (the usual ``validation_split``), and that
+  model is the result. With ``validation_split`` given as an option, the trials use it and the
+  winning trial's model is kept as it is.
 
 The search lives in ``OUT/tuner`` (KerasTuner's project: the oracle's state and one folder per
-trial), so an interrupted search resumes where it stopped when the command is run again. When
-it ends, the best trial's model folder becomes ``OUT`` (atomically), its card holding the best
-config and a ``tuning`` entry: the searched ranges, the fixed values and a table of every trial
-(values, validation loss, status).
+trial, the default's and the final model's folders), so an interrupted search resumes where it
+stopped when the command is run again. When it ends, the final model becomes ``OUT``
+(atomically), its card holding the chosen config and a ``tuning`` entry: the searched ranges,
+the fixed values and a table of every trial, the default included (values, validation accuracy
+and loss, status).
 
 ``--distributed`` runs KerasTuner's own distributed mode from its environment variables:
-``KERASTUNER_TUNER_ID`` (``chief`` runs the oracle, the others run trials),
-``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``; ``OUT`` must be on storage every
-worker shares. ``toolkit launch --workers N -- tune ...`` sets them for N local processes.
+``KERASTUNER_TUNER_ID`` (``chief`` runs the oracle, the others run trials; the chief scores the
+default and trains the final model once they are done), ``KERASTUNER_ORACLE_IP`` and
+``KERASTUNER_ORACLE_PORT``; ``OUT`` must be on storage every worker shares. ``toolkit launch
+--workers N -- tune ...`` sets them for N local processes.
 """
 
 from __future__ import annotations
@@ -34,10 +52,14 @@ from .config import tunable_fields
 from .errors import ToolkitError
 
 ALGORITHMS = ("random", "bayesian")
-OBJECTIVE = "val_loss"
+OBJECTIVE = "val_score"
+TIE_BREAK = 1e-3  # weight of the validation loss in the score: it only breaks accuracy ties
+SELECTION_SPLIT = 0.25  # the least validation share while searching (fields named validation_split)
 TUNER_DIR = "tuner"
 PROJECT = "search"
 TRIAL_MODEL = "model"
+DEFAULT_TRIAL = "default"
+FINAL = "final"
 KERASTUNER_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 
@@ -146,18 +168,36 @@ def _oracle(algorithm: str, trials: int, hp: Any, seed: int):
     return keras_tuner.oracles.RandomSearchOracle(**common)
 
 
-def best_validation_loss(folder: Path) -> float:
-    """The lowest ``val_loss`` in a saved model folder's ``history.json``."""
+def validation_scores(folder: Path) -> dict:
+    """The saved model's validation scores, from the ``history.json`` of its folder: the epoch of
+    lowest ``val_loss`` (the one early stopping restores; after a fine-tuning phase, within that
+    phase), its ``val_loss``, its ``val_accuracy`` when the task reports one, and the
+    ``val_score`` a search minimizes."""
     import json
     import math
 
     path = folder / "history.json"
     history = json.loads(path.read_text()) if path.is_file() else {}
-    values = [v for v in history.get(OBJECTIVE, []) if v is not None and math.isfinite(v)]
-    if not values:
-        raise TuningError(f"The trial's training recorded no finite {OBJECTIVE} in {path}; tune scores trials by "
-                          "their validation loss, which this task's training does not report.")
-    return float(min(values))
+    losses = history.get("val_loss", [])
+    start = (history.get("fine_tune_start") or [0])[0]
+    finite = [i for i, v in enumerate(losses) if i >= start and v is not None and math.isfinite(v)]
+    if not finite:
+        raise TuningError(f"The trial's training recorded no finite val_loss in {path}; tune scores trials on their "
+                          "validation data, which this task's training does not report.")
+    best = min(finite, key=lambda i: losses[i])
+    scores = {"val_loss": float(losses[best])}
+    accuracy = history.get("val_accuracy") or []
+    if len(accuracy) > best and accuracy[best] is not None and math.isfinite(accuracy[best]):
+        scores["val_accuracy"] = float(accuracy[best])
+        scores[OBJECTIVE] = (1.0 - scores["val_accuracy"]) + TIE_BREAK * scores["val_loss"]
+    else:
+        scores[OBJECTIVE] = scores["val_loss"]
+    return scores
+
+
+def best_validation_loss(folder: Path) -> float:
+    """The ``val_loss`` of the saved model (see :func:`validation_scores`)."""
+    return validation_scores(folder)["val_loss"]
 
 
 def _tuner_class():
@@ -175,21 +215,59 @@ def _tuner_class():
             folder = Path(self.get_trial_dir(trial.trial_id)) / TRIAL_MODEL
             try:
                 self.task_class.train_recipe(folder, command=self.command, **self.options, **values)
-                return {OBJECTIVE: best_validation_loss(folder)}
+                return validation_scores(folder)
             except (ToolkitError, ValueError, TypeError) as exc:  # bad data or options: stop the search
                 raise keras_tuner.errors.FatalError(str(exc)) from exc
 
     return RecipeTuner
 
 
-def results_table(oracle: Any) -> list[dict]:
-    """One row per trial: its id, status, values and validation loss (best first)."""
-    rows = []
+SCORES = (OBJECTIVE, "val_accuracy", "val_loss")
+
+
+def results_table(oracle: Any, default: dict | None = None) -> list[dict]:
+    """One row per trial, the ``default`` row (when given) among them: id, status, values and
+    validation scores, best first (on a tie the default, then the earlier trial)."""
+    rows = [default] if default else []
     for trial in oracle.trials.values():
-        metric = trial.metrics.get_best_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else None
+        scores = {name: float(trial.metrics.get_last_value(name)) if trial.metrics.exists(name) else None
+                  for name in SCORES}
         rows.append({"trial": trial.trial_id, "status": str(trial.status), "values": dict(trial.hyperparameters.values),
-                     OBJECTIVE: None if metric is None else float(metric)})
-    return sorted(rows, key=lambda r: (r[OBJECTIVE] is None, r[OBJECTIVE] or 0.0, r["trial"]))
+                     **scores})
+    return sorted(rows, key=lambda r: (r[OBJECTIVE] is None, r[OBJECTIVE] or 0.0, r["trial"] != DEFAULT_TRIAL,
+                                       r["trial"]))
+
+
+def _scored_run(task_class, folder: Path, options: dict, values: dict, command: str | None,
+                need_model: bool = False) -> dict:
+    """Train ``values`` with ``options`` into ``folder`` and return its validation scores, kept in
+    ``scores.json`` beside it: a resumed search trains it again only when the values changed
+    (or, with ``need_model``, when the model is gone)."""
+    import json
+
+    from .storage import write_json
+
+    path = folder.parent / "scores.json"
+    wanted = json.loads(json.dumps(values))
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    if done.get("values") == wanted and "scores" in done and (not need_model or (folder / "card.json").is_file()):
+        return done["scores"]
+    shutil.rmtree(folder, ignore_errors=True)
+    task_class.train_recipe(folder, command=command, **options, **values)
+    scores = validation_scores(folder)
+    write_json(path, {"values": wanted, "scores": scores})
+    return scores
+
+
+def _default_row(task_class, search: Path, dims: list[Dimension], options: dict, command: str | None) -> dict:
+    """The default config scored like a trial (``search/default/model``); None values are the
+    task's automatic choices."""
+    from .config import config_fields
+
+    fields = config_fields(task_class.config_class)
+    scores = _scored_run(task_class, search / DEFAULT_TRIAL / TRIAL_MODEL, options, {}, command)
+    return {"trial": DEFAULT_TRIAL, "status": "COMPLETED", "values": {d.name: fields[d.name].default for d in dims},
+            **{name: scores.get(name) for name in SCORES}}
 
 
 def _write_best(out: Path, trial_folder: Path, record: dict, command: str | None) -> Path:
@@ -220,12 +298,28 @@ def _write_best(out: Path, trial_folder: Path, record: dict, command: str | None
             os.replace(side, search)
 
 
+def selection_options(task_class: type, options: dict, fixed: dict) -> tuple[dict, dict | None]:
+    """The options the trials train with: ``options``, with a validation share of at least
+    ``SELECTION_SPLIT`` when the config has a ``validation_split`` field that is not fixed; and
+    what changed (None: nothing, the trials train as ``toolkit train`` would)."""
+    from .config import config_fields
+
+    field = config_fields(task_class.config_class).get("validation_split")
+    if field is None or "validation_split" in fixed or not field.default < SELECTION_SPLIT:
+        return dict(options), None
+    return {**options, "validation_split": SELECTION_SPLIT}, {
+        "validation_split": SELECTION_SPLIT, "final_validation_split": field.default,
+        "note": "trials and the default held out this share of the training data to be scored on; the winner was "
+                "trained again with the usual share"}
+
+
 def tune(task_class: type, out: str | os.PathLike, *, trials: int, algorithm: str = "random",
          params: Iterable[str] | None = None, distributed: bool = False, search_seed: int = 0,
          command: str | None = None, **options: Any) -> dict:
-    """Search ``task_class``'s declared ranges with ``trials`` runs of its training recipe; save the
-    best model to ``out`` (the search itself in ``out/tuner``, resumable). ``options`` are what
-    ``train_recipe`` takes (the data source, fixed config fields, ...). Returns the summary."""
+    """Search ``task_class``'s declared ranges with ``trials`` runs of its training recipe (and
+    the default config, scored the same way); save the chosen configuration's model to ``out``
+    (the search itself in ``out/tuner``, resumable). ``options`` are what ``train_recipe`` takes
+    (the data source, fixed config fields, ...). Returns the summary."""
     from .config import config_fields
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -248,46 +342,63 @@ def tune(task_class: type, out: str | os.PathLike, *, trials: int, algorithm: st
     if side.exists() and not (out / TUNER_DIR).exists():  # an earlier run stopped while swapping folders
         out.mkdir(parents=True, exist_ok=True)
         os.replace(side, out / TUNER_DIR)
+    search = out / TUNER_DIR
+    trial_options, selection = selection_options(task_class, options, fixed)
+    chief = not distributed or dist_utils.is_chief_oracle()
     try:
         with contextlib.redirect_stdout(sys.stderr):  # KerasTuner's progress; stdout is the summary (JSON)
-            tuner = _tuner_class()(task_class, options, command, oracle=_oracle(algorithm, trials, hp, search_seed),
-                                   directory=str(out / TUNER_DIR), project_name=PROJECT, overwrite=False)
+            default = _default_row(task_class, search, dims, trial_options, command) if not distributed else None
+            tuner = _tuner_class()(task_class, trial_options, command,
+                                   oracle=_oracle(algorithm, trials, hp, search_seed), directory=str(search),
+                                   project_name=PROJECT, overwrite=False)
             if not distributed:
                 tuner.oracle.max_trials = trials  # a resumed search may be given more (or fewer) trials
             tuner.search()
+            if not chief:
+                return {"tuner": os.environ.get("KERASTUNER_TUNER_ID"), "search": str(search),
+                        "note": "trials done; the chief scores the default and writes the chosen model"}
+            default = default or _default_row(task_class, search, dims, trial_options, command)
+            table = results_table(tuner.oracle, default)
+            best = table[0]
+            if best[OBJECTIVE] is None:
+                raise TuningError(f"No trial of the search in {search} finished. Their messages are in its "
+                                  "trial_*/trial.json files.")
+            chosen = {} if best["trial"] == DEFAULT_TRIAL else best["values"]
+            if selection is None:  # the winner's own run is what `train` would have made
+                folder = search / (DEFAULT_TRIAL if not chosen else f"{PROJECT}/trial_{best['trial']}") / TRIAL_MODEL
+            else:
+                folder = search / FINAL / TRIAL_MODEL
+                _scored_run(task_class, folder, options, chosen, command, need_model=True)
     except keras_tuner.errors.FatalError as exc:
         raise TuningError(f"The search stopped: {exc}") from None
-    if distributed and not dist_utils.is_chief_oracle():
-        return {"tuner": os.environ.get("KERASTUNER_TUNER_ID"), "search": str(out / TUNER_DIR),
-                "note": "trials done; the chief writes the best model"}
-    table = results_table(tuner.oracle)
-    best = [row for row in table if row[OBJECTIVE] is not None]
-    if not best:
-        raise TuningError(f"No trial of the search in {out / TUNER_DIR} finished. Their messages are in its "
-                          "trial_*/trial.json files.")
-    best_trial = best[0]["trial"]
-    trial_folder = Path(tuner.get_trial_dir(best_trial)) / TRIAL_MODEL
     record = {
         "library": f"keras-tuner {keras_tuner.__version__}",
         "algorithm": algorithm,
-        "objective": f"{OBJECTIVE} (min): the validation share of the training data, never the test split",
+        "objective": f"{OBJECTIVE} (min) = (1 - val_accuracy) + {TIE_BREAK} x val_loss (val_loss alone without an "
+                     "accuracy), of the saved epoch, on a validation share of the training data, never the test split",
         "trials_requested": trials,
         "search_space": [d.describe() for d in dims],
         "fixed": {k: (list(v) if isinstance(v, tuple) else v) for k, v in fixed.items() if k != "strategy"},
-        "best_trial": best_trial,
-        "best_values": best[0]["values"],
+        "selection": selection,
+        "best_trial": best["trial"],
+        "best_values": best["values"],
+        "default_won": best["trial"] == DEFAULT_TRIAL,
         "results": table,
     }
-    directory = _write_best(out, trial_folder, record, command)
-    for other in (directory / TUNER_DIR / PROJECT).glob(f"trial_*/{TRIAL_MODEL}"):
-        if other.parent.name != f"trial_{best_trial}":
-            shutil.rmtree(other, ignore_errors=True)  # only the best trial's model is kept
+    directory = _write_best(out, folder, record, command)
+    kept = directory / TUNER_DIR / folder.relative_to(search)
+    for other in [*(directory / TUNER_DIR / PROJECT).glob(f"trial_*/{TRIAL_MODEL}"),
+                  *(directory / TUNER_DIR).glob(f"{DEFAULT_TRIAL}/{TRIAL_MODEL}"),
+                  *(directory / TUNER_DIR).glob(f"{FINAL}/{TRIAL_MODEL}")]:
+        if other != kept:
+            shutil.rmtree(other, ignore_errors=True)  # the chosen model's folder is kept, for a resumed search
     from .storage import read_card
 
     card = read_card(directory)
-    return {"out": str(directory), "best_trial": best_trial, "best_values": best[0]["values"],
-            OBJECTIVE: best[0][OBJECTIVE], "trials": len(table), "metrics": card.get("metrics"),
-            "results": [{k: row[k] for k in ("trial", "values", OBJECTIVE, "status")} for row in table]}
+    return {"out": str(directory), "best_trial": best["trial"], "best_values": best["values"],
+            **{name: best[name] for name in SCORES}, "default": {name: default[name] for name in SCORES},
+            "trials": len(table) - 1, "metrics": card.get("metrics"),
+            "results": [{k: row[k] for k in ("trial", "values", *SCORES, "status")} for row in table]}
 
 
 def tune_verb(args: Any, command: str) -> dict:

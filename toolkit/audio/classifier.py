@@ -23,6 +23,7 @@ from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_label
 from ..config import (Bounded, RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, verbose_option)
 from ..edge.runner import check_classifier_file
+from ..distributed import record_scaling
 from ..errors import DataError, ExportError
 from ..explain import Explanation
 from ..metrics import ClassificationReport, classification_report
@@ -296,7 +297,7 @@ class AudioClassifier(ClassifierMixin, Task):
         self.class_names_ = list(train.class_names)
         strategy = cfg.strategy or tf.distribute.get_strategy()
         n_classes = len(self.class_names_)
-        batch_size = min(cfg.batch_size, len(train))
+        batch_size = record_scaling(self, min(cfg.batch_size, len(train)), cfg.learning_rate)  # the global batch
         steps = -(-len(train) // batch_size)
         with strategy.scope():
             self.model_ = self._build_model(n_classes)

@@ -25,6 +25,7 @@ import numpy as np
 from ..base import ExportPlan, Task, register_task, write_labels
 from ..config import (RecipeOption, check_choice, check_int, check_number, config_and_options, out_option,
                       setting, strategy_setting, test_size_option, verbose_option)
+from ..distributed import in_strategy_scope
 from ..errors import DataError, ExportError
 from . import model as net
 from ..data.detection import DetectionData, load_boxes, split
@@ -168,10 +169,9 @@ class ObjectDetector(DetectorOutputs, Task):
                 maps.append(net.targets(normalised(boxes, image), labels, len(data.class_names), grid))
         return images, maps
 
+    @in_strategy_scope  # the head, the assembled detector and its fine-tuning
     def fit(self, data: Any, validation_data: Any = None, verbose: int = 0, **overrides: Any) -> "ObjectDetector":
         """Train on ``data`` (a :class:`DetectionData`, a VOC folder, a COCO .json or 'shapes')."""
-        import contextlib
-
         import keras
 
         if overrides:
@@ -185,13 +185,11 @@ class ObjectDetector(DetectorOutputs, Task):
         rng = np.random.default_rng(cfg.seed)
         self.class_names_ = list(data.class_names)
         n = len(self.class_names_)
-        scope = cfg.strategy.scope() if cfg.strategy is not None else contextlib.nullcontext()
-        with scope:
-            features = net.feature_model(cfg.image_size, self._weights())
-            features.trainable = False
-            head = net.build_head(cfg.image_size, n, cfg.width)
-            trainer = keras.Model(head.inputs, head.outputs)  # compiled copy: the saved head stays uncompiled
-            trainer.compile(keras.optimizers.Adam(cfg.learning_rate), net.detection_loss(n))
+        features = net.feature_model(cfg.image_size, self._weights())
+        features.trainable = False
+        head = net.build_head(cfg.image_size, n, cfg.width)
+        trainer = keras.Model(head.inputs, head.outputs)  # compiled copy: the saved head stays uncompiled
+        trainer.compile(keras.optimizers.Adam(cfg.learning_rate), net.detection_loss(n))
         images, maps = self._examples(data, rng, cfg.augment_passes)
         x = self._features(features, images)
         y = np.stack(maps)

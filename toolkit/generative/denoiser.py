@@ -21,6 +21,7 @@ import numpy as np
 
 from ..base import ExportPlan, register_task
 from ..config import check_positive, setting, strategy_setting
+from ..distributed import record_scaling
 from ..data.generative import DEFAULT_IMAGE_SIZE, NOISE_TYPES, add_noise, check_noise
 from ..errors import DataError
 from ..explain import Explanation, overlay, to_display_rgb
@@ -146,6 +147,7 @@ class Denoiser(GenerativeTask):
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         train, val = self._training_split(data, validation_data)
+        record_scaling(self, cfg.batch_size, cfg.learning_rate)  # checked and recorded in the card
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             core, self.model_ = _build(cfg, self.input_shape_)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..base import ExportPlan, load_keras_model, register_task
 from ..config import check_non_negative, check_positive, check_range, setting, strategy_setting
+from ..distributed import record_scaling
 from ..errors import DataError, ModelFormatError
 from ..explain import Explanation, lime_image, overlay, shap_gradient
 from ..serving import traced
@@ -309,11 +310,13 @@ class GAN(SamplerMixin, GenerativeTask):
                             f"{cfg.batch_size}. Received {len(train)}.")
         n_classes = max(1, len(self.class_names_))
         aux = cfg.conditional and cfg.aux_weight > 0
+        record_scaling(self, cfg.batch_size, cfg.learning_rate)  # checked and recorded in the card
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             self.model_, self.discriminator_ = _build(cfg, self.input_shape_, n_classes)
             trainer = _trainer_class()(self.model_, self.discriminator_, cfg.latent_dim, cfg.conditional, aux,
                                        n_classes, cfg.seed)
+            trainer.built = True  # its parts are built; under a strategy Keras would trace a call() it has not
             adam = lambda rate: keras.optimizers.Adam(rate, beta_1=cfg.beta_1)  # noqa: E731
             trainer.compile(adam(cfg.discriminator_learning_rate or cfg.learning_rate), adam(cfg.learning_rate),
                             cfg.label_smoothing, cfg.aux_weight, cfg.mismatch_weight)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..base import ExportPlan, register_task
 from ..config import check_non_negative, check_positive, setting, strategy_setting
+from ..distributed import record_scaling
 from ..errors import DataError
 from ..explain import Explanation
 from ..serving import traced
@@ -199,10 +200,12 @@ class VAE(SamplerMixin, GenerativeTask):
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         train, val = self._training_split(data, validation_data)
+        record_scaling(self, cfg.batch_size, cfg.learning_rate)  # checked and recorded in the card
         strategy = cfg.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             encoder, decoder, self.model_ = _build(cfg, self.input_shape_)
             trainer = _trainer_class()(encoder, decoder, cfg.seed)
+            trainer.built = True  # its parts are built; under a strategy Keras would trace a call() it has not
             trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
         self._encode_fn = self._decode_fn = None
 

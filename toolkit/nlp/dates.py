@@ -36,7 +36,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..base import ExportPlan, Task, register_task
-from ..config import check_choice, check_int, check_number, out_option, setting, verbose_option
+from ..config import check_choice, check_int, check_number, out_option, setting, strategy_setting, verbose_option
+from ..distributed import in_strategy_scope, shard
 from ..data.dates import (DATE_FORMATS, FIRST_DATE, LAST_DATE, format_date, generate_dates, heldout_dates,
                           normalize_text)
 from ..errors import DataError, ModelFormatError
@@ -89,6 +90,7 @@ class DateTranslatorConfig:
     max_input_length: int = setting(32, "characters the model reads; longer inputs are truncated")
     seed: int = setting(0, "seeds the generated data, the weights and the shuffling")
     patience: int = setting(3, "early-stopping patience in epochs", tune=(1, 10))
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -304,9 +306,10 @@ class DateTranslator(Task):
         ds = tf.data.Dataset.from_tensor_slices(((self._encode(inputs), previous), out))
         if shuffle:
             ds = ds.shuffle(len(inputs), seed=self.config.seed, reshuffle_each_iteration=True)
-        return ds.batch(self.config.batch_size).prefetch(tf.data.AUTOTUNE)
+        return shard(ds.batch(self.config.batch_size).prefetch(tf.data.AUTOTUNE))  # arrays: by element
 
     # ================================================================== fit
+    @in_strategy_scope
     def fit(self, data: Any = None, verbose: int = 0, callbacks: list | None = None,
             **overrides: Any) -> "DateTranslator":
         """Train on ``data``: ``(inputs, targets)`` lists, or None for ``n_train`` generated dates.

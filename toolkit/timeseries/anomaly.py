@@ -37,7 +37,8 @@ import numpy as np
 
 from ..base import ExportPlan, Task, register_task
 from ..config import (SERIES_OPTIONS, check_choice, check_int, check_number, out_option, series_source, setting,
-                      verbose_option)
+                      strategy_setting, verbose_option)
+from ..distributed import in_strategy_scope
 from ..data.anomaly import (ANOMALY_KINDS, GENERATED_SERIES, AnomalySeries, OptionalColumn, as_anomaly_series,
                             load_anomaly_data, synthetic_sensor)
 from ..errors import DataError, ExportError, ModelFormatError, ToolkitError
@@ -310,6 +311,7 @@ class AnomalyDetectorConfig:
     threshold_factor: float = setting(2.0, "threshold = factor x that quantile", tune=(1.0, 4.0))
     validation_split: float = setting(0.2, "last share of the training series for early stopping")
     seed: int = setting(0, "seeds the weights, the shuffling and the corruption")
+    strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, ANOMALY_MODELS)
@@ -392,6 +394,7 @@ class AnomalyDetector(AnomalyScoring, Task):
             self._serve = traced(model, spec)
         return self._serve(windows).numpy()
 
+    @in_strategy_scope  # windows are batches of arrays: sharded by element
     def fit(self, data: Any, validation_data: Any = None, time_column: str | None = None, target: str | None = None,
             features: list | None = None, verbose: int = 0, **overrides: Any) -> "AnomalyDetector":
         """Train on a (mostly) normal series and set ``threshold_``. Returns ``self``.

