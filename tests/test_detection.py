@@ -223,7 +223,47 @@ def test_save_load_export_without_flex(trained):
         result = lite.predict(test.images[0])
         assert set(result) == {"detections"}
         check_detection_metadata(path, lite, task.class_names_, task.config.max_detections)
+        # what the TFLite Task Library's ObjectDetector takes: uint8 raw pixels (int8 file) or float32
+        # in, four float32 outputs; the int8 graph between them stays integer
+        pixels = "uint8" if quantization == "int8" else "float32"
+        assert entry["dtypes"] == {"input": pixels, "boxes": "float32", "classes": "float32", "scores": "float32",
+                                   "count": "float32"} and entry["task_library_object_detector"] is True
+        assert lite.phone_api_problems() == [] and lite.dtypes == entry["dtypes"]
+        assert entry["input"]["dtype"] == pixels and entry["output"]["dtype"] == "float32"
+        if quantization == "int8":
+            assert entry["input"]["zero_point"] == 0 and entry["input"]["scale"] == pytest.approx(1.0, abs=1e-3)
+            assert {"CONV_2D", "DEPTHWISE_CONV_2D", "QUANTIZE", "DEQUANTIZE"} <= set(entry["ops"])
+            convs = [d for d in lite.session.interpreter._get_ops_details() if d["op_name"] == "CONV_2D"]
+            tensors = {t["index"]: t for t in lite.session.interpreter.get_tensor_details()}
+            assert convs and all(np.dtype(tensors[d["inputs"][0]]["dtype"]) == np.int8 for d in convs)
+        from toolkit.edge.metadata import read_metadata
+
+        image = read_metadata(path)["inputs"][0]
+        assert f"; {pixels} 0-255" in image["description"] and image["normalization"] == {"mean": [0.0], "std": [1.0]}
     assert (directory / "labels.txt").read_text().split() == task.class_names_
+
+
+def test_phone_api_problems_name_what_the_task_library_refuses(trained, tmp_path):
+    """A file with int8 input and outputs and no metadata (the converter's full-integer defaults) is
+    refused, each reason named; full_pixel_range pins the calibration so uint8 reads raw pixels."""
+    from toolkit.detection.detector import full_pixel_range
+    from toolkit.detection.runner import TFLiteDetector
+    from toolkit.edge.export import write_tflite
+
+    task, test, _ = trained
+    plan = task._export_plan(test, "int8")
+    assert plan.representative.min() == 0 and plan.representative.max() == 255 and plan.int8_io == ("uint8", "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_tflite(plan.model, tmp_path / "plain.tflite", "int8", plan.representative)  # int8 in and out
+    problems = TFLiteDetector(tmp_path / "plain.tflite", card=task._export_card()).phone_api_problems()
+    assert "the input is int8, expected uint8 or float32" in problems and "the file has no TFLite metadata" in problems
+    assert {p for p in problems if p.endswith("output is int8, expected float32")} == {
+        f"the {w} output is int8, expected float32" for w in ("boxes", "classes", "scores", "count")}
+    grey = np.full((2, 8, 8, 3), 100.0, np.float32)
+    pinned = full_pixel_range(grey)
+    assert pinned.min() == 0 and pinned.max() == 255 and (pinned[1] == 100).all() and (grey == 100).all()
+    assert np.count_nonzero(pinned != grey) == 6  # one black and one white pixel, three channels each
 
 
 def check_detection_metadata(path, lite, class_names, k):
@@ -305,7 +345,9 @@ def test_shipped_raccoon_detector():
     assert card["backbone"]["stored"] is True and card["labels"] == ["raccoon"]
     task = ObjectDetector.load(directory)
     int8 = [e for e in card["tflite"] if e["quantization"] == "int8"]
-    assert int8 and "NON_MAX_SUPPRESSION_V4" in int8[0]["ops"]
+    assert int8 and "NON_MAX_SUPPRESSION_V4" in int8[0]["ops"] and int8[0]["task_library_object_detector"]
+    assert int8[0]["dtypes"]["input"] == "uint8" and set(int8[0]["dtypes"].values()) == {"uint8", "float32"}
+    assert ObjectDetector.open_tflite(directory / int8[0]["file"]).phone_api_problems() == []
     if (SHARED_DATA / "raccoon").is_dir():
         test = task.reload_data()
         assert len(test) == 40 and task.scores(test)["map_50"] == pytest.approx(card["metrics"]["test_map_50"], abs=1e-6)

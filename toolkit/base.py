@@ -356,7 +356,7 @@ class Task:
         try:
             representative = plan.representative if quantization == "int8" else None
             entry = plan.write(staged) if plan.write is not None else write_tflite(
-                plan.model, staged, quantization, representative, allow_flex)
+                plan.model, staged, quantization, representative, allow_flex, plan.int8_io)
             entry.update(self._embed_metadata(staged))
             self._write_export_files(directory)
             runner = self.runner_class()(staged, card=self._export_card())
@@ -478,6 +478,9 @@ class ExportPlan:
     #: writes the file itself instead of converting ``model`` (path -> the card entry's file facts), e.g. a
     #: cached conversion of the frozen backbone with this model's head (toolkit.edge.head_swap)
     write: Callable[[Path], dict] | None = None
+    #: (input, output) types of an int8 file (toolkit.edge.export.INT8_IO_TYPES): int8 by default; a
+    #: detector takes uint8 pixels and gives float32 boxes, as phone detection APIs require
+    int8_io: tuple[str, str] = ("int8", "int8")
 
 
 def config_to_dict(config: Any) -> dict:

@@ -345,11 +345,15 @@ class ObjectDetector(DetectorOutputs, Task):
         if quantization == "int8" and calibration is None:
             raise ExportError("int8 export needs images to calibrate on. Pass data=... (a boxes folder), or fit "
                               "the model in this session.")
+        if quantization == "int8":
+            calibration = full_pixel_range(calibration)
         model = net.export_model(self.model_, len(self.class_names_), cfg.max_detections, cfg.iou_threshold,
                                  cfg.score_threshold)
         sample = (calibration[:1] if calibration is not None else
                   np.full((1, cfg.image_size, cfg.image_size, 3), 127, np.float32))
-        return ExportPlan(model, representative=calibration, check=test, sample=sample)
+        # Phone detection APIs (the TFLite Task Library's ObjectDetector) take uint8 pixels and read four
+        # float32 outputs: the int8 file quantizes and dequantizes inside, the graph between is int8.
+        return ExportPlan(model, representative=calibration, check=test, sample=sample, int8_io=("uint8", "float32"))
 
     def _embed_metadata(self, file: Path) -> dict:
         from ..edge.metadata import LABELS_FILE, detection_metadata, embed_metadata
@@ -358,11 +362,13 @@ class ObjectDetector(DetectorOutputs, Task):
         from .runner import output_order
 
         card = {**self._export_card(), "config": {"max_detections": self.config.max_detections}}
-        names = [d["name"] for d in LiteRTSession(file).outputs]
+        session = LiteRTSession(file)
+        names, input_dtype = [d["name"] for d in session.outputs], session.input_dtype()
+        del session
         order = [""] * 4
         for what, position in zip(("boxes", "classes", "scores", "count"), output_order(names)):
             order[position] = what
-        path = embed_metadata(file, detection_metadata(card, tuple(order)),
+        path = embed_metadata(file, detection_metadata(card, tuple(order), input_dtype=input_dtype),
                               {LABELS_FILE: "\n".join(self.class_names_) + "\n"})
         return {"metadata": True, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
@@ -372,9 +378,26 @@ class ObjectDetector(DetectorOutputs, Task):
         flex = [op for op in runner.ops if op.startswith("Flex") or op == "CUSTOM"]
         if flex:
             raise ExportError(f"The exported detector holds non-builtin ops {flex}; phones cannot run it.")
+        problems = runner.phone_api_problems()
+        if problems:
+            raise ExportError("The exported detector is not what phone detection APIs (the TFLite Task Library's "
+                              "ObjectDetector) take: " + "; ".join(problems))
+        entry["dtypes"] = runner.dtypes
+        entry["task_library_object_detector"] = True
         if plan.check is None:
             return entry
         lite, keras_scores = self.scores(plan.check, runner), self.scores(plan.check)
         return {**entry, "test_map_50": round(lite["map_50"], 4), "test_map_50_95": round(lite["map_50_95"], 4),
                 "keras_map_50": round(keras_scores["map_50"], 4),
                 "map_50_diff": round(lite["map_50"] - keras_scores["map_50"], 4), "n_test": len(plan.check)}
+
+
+def full_pixel_range(calibration: np.ndarray) -> np.ndarray:
+    """The int8 calibration images with one black and one white pixel in the first image when no image
+    has them, so the file's uint8 input gets scale 1 and zero point 0: raw pixels 0-255 as they are,
+    which is what phone detection APIs feed a uint8 input (a copy; the rest unchanged)."""
+    if calibration.min() <= 0 and calibration.max() >= 255:
+        return calibration
+    calibration = np.array(calibration, np.float32)
+    calibration[0, 0, 0], calibration[0, -1, -1] = 0.0, 255.0
+    return calibration

@@ -138,9 +138,18 @@ def output_order(names: Sequence[str]) -> list[int]:
     return [numbers.index(k) for k in sorted(numbers)]
 
 
+#: what each output of a detector file is, in :func:`output_order`'s order
+OUTPUTS = ("boxes", "classes", "scores", "count")
+
+
 class TFLiteDetector(DetectorOutputs):
     """An exported detector (``.tflite`` with decoding and NMS inside) with the Keras task's
-    ``predict``; ``session`` is the shared LiteRT session."""
+    ``predict``; ``session`` is the shared LiteRT session.
+
+    The file's input is float32 pixels (float32 and float16 files) or uint8 pixels (int8 files:
+    scale 1, zero point 0, so 0-255 as they are, as phone detection APIs feed them; the session
+    rounds the resized photo to that grid); its four outputs are float32 in every preset.
+    """
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
         from ..edge.runner import LiteRTSession
@@ -162,6 +171,64 @@ class TFLiteDetector(DetectorOutputs):
     @property
     def ops(self) -> list[str]:
         return self.session.ops
+
+    @property
+    def input_dtype(self) -> str:
+        return self.session.input_dtype()
+
+    @property
+    def dtypes(self) -> dict:
+        """The dtype of the input and of each output (boxes, classes, scores, count)."""
+        return {"input": self.input_dtype, **{what: np.dtype(self.session.outputs[i]["dtype"]).name
+                                              for what, i in zip(OUTPUTS, self._order)}}
+
+    def phone_api_problems(self) -> list[str]:
+        """What keeps this file from the TFLite Task Library's ObjectDetector, per its "model
+        compatibility requirements" (empty when nothing): one RGB image [1, h, w, 3] in, uint8 (raw
+        pixels: scale 1, zero point 0) or float32 with normalization in the metadata; the four
+        float32 outputs boxes [1, K, 4], classes [1, K], scores [1, K], count [1]; metadata naming
+        them, with the boxes' BOUNDARIES/RATIO properties and the labels file."""
+        from ..edge.metadata import DETECTION_OUTPUTS, read_metadata
+
+        problems = []
+        detail = self.session.input()
+        shape = [int(v) for v in detail["shape"]]
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            problems.append(f"the input has shape {shape}, expected [1, height, width, 3]")
+        if self.input_dtype == "uint8":
+            scale, zero = detail["quantization"]
+            if zero != 0 or abs(scale - 1.0) > 1e-3:
+                problems.append(f"the uint8 input has scale {scale} and zero point {zero}, so raw pixels 0-255 "
+                                "would be misread (expected scale 1, zero point 0)")
+        elif self.input_dtype != "float32":
+            problems.append(f"the input is {self.input_dtype}, expected uint8 or float32")
+        k = self.session.outputs[self._order[0]]["shape"][1] if len(self.session.outputs) == 4 else None
+        expected = {"boxes": [1, k, 4], "classes": [1, k], "scores": [1, k], "count": [1]}
+        if len(self.session.outputs) != 4:
+            problems.append(f"the file has {len(self.session.outputs)} outputs, expected 4")
+        else:
+            for what, i in zip(OUTPUTS, self._order):
+                out = self.session.outputs[i]
+                if np.dtype(out["dtype"]) != np.float32:
+                    problems.append(f"the {what} output is {np.dtype(out['dtype']).name}, expected float32")
+                if [int(v) for v in out["shape"]] != expected[what]:
+                    problems.append(f"the {what} output has shape {list(out['shape'])}, expected {expected[what]}")
+        meta = read_metadata(self.path)
+        if meta is None:
+            return problems + ["the file has no TFLite metadata"]
+        if self.input_dtype == "float32" and not (meta["inputs"] and meta["inputs"][0]["normalization"]):
+            problems.append("a float32 input needs normalization options in the metadata")
+        names = [o["name"] for o in meta["outputs"]]
+        if len(names) == 4 and sorted(names) == sorted(DETECTION_OUTPUTS):
+            box = meta["outputs"][names.index(DETECTION_OUTPUTS[0])]["content"] or {}
+            props = box.get("bounding_box") or {}
+            if props.get("type") != "BOUNDARIES" or props.get("coordinate_type") != "RATIO":
+                problems.append(f"the location output's box properties are {props}, expected BOUNDARIES, RATIO")
+        else:
+            problems.append(f"the metadata names the outputs {names}, expected {list(DETECTION_OUTPUTS)}")
+        if not meta["labels"]:
+            problems.append("the metadata carries no labels file")
+        return problems
 
     def raw(self, batch: np.ndarray):
         boxes, classes, scores = [], [], []

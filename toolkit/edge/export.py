@@ -13,6 +13,9 @@ from ..errors import ExportError
 from ..storage import atomic_write_bytes, sha256_file
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+#: what an int8 file's input and outputs may be: int8 (the default), uint8 (raw pixels, as phone
+#: image APIs feed them) or float32 (the converter quantizes and dequantizes inside the file)
+INT8_IO_TYPES = ("int8", "uint8", "float32")
 CALIBRATION_SAMPLES = (100, 500)
 
 
@@ -27,12 +30,18 @@ def check_quantization(quantization: str) -> str:
 
 
 def converter_settings(quantization: str = "float32", representative: np.ndarray | None = None,
-                       allow_flex: bool = False) -> dict:
+                       allow_flex: bool = False, int8_io: tuple[str, str] = ("int8", "int8")) -> dict:
     """The TFLite converter's settings for a preset, as ``model.export(format="litert", **settings)``
-    takes them (``target_spec`` is a dict of ``converter.target_spec`` attributes)."""
+    takes them (``target_spec`` is a dict of ``converter.target_spec`` attributes).
+
+    ``int8_io``: (input, output) types of an int8 file, each one of :data:`INT8_IO_TYPES`; the graph
+    between them is full-integer either way (e.g. a detector: uint8 pixels in, float32 boxes out)."""
     import tensorflow as tf
 
     check_quantization(quantization)
+    for io in int8_io:
+        if io not in INT8_IO_TYPES:
+            raise ValueError(f"Unknown int8 input/output type {io!r}. Valid types: {list(INT8_IO_TYPES)}.")
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     kwargs: dict = {}
     if quantization in ("float16", "dynamic", "int8"):
@@ -43,8 +52,10 @@ def converter_settings(quantization: str = "float32", representative: np.ndarray
     if quantization == "int8":
         samples = calibration_samples(representative)
         kwargs["representative_dataset"] = lambda: ([s[None]] for s in samples)
-        kwargs["inference_input_type"] = tf.int8
-        kwargs["inference_output_type"] = tf.int8
+        types = {"int8": tf.int8, "uint8": tf.uint8}
+        for key, io in zip(("inference_input_type", "inference_output_type"), int8_io):
+            if io in types:  # float32 is the converter's default: no setting
+                kwargs[key] = types[io]
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if allow_flex:
         ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
@@ -54,15 +65,16 @@ def converter_settings(quantization: str = "float32", representative: np.ndarray
 
 
 def convert(model, quantization: str = "float32", representative: np.ndarray | None = None,
-            allow_flex: bool = False) -> bytes:
+            allow_flex: bool = False, int8_io: tuple[str, str] = ("int8", "int8")) -> bytes:
     """Convert a Keras model to TFLite bytes.
 
-    ``int8`` is full-integer quantization with int8 input and output, calibrated on
-    ``representative`` (100-500 samples of training inputs; more are subsampled).
+    ``int8`` is full-integer quantization, calibrated on ``representative`` (100-500 samples of
+    training inputs; more are subsampled), with int8 input and output unless ``int8_io`` says
+    otherwise (see :func:`converter_settings`).
     Only builtin TFLite ops are allowed unless ``allow_flex=True``; a model that needs Flex
     ops raises :class:`ExportError` naming them.
     """
-    kwargs = converter_settings(quantization, representative, allow_flex)
+    kwargs = converter_settings(quantization, representative, allow_flex, int8_io)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.tflite")
         try:
@@ -117,9 +129,10 @@ def conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
 
 
 def write_tflite(model, path: str | os.PathLike, quantization: str = "float32",
-                 representative: np.ndarray | None = None, allow_flex: bool = False) -> dict:
+                 representative: np.ndarray | None = None, allow_flex: bool = False,
+                 int8_io: tuple[str, str] = ("int8", "int8")) -> dict:
     """Convert and write atomically; returns the card entry's file facts."""
-    return tflite_entry(atomic_write_bytes(path, convert(model, quantization, representative, allow_flex)),
+    return tflite_entry(atomic_write_bytes(path, convert(model, quantization, representative, allow_flex, int8_io)),
                         quantization)
 
 

@@ -92,8 +92,9 @@ def classifier_metadata(card: dict, name: str = "ImageClassifier", version: str 
     return bytes(b.Output())
 
 
-def _image_input_meta(b, card: dict) -> int:
-    """An image input's TensorMetadata: colour space, size, value range, identity normalization."""
+def _image_input_meta(b, card: dict, note: str = "") -> int:
+    """An image input's TensorMetadata: colour space, size, value range, identity normalization
+    (``note``: added to the card's description)."""
     inp = card.get("input", {})
     shape = inp.get("shape", [])
     low, high = (inp.get("range") or [0, 255])[:2]
@@ -104,19 +105,22 @@ def _image_input_meta(b, card: dict) -> int:
     unit = _table(b, [(0, ("uint8", _NORMALIZATION)),
                       (1, _table(b, [(0, _floats(b, [0.0])), (1, _floats(b, [1.0]))]))])
     stats = _table(b, [(0, _floats(b, [float(high)])), (1, _floats(b, [float(low)]))])
-    return _table(b, [(0, b.CreateString("image")), (1, b.CreateString(str(inp.get("description", "")))),
+    return _table(b, [(0, b.CreateString("image")), (1, b.CreateString(str(inp.get("description", "")) + note)),
                       (3, content), (4, _vector(b, [unit])), (5, stats)])
 
 
 def detection_metadata(card: dict, order: tuple[str, ...] = ("boxes", "classes", "scores", "count"),
-                       name: str = "ObjectDetector", version: str = "") -> bytes:
+                       name: str = "ObjectDetector", version: str = "", input_dtype: str = "float32") -> bytes:
     """The metadata flatbuffer of a detector with decoding and NMS inside, as the TFLite
     detection APIs read it: the image input (as :func:`classifier_metadata` writes it) and four
     outputs named :data:`DETECTION_OUTPUTS`: ``location`` (1, K, 4) boxes [ymin, xmin, ymax, xmax]
     as ratios of the image (BoundingBoxProperties: BOUNDARIES, index [1, 0, 3, 2], RATIO),
     ``category`` (1, K) class indices as floats (the labels file, one class a line, as
     TENSOR_VALUE_LABELS), ``score`` (1, K) in [0, 1] (0 = padding) and ``number of detections``
-    (1,). ``order``: the file's outputs in its order, by the names boxes/classes/scores/count."""
+    (1,), all four float32 (as the Task Library requires). ``order``: the file's outputs in its order,
+    by the names boxes/classes/scores/count. ``input_dtype``: the file's input, ``uint8`` (an int8 file:
+    raw pixels 0-255 as they are; normalization is for float inputs only) or ``float32`` (identity
+    normalization, which the Task Library requires of a float input: the model rescales itself)."""
     import flatbuffers
 
     version = version or str(card.get("versions", {}).get("toolkit", ""))
@@ -156,7 +160,13 @@ def detection_metadata(card: dict, order: tuple[str, ...] = ("boxes", "classes",
             "Number of valid detections (1,) as a float: the first rows of the other outputs.")),
                             (3, _table(b, [(0, ("uint8", _FEATURE_PROPERTIES)), (1, _table(b, []))]))]),
     }
-    subgraph = _table(b, [(2, _vector(b, [_image_input_meta(b, card)])), (3, _vector(b, [metas[o] for o in order]))])
+    if input_dtype not in ("uint8", "float32"):
+        raise ModelFormatError(f"Expected a detector file with a uint8 or float32 input. Received {input_dtype!r}: "
+                               "phone detection APIs take no other; export it again.")
+    note = {"uint8": "; uint8 0-255 as they are (scale 1, zero point 0)",
+            "float32": "; float32 0-255 (normalization: mean 0, std 1)"}[input_dtype]
+    subgraph = _table(b, [(2, _vector(b, [_image_input_meta(b, card, note)])),
+                          (3, _vector(b, [metas[o] for o in order]))])
     description = (f"object_detector: {len(labels)} classes ({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})"
                    "; decoding and non-maximum suppression inside the file (builtin ops).")
     root = _table(b, [(0, b.CreateString(name)), (1, b.CreateString(description)), (2, b.CreateString(version)),
