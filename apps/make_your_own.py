@@ -92,15 +92,23 @@ def session_task(state: Any):
     from toolkit.base import load
 
     model = session_folder_model(state)
+    return cached(model, lambda: load(model))
+
+
+def cached(key: str, make: Any) -> Any:
+    """``TASK_CACHE[key]``, made by ``make()`` when missing (the least recently used dropped past
+    ``TASK_CACHE_SIZE``)."""
     with LOCK:
-        task = TASK_CACHE.get(model)
-    if task is None:
-        task = load(model)
-        with LOCK:
-            TASK_CACHE[model] = task
-            while len(TASK_CACHE) > TASK_CACHE_SIZE:
-                TASK_CACHE.popitem(last=False)
-    return task
+        found = TASK_CACHE.get(key)
+        if found is not None:
+            TASK_CACHE.move_to_end(key)
+            return found
+    made = make()
+    with LOCK:
+        TASK_CACHE[key] = made
+        while len(TASK_CACHE) > TASK_CACHE_SIZE:
+            TASK_CACHE.popitem(last=False)
+    return made
 
 
 # ---------------------------------------------------------------------- training
@@ -287,13 +295,7 @@ def session_file(state: Any):
     if not entries or not (folder / entries[0]["file"]).is_file():
         raise data_error("This model has no phone file. Train it again to make one.")
     key = str(folder / entries[0]["file"])
-    with LOCK:
-        lite = TASK_CACHE.get(key)
-    if lite is None:
-        lite = TFLiteModel(key)
-        with LOCK:
-            TASK_CACHE[key] = lite
-    return lite
+    return cached(key, lambda: TFLiteModel(key))
 
 
 def session_folder_model(state: Any) -> str:

@@ -40,3 +40,40 @@ def run_in_chunks(fn: Callable, x: Any, chunk: int = 256, prepare: Callable | No
         part = x[i : i + chunk]
         outputs.append(np.asarray(fn(prepare(part) if prepare else part)))
     return np.concatenate(outputs).astype(np.float32)
+
+
+class RowMemo:
+    """Computed rows (one feature vector per input) remembered by key within a process, the least
+    recently used dropped past ``max_rows``; thread-safe. The feature memories of frozen backbones
+    (``vision.feature_memo``, ``nlp.text_memo``) are two of these."""
+
+    def __init__(self, max_rows: int):
+        import collections
+        import threading
+
+        self.max_rows = max_rows
+        self._rows: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+    def rows(self, keys: list, compute: Callable[[list[int]], Any]) -> list[np.ndarray]:
+        """The rows for ``keys``; ``compute(indices)`` gives the rows of those not remembered."""
+        with self._lock:
+            found = {i: self._rows[k] for i, k in enumerate(keys) if k in self._rows}
+            for i in found:
+                self._rows.move_to_end(keys[i])
+        missing = [i for i in range(len(keys)) if i not in found]
+        if missing:
+            fresh = compute(missing)
+            with self._lock:
+                for i, row in zip(missing, fresh):
+                    found[i] = self._rows[keys[i]] = row
+                while len(self._rows) > self.max_rows:
+                    self._rows.popitem(last=False)
+        return [found[i] for i in range(len(keys))]

@@ -10,26 +10,27 @@ per classifier.
 
 from __future__ import annotations
 
-import collections
 import threading
 from typing import Any
 
 import numpy as np
 
+from ..serving import RowMemo
+
 MAX_ROWS = 20_000  # 384 float32 each for MiniLM: about 30 MB
-_ROWS: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+_MEMO = RowMemo(MAX_ROWS)
 _ENCODERS: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
 def clear() -> None:
+    _MEMO.clear()
     with _LOCK:
-        _ROWS.clear()
         _ENCODERS.clear()
 
 
 def size() -> int:
-    return len(_ROWS)
+    return len(_MEMO)
 
 
 def _encode_fn(task: Any, key: tuple):
@@ -52,21 +53,11 @@ def encoder_features(task: Any, texts: list[str], batch_size: int = 64) -> np.nd
 
     key = (str(task.config.encoder), int(task.config.sequence_length))
     rows = [key + (text,) for text in texts]
-    with _LOCK:
-        found = {i: _ROWS[r] for i, r in enumerate(rows) if r in _ROWS}
-        for i in found:
-            _ROWS.move_to_end(rows[i])
-    missing = [i for i in range(len(rows)) if i not in found]
-    if missing:
-        fresh = run_in_chunks(_encode_fn(task, key), [texts[i] for i in missing], batch_size, task._tokens_of)
-        with _LOCK:
-            for i, row in zip(missing, fresh):
-                found[i] = _ROWS[rows[i]] = row
-            while len(_ROWS) > MAX_ROWS:
-                _ROWS.popitem(last=False)
+    found = _MEMO.rows(rows, lambda missing: run_in_chunks(
+        _encode_fn(task, key), [texts[i] for i in missing], batch_size, task._tokens_of))
     if not rows:
         return np.zeros((0, 0), np.float32)
-    return np.stack([found[i] for i in range(len(rows))]).astype(np.float32)
+    return np.stack(found).astype(np.float32)
 
 
 def head_probabilities(task: Any, features: np.ndarray) -> np.ndarray:

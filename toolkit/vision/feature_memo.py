@@ -11,17 +11,16 @@ only the head then runs per task. Augmented copies are never remembered (they ar
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import threading
 from typing import Any
 
 import numpy as np
 
+from ..serving import RowMemo
+
 #: rows kept (1280 float32 features each: 5 KB; 20,000 rows about 100 MB), least recently used dropped
 MAX_ROWS = 20_000
-_ROWS: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
-_LOCK = threading.Lock()
+_MEMO = RowMemo(MAX_ROWS)
 
 
 def _key(prefix: tuple, image: np.ndarray) -> tuple:
@@ -30,12 +29,11 @@ def _key(prefix: tuple, image: np.ndarray) -> tuple:
 
 def clear() -> None:
     """Forget every remembered row (tests; memory)."""
-    with _LOCK:
-        _ROWS.clear()
+    _MEMO.clear()
 
 
 def size() -> int:
-    return len(_ROWS)
+    return len(_MEMO)
 
 
 def uses_memo(task: Any) -> bool:
@@ -55,21 +53,10 @@ def frozen_features(task: Any, batch: np.ndarray, chunk: int = 64) -> np.ndarray
     fn, fingerprint = extractor(task)
     prefix = (task.config.backbone, fingerprint, tuple(batch.shape[1:]))
     keys = [_key(prefix, image) for image in batch]
-    with _LOCK:
-        found = {i: _ROWS[k] for i, k in enumerate(keys) if k in _ROWS}
-        for i in found:
-            _ROWS.move_to_end(keys[i])
-    missing = [i for i in range(len(keys)) if i not in found]
-    if missing:
-        fresh = run_in_chunks(fn, batch[missing], chunk)
-        with _LOCK:
-            for i, row in zip(missing, fresh):
-                found[i] = _ROWS[keys[i]] = row
-            while len(_ROWS) > MAX_ROWS:
-                _ROWS.popitem(last=False)
+    rows = _MEMO.rows(keys, lambda missing: run_in_chunks(fn, batch[missing], chunk))
     if not len(keys):
         return np.zeros((0, task.model_.get_layer("pool").output.shape[-1]), np.float32)
-    return np.stack([found[i] for i in range(len(keys))]).astype(np.float32)
+    return np.stack(rows).astype(np.float32)
 
 
 def extractor(task: Any) -> tuple[Any, str]:
