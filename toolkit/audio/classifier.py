@@ -321,7 +321,8 @@ class AudioClassifier(ClassifierMixin, Task):
         history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
                                   verbose=verbose, callbacks=stop + list(callbacks or []))
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self.model_ = self._inference_model(self.model_)
+        with strategy.scope():  # the averaged model shares the trained layers, so it lives where they do
+            self.model_ = self._inference_model(self.model_)
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
         self.data_spec_ = {"source": str(Path(data).resolve())} if isinstance(data, (str, os.PathLike)) else (

@@ -88,7 +88,6 @@ def head_probabilities(task: Any, features: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
         from ..serving import traced
-        from .transfer_recipe import head_model
 
         head = head_model(task.model_)
         cached = (task.model_, traced(head, tf.TensorSpec((None, features.shape[-1]), tf.float32)))
@@ -126,3 +125,17 @@ def reused_backbone_writer(task: Any, model: Any, quantization: str, calibration
 
     features = frozen_features(task, calibration) if quantization == "int8" else None
     return writer(key, model, quantization, kernel, bias, generic_photos, features, allow_flex)
+
+
+def head_model(model):
+    """The layers after the backbone's pooling as their own model (features -> probabilities),
+    sharing the layers (and so the weights) of ``model``."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    pool = model.get_layer("pool")
+    features = keras.Input(tuple(pool.output.shape[1:]), name="features")
+    x = features
+    for layer in model.layers[names.index("pool") + 1:]:
+        x = layer(x)
+    return keras.Model(features, x, name="head")

@@ -42,6 +42,7 @@ from ..distributed import remove_backup, shard, worker_backup_dir
 from ..errors import DataError, WeightsUnavailableError
 from ..storage import write_json
 from ..transfer.backbones import BACKBONES, backbone_spec
+from .feature_memo import frozen_features, head_model, uses_memo
 
 MIN_STEPS_PER_EPOCH = 8
 FINE_TUNE_EPOCHS = 10  # phase 2 of transfer learning unless the default recipe turns it off
@@ -170,20 +171,6 @@ def background_images(x: np.ndarray, photos: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------- training
 
 
-def head_model(model):
-    """The layers after the backbone's pooling as their own model (features -> probabilities),
-    sharing the layers (and so the weights) of ``model``."""
-    import keras
-
-    names = [layer.name for layer in model.layers]
-    pool = model.get_layer("pool")
-    features = keras.Input(tuple(pool.output.shape[1:]), name="features")
-    x = features
-    for layer in model.layers[names.index("pool") + 1:]:
-        x = layer(x)
-    return keras.Model(features, x, name="head")
-
-
 class TransferTraining:
     """The training phases of ImageClassifier (a mixin): from scratch, or two-phase transfer."""
 
@@ -268,7 +255,6 @@ class TransferTraining:
         import tensorflow as tf
 
         from ..serving import run_in_chunks
-        from .feature_memo import frozen_features, uses_memo
 
         model = self.model_
         extractor = keras.Model(model.inputs, model.get_layer("pool").output, name="features")
