@@ -14,7 +14,6 @@ cancel over a pipe), so the other tabs' predictions keep answering while it runs
 
 from __future__ import annotations
 
-import collections
 import shutil
 import threading
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from apps.common import EXPLAIN, data_error, upload_path, user_errors
 from apps.make_your_own_examples import KINDS, class_examples, collect, files_of, kind_of, lines_of, pairs  # noqa: F401
+from toolkit.serving import Memo
 
 TITLE = "Make your own"
 SLOTS = 5  # class rows on the page (3 shown, 2 under "More classes"); the API takes up to MAX_CLASSES
@@ -31,7 +31,8 @@ SHOWN_SLOTS = 3
 ENGINES = ("Phone file (.tflite)", "Keras model")
 TRAIN_QUEUE = {"concurrency_id": "make_your_own_train", "concurrency_limit": 1}
 TASK_CACHE_SIZE = 8
-TASK_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+#: the sessions' models (Keras tasks and phone files) by path, made once
+TASK_CACHE = Memo(TASK_CACHE_SIZE)
 CANCELS: dict[str, threading.Event] = {}
 SESSIONS: dict[str, str] = {}  # Gradio session hash -> its folder (for demo.unload)
 LOCK = threading.Lock()
@@ -82,9 +83,7 @@ def unload(request: Any = None) -> None:
 
 
 def forget_models(folder: str) -> None:
-    with LOCK:
-        for key in [k for k in TASK_CACHE if k.startswith(folder)]:
-            del TASK_CACHE[key]
+    TASK_CACHE.forget(lambda key: not key.startswith(folder))
 
 
 def session_task(state: Any):
@@ -96,19 +95,8 @@ def session_task(state: Any):
 
 
 def cached(key: str, make: Any) -> Any:
-    """``TASK_CACHE[key]``, made by ``make()`` when missing (the least recently used dropped past
-    ``TASK_CACHE_SIZE``)."""
-    with LOCK:
-        found = TASK_CACHE.get(key)
-        if found is not None:
-            TASK_CACHE.move_to_end(key)
-            return found
-    made = make()
-    with LOCK:
-        TASK_CACHE[key] = made
-        while len(TASK_CACHE) > TASK_CACHE_SIZE:
-            TASK_CACHE.popitem(last=False)
-    return made
+    """The model at ``key``, made by ``make()`` when it is not remembered."""
+    return TASK_CACHE.get(key, make)
 
 
 # ---------------------------------------------------------------------- training
@@ -135,8 +123,7 @@ def run_training(state: dict, kind: str, examples: dict, progress=None):
         forget_models(state["model"])
         shutil.rmtree(Path(state["model"]).parent, ignore_errors=True)  # one model per session on disk
     if result.task is not None:  # from the worker: loaded from its folder when first used
-        with LOCK:
-            TASK_CACHE[str(result.directory)] = result.task
+        TASK_CACHE.put(str(result.directory), result.task)
     return {**state, "model": str(result.directory), "kind": kind}, result
 
 
@@ -362,8 +349,7 @@ def reload_zip(state, upload, request=None):
     task, folder = load_model_zip(path, Path(state["folder"]) / "loaded")
     if state.get("model"):
         forget_models(state["model"])
-    with LOCK:
-        TASK_CACHE[str(folder)] = task
+    TASK_CACHE.put(str(folder), task)
     metrics = task.metrics_ or {}
     accuracy = metrics.get("test_accuracy")
     note = (f"Loaded a {task.task_name.replace('_', ' ')} with classes {', '.join(task.class_names_)}"

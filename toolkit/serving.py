@@ -42,6 +42,47 @@ def run_in_chunks(fn: Callable, x: Any, chunk: int = 256, prepare: Callable | No
     return np.concatenate(outputs).astype(np.float32)
 
 
+class Memo:
+    """Values made once per key within a process, the least recently used dropped past ``size``;
+    thread-safe. ``get(key, make)`` is get-or-make (``make()`` runs outside the lock, so a slow make
+    never blocks readers of other keys)."""
+
+    def __init__(self, size: int):
+        import collections
+        import threading
+
+        self.size = size
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return self.put(key, make())
+
+    def put(self, key: Any, value: Any) -> Any:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def forget(self, keep: Callable[[Any], bool] | None = None) -> None:
+        """Drop every entry, or those whose key ``keep`` rejects."""
+        with self._lock:
+            for key in [k for k in self._items if keep is None or not keep(k)]:
+                del self._items[key]
+
+
 class RowMemo:
     """Computed rows (one feature vector per input) remembered by key within a process, the least
     recently used dropped past ``max_rows``; thread-safe. The feature memories of frozen backbones

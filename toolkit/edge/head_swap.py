@@ -23,31 +23,20 @@ model, accuracy, latency) then run on it as on any converted file.
 
 from __future__ import annotations
 
-import collections
-import threading
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import ExportError
+from ..serving import Memo
 
-_TEMPLATES: "collections.OrderedDict[tuple, bytes]" = collections.OrderedDict()
-_LOCK = threading.Lock()
 MAX_TEMPLATES = 4  # an int8 EfficientNet-Lite0 is ~5 MB, a dynamic MiniLM ~23 MB
+_TEMPLATES = Memo(MAX_TEMPLATES)
 
 
 def template(key: tuple, convert: Callable[[], bytes]) -> bytes:
     """The converted template for ``key``, made with ``convert()`` the first time in this process."""
-    with _LOCK:
-        if key in _TEMPLATES:
-            _TEMPLATES.move_to_end(key)
-            return _TEMPLATES[key]
-    data = convert()
-    with _LOCK:
-        _TEMPLATES[key] = data
-        while len(_TEMPLATES) > MAX_TEMPLATES:
-            _TEMPLATES.popitem(last=False)
-    return data
+    return _TEMPLATES.get(key, convert)
 
 
 def has_template(key: tuple) -> bool:
@@ -55,8 +44,7 @@ def has_template(key: tuple) -> bool:
 
 
 def clear() -> None:
-    with _LOCK:
-        _TEMPLATES.clear()
+    _TEMPLATES.forget()
 
 
 def _schema():
