@@ -353,3 +353,18 @@ def test_shipped_raccoon_detector():
         assert len(test) == 40 and task.scores(test)["map_50"] == pytest.approx(card["metrics"]["test_map_50"], abs=1e-6)
         lite = ObjectDetector.open_tflite(directory / int8[0]["file"])
         assert lite.predict(test.images[0])["detections"][0]["label"] == "raccoon"
+
+
+def test_first_head_weights_depend_on_the_seed_only(shapes):
+    """A process that already read the ImageNet backbone (remembered, no random numbers drawn)
+    trains the same detector as a fresh one."""
+    from toolkit.transfer import efficientnet_lite
+
+    def head_weights():
+        task = ObjectDetector(image_size=64, epochs=1, augment_passes=0, width=8, seed=3)
+        return task.fit(shapes, verbose=0).head_.get_weights()
+
+    efficientnet_lite._imagenet_backbone_weights.cache_clear()
+    fresh = head_weights()
+    again = head_weights()  # the backbone's weights are remembered now
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, again))

@@ -187,6 +187,9 @@ class ObjectDetector(DetectorOutputs, Task):
         n = len(self.class_names_)
         features = net.feature_model(cfg.image_size, self._weights())
         features.trainable = False
+        # The head's first weights depend on the seed only, not on whether this process read the
+        # ImageNet backbone before (its weights are then remembered, and no random numbers drawn).
+        keras.utils.set_random_seed(cfg.seed)
         head = net.build_head(cfg.image_size, n, cfg.width)
         trainer = keras.Model(head.inputs, head.outputs)  # compiled copy: the saved head stays uncompiled
         trainer.compile(keras.optimizers.Adam(cfg.learning_rate), net.detection_loss(n))
