@@ -45,6 +45,9 @@ class VisionService(ModelService):
         self.download_dir: Path | None = None
 
     def warm(self, task) -> None:
+        from toolkit.vision.litert_backbone import serve_with_litert
+
+        serve_with_litert(task)  # a frozen ImageNet backbone: its float32 weights run by LiteRT from now on
         task.probabilities(np.zeros((1, *task.input_shape_), np.float32))
 
     def open_file(self, path: Path):
@@ -102,12 +105,20 @@ def classify_rows(rows: list) -> list:
         for i, answer, image in zip(indices, answers, x):
             mark = UNSURE_MARK if answer["not_sure"] else ""
             top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
-            note = f"**{backend}**: {milliseconds(elapsed)} for this prediction{shared}"
+            note = f"**{backend}**{runtime_note(predictor)}: {milliseconds(elapsed)} for this prediction{shared}"
             if answer["not_sure"]:
                 note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
                         f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
             results[i] = (top, to_display_rgb(image), note)
     return results
+
+
+def runtime_note(predictor: Any) -> str:
+    """What ran a Keras model's frozen backbone when it was not TensorFlow ("" otherwise)."""
+    from toolkit.vision.feature_memo import served_features
+
+    served = served_features(predictor)
+    return f" (its ImageNet backbone's float32 weights run by {served.runtime})" if served is not None else ""
 
 
 @user_errors

@@ -181,6 +181,22 @@ def first_prediction(base: str, process: subprocess.Popen, started: float, timeo
     raise TimeoutError(f"toolkit serve answered no prediction within {timeout} s")
 
 
+def answered_by(base: str, api: str, data: list, upload: tuple[str, bytes]) -> str:
+    """What answered an upload, as the page's note says it (its first bold part and the runtime
+    beside it, e.g. "Keras (its ImageNet backbone's float32 weights run by LiteRT (XNNPACK))")."""
+    import httpx
+
+    with httpx.Client(timeout=300) as http:
+        response = http.post(f"{base}/gradio_api/upload", files={"files": upload})
+        response.raise_for_status()
+        file = {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
+        event, payload = rest_event(http, base, api, [file, *data])
+    if event != "complete":
+        return f"an error: {payload}"
+    note = str(payload[-1]).rsplit("\n\n", 1)[-1]  # after a "not sure" verdict
+    return note.split(":", 1)[0].replace("**", "") if "for this prediction" in note else note[:120]
+
+
 def summary(results: list, wall: float) -> dict:
     seconds = np.array([r[0] for r in results])
     errors = [r[1] for r in results if r[1] is not None]
@@ -242,6 +258,9 @@ def run() -> dict:
             for _ in range(3):
                 asyncio.run(burst(base, api, data, 2, upload[-2:] if upload else None))
         asyncio.run(burst(base, "explain_text", [REVIEW, SCRATCH, "lime", "Keras"], 1))
+        for name, _, api, data, upload in cases:
+            if upload:
+                details[f"{name}: answered by"] = answered_by(base, api, data, (f"check-{upload[-1][0]}", upload[-1][1]))
         for name, kind, api, data, upload in cases:
             cpu = process_cpu_s(server.pid)
             result = asyncio.run(burst(base, api, data, REQUESTS, upload))
@@ -258,7 +277,8 @@ def run() -> dict:
             rows.append(target(f"demo load: {REQUESTS} concurrent {name}: throughput", result["throughput"],
                                f">= {goal:.0f} req/s", result["throughput"] >= goal, "req/s",
                                note=(f"uploads included: {len(upload)} files, {np.mean([len(u[1]) for u in upload]) / 1024:.0f} "
-                                     "KB on average; " if upload else "") + cost(result)))
+                                     "KB on average; " if upload else "") + cost(result)
+                               + (f"; answered by {details[name + ': answered by']}" if upload else "")))
         predicted, explained = asyncio.run(under_explanations(
             base, ("explain_text", [REVIEW, SCRATCH, "lime", "Keras"]),
             ("classify_text", [REVIEW, SCRATCH, "Keras"]), REQUESTS, EXPLANATIONS))

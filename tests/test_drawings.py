@@ -105,3 +105,14 @@ def _on_white(image):
         alpha = image[..., 3:4] / 255.0
         image = image[..., :3] * alpha + 255 * (1 - alpha)
     return image.astype(np.float32)
+
+
+def test_channel_mean_is_numpys_mean_over_the_channels_bit_for_bit():
+    from toolkit.data.drawings import channel_mean
+
+    rng = np.random.default_rng(0)
+    for shape in [(280, 280, 3), (28, 28, 4), (5, 5, 1), (3, 32, 32, 3)]:
+        for dtype in (np.float32, np.float64):
+            arr = (rng.uniform(0, 255, shape) * rng.uniform(0.1, 1.0)).astype(dtype)
+            got = channel_mean(arr)
+            assert got.dtype == dtype and np.array_equal(got, arr.mean(axis=-1))

@@ -234,7 +234,9 @@ def roughness(batch: np.ndarray) -> np.ndarray:
     whatever its amplitude (the 5-point Laplacian of white noise), photos well under 1 (smooth
     regions), flat colours 0. Measured on 200 crops of scikit-image photos: at most 0.48; noise
     3.35 or more."""
-    grey = np.asarray(batch, np.float32).mean(axis=-1)
+    from .data.drawings import channel_mean
+
+    grey = channel_mean(np.asarray(batch, np.float32))
     if min(grey.shape[1:3]) < 3:
         return np.zeros(len(grey))
     lap = np.abs(4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2]

@@ -51,12 +51,22 @@ def frozen_features(task: Any, batch: np.ndarray, chunk: int = 64) -> np.ndarray
 
     batch = np.asarray(batch, np.float32)
     fn, fingerprint = extractor(task)
+    served = served_features(task)
+    if served is not None:  # the same float32 weights run by LiteRT (a served model): kept apart
+        fn, fingerprint = served, f"{fingerprint}-{served.runtime}"
     prefix = (task.config.backbone, fingerprint, tuple(batch.shape[1:]))
     keys = [_key(prefix, image) for image in batch]
     rows = _MEMO.rows(keys, lambda missing: run_in_chunks(fn, batch[missing], chunk))
     if not len(keys):
         return np.zeros((0, task.model_.get_layer("pool").output.shape[-1]), np.float32)
     return np.stack(rows).astype(np.float32)
+
+
+def served_features(task: Any) -> Any:
+    """The LiteRT runner of ``task``'s backbone set by :func:`.litert_backbone.serve_with_litert`
+    (a served model), or None: TensorFlow computes its features."""
+    served = getattr(task, "_served_features", None)
+    return served[1] if served is not None and served[0] is getattr(task, "model_", None) else None
 
 
 def extractor(task: Any) -> tuple[Any, str]:

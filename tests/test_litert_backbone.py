@@ -1,0 +1,90 @@
+"""A served classifier's frozen ImageNet backbone run by LiteRT (toolkit.vision.litert_backbone):
+the same float32 weights, the same answers as Keras, converted once and kept on disk, never used
+where it disagrees, and the page says what ran it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def served(fake_pretrained, tmp_path, monkeypatch):
+    """A transfer-learned classifier on the fake ImageNet backbone, and a clean cache folder."""
+    from test_make_your_own import FAST, photos
+
+    from toolkit import make_your_own as mine
+    from toolkit.vision import feature_memo, litert_backbone
+
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(litert_backbone, "_RUNNERS", {})
+    feature_memo.clear()
+    result = mine.train_from_examples("image", photos(tmp_path / "in"), tmp_path / "work", **FAST)
+    assert feature_memo.uses_memo(result.task)
+    return result
+
+
+def test_served_backbone_gives_the_keras_answers_and_is_kept_on_disk(served, monkeypatch):
+    from toolkit.base import load
+    from toolkit.vision import feature_memo, litert_backbone
+
+    task = served.task
+    x = np.random.default_rng(5).uniform(0, 255, (6, *task.input_shape_)).astype(np.float32)
+    keras_probs, keras_features = task.probabilities_and_features(x)
+    assert feature_memo.served_features(task) is None
+    runner = litert_backbone.serve_with_litert(task)
+    assert runner is not None and feature_memo.served_features(task) is runner
+    assert runner.path.is_file() and runner.path.parent == litert_backbone.cache_dir()
+    probs, features = task.probabilities_and_features(x)
+    np.testing.assert_allclose(features, keras_features, atol=1e-4 * np.abs(keras_features).max())
+    np.testing.assert_allclose(probs, keras_probs, atol=1e-5)
+    assert (probs.argmax(-1) == keras_probs.argmax(-1)).all()
+    # another process (a new start) reads the kept file instead of converting again
+    monkeypatch.setattr(litert_backbone, "_RUNNERS", {})
+    monkeypatch.setattr(litert_backbone, "_convert", lambda *a: pytest.fail("converted again"))
+    again = load(served.directory)
+    assert litert_backbone.serve_with_litert(again).path == runner.path
+    np.testing.assert_allclose(again.probabilities(x), keras_probs, atol=1e-5)
+
+
+def test_a_damaged_kept_file_is_made_again_and_a_disagreeing_one_never_serves(served, monkeypatch):
+    from toolkit.vision import feature_memo, litert_backbone
+
+    task = served.task
+    path = litert_backbone.serve_with_litert(task).path
+    path.write_bytes(b"not a tflite file")
+    monkeypatch.setattr(litert_backbone, "_RUNNERS", {})
+    task._served_features = None
+    assert litert_backbone.serve_with_litert(task).path.stat().st_size > 1000  # converted again
+    monkeypatch.setattr(litert_backbone, "_RUNNERS", {})
+    monkeypatch.setattr(litert_backbone, "TOLERANCE", -1.0)  # no conversion can pass
+    task._served_features = None
+    assert litert_backbone.serve_with_litert(task) is None
+    assert feature_memo.served_features(task) is None  # TensorFlow keeps answering
+
+
+def test_a_model_without_a_frozen_package_backbone_is_left_to_keras():
+    from apps.vision import DEFAULT_MODEL_DIR, VisionService
+    from toolkit.vision import feature_memo, litert_backbone
+
+    if not (DEFAULT_MODEL_DIR / "card.json").is_file():
+        pytest.skip("the digits model is not built (make models)")
+    task = VisionService(DEFAULT_MODEL_DIR).task
+    assert litert_backbone.serve_with_litert(task) is None
+    assert feature_memo.served_features(task) is None
+
+
+def test_the_vision_tab_says_what_ran_the_backbone(served, tmp_path):
+    from PIL import Image
+
+    from apps import vision
+
+    service = vision.VisionService(served.directory)
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    _, _, note = vision.classify_image.__wrapped__(service, str(path), None, "Keras")
+    assert "LiteRT" not in note
+    service.warm_up()
+    labels, _, note = vision.classify_image.__wrapped__(service, str(path), None, "Keras")
+    assert "float32 weights run by LiteRT (XNNPACK)" in note and "ms for this prediction" in note
+    assert len(labels) == min(vision.TOP_K, len(service.task.class_names_))
