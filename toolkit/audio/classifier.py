@@ -55,7 +55,7 @@ class AudioClassifierConfig:
     convs_per_block: int = setting(1, "3x3 convolutions per block (deeper nets see longer patterns)", tune=(1, 3))
     normalization: str = setting("mean", "per recording, before the conv net: mean (each mel band's mean over time "
                                          "subtracted) or meanvar (then divided by the recording's standard "
-                                         "deviation)", choices=NORMALIZATIONS)
+                                         "deviation; on inner speaker splits it tied with mean)", choices=NORMALIZATIONS)
     pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
                                       "frequency) or average", choices=POOLINGS)
     dropout: float = setting(0.3, "dropout before the classification layer", tune=(0.0, 0.5))
