@@ -250,8 +250,9 @@ def test_export_builtin_ops_int8_float16(trained, tones_dir, capsys):
         assert entry["n_test"] == 12 and entry["agreement_with_keras"] >= (1.0 if name != "int8" else 0.9), entry
     assert entries["int8"]["input"]["dtype"] == "float32" and entries["int8"]["size_bytes"] < 1_000_000
     assert {"CONV_2D", "LOG", "FULLY_CONNECTED", "QUANTIZE", "DEQUANTIZE"} <= set(entries["int8"]["ops"])
-    from ai_edge_litert.interpreter import Interpreter  # front end float, conv net int8 (selective quantization)
+    from ai_edge_litert.interpreter import Interpreter
 
+    # the front end float, the conv net int8 (selective quantization)
     details = Interpreter(model_path=str(Path(out) / "model_int8.tflite")).get_tensor_details()
     int8 = {d["name"] for d in details if d["dtype"] == np.int8}
     assert any("conv" in name for name in int8) and not any("logmel" in name for name in int8), sorted(int8)[:5]
