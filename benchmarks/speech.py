@@ -22,6 +22,18 @@ speed perturbation 0.1), the best mean of six speed sets (0.9-1.1, 0.85-1.15, fi
 Speed perturbation 0.1 in training tied with none there (inner mean 0.887 vs 0.883 with the
 averaging), so it stays off. The benchmark reports the same models heard once beside it.
 
+int8 files: the conv net and output layer are int8; the playback-speed resampling, the log-mel
+front end, the band/input normalisation and the softmax/speed average stay float32 (the TFLite
+converter's selective quantization, builtin ops only). With everything int8, the DFT's int8 step
+(about 0.25 against a log floor of 1) blanked the quiet bins, and the files disagreed with Keras
+on up to 4.2% of a new speaker's recordings (largest accuracy gap 1.8 points). On the jackson
+fold's model (the worst before): full int8 agreement 0.960 (accuracy 0.866 vs Keras 0.848);
+front end + speeds float 0.980; + softmax/average float 0.980; + normalisation float 0.990;
+and with the magnitude written without MAXIMUM/MINIMUM (whose shared-scale requantizing the
+converter kept inside the float part) 0.992 (int8 0.846 vs Keras 0.850), 0.63 MB, 2 ms; int16
+activations everywhere (16x8, not an int8 file) 0.996. The full LOSO run with these files: Keras
+mean 0.903, int8 0.903, largest gap 0.6 points (jackson 0.866 vs 0.860), lowest agreement 0.992.
+
 ``demo``: the speech tab's request p50 (handler, and through gradio_client).
 
 ``few_shot``: a new word from 5 recordings per class. Digits 5-9 are the new words; the base
@@ -139,7 +151,8 @@ def loso() -> dict:
         target("speech peer: RBF SVM on MFCC mean+std, LOSO mean", float(svm.mean()), "reference", True,
                note=f"scikit-learn, same folds; worst {svm.min():.3f}"),
         target("speech: int8 TFLite accuracy within 1 point of Keras (largest gap of 5 folds)", gap, "<= 0.01",
-               gap <= 0.01, note=f"int8 mean {int8.mean():.3f}; float16 mean "
+               gap <= 0.01, note=f"int8 mean {int8.mean():.3f}, lowest agreement with Keras "
+                                 f"{min(f['int8']['agreement_with_keras'] for f in folds):.3f}; float16 mean "
                                  f"{np.mean([f['float16']['test_accuracy'] for f in folds]):.3f}; no Flex ops: "
                                  f"{not flex}"),
         target("speech: int8 .tflite size (waveform in, probabilities out)", size / 1e6, "<= 1 MB", size <= 1_000_000,

@@ -27,6 +27,13 @@ Results of 2026-12-06 (one seed, load ~9-11; one JSON line per run):
 {"val": "yweweler", "tag": "speed0.1", "overrides": {"speed": 0.1}, "epochs": 33, "fit_s": 177, 
 "1": 0.81, "0.95,1.0,1.05": 0.84, "0.9,1.0,1.1": 0.83, "0.85,1.0,1.15": 0.838, 
 "0.9,0.95,1.0,1.05,1.1": 0.838, "0.85,0.925,1.0,1.075,1.15": 0.834, "0.8,0.9,1.0,1.1,1.2": 0.842}
+
+Mean and variance normalisation (--normalization meanvar: each recording's log-mel divided by its
+standard deviation after the per-band mean subtraction), 2026-12-06, one seed, load ~10-14, the
+default test speeds 0.95/1/1.05 (the "0.95,1.0,1.05" column above is the same recipe with mean
+normalisation): jackson 0.882 (mean 0.902), nicolas 0.818 (0.802), theo 0.948 (0.962), yweweler
+0.898 (0.866); inner mean 0.887 vs 0.883, two up and two down, within one net's seed spread. The
+default stays mean; meanvar is an option.
 """
 import dataclasses, json, sys, time, warnings
 import numpy as np

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,8 +248,14 @@ def test_export_builtin_ops_int8_float16(trained, tones_dir, capsys):
     for name, entry in entries.items():
         assert not [op for op in entry["ops"] if "FLEX" in op.upper() or op == "CUSTOM"], entry["ops"]
         assert entry["n_test"] == 12 and entry["agreement_with_keras"] >= (1.0 if name != "int8" else 0.9), entry
-    assert entries["int8"]["input"]["dtype"] == "int8" and entries["int8"]["size_bytes"] < 1_000_000
-    assert {"CONV_2D", "LOG", "FULLY_CONNECTED"} <= set(entries["int8"]["ops"])
+    assert entries["int8"]["input"]["dtype"] == "float32" and entries["int8"]["size_bytes"] < 1_000_000
+    assert {"CONV_2D", "LOG", "FULLY_CONNECTED", "QUANTIZE", "DEQUANTIZE"} <= set(entries["int8"]["ops"])
+    from ai_edge_litert.interpreter import Interpreter
+
+    # the front end float, the conv net int8 (selective quantization)
+    details = Interpreter(model_path=str(Path(out) / "model_int8.tflite")).get_tensor_details()
+    int8 = {d["name"] for d in details if d["dtype"] == np.int8}
+    assert any("conv" in name for name in int8) and not any("logmel" in name for name in int8), sorted(int8)[:5]
     code, text, err = run(capsys, "predict", out, "--audio", tones_dir / "low_cid_0.wav", "--tflite",
                           "model_int8.tflite")
     assert code == 0, err and json.loads(text)[0]["label"] in FREQS
@@ -407,13 +414,44 @@ def test_mixup_blends_recordings_and_labels_alike():
 def test_recipe_settings_are_checked_and_build():
     from toolkit.audio import AudioClassifierConfig
 
-    for bad in ({"speed": 1.0}, {"mixup": -1}, {"label_smoothing": 1.0}, {"schedule": "step"}, {"convs_per_block": 0}):
+    for bad in ({"speed": 1.0}, {"mixup": -1}, {"label_smoothing": 1.0}, {"schedule": "step"}, {"convs_per_block": 0},
+                {"normalization": "pcen"}):
         with pytest.raises(ValueError):
             AudioClassifierConfig(**bad)
     clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, convs_per_block=2, pooling="average")
     model = clf._build_model(3)
     names = [layer.name for layer in model.get_layer("head").layers]
     assert {"conv0_0", "conv0", "conv1_0", "conv1", "relu1", "gap"} <= set(names)
+
+
+def test_band_normalization_mean_and_variance():
+    from toolkit.audio.layers import BandNormalization
+
+    rng = np.random.default_rng(0)
+    spec = (rng.normal(2.0, 1.0, (3, 20, 8, 1)) * np.array([1.0, 3.0, 0.2])[:, None, None, None]).astype("float32")
+    centred = np.asarray(BandNormalization()(spec))
+    assert np.allclose(centred.mean(axis=1), 0, atol=1e-5) and not np.allclose(centred.std(axis=(1, 2, 3)), 1, atol=0.1)
+    scaled = np.asarray(BandNormalization(scale=True)(spec))
+    assert np.allclose(scaled.mean(axis=1), 0, atol=1e-5) and np.allclose(scaled.std(axis=(1, 2, 3)), 1, atol=0.02)  # epsilon 1e-3
+    assert BandNormalization.from_config(BandNormalization(scale=True).get_config()).scale
+    names = {layer.name: layer for layer in AudioClassifier(filters=(4,), n_mels=16, duration=0.5,
+                                                            normalization="meanvar")._build_model(3).get_layer("head").layers}
+    assert names["band_norm"].scale
+
+
+def test_logmel_magnitude_is_alpha_max_plus_beta_min():
+    from toolkit.audio.layers import LogMelSpectrogram, dft_kernel
+
+    wave = np.random.default_rng(1).normal(0, 0.1, (1, 4000)).astype("float32")
+    layer = LogMelSpectrogram(RATE, 256, 128, 16, floor=1.0)
+    out = np.asarray(layer(wave))[0, ..., 0]
+    frames = np.lib.stride_tricks.sliding_window_view(wave[0], 256)[::128]
+    spectrum = frames @ dft_kernel(256)[:, 0, :]
+    a, b = np.abs(spectrum[:, :129]), np.abs(spectrum[:, 129:])
+    expected = np.log((0.96 * np.maximum(a, b) + 0.4 * np.minimum(a, b)) @ layer.mel.numpy() + 1.0)
+    assert np.allclose(out, expected, atol=1e-4)
+    true = np.log(np.hypot(a, b) @ layer.mel.numpy() + 1.0)  # within the estimate's 4%
+    assert np.all(np.abs(np.expm1(out) / np.expm1(true) - 1) < 0.05)
 
 
 def test_test_size_zero_trains_on_every_speaker():

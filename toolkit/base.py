@@ -356,7 +356,8 @@ class Task:
         try:
             representative = plan.representative if quantization == "int8" else None
             entry = plan.write(staged) if plan.write is not None else write_tflite(
-                plan.model, staged, quantization, representative, allow_flex, plan.int8_io)
+                plan.model, staged, quantization, representative, allow_flex, plan.int8_io,
+                plan.float_nodes)
             entry.update(self._embed_metadata(staged))
             self._write_export_files(directory)
             runner = self.runner_class()(staged, card=self._export_card())
@@ -481,6 +482,9 @@ class ExportPlan:
     #: (input, output) types of an int8 file (toolkit.edge.export.INT8_IO_TYPES): int8 by default; a
     #: detector takes uint8 pixels and gives float32 boxes, as phone detection APIs require
     int8_io: tuple[str, str] = ("int8", "int8")
+    #: int8 only: a test on tensor names whose ops stay float32 (selective quantization of a sensitive
+    #: part, e.g. a spectrogram front end; the file's input and output are then float32)
+    float_nodes: Callable[[str], bool] | None = None
 
 
 def config_to_dict(config: Any) -> dict:

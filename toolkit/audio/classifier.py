@@ -33,6 +33,7 @@ from .data import AudioData, AudioFormat, decode, group_split, load_audio_folder
 DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
 POOLINGS = ("flatten", "average")
 SCHEDULES = ("plateau", "cosine")
+NORMALIZATIONS = ("mean", "meanvar")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,9 @@ class AudioClassifierConfig:
     filters: tuple[int, ...] = setting((16, 32, 64), "conv filters per block (each block halves time and "
                                                       "frequency)")
     convs_per_block: int = setting(1, "3x3 convolutions per block (deeper nets see longer patterns)", tune=(1, 3))
+    normalization: str = setting("mean", "per recording, before the conv net: mean (each mel band's mean over time "
+                                         "subtracted) or meanvar (then divided by the recording's standard "
+                                         "deviation; on inner speaker splits it tied with mean)", choices=NORMALIZATIONS)
     pooling: str = setting("flatten", "how the last conv block becomes features: flatten (keeps where in time and "
                                       "frequency) or average", choices=POOLINGS)
     dropout: float = setting(0.3, "dropout before the classification layer", tune=(0.0, 0.5))
@@ -103,6 +107,7 @@ class AudioClassifierConfig:
         check_positive(self, "convs_per_block")
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_range("speed", self.speed, 0, 1, high_closed=False)
         check_range("label_smoothing", self.label_smoothing, 0, 1, high_closed=False)
         check_range("dropout", self.dropout, 0, 1, high_closed=False)
@@ -209,7 +214,7 @@ class AudioClassifier(ClassifierMixin, Task):
         frontend = LogMelSpectrogram(cfg.sample_rate, cfg.frame_length, cfg.hop_length, cfg.n_mels, name="logmel")
         frames = 1 + (fmt.samples - cfg.frame_length) // cfg.hop_length
         spec_in = keras.Input((frames, cfg.n_mels, 1), name="spectrogram")
-        x = BandNormalization(name="band_norm")(spec_in)
+        x = BandNormalization(scale=cfg.normalization == "meanvar", name="band_norm")(spec_in)
         x = keras.layers.BatchNormalization(name="input_norm")(x)
         for i, filters in enumerate(cfg.filters):
             for j in range(cfg.convs_per_block):  # the block's last conv keeps the names Grad-CAM and transfer read
@@ -515,12 +520,24 @@ class AudioClassifier(ClassifierMixin, Task):
         if quantization == "int8" and calibration is None:
             raise ExportError("int8 export needs recordings to calibrate on. Pass data=... (the training folder).")
         sample = test.x[:1] if test is not None else np.zeros((1, self.config.audio_format.samples), np.float32)
-        return ExportPlan(self.model_, representative=calibration, check=test, sample=sample)
+        return ExportPlan(self.model_, representative=calibration, check=test, sample=sample,
+                          float_nodes=float_front_end)
 
     def _export_checks(self, runner, plan: ExportPlan) -> dict:
         test = plan.check
         x, y = (None, None) if test is None else (test.x, test.y)
         return {**runner.quantization, "ops": runner.session.ops, **check_classifier_file(self, runner, x, y)}
+
+
+#: name parts of the ops an int8 file keeps in float32: the playback-speed resampling, the log-mel
+#: front end (its DFT's int8 steps would blank the quiet bins the log spreads out), the band and
+#: input normalisation, and the softmax and speed average; the conv net and dense layer are int8.
+FLOAT_IN_INT8 = ("/speed_", "logmel", "band_norm", "input_norm", "Softmax", "StatefulPartitionedCall")
+
+
+def float_front_end(tensor_name: str) -> bool:
+    """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8)."""
+    return any(part in tensor_name for part in FLOAT_IN_INT8)
 
 
 def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, mixup: float, seed: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +66,21 @@ def converter_settings(quantization: str = "float32", representative: np.ndarray
 
 
 def convert(model, quantization: str = "float32", representative: np.ndarray | None = None,
-            allow_flex: bool = False, int8_io: tuple[str, str] = ("int8", "int8")) -> bytes:
+            allow_flex: bool = False, int8_io: tuple[str, str] = ("int8", "int8"),
+            float_nodes: Callable[[str], bool] | None = None) -> bytes:
     """Convert a Keras model to TFLite bytes.
 
     ``int8`` is full-integer quantization, calibrated on ``representative`` (100-500 samples of
     training inputs; more are subsampled), with int8 input and output unless ``int8_io`` says
-    otherwise (see :func:`converter_settings`).
+    otherwise (see :func:`converter_settings`). With ``float_nodes`` (a test on tensor names), int8
+    keeps the ops whose outputs it picks in float32 (selective quantization: a numerically
+    sensitive part, e.g. a spectrogram front end); the file's input and output are then float32.
     Only builtin TFLite ops are allowed unless ``allow_flex=True``; a model that needs Flex
     ops raises :class:`ExportError` naming them.
     """
     kwargs = converter_settings(quantization, representative, allow_flex, int8_io)
+    if quantization == "int8" and float_nodes is not None:
+        return convert_selective(model, kwargs, float_nodes, allow_flex)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.tflite")
         try:
@@ -82,6 +88,44 @@ def convert(model, quantization: str = "float32", representative: np.ndarray | N
         except Exception as exc:  # the converter raises ConverterError and friends
             raise conversion_error(exc, allow_flex) from exc
         return Path(path).read_bytes()
+
+
+def convert_selective(model, settings: dict, float_nodes: Callable[[str], bool], allow_flex: bool = False) -> bytes:
+    """int8 with the ops whose output tensors ``float_nodes`` picks left in float32, by the TFLite
+    converter's selective quantization (``tf.lite.experimental.QuantizationDebugger`` with
+    denylisted nodes); ``settings`` from :func:`converter_settings`. Input and output float32."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    samples = list(settings["representative_dataset"]())
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = os.path.join(tmp, "saved_model")
+        spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
+        try:
+            model.export(saved, format="tf_saved_model", verbose=False, input_signature=spec)
+
+            def converter():
+                conv = tf.lite.TFLiteConverter.from_saved_model(saved)
+                conv.optimizations = settings["optimizations"]
+                conv.representative_dataset = lambda: iter(samples)
+                conv.target_spec.supported_ops = settings["target_spec"]["supported_ops"]
+                return conv
+
+            plain = Interpreter(model_content=converter().convert())
+            names = [t["name"] for t in plain.get_tensor_details()]
+            outputs: dict[str, list[str]] = {}
+            for op in plain._get_ops_details():
+                outputs.setdefault(op["op_name"], []).extend(names[i] for i in op["outputs"])
+            # an op kind wholly inside the float part is denied by kind too: the node list alone
+            # leaves requantized copies of some outputs (ABS)
+            options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=[name for name in names if float_nodes(name)],
+                denylisted_ops=[kind for kind, out in outputs.items() if all(map(float_nodes, out))])
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter(), debug_dataset=lambda: iter(samples[:2]), debug_options=options)
+            return debugger.get_nondebug_quantized_model()
+        except Exception as exc:
+            raise conversion_error(exc, allow_flex) from exc
 
 
 def calibration_samples(representative: np.ndarray | None, seed: int = 0) -> np.ndarray:
@@ -130,10 +174,10 @@ def conversion_error(exc: Exception, allow_flex: bool) -> ExportError:
 
 def write_tflite(model, path: str | os.PathLike, quantization: str = "float32",
                  representative: np.ndarray | None = None, allow_flex: bool = False,
-                 int8_io: tuple[str, str] = ("int8", "int8")) -> dict:
+                 int8_io: tuple[str, str] = ("int8", "int8"), float_nodes: Callable[[str], bool] | None = None) -> dict:
     """Convert and write atomically; returns the card entry's file facts."""
-    return tflite_entry(atomic_write_bytes(path, convert(model, quantization, representative, allow_flex, int8_io)),
-                        quantization)
+    content = convert(model, quantization, representative, allow_flex, int8_io, float_nodes)
+    return tflite_entry(atomic_write_bytes(path, content), quantization)
 
 
 def tflite_entry(path: Path, quantization: str) -> dict:
