@@ -67,6 +67,7 @@ class ClassicalRun:
     failed: int  # fits that raised or forecast non-finite values (seasonal naive used there)
     notes: list[str]
     n_refits: int = 0  # cut-offs whose parameters were estimated again
+    half_widths: np.ndarray | None = None  # (n_cutoffs, horizon): ETS's own 80% interval half-widths (NaN: none)
 
     def info(self) -> dict:
         return {"spec": self.label, "fit_seconds": round(self.fit_seconds, 3),
@@ -166,7 +167,9 @@ def _estimate(spec: ClassicalSpec, y: np.ndarray, start_params: Any, fixed: bool
         if spec.name == "ets":
             from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-            model = ETSModel(y, **spec.kwargs)
+            import pandas as pd
+
+            model = ETSModel(pd.Series(y), **spec.kwargs)  # a Series: its prediction intervals need an index
             result = model.smooth(start_params) if fixed else model.fit(disp=False, start_params=start_params,
                                                                         maxiter=200)
         elif spec.name == "theta":
@@ -195,6 +198,19 @@ def _forecast(spec: ClassicalSpec, result: Any, horizon: int) -> np.ndarray:
         d, D, m = spec.kwargs["order"][1], *(spec.kwargs.get("seasonal_order") or (0, 0, 0, 0))[1::2]
         values = _undifference(values, result.model.orig_endog.reshape(-1), d, D, m)
     return np.exp(values) if spec.transform == "log" else values
+
+
+def _half_width(spec: ClassicalSpec, result: Any, horizon: int) -> np.ndarray | None:
+    """Half the width of the model's own 80% prediction interval per step (ETS only: exact for the
+    linear forms, simulated with a fixed seed for the multiplicative ones), in the series' units."""
+    if spec.name != "ets":
+        return None
+    n = int(result.nobs)
+    low, high = np.asarray(result.get_prediction(start=n, end=n + horizon - 1, rng=0).pred_int(alpha=0.2),
+                           np.float64).T
+    if spec.transform == "log":
+        low, high = np.exp(low), np.exp(high)
+    return (high - low) / 2
 
 
 def _params(spec: ClassicalSpec, result: Any) -> Any:
@@ -332,8 +348,8 @@ def fitted(name: str, history: Any, horizon: int, season: int | None = None, tra
     spec = select(name, history, season, transform)
     y = _transform(np.asarray(history, dtype=np.float64).reshape(-1), transform)
     result, _ = _fit(spec, y)
-    params = _params(spec, result)
-    return {"spec": spec.label, "transform": transform,
+    params, half = _params(spec, result), _half_width(spec, result, horizon)
+    return {"spec": spec.label, "transform": transform, **({} if half is None else {"half_width_80": half.tolist()}),
             "kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.kwargs.items()},
             "params": None if params is None else [float(v) for v in params],
             "forecast": [float(v) for v in _forecast(spec, result, horizon)]}
@@ -353,7 +369,7 @@ def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], seaso
     select_seconds = time.perf_counter() - start
     seasonal = spec.kwargs.get("seasonal_periods") or (spec.kwargs.get("seasonal_order") or (0, 0, 0, 0))[3] \
         or (spec.kwargs.get("period") if spec.kwargs.get("deseasonalize") else None)
-    out, not_converged, failed, params = [], 0, 0, None
+    out, halves, not_converged, failed, params = [], [], 0, 0, None
     refit_every = max(1, int(refit_every))
     n_refits = 0
     for i, c in enumerate(cuts):
@@ -369,8 +385,13 @@ def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], seaso
         except Exception:  # noqa: BLE001 - counted and replaced, never dropped
             failed += 1
             lag = seasonal if seasonal and c >= seasonal else 1
-            forecast = np.resize(values[c - lag:c], horizon)  # the seasonal naive (or naive) forecast
+            forecast, result = np.resize(values[c - lag:c], horizon), None  # the seasonal naive (or naive) forecast
         out.append(forecast)
+        if spec.name == "ets":
+            try:
+                halves.append(_half_width(spec, result, horizon) if result is not None else np.full(horizon, np.nan))
+            except Exception:  # noqa: BLE001 - no interval there: the caller falls back to its own
+                halves.append(np.full(horizon, np.nan))
     notes = list(spec.notes)
     if not_converged:
         notes.append(f"{name}: the optimiser did not converge at {not_converged} of {len(cuts)} cut-offs "
@@ -381,7 +402,7 @@ def run_classical(name: str, y: Any, horizon: int, cutoffs: Sequence[int], seaso
         notes.append(f"{name}: parameters refit at {n_refits} of {len(cuts)} cut-offs (every {refit_every}); "
                      "the others run the last fit over their longer history")
     return ClassicalRun(name, spec.label, np.stack(out), time.perf_counter() - start, select_seconds,
-                        not_converged, failed, notes, n_refits)
+                        not_converged, failed, notes, n_refits, np.stack(halves) if halves else None)
 
 
 __all__ = ["CLASSICAL", "ClassicalRun", "ClassicalSpec", "classical_forecast", "fitted", "run_classical", "select"]
