@@ -206,7 +206,8 @@ def _half_width(spec: ClassicalSpec, result: Any, horizon: int) -> np.ndarray | 
     if spec.name != "ets":
         return None
     n = int(result.nobs)
-    low, high = np.asarray(result.get_prediction(start=n, end=n + horizon - 1, rng=0).pred_int(alpha=0.2),
+    low, high = np.asarray(result.get_prediction(start=n, end=n + horizon - 1,
+                                               rng=np.random.RandomState(0)).pred_int(alpha=0.2),
                            np.float64).T
     if spec.transform == "log":
         low, high = np.exp(low), np.exp(high)
