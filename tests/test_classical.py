@@ -91,3 +91,30 @@ def test_log_transform_and_bad_names():
         classical.select("prophet", y, 12)
     with pytest.raises(ValueError, match="Unknown classical models"):
         backtest(y, 3, [50], {}, 12, train_end=50, classical=("prophet",))
+
+
+def test_sarimax_on_differenced_data_forecasts_the_levels_and_fits_are_remembered():
+    rng = np.random.default_rng(3)
+    y = np.cumsum(0.5 + rng.normal(0, 1, 150)) + 5 * np.sin(np.arange(150) * 2 * np.pi / 12)
+    spec = classical.select("arima", y[:138], 12)
+    assert spec.kwargs.get("simple_differencing") and spec.kwargs["order"][1] + spec.kwargs["seasonal_order"][1] > 0
+    # the same form on the undifferenced state space: the same level forecasts
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    result, _ = classical._fit(spec, y[:138])
+    kwargs = {**spec.kwargs, "simple_differencing": False}
+    full = SARIMAX(y[:138], concentrate_scale=True, **kwargs).filter(result.params).forecast(6)
+    np.testing.assert_allclose(classical._forecast(spec, result, 6), full, rtol=0, atol=0.05 * np.std(np.diff(y)))
+    assert classical._fit(spec, y[:138])[0] is result  # a fresh fit on the same data is remembered
+    assert classical.select("arima", y[:138], 12).label == spec.label
+    np.testing.assert_allclose(classical._undifference(np.array([1.0, 2.0]), np.array([0.0, 1.0, 3.0]), 1, 0, 0),
+                               [4.0, 6.0])
+
+
+def test_ets_reports_its_own_interval_at_every_cut_off():
+    y = seasonal(80)
+    run = classical.run_classical("ets", y, 4, rolling_cutoffs(len(y), 4, 64, max_cutoffs=3), 12)
+    assert run.half_widths.shape == (3, 4) and np.all(run.half_widths > 0)
+    assert run.half_widths[:, -1].mean() >= run.half_widths[:, 0].mean() * 0.99  # wider (or as wide) further out
+    assert len(classical.fitted("ets", y, 4, 12)["half_width_80"]) == 4
+    assert classical.run_classical("theta", y, 4, [70], 12).half_widths is None

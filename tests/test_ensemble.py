@@ -13,7 +13,7 @@ import pytest
 from toolkit.data.series import load_series, split_series
 from toolkit.timeseries import Forecaster, detect_seasonality
 from toolkit.timeseries.baselines import natural_season
-from toolkit.timeseries.ensemble import MARGIN, Pick, combine
+from toolkit.timeseries.ensemble import INTERVAL_MODEL, MARGIN, Pick, combine, half_widths
 
 
 def monthly(n=150, seed=0):
@@ -55,6 +55,18 @@ def test_combine_weights_the_members_and_adds_the_conformal_half_widths():
     assert combine(only, network, {}) is network
 
 
+def test_half_widths_average_the_conformal_and_the_model_interval():
+    pick = Pick("ensemble", {"lstm": 0.5, "ets": 0.5}, "lstm", {}, 3, "test", half_width=[1.5, 3.0],
+                conformal=[1.0, 2.0], interval_model="ets")
+    np.testing.assert_allclose(half_widths(pick), [1.5, 3.0])  # at the recorded end
+    model = np.array([[3.0, 4.0], [np.nan, 6.0]])  # no model interval at one cut-off and step: conformal there
+    np.testing.assert_allclose(half_widths(pick, model), [[2.0, 3.0], [1.0, 4.0]])
+    plain = Pick("lstm", {"lstm": 1.0}, "lstm", {}, 3, "test", half_width=[1.0, 2.0], conformal=[1.0, 2.0])
+    np.testing.assert_allclose(half_widths(plain, model), [1.0, 2.0])  # conformal alone without a model
+    out = combine(pick, np.zeros((2, 2, 3)), {"ets": np.zeros((2, 2))}, half_widths(pick, model))
+    np.testing.assert_allclose(out[..., 2] - out[..., 1], [[2.0, 3.0], [1.0, 4.0]])
+
+
 @pytest.fixture(scope="module")
 def picked():
     series = load_series(monthly())
@@ -82,6 +94,10 @@ def test_auto_picks_by_a_validation_backtest_on_the_training_part(picked):
     for name in pick.classical:  # what the card tells a phone
         member = pick.members[name]
         assert len(member["forecast"]) == 3 and member["spec"]
+    # the interval: the mean of the conformal half-width and ETS's own at the end of the training part
+    assert pick.interval_model == INTERVAL_MODEL and len(pick.model_half_width) == 3
+    np.testing.assert_allclose(pick.half_width, (np.array(pick.conformal) + pick.model_half_width) / 2)
+    assert any("80% interval" in note for note in pick.notes)
     assert "phone" in pick.phone() and ".tflite" in pick.phone()
 
 

@@ -227,6 +227,7 @@ class BacktestResult:
     coverage: float | None = None  # the share of actual values inside its p10-p90 interval
     classical: list[str] = dataclasses.field(default_factory=list)  # ets, theta, arima (refit at the cut-offs)
     fits: dict[str, dict] = dataclasses.field(default_factory=dict)  # classical name -> spec, seconds, failures
+    intervals: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # classical -> (n, H) own 80% half-widths
 
     @property
     def best(self) -> str:
@@ -361,15 +362,17 @@ def backtest(y, horizon: int, cutoffs, forecasters: dict[str, Callable[[np.ndarr
             raise DataError(f"Expected forecaster {name!r} to return finite forecasts of shape {actual.shape} "
                             f"(n_cutoffs, horizon). Received shape={pred.shape}.")
         predictions[name] = pred
-    fits = {}
+    fits, intervals = {}, {}
     every = refit_every or max(1, math.ceil(len(cuts) / MAX_REFITS))
     for name in classical:
         run = run_classical(name, values, h, cuts, season, transform=transform, refit_every=every)
         predictions[name], fits[name] = run.predictions, run.info()
+        if run.half_widths is not None:
+            intervals[name] = run.half_widths
     baselines = [b for b in BASELINES if b != "seasonal_naive" or season is not None]
     for b in baselines:
         predictions[b] = np.stack([baseline_forecast(b, values[:c], h, season) for c in cuts])
     train = values[:train_end]
     table = {name: forecast_metrics(actual, pred, train, season) for name, pred in predictions.items()}
     return BacktestResult(table, predictions, actual, cuts.astype(np.int64), season, h, list(forecasters), baselines,
-                          classical=classical, fits=fits)
+                          classical=classical, fits=fits, intervals=intervals)

@@ -18,7 +18,12 @@ The lowest validation MASE wins (the test part is never seen), a single model on
 the best combination by more than ``MARGIN``. The pick (the network alone too) gets split-conformal
 intervals: per step, the ceil((n + 1) 0.8) / n quantile of the absolute validation errors of its
 median over the n cut-offs, on either side of the median (the network's own quantiles are
-calibrated on its early-stopping windows, which it has seen, and under-cover on some series). The
+calibrated on its early-stopping windows, which it has seen, and under-cover on some series).
+A few overlapping cut-offs from the end of the training part say little about calmer or wilder
+stretches before it (cpi's 1990s against its 2000s), so when ETS is among the classical models the
+half-width at a cut-off is the mean of that conformal half-width and ETS's own 80% interval
+half-width there (its form and parameters estimated on the whole history before the cut-off):
+a shrinkage of the short-sample estimate toward a model-based one (``INTERVAL_MODEL``). The
 final network is the one fitted on the whole training part; classical members are refit on the
 history they forecast from (their form chosen by AICc there).
 
@@ -39,7 +44,7 @@ import numpy as np
 
 from ..errors import DataError
 from .baselines import forecast_metrics, rolling_cutoffs
-from .classical import classical_forecast, fitted, run_classical
+from .classical import fitted, run_classical
 
 PICKS = ("auto", "network")
 VALIDATION_CUTOFFS = 24  # cut-offs of the validation backtest (evenly spread over the stretch)
@@ -48,6 +53,7 @@ NETWORKS = ("lstm", "nbeats")  # neural candidates beside the config's model
 TOP_K = 3  # equal-weight means of the validation top 2 .. TOP_K candidates
 MARGIN = 0.03  # a single model must beat the best combination by this share of its MASE
 COVERAGE = 0.8
+INTERVAL_MODEL = "ets"  # the classical model whose own 80% interval the conformal half-width is averaged with
 
 
 @dataclasses.dataclass
@@ -60,7 +66,10 @@ class Pick:
     validation: dict[str, float]  # candidate -> validation MASE
     n_cutoffs: int
     reason: str
-    half_width: list[float] | None = None  # per-step conformal half-widths (None: the network's own interval)
+    half_width: list[float] | None = None  # per-step half-widths at the recorded end (None: the network's own interval)
+    conformal: list[float] | None = None  # per-step conformal half-widths from the validation backtest
+    interval_model: str | None = None  # INTERVAL_MODEL when its own interval is averaged in (None: conformal alone)
+    model_half_width: list[float] | None = None  # its own 80% half-widths at the recorded end
     members: dict[str, dict] = dataclasses.field(default_factory=dict)  # classical member -> form, params, forecast
     notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -87,16 +96,20 @@ class Pick:
 
     def phone(self) -> str:
         """How a phone reproduces this forecaster from the exported file."""
+        blend = (f" (the mean of the validation conformal half-width, pick.conformal, and {self.interval_model}'s own 80% "
+                 "interval half-width from the end of the recorded history, pick.model_half_width; for a newer "
+                 "history recompute the latter off the phone)") if self.interval_model else ""
         if not self.classical:
             if not self.half_width:
                 return "The .tflite file is the whole forecaster: raw window in, p10/p50/p90 out."
             return ("The .tflite file's p50 is the forecaster's; its p10/p90 are the network's own quantiles, the "
-                    "default forecaster's interval is p50 -/+ pick.half_width (per step, from the validation backtest).")
+                    "default forecaster's interval is p50 -/+ pick.half_width (per step, from the validation "
+                    f"backtest){blend}.")
         net = self.weights.get(self.network)
         how = (f"p50 = {net:.4f} x the file's p50 + " if net else "p50 = ") + " + ".join(
             f"{self.weights[k]:.4f} x {k} ({self.members.get(k, {}).get('spec', k)})" for k in self.classical)
         return ("The .tflite file holds the network member only (its own p10/p50/p90); the picked forecaster adds "
-                "statsmodels members a phone cannot run. " + how + "; p10/p90 = p50 -/+ pick.half_width (per step). "
+                "statsmodels members a phone cannot run. " + how + f"; p10/p90 = p50 -/+ pick.half_width (per step{blend}). "
                 "pick.members[name].forecast holds each classical member's forecast from the end of the recorded "
                 "history (last_time), with its fitted form and parameters, so a phone reproduces the shipped "
                 "forecast exactly; for a newer history refit them off the phone (toolkit forecast) and send the "
@@ -107,14 +120,24 @@ def _mase(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, season: int |
     return float(forecast_metrics(actual, pred, train, season)["mase"])
 
 
-def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray]) -> np.ndarray:
+def half_widths(pick: Pick, model_half: Any = None) -> np.ndarray:
+    """The pick's per-step half-widths: at the recorded end (``model_half`` None), or at each cut-off
+    from ``INTERVAL_MODEL``'s own (N, H) half-widths there (the conformal alone where it has none)."""
+    if model_half is None or not pick.interval_model or not pick.conformal:
+        return np.asarray(pick.half_width, np.float64)
+    conformal = np.asarray(pick.conformal, np.float64)
+    model_half = np.asarray(model_half, np.float64)
+    return np.where(np.isfinite(model_half), (conformal + model_half) / 2, conformal)
+
+
+def combine(pick: Pick, network: np.ndarray, classical: dict[str, np.ndarray], half: Any = None) -> np.ndarray:
     """(N, H, 3) quantiles of the picked forecaster from the network's (N, H, 3) and the classical
-    members' (N, H) medians."""
+    members' (N, H) medians, p50 -/+ ``half`` (default: ``pick.half_width``; see :func:`half_widths`)."""
     if not pick.half_width:
         return network
     p50 = sum(w * (network[..., 1] if k == pick.network else np.asarray(classical[k], np.float64))
               for k, w in pick.weights.items())
-    half = np.asarray(pick.half_width, np.float64)
+    half = np.asarray(pick.half_width if half is None else half, np.float64)
     return np.stack([p50 - half, p50, p50 + half], axis=-1)  # float64: a lone classical pick scores as itself
 
 
@@ -157,7 +180,7 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
         return Pick(cfg.model, {cfg.model: 1.0}, cfg.model, {}, 0, f"{exc}; the network {cfg.model} alone")
     actual = np.stack([y[c:c + h] for c in cuts])
     train = y[:first]
-    notes, forms = [], {}
+    notes, forms, model_half = [], {}, None
     every = max(1, math.ceil(len(cuts) / VALIDATION_REFITS))
     for name in cfg.classical:
         try:
@@ -166,6 +189,8 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
             notes.append(f"{name}: not a candidate ({exc})")
             continue
         preds[name], forms[name] = run.predictions, run.label
+        if name == INTERVAL_MODEL and run.half_widths is not None and np.isfinite(run.half_widths).any():
+            model_half = run.half_widths
         notes += [note for note in run.notes if "refit at" not in note]
     scores = {k: _mase(actual, p, train, model.season_) for k, p in preds.items()}
     networks = [k for k in preds if k not in forms]
@@ -194,25 +219,52 @@ def validation_pick(model: Any, series: Any, verbose: int = 0) -> Pick:
               f"combination by more than {MARGIN:.0%}: {ranked}")
     weights = candidates[best]
     pick = Pick(best, weights, network, {k: round(v, 4) for k, v in scores.items()}, len(cuts), reason, notes=notes)
-    pick.half_width = _conformal(actual - sum(w * preds[k] for k, w in weights.items()))
+    errors = actual - sum(w * preds[k] for k, w in weights.items())
+    pick.half_width = pick.conformal = _conformal(errors)
+    if model_half is not None:
+        pick.interval_model = INTERVAL_MODEL
+        inside = np.abs(errors) <= half_widths(pick, model_half)
+        pick.notes.append(f"80% interval: the mean of the conformal half-width and {INTERVAL_MODEL}'s own; "
+                          f"{inside.mean():.2f} of the validation values inside (the conformal alone: "
+                          f"{(np.abs(errors) <= np.asarray(pick.conformal)).mean():.2f}, by construction)")
     pick.members = {k: {"spec": forms[k]} for k in pick.classical}
     return pick
 
 
+def _model_half(pick: Pick, y: np.ndarray, season: int | None, horizon: int, members: dict) -> np.ndarray | None:
+    """``INTERVAL_MODEL``'s own 80% half-widths after ``y`` (from ``members`` when it is one), or None."""
+    if not pick.interval_model:
+        return None
+    try:
+        fit = members.get(pick.interval_model) or fitted(pick.interval_model, y, horizon, season)
+        return np.asarray(fit["half_width_80"], np.float64)
+    except (DataError, KeyError, ValueError, np.linalg.LinAlgError):
+        return None
+
+
 def refresh_members(pick: Pick | None, target: np.ndarray, season: int | None, horizon: int) -> None:
     """Refit the classical members on ``target`` (the history a forecast continues) and record their
-    forms, parameters and forecasts in ``pick.members`` (what the card tells a phone)."""
-    if pick is None or not pick.classical:
+    forms, parameters and forecasts in ``pick.members`` (what the card tells a phone), and the
+    interval's half-widths there."""
+    if pick is None or not (pick.classical or pick.interval_model):
         return
     y = np.asarray(target, np.float64)
     for name in pick.classical:
         pick.members[name] = fitted(name, y, horizon, season)
+    half = _model_half(pick, y, season, horizon, pick.members)
+    if half is not None and pick.conformal:
+        pick.model_half_width = half.tolist()
+        pick.half_width = half_widths(pick, half[None])[0].tolist()
 
 
 def member_forecasts(pick: Pick, target: np.ndarray, season: int | None, horizon: int) -> dict[str, np.ndarray]:
-    """The classical members' forecasts of the next ``horizon`` steps after ``target``."""
+    """The classical members' forecasts of the next ``horizon`` steps after ``target`` (and, under
+    ``"half_width"``, the pick's (1, H) interval half-widths there)."""
     y = np.asarray(target, np.float64)
-    return {name: classical_forecast(name, y, horizon, season)[None] for name in pick.classical}
+    fits = {name: fitted(name, y, horizon, season) for name in pick.classical}
+    out = {name: np.asarray(fit["forecast"], np.float64)[None] for name, fit in fits.items()}
+    half = _model_half(pick, y, season, horizon, fits)
+    return {**out, "half_width": half_widths(pick, None if half is None else half[None])}
 
 
-__all__ = ["PICKS", "Pick", "combine", "member_forecasts", "refresh_members", "validation_pick"]
+__all__ = ["PICKS", "Pick", "combine", "half_widths", "member_forecasts", "refresh_members", "validation_pick"]

@@ -35,7 +35,7 @@ from ..errors import DataError
 from ..serving import traced
 from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
 from .classical import CLASSICAL
-from .ensemble import PICKS, Pick, combine, member_forecasts, refresh_members, validation_pick
+from .ensemble import PICKS, Pick, combine, half_widths, member_forecasts, refresh_members, validation_pick
 from .other_series import OtherSeries
 from .layers import LOG_RANGE, QUANTILES, build_network, forecaster_layers, use_log
 
@@ -415,7 +415,7 @@ class Forecaster(OtherSeries, Task):
             window, last, frequency = self._history(series), str(series.index[-1]), series.frequency
             members = member_forecasts(pick, series.target, self.season_, self.config.horizon) if pick else {}
         quantiles = self._run(window[None])
-        quantiles = (combine(pick, quantiles, members) if pick else quantiles)[0, :horizon]
+        quantiles = (combine(pick, quantiles, members, members.pop("half_width", None)) if pick else quantiles)[0, :horizon]
         times = future_times(last, frequency, horizon)
         return pd.DataFrame({"time": times, "p10": quantiles[:, 0], "p50": quantiles[:, 1], "p90": quantiles[:, 2]})
 
@@ -443,10 +443,12 @@ class Forecaster(OtherSeries, Task):
         quantiles = self._run(np.stack([values[c - self.window_ : c] for c in cutoffs]))
         pick = self.pick_ if self.pick_ and self.pick_.half_width else None
         classical = tuple(self.config.classical if classical is None else classical)
+        needed = [*(pick.classical if pick else ()), *([pick.interval_model] if pick and pick.interval_model else [])]
         result = backtest(series.target, horizon, cutoffs, {self.config.model: lambda _: quantiles[..., 1]},
                           self.season_, train_end=start, refit_every=refit_every,
-                          classical=classical + tuple(k for k in (pick.classical if pick else ()) if k not in classical))
-        quantiles = combine(pick, quantiles, result.predictions) if pick else quantiles
+                          classical=classical + tuple(k for k in dict.fromkeys(needed) if k not in classical))
+        quantiles = combine(pick, quantiles, result.predictions, half_widths(pick, result.intervals.get(
+            pick.interval_model))) if pick else quantiles
         if pick and pick.classical:  # the picked forecaster's row, from the rows of its members
             result.predictions[PICKED] = quantiles[..., 1].astype(np.float64)
             result.table = {PICKED: forecast_metrics(result.actual, result.predictions[PICKED],
@@ -521,14 +523,9 @@ class Forecaster(OtherSeries, Task):
     # ================================================================== save / load
     def _card_extra(self) -> dict:
         return {
-            "columns": self.columns_,
-            "target": self.columns_[0] if self.columns_ else None,
-            "features": self.columns_[1:],
-            "window": self.window_, "horizon": self.config.horizon,
-            "season": self.season_, "frequency": self.frequency_,
-            "last_time": self.last_time_,
-            "quantiles": list(QUANTILES),
-            "interval_widen": self.interval_widen_,
+            "columns": self.columns_, "target": self.columns_[0] if self.columns_ else None, "features": self.columns_[1:],
+            "window": self.window_, "horizon": self.config.horizon, "season": self.season_, "frequency": self.frequency_,
+            "last_time": self.last_time_, "quantiles": list(QUANTILES), "interval_widen": self.interval_widen_,
             "pick": self.pick_.to_dict() if self.pick_ else None,
             "scaling": self.scaling_,
             "input": {"shape": [None, self.window_, len(self.columns_)], "dtype": "float32",
