@@ -4,7 +4,6 @@ shared by all requests; and the reading of uploaded CSV files."""
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import threading
@@ -16,6 +15,7 @@ import numpy as np
 
 from apps.common import SAVED_MODELS, ModelSlot, data_error, upload_path
 from apps.timeseries_plots import ForecastCanvas
+from toolkit.serving import Memo
 
 logger = logging.getLogger(__name__)
 TIMESERIES_MODELS = SAVED_MODELS / "timeseries"
@@ -66,20 +66,6 @@ def card_horizon(slot: ModelSlot) -> int | None:
     return int(card["horizon"]) if card and card.get("horizon") else None
 
 
-class LRU(collections.OrderedDict):
-    """A dict that keeps its last ``size`` entries (``put``)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def put(self, key, value):
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
 class TimeSeriesService:
     """The shipped forecasters and anomaly detector, the built-in series, the uploads, the quick
     models and the backtests, each made once and shared by all requests.
@@ -95,11 +81,11 @@ class TimeSeriesService:
         self._lock = threading.Lock()
         self._train_lock = threading.Lock()
         self._builtin: dict[str, Any] = {}
-        self._uploads = LRU(UPLOAD_CACHE)
-        self._quick = LRU(QUICK_CACHE)
-        self._backtests = LRU(64)
-        self._sensor = LRU(8)
-        self._canvases = LRU(16)
+        self._uploads = Memo(UPLOAD_CACHE)
+        self._quick = Memo(QUICK_CACHE)
+        self._backtests = Memo(64)
+        self._sensor = Memo(8)
+        self._canvases = Memo(16)
         self.quick_seconds, self.quick_epochs = QUICK_SECONDS, QUICK_EPOCHS  # the quick models' budget
 
     # ------------------------------------------------------------------ models
@@ -137,8 +123,7 @@ class TimeSeriesService:
         built-in series' own model for "Auto"; the longest for an upload), for the sliders."""
         model = AUTO if model in (None, "") else str(model)
         if model == QUICK:
-            with self._lock:
-                horizons = [t.config.horizon for t in self._quick.values()]
+            horizons = [t.config.horizon for t in self._quick.values()]
             return max(horizons, default=QUICK_HORIZON)
         if model in self._forecasters:
             return card_horizon(self._forecasters[model]) or QUICK_HORIZON
@@ -177,21 +162,13 @@ class TimeSeriesService:
             target = header["target"]
         key = ("upload", str(path), stat.st_size, stat.st_mtime_ns, time_column, target, tuple(features or ()),
                resample)
-        if key not in self._uploads:
-            data = _load_upload(path, time_column, target, features, resample)
-            with self._lock:
-                self._uploads.put(key, data)
-        return self._uploads[key], key
+        return self._uploads.get(key, lambda: _load_upload(path, time_column, target, features, resample)), key
 
     def sensor(self, seed: int):
         """The synthetic sensor series (labelled anomalies) for ``seed``, made once."""
         from toolkit.timeseries.anomaly import synthetic_sensor
 
-        if seed not in self._sensor:
-            frame = synthetic_sensor(SENSOR_POINTS, seed=seed)
-            with self._lock:
-                self._sensor.put(seed, frame)
-        return self._sensor[seed]
+        return self._sensor.get(seed, lambda: synthetic_sensor(SENSOR_POINTS, seed=seed))
 
     # ------------------------------------------------------------------ choosing a model
     def resolve(self, source: Any, upload: Any = None, time_column: Any = None, target: Any = None,
@@ -206,8 +183,7 @@ class TimeSeriesService:
             series, key = self.builtin(source), ("builtin", source)
         model = AUTO if model in (None, "") else str(model)
         if model == QUICK:
-            with self._lock:
-                task = self._quick.get(key)
+            task = self._quick.peek(key)
             if task is None:
                 raise data_error("No quick model has been trained on this series yet. Press 'Train a quick model' "
                                   "first (it fits a small model here in about 20 s), or choose another model.")
@@ -253,8 +229,7 @@ class TimeSeriesService:
         its start does not pay the classical models' fits again). ``compute=False``: None
         instead of computing one that is not stored."""
         cache_key = (id(task), key)
-        with self._lock:
-            cached = self._backtests.get(cache_key)
+        cached = self._backtests.peek(cache_key)
         if cached is not None:
             return cached
         part = series.slice(-BACKTEST_POINTS, None) if len(series) > BACKTEST_POINTS else series
@@ -265,20 +240,12 @@ class TimeSeriesService:
                 return None
             out = run_backtest(task, part, series)
             store_backtest(task, fingerprint, out)
-        with self._lock:
-            self._backtests.put(cache_key, out)
-        return out
+        return self._backtests.put(cache_key, out)
 
     def canvas(self, task, series, key, label: str) -> "ForecastCanvas":
         """The forecast plot's shared part for (model, series), drawn once."""
         cache_key = (id(task), key)
-        with self._lock:
-            canvas = self._canvases.get(cache_key)
-        if canvas is None:
-            canvas = ForecastCanvas(series, task, f"{series.name}: {label}")
-            with self._lock:
-                self._canvases.put(cache_key, canvas)
-        return canvas
+        return self._canvases.get(cache_key, lambda: ForecastCanvas(series, task, f"{series.name}: {label}"))
 
     # ------------------------------------------------------------------ quick models
     def train_quick(self, series, key, kind: str = "dense", horizon: int = QUICK_HORIZON):
@@ -303,9 +270,7 @@ class TimeSeriesService:
                                   "points": len(part), "stopped_by_budget": budget.stopped}
         finally:
             self._train_lock.release()
-        with self._lock:
-            self._quick.put(key, task)
-        return task
+        return self._quick.put(key, task)
 
     # ------------------------------------------------------------------ warm-up
     def warm_up(self, compute_backtests: bool = False) -> None:

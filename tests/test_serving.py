@@ -18,6 +18,7 @@ def test_memo_makes_once_and_drops_the_least_recently_used():
     memo.get("a", make("a"))  # a is now the most recent
     memo.get("c", make("c"))  # drops b
     assert made == ["a", "b", "c"] and "b" not in memo and "a" in memo and len(memo) == 2
+    assert memo.peek("zz", "none") == "none" and memo.peek("c") == "C" and sorted(memo.values()) == ["A", "C"]
     memo.forget(lambda key: key != "a")
     assert "a" not in memo and "c" in memo
     memo.forget()

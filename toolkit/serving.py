@@ -68,6 +68,18 @@ class Memo:
                 return self._items[key]
         return self.put(key, make())
 
+    def peek(self, key: Any, default: Any = None) -> Any:
+        """The value for ``key`` if remembered (marked as just used), else ``default``."""
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def values(self) -> list:
+        with self._lock:
+            return list(self._items.values())
+
     def put(self, key: Any, value: Any) -> Any:
         with self._lock:
             self._items[key] = value
