@@ -22,7 +22,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def _benchmarks() -> dict:
     from . import (compression, demo_load, detection, distributed, drawings, generative, honest, image_memory,
-                   imagenet, make_test, make_your_own, nlp, photos, rl, speech, timeseries, transfer, vision)
+                   imagenet, make_test, make_your_own, nlp, photos, rl, speech, timeseries, timeseries_unseen, transfer,
+                   vision)
 
     return {
         "vision_digits": vision.digits_model,
@@ -45,6 +46,7 @@ def _benchmarks() -> dict:
         "nlp_text_peers": nlp.text_peers,
         "timeseries_forecasting": timeseries.forecasting,
         "timeseries_classical": timeseries.classical,
+        "timeseries_unseen": timeseries_unseen.run,
         "timeseries_shipped": timeseries.shipped,
         "timeseries_anomaly": timeseries.anomaly,
         "timeseries_explanations": timeseries.explanations,
