@@ -22,7 +22,6 @@ than two seasons falls back to the non-seasonal form, with a note.
 
 from __future__ import annotations
 
-import collections
 import copy
 import dataclasses
 import functools
@@ -34,13 +33,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..serving import Memo
 
 CLASSICAL = ("ets", "theta", "arima")
 TRANSFORMS = (None, "log")
 MIN_SEASONS = 2  # full seasons a seasonal model needs in its history
 MAX_REFITS = 12  # a backtest's default: refit at most this many cut-offs (evenly), filter the others
 MEMO_SIZE = 16  # chosen forms and fresh fits remembered (the latest ones)
-_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO = Memo(MEMO_SIZE)
 
 
 @dataclasses.dataclass
@@ -127,13 +127,7 @@ def _key(*parts: Any, data: np.ndarray) -> tuple:
 
 def _remembered(key: tuple, compute):
     """``compute()`` once per ``key`` among the latest ``MEMO_SIZE`` keys (deterministic fits only)."""
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    value = _MEMO[key] = compute()
-    while len(_MEMO) > MEMO_SIZE:
-        _MEMO.popitem(last=False)
-    return value
+    return _MEMO.get(key, compute)
 
 
 def _undifference(w: np.ndarray, y: np.ndarray, d: int, D: int, season: int) -> np.ndarray:

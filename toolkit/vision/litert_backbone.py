@@ -100,24 +100,14 @@ def _load_or_convert(task: Any, key: tuple) -> LiteRTFeatures:
 
 def _convert(task: Any, path: Path) -> None:
     """The backbone (input -> "pool") as a float32 ``.tflite`` file at ``path``, written atomically."""
-    import tempfile
-
     import keras
 
     from ..edge.export import convert
+    from ..storage import atomic_write_bytes
 
     model = task.model_
     features = keras.Model(model.inputs, model.get_layer("pool").output, name="features")
-    data = convert(features, "float32")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, convert(features, "float32"))
 
 
 def _check(task: Any, runner: LiteRTFeatures) -> None:
