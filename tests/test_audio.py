@@ -396,8 +396,40 @@ def test_test_speeds_average_the_same_head_inside_the_model():
         assert clf._inference_model(model) is model
 
 
+def test_members_train_apart_and_average_inside_one_model(tones_dir, trained, tmp_path):
+    import keras
+
+    from toolkit.audio.network import averaged_head, member_loss
+
+    with pytest.raises(ValueError, match="members"):
+        AudioClassifier(members=0)
+    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, members=3, test_speeds=())
+    head = clf._build_model(3).get_layer("head")
+    x = np.random.default_rng(0).normal(0, 1, (2, 30, 16, 1)).astype("float32")
+    stacked = np.asarray(head(x))
+    assert stacked.shape == (2, 3, 3) and not np.allclose(stacked[:, 0], stacked[:, 1], atol=1e-4)  # own weights each
+    assert {"conv1", "relu1", "predictions", "m1_conv1", "m2_predictions"} <= {layer.name for layer in head.layers}
+    assert np.allclose(np.asarray(averaged_head(head)(x)), stacked.mean(1), atol=1e-6)
+    y = np.eye(3, dtype="float32")[[0, 2]]
+    expected = np.mean([np.asarray(keras.losses.categorical_crossentropy(y, stacked[:, k])) for k in range(3)], axis=0)
+    assert np.allclose(np.asarray(member_loss(y, stacked)), expected, atol=1e-5)  # each member its own loss
+    # trained: one saved model that answers the members' average; transfer from a one-net base seeds every member
+    base = AudioClassifier.load(trained[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, members=2, epochs=2, batch_size=8,
+                              label_from_name=r"^([a-z]+)_", transfer_from=str(trained[0]), freeze_base=True).fit(tones_dir)
+    head = clf.model_.get_layer("head")
+    assert head.get_layer("member_average") is not None and len(clf.history_["accuracy"]) == 2
+    assert np.allclose(head.get_layer("m1_conv1").get_weights()[0], base.model_.get_layer("head").get_layer("conv1").get_weights()[0])
+    again = AudioClassifier.load(clf.save(tmp_path / "ensemble"))
+    wave = tone(900.0)
+    assert np.allclose(again.probabilities(again.prepare(wave)), clf.probabilities(clf.prepare(wave)), atol=1e-5)
+    assert again.explain(wave, method="gradcam").attributions.shape == (30, 16)
+
+
 def test_mixup_blends_recordings_and_labels_alike():
-    from toolkit.audio.classifier import _training_batches
+    from toolkit.audio.network import training_batches as _training_batches
 
     levels = np.array([0.1, 0.5, 0.9], "float32")
     y = np.eye(3, dtype="float32")[np.arange(30) % 3]

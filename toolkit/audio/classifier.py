@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ class AudioClassifierConfig:
     filters: tuple[int, ...] = setting((16, 32, 64), "conv filters per block (each block halves time and "
                                                       "frequency)")
     convs_per_block: int = setting(1, "3x3 convolutions per block (deeper nets see longer patterns)", tune=(1, 3))
+    members: int = setting(1, "conv nets trained side by side on the same batches, each from its own "
+                              "initialisation and loss, their probabilities averaged inside the one model (an "
+                              "ensemble in one file)", tune=(1, 5))
     normalization: str = setting("mean", "per recording, before the conv net: mean (each mel band's mean over time "
                                          "subtracted) or meanvar (then divided by the recording's standard "
                                          "deviation; on inner speaker splits it tied with mean)", choices=NORMALIZATIONS)
@@ -104,7 +108,7 @@ class AudioClassifierConfig:
             raise ValueError(f"duration x sample_rate must hold one STFT frame ({self.frame_length} samples). "
                              f"Received {self.duration} s at {self.sample_rate} Hz.")
         check_non_negative(self, "dropout", "warp", "stretch", "speed", "mixup", "label_smoothing")
-        check_positive(self, "convs_per_block")
+        check_positive(self, "convs_per_block", "members")
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -207,29 +211,13 @@ class AudioClassifier(ClassifierMixin, Task):
     def _build_model(self, n_classes: int):
         import keras
 
-        from .layers import BandNormalization, LogMelSpectrogram, SpecAugment, WaveAugment
+        from .layers import LogMelSpectrogram, SpecAugment, WaveAugment
+        from .network import build_head
 
         cfg = self.config
         fmt = cfg.audio_format
         frontend = LogMelSpectrogram(cfg.sample_rate, cfg.frame_length, cfg.hop_length, cfg.n_mels, name="logmel")
-        frames = 1 + (fmt.samples - cfg.frame_length) // cfg.hop_length
-        spec_in = keras.Input((frames, cfg.n_mels, 1), name="spectrogram")
-        x = BandNormalization(scale=cfg.normalization == "meanvar", name="band_norm")(spec_in)
-        x = keras.layers.BatchNormalization(name="input_norm")(x)
-        for i, filters in enumerate(cfg.filters):
-            for j in range(cfg.convs_per_block):  # the block's last conv keeps the names Grad-CAM and transfer read
-                suffix = f"{i}" if j == cfg.convs_per_block - 1 else f"{i}_{j}"
-                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{suffix}")(x)
-                x = keras.layers.BatchNormalization(name=f"bn{suffix}")(x)
-                x = keras.layers.ReLU(name=f"relu{suffix}")(x)
-            if min(x.shape[1], x.shape[2]) >= 2:
-                x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-        x = (keras.layers.Flatten(name="flatten") if cfg.pooling == "flatten" else
-             keras.layers.GlobalAveragePooling2D(name="gap"))(x)
-        if cfg.dropout:
-            x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout")(x)
-        out = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
-        head = keras.Model(spec_in, out, name="head")
+        head = build_head(cfg, 1 + (fmt.samples - cfg.frame_length) // cfg.hop_length, n_classes)
         waveform = keras.Input((fmt.samples,), name="waveform")
         x = WaveAugment(seed=cfg.seed, speed=cfg.speed, name="wave_augment")(waveform) if cfg.augment else waveform
         x = frontend(x)
@@ -265,9 +253,11 @@ class AudioClassifier(ClassifierMixin, Task):
             raise DataError(f"--transfer-from {cfg.transfer_from} has another input or architecture (rate, duration, "
                             "mels, filters); train with the same ones.")
         mine, theirs = self.model_.get_layer("head"), base.model_.get_layer("head")
+        known = {layer.name for layer in theirs.layers}
         for layer in mine.layers:
-            if layer.weights and layer.name != "predictions":
-                layer.set_weights(theirs.get_layer(layer.name).get_weights())
+            if layer.weights and not layer.name.endswith("predictions"):  # a member the base lacks: its first net's
+                name = layer.name if layer.name in known else re.sub(r"^m\d+_", "", layer.name)
+                layer.set_weights(theirs.get_layer(name).get_weights())
                 if cfg.freeze_base:
                     layer.trainable = False
 
@@ -279,6 +269,8 @@ class AudioClassifier(ClassifierMixin, Task):
         ``validation_split`` of the recordings (stratified) is held out for early stopping."""
         import keras
         import tensorflow as tf
+
+        from .network import averaged_head, loss_and_metric, training_batches
 
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
@@ -310,16 +302,15 @@ class AudioClassifier(ClassifierMixin, Task):
                 self._transfer()
             rate = (keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
                     if cfg.schedule == "cosine" else cfg.learning_rate)
-            self.model_.compile(optimizer=keras.optimizers.Adam(rate),
-                                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+            loss, accuracy = loss_and_metric(cfg)
+            self.model_.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy])
         self._serve = None
         stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)]
         if cfg.schedule == "plateau":
             stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
         one_hot = np.eye(n_classes, dtype=np.float32)
         if cfg.mixup > 0:  # shuffled, blended batches from tf.data
-            inputs = dict(x=_training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
+            inputs = dict(x=training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
                           shuffle=False)
         else:
             inputs = dict(x=train.x, y=one_hot[train.y], batch_size=batch_size, shuffle=True)
@@ -327,6 +318,11 @@ class AudioClassifier(ClassifierMixin, Task):
                                   verbose=verbose, callbacks=stop + list(callbacks or []))
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         with strategy.scope():  # the averaged model shares the trained layers, so it lives where they do
+            if cfg.members > 1:  # the members' probabilities averaged (augmentation layers: identity, dropped)
+                waveform = keras.Input((cfg.audio_format.samples,), name="waveform")
+                head = averaged_head(self.model_.get_layer("head"))
+                self.model_ = keras.Model(waveform, head(self.model_.get_layer("logmel")(waveform)),
+                                          name="audio_classifier")
             self.model_ = self._inference_model(self.model_)
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
@@ -531,34 +527,13 @@ class AudioClassifier(ClassifierMixin, Task):
 
 #: name parts of the ops an int8 file keeps in float32: the playback-speed resampling, the log-mel
 #: front end (its DFT's int8 steps would blank the quiet bins the log spreads out), the band and
-#: input normalisation, and the softmax and speed average; the conv net and dense layer are int8.
-FLOAT_IN_INT8 = ("/speed_", "logmel", "band_norm", "input_norm", "Softmax", "StatefulPartitionedCall")
+#: input normalisation, and the softmax, member and speed averages; the conv nets and dense layers are int8.
+FLOAT_IN_INT8 = ("/speed_", "logmel", "band_norm", "input_norm", "Softmax", "member_average", "StatefulPartitionedCall")
 
 
 def float_front_end(tensor_name: str) -> bool:
     """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8)."""
     return any(part in tensor_name for part in FLOAT_IN_INT8)
-
-
-def _training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, mixup: float, seed: int):
-    """Shuffled batches of (waveforms, one-hot labels); with ``mixup`` > 0 each recording is blended
-    with another of its batch by a Beta(mixup, mixup) weight, and so are their labels."""
-    import tensorflow as tf
-
-    data = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y)).shuffle(len(x), seed=seed)
-    data = data.batch(batch_size)
-    if mixup > 0:
-        def blend(waves, labels):
-            n = tf.shape(waves)[0]
-            a = tf.random.gamma((n, 1), mixup)
-            b = tf.random.gamma((n, 1), mixup)
-            weight = a / (a + b + 1e-8)
-            other = tf.random.shuffle(tf.range(n))
-            return (weight * waves + (1 - weight) * tf.gather(waves, other),
-                    weight * labels + (1 - weight) * tf.gather(labels, other))
-
-        data = data.map(blend)
-    return data.prefetch(2)
 
 
 def _one(item: Any, fmt: AudioFormat) -> np.ndarray:
