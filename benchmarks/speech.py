@@ -98,35 +98,65 @@ def _one_speed_accuracy(clf, held) -> float:
     return float(np.mean(probs.argmax(1) == held.y))
 
 
-def loso() -> dict:
+def member_accuracies(clf, held) -> list[float]:
+    """With ``members`` > 1: each member of the ensemble alone, heard at the model's test speeds
+    (the single nets the ensemble averages, trained in the same run); else []."""
+    import keras
+
+    from toolkit.audio.layers import PlaybackSpeed
+
+    if clf.config.members == 1:
+        return []
+    model = clf.model_
+    head, frontend = model.get_layer("head"), model.get_layer("logmel")
+    speeds = clf.config.test_speeds or (1.0,)
+    scores = []
+    for k in range(clf.config.members):
+        member = keras.Model(head.input, head.get_layer(f"m{k}_predictions" if k else "predictions").output)
+        probs = np.mean([member.predict(np.asarray(frontend(PlaybackSpeed(f)(held.x))), batch_size=256, verbose=0)
+                         for f in speeds], axis=0)
+        scores.append(float(np.mean(probs.argmax(1) == held.y)))
+    return scores
+
+
+def loso_fold(data, features, speaker: str, workdir: Path, **overrides) -> dict:
+    """One leave-one-speaker-out fold: the audio classifier (default settings, or ``overrides``)
+    trained on the other speakers and scored on ``speaker``, with the peers on the same fold and
+    the model's int8 and float16 files."""
     from toolkit.audio import AudioClassifier
 
+    test = data.groups == speaker
+    train, held = data.subset(np.flatnonzero(~test)), data.subset(np.flatnonzero(test))
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = AudioClassifier(label_from_name=LABELS, group_from_name=GROUPS, seed=0, **overrides).fit(train)
+    seconds = time.perf_counter() - start
+    fold = {"speaker": speaker, "accuracy": clf.evaluate(held)["accuracy"], "epochs": len(clf.history_["loss"]),
+            "fit_seconds": round(seconds, 1), "accuracy_one_speed": _one_speed_accuracy(clf, held),
+            "members": member_accuracies(clf, held)}
+    for name, peer in _peers().items():
+        peer.fit(features[~test], data.y[~test])
+        fold[name] = float(np.mean(peer.predict(features[test]) == data.y[test]))
+    directory = clf.save(workdir / speaker)
+    for quantization in ("int8", "float16"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = clf.export(directory, quantization=quantization, data=held)
+        entry = next(e for e in clf.tflite_ if e["file"] == path.name)
+        fold[quantization] = {k: entry[k] for k in ("test_accuracy", "agreement_with_keras", "size_bytes",
+                                                   "latency_ms_p50", "ops")}
+    return fold
+
+
+def loso() -> dict:
     data = _load()
     features = mfcc_features(data.x)
     speakers = sorted(set(data.groups.tolist()))
     workdir = Path(tempfile.mkdtemp(prefix="speech-"))
     folds = []
     for speaker in speakers:
-        test = data.groups == speaker
-        train, held = data.subset(np.flatnonzero(~test)), data.subset(np.flatnonzero(test))
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf = AudioClassifier(label_from_name=LABELS, group_from_name=GROUPS, seed=0).fit(train)
-        seconds = time.perf_counter() - start
-        fold = {"speaker": speaker, "accuracy": clf.evaluate(held)["accuracy"], "epochs": len(clf.history_["loss"]),
-                "fit_seconds": round(seconds, 1), "accuracy_one_speed": _one_speed_accuracy(clf, held)}
-        for name, peer in _peers().items():
-            peer.fit(features[~test], data.y[~test])
-            fold[name] = float(np.mean(peer.predict(features[test]) == data.y[test]))
-        directory = clf.save(workdir / speaker)
-        for quantization in ("int8", "float16"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                path = clf.export(directory, quantization=quantization, data=held)
-            entry = next(e for e in clf.tflite_ if e["file"] == path.name)
-            fold[quantization] = {k: entry[k] for k in ("test_accuracy", "agreement_with_keras", "size_bytes",
-                                                       "latency_ms_p50", "ops")}
+        fold = loso_fold(data, features, speaker, workdir)
         folds.append(fold)
         print(f"  {speaker}: {fold['accuracy']:.3f} (logreg {fold['logistic_regression']:.3f}, svm "
               f"{fold['svm_rbf']:.3f}, int8 {fold['int8']['test_accuracy']:.3f})", flush=True)
@@ -146,6 +176,10 @@ def loso() -> dict:
                note=f"worst: {speakers[int(acc.argmin())]}"),
         target("speech: the same models heard once (no test-time speeds), LOSO mean", float(one_speed.mean()),
                "reference", True, note="per speaker " + ", ".join(f"{s} {a:.3f}" for s, a in zip(speakers, one_speed))),
+        *([target("speech: the ensemble's members alone (same run, same test speeds), LOSO mean of the members' mean",
+                  float(np.mean([np.mean(f["members"]) for f in folds])), "reference", True,
+                  note="per speaker " + ", ".join(f"{s} " + "/".join(f"{a:.3f}" for a in f["members"])
+                                                  for s, f in zip(speakers, folds)))] if folds[0]["members"] else []),
         target("speech peer: logistic regression on MFCC mean+std, LOSO mean", float(logreg.mean()), "reference",
                True, note=f"scikit-learn, same folds; worst {logreg.min():.3f}"),
         target("speech peer: RBF SVM on MFCC mean+std, LOSO mean", float(svm.mean()), "reference", True,
@@ -256,3 +290,14 @@ def demo() -> dict:
     finally:
         demo_app.close()
     return {"rows": rows}
+
+
+if __name__ == "__main__":  # one LOSO fold with settings overridden: python -m benchmarks.speech SPEAKER ['{"members": 3}']
+    import json
+    import sys
+
+    _data = _load()
+    _fold = loso_fold(_data, mfcc_features(_data.x), sys.argv[1], Path(tempfile.mkdtemp(prefix="speech-")),
+                      **(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}))
+    print(json.dumps({k: v if k not in ("int8", "float16") else {m: w for m, w in v.items() if m != "ops"}
+                      for k, v in _fold.items()}), flush=True)
