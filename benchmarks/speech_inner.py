@@ -34,6 +34,17 @@ default test speeds 0.95/1/1.05 (the "0.95,1.0,1.05" column above is the same re
 normalisation): jackson 0.882 (mean 0.902), nicolas 0.818 (0.802), theo 0.948 (0.962), yweweler
 0.898 (0.866); inner mean 0.887 vs 0.883, two up and two down, within one net's seed spread. The
 default stays mean; meanvar is an option.
+
+Ensemble of three nets inside the model (--members 3: trained side by side, each on its own
+cross-entropy, probabilities averaged; "member0..2" are the same run's nets alone at the default
+test speeds), 2026-12-06, seed 0, load ~9-14, the two weakest inner speakers:
+{"val": "nicolas", "tag": "members3", "overrides": {"members": 3}, "epochs": 40, "fit_s": 1123, "1":
+0.798, "0.95,1.0,1.05": 0.84, ..., "member0": 0.816, "member1": 0.778, "member2": 0.852}
+{"val": "yweweler", "tag": "members3", "overrides": {"members": 3}, "epochs": 35, "fit_s": 1059, "1":
+0.864, "0.95,1.0,1.05": 0.874, ..., "member0": 0.86, "member1": 0.854, "member2": 0.898}
+The ensemble against its own members' mean: nicolas 0.840 vs 0.815 (+2.5), yweweler 0.874 vs
+0.871 (+0.3); against the one-net default above (0.802, 0.866): +3.8, +0.8. The members alone
+spread 7.4 and 4.4 points on one speaker. Training takes about 3-4x as long (one shared front end).
 """
 import dataclasses, json, sys, time, warnings
 import numpy as np
