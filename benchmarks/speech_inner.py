@@ -44,7 +44,8 @@ test speeds), 2026-12-06, seed 0, load ~9-14, the two weakest inner speakers:
 0.864, "0.95,1.0,1.05": 0.874, ..., "member0": 0.86, "member1": 0.854, "member2": 0.898}
 The ensemble against its own members' mean: nicolas 0.840 vs 0.815 (+2.5), yweweler 0.874 vs
 0.871 (+0.3); against the one-net default above (0.802, 0.866): +3.8, +0.8. The members alone
-spread 7.4 and 4.4 points on one speaker. Training takes about 3-4x as long (one shared front end).
+spread 7.4 and 4.4 points on one speaker. Training took about 5x as long per epoch (28-30 s against
+5.3-5.7 s for the one-net runs above, at a similar but not equal load).
 """
 import dataclasses, json, sys, time, warnings
 import numpy as np
