@@ -34,6 +34,14 @@ converter kept inside the float part) 0.992 (int8 0.846 vs Keras 0.850), 0.63 MB
 activations everywhere (16x8, not an int8 file) 0.996. The full LOSO run with these files: Keras
 mean 0.903, int8 0.903, largest gap 0.6 points (jackson 0.866 vs 0.860), lowest agreement 0.992.
 
+Ensembles (``--members 3``: three conv nets trained side by side in one model, probabilities
+averaged; ``member_accuracies`` scores each net alone from the same run): on the jackson fold
+(``python -m benchmarks.speech jackson '{"members": 3}'``, load ~9-12, 998 s fit) 0.864 against
+its nets alone 0.840, 0.894, 0.860 and the one-net default's 0.866; int8 0.862 (agreement
+0.996), 756 KB, latency 12.3 ms p50 at that load (the one-net file: 2.1 ms on a quieter
+machine). With the inner splits' +2.5 / +0.3 points over the members' mean (speech_inner.py),
+not a change worth five times the training: the default stays one net.
+
 ``demo``: the speech tab's request p50 (handler, and through gradio_client).
 
 ``few_shot``: a new word from 5 recordings per class. Digits 5-9 are the new words; the base
