@@ -22,8 +22,9 @@ the top detection's score moved by 0.050 on average in the int8 file, 0.047-0.05
 with the augmented copies added to the calibration images; mAP@0.5 there: Keras 0.961, int8
 0.962-0.963 with each of those files. Out of fold (the 120 raccoon training photos in 4 folds of 30,
 each head trained on the other 90 and its int8 file calibrated on them) int8 minus Keras mAP@0.5 was
-+0.030, +0.001, +0.008 and +0.049 (pooled: 0.798 against 0.780): no systematic loss to remove
-(benchmark ``detection_raccoon_folds``). Tried since on those folds, paired with the default (int8
++0.030, +0.001, +0.008 and +0.049 (pooled: 0.798 against 0.780; since the head's first weights
+depend only on the seed: -0.010, -0.006, +0.018 and +0.077, pooled 0.835 against 0.814): no
+systematic loss to remove (benchmark ``detection_raccoon_folds``). Tried before that reseed on those folds, paired with the default (int8
 minus Keras per fold, and the mean change of each image's top score): (1) score ties: the file's
 scores come from int8 heatmap logits (step 0.12: calibration sees background logits near -26),
 an int8 sigmoid (step 1/256) and float NMS; the Keras scores rounded to 1/256 give the same mAP@0.5
