@@ -39,8 +39,9 @@ def fit_blend(forecaster: Any, series: Any, validation_data: Any, verbose: int, 
         setattr(forecaster, name, getattr(members[0], name))
     forecaster.model_ = _average([m.model_ for m in members], forecaster.window_, len(forecaster.columns_),
                                  forecaster.config.model)
-    # The members' epochs one after the other: "loss" is as long as their epochs together.
-    forecaster.history_ = {"loss": [v for m in members for v in m.history_["loss"]], **history}
+    # "loss": the member that trained longest (its epochs are the blend's); each member's under its name
+    longest = max(members, key=lambda m: len(m.history_["loss"]))
+    forecaster.history_ = {**longest.history_, **history}
     forecaster.interval_widen_ = [w for m in members for w in m.interval_widen_]  # each member's, in turn
 
 
