@@ -23,8 +23,8 @@ SHARED = ("columns_", "season_", "window_", "scaling_", "frequency_", "last_time
 
 def _members(forecaster: Any) -> list[Any]:
     cfg = forecaster.config
-    return [type(forecaster)(dataclasses.replace(cfg, model=arch, pick="network", classical=(), window=forecaster.window_))
-            for arch in BLENDS[cfg.model]]
+    return [type(forecaster)(dataclasses.replace(cfg, model=arch, pick="network", classical=()))
+            for arch in BLENDS[cfg.model]]  # each finds the same season and window as the forecaster
 
 
 def fit_blend(forecaster: Any, series: Any, validation_data: Any, verbose: int, callbacks: list | None) -> None:

@@ -33,8 +33,8 @@ from ..data.series import (SeriesData, future_times, load_series, load_series_li
 from ..distributed import in_strategy_scope
 from ..errors import DataError
 from ..serving import traced
-from .blend import BLENDS, export_model, fit_blend
 from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
+from .blend import BLENDS, export_model, fit_blend
 from .classical import CLASSICAL
 from .ensemble import PICKS, Pick, combine, half_widths, member_forecasts, refresh_members, validation_pick
 from .other_series import OtherSeries
