@@ -83,7 +83,6 @@ SERIES = {
     "unemp": dict(horizon=8),
 }
 TEST_CUTOFFS = 24  # rolling cut-offs of each test backtest, evenly spread, the same for every model
-NETWORKS = ("lstm", "gru", "conv1d", "transformer", "dense", "nbeats")
 
 
 def _at_most_one(ratio: float) -> bool:
@@ -96,10 +95,11 @@ def classical() -> dict:
     recipe or the default config) against ETS, Theta and ARIMA (form by AICc on the training part,
     parameters refit at up to 12 of the cut-offs) on the test part: its MASE / the best classical
     model's (compared at 3 decimals), the pure network's ratio (the best neural candidate on
-    validation: LSTM or N-BEATS), what the validation backtest picked, its 80% coverage, and the
+    validation: LSTM, N-BEATS or their mean, the lstm+nbeats blend), what the validation backtest picked, its 80% coverage, and the
     wall and CPU time of it all."""
     from toolkit.data.series import load_series, split_series
     from toolkit.timeseries import Forecaster
+    from toolkit.timeseries.forecaster import NETWORK_CHOICES
 
     start, cpu, rows, tables = time.perf_counter(), time.process_time(), [], {}
     for name, recipe in SERIES.items():
@@ -133,7 +133,7 @@ def classical() -> dict:
                                                      f"{specs}; {metrics['n_cutoffs']} cut-offs, horizon "
                                                      f"{metrics['horizon']}, season {metrics['season']}"))
         nr = network["ratio_to_best_classical"]
-        nets = {k: v for k, v in pick["validation"].items() if k in NETWORKS}
+        nets = {k: v for k, v in pick["validation"].items() if k in NETWORK_CHOICES}
         rows.append(target(f"{name}: pure network ({network['model']}) MASE / best classical", nr, "< 1.0", nr < 1.0,
                            note=f"{network['model']} {network['mase']:.3f} vs {best} {best_mase:.3f}; the best neural "
                                 "candidate on validation (" + ", ".join(f"{k} {v:.3f}" for k, v in nets.items()) + ")"))

@@ -84,8 +84,8 @@ def test_train_timeseries_on_a_csv(forecaster):
     directory, result = forecaster
     assert result["out"] == str(directory) and result["epochs"] <= 2
     metrics = result["metrics"]
-    # the network is the best neural candidate on validation: the --model's LSTM or N-BEATS
-    assert metrics["network"]["model"] == metrics["pick"]["network"] in ("lstm", "nbeats")
+    # the network: the LSTM + N-BEATS blend, or one of them when it is clearly better on validation
+    assert metrics["network"]["model"] == metrics["pick"]["network"] in ("lstm", "nbeats", "lstm+nbeats")
     assert metrics["horizon"] == HORIZON and metrics["n_cutoffs"] > 0
     # the default picks by a validation backtest on the training part, and says what and why
     assert result["pick"] == metrics["pick"] and metrics["model"] == metrics["pick"]["label"]
@@ -107,7 +107,8 @@ def test_evaluate_gives_the_model_and_every_baseline(capsys, forecaster, files, 
     directory, _ = forecaster
     code, out, _ = run(capsys, "evaluate", directory, "--data", files / "sales.csv", "--out", tmp_path / "eval")
     report = json.loads(out)
-    assert code == 0 and report["network"]["model"] in ("lstm", "nbeats") and report["verdict"].startswith("Picked ")
+    assert code == 0 and report["network"]["model"] in ("lstm", "nbeats", "lstm+nbeats")
+    assert report["verdict"].startswith("Picked ")
     assert set(report["baselines"]) == set(report["mase_ratio"]) == {"naive", "seasonal_naive", "drift"}
     for row in (report, *report["baselines"].values()):
         assert {"mase", "smape", "mae", "rmse"} <= set(row)

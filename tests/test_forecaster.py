@@ -157,6 +157,29 @@ def test_every_architecture_trains_and_exports(model, series, tmp_path):
     assert entry["input"]["shape"] == [1, fc.window_, 1] and entry["output"]["shape"] == [1, 4, 3]
 
 
+def test_lstm_nbeats_blend_is_the_mean_of_its_members_in_one_file(series, tmp_path):
+    from toolkit import TFLiteModel
+
+    train, _ = split_series(series, 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = Forecaster(model="lstm+nbeats", horizon=4, epochs=3, units=4, classical=()).fit(train)
+    members = {layer.name: layer for layer in fc.model_.layers if layer.name.startswith("forecaster_")}
+    assert set(members) == {"forecaster_lstm", "forecaster_nbeats"}
+    x, _ = make_windows(series.values, fc.window_, 4)
+    mean = np.mean([np.asarray(m(x[-10:])) for m in members.values()], axis=0)
+    np.testing.assert_allclose(fc.predict_quantiles(x[-10:]), mean, rtol=1e-5, atol=1e-5)
+    assert len(fc.history_["loss"]) == max(len(fc.history_["lstm_loss"]), len(fc.history_["nbeats_loss"]))
+    directory = fc.save(tmp_path / "blend")
+    again = Forecaster.load(directory)
+    assert again.config.model == "lstm+nbeats"
+    np.testing.assert_allclose(again.predict_quantiles(x[-10:]), mean, rtol=1e-5, atol=1e-5)
+    path = again.export(directory, quantization="float32", data=series)
+    np.testing.assert_allclose(TFLiteModel(path).run(x[-10:]), mean, rtol=1e-3, atol=1e-3)
+    ops = _ops(path)
+    assert not any(op.startswith("Flex") for op in ops) and "WHILE" not in ops  # the LSTM member unrolled
+
+
 def test_log_scale_nbeats_forecasts_positive_values_and_round_trips(tmp_path):
     from toolkit.timeseries.layers import use_log
 

@@ -34,14 +34,15 @@ from ..distributed import in_strategy_scope
 from ..errors import DataError
 from ..serving import traced
 from .baselines import BacktestResult, backtest, detect_seasonality, forecast_metrics, rolling_cutoffs
+from .blend import BLENDS, export_model, fit_blend
 from .classical import CLASSICAL
 from .ensemble import PICKS, Pick, combine, half_widths, member_forecasts, refresh_members, validation_pick
 from .other_series import OtherSeries
 from .layers import LOG_RANGE, QUANTILES, build_network, forecaster_layers, use_log
 
 MODELS = ("lstm", "gru", "conv1d", "transformer", "dense", "nbeats")
+NETWORK_CHOICES = (*MODELS, *BLENDS)  # a blend: the mean of several architectures (.blend)
 TRANSFORMS = ("auto", "log", "none")
-RECURRENT = ("lstm", "gru")
 COVERAGE = QUANTILES[2] - QUANTILES[0]
 BACKGROUND_FILE, LAST_WINDOW_FILE = "background.npy", "last_window.npy"
 BACKGROUND_SIZE = 50
@@ -57,7 +58,8 @@ class ForecasterConfig:
 
     model: ``"lstm"``, ``"gru"``, ``"conv1d"`` (dilated causal convolutions), ``"transformer"``
         (self-attention with learned positions), ``"dense"`` (a multilayer perceptron baseline) or
-        ``"nbeats"`` (N-BEATS trend + generic blocks on the window's changes).
+        ``"nbeats"`` (N-BEATS trend + generic blocks on the window's changes); ``"lstm+nbeats"``
+        averages an LSTM and an N-BEATS forecaster, each trained on its own (:mod:`.blend`).
     horizon: steps forecast at once (direct multi-step output).
     window: past rows the model sees; ``None`` picks season + 2 when the series has a season
         (detected or ``seasonality``), else max(horizon, 8).
@@ -71,7 +73,8 @@ class ForecasterConfig:
         calibrating the intervals.
     """
 
-    model: str = setting("lstm", "network: lstm, gru, conv1d, transformer, dense or nbeats", choices=MODELS)
+    model: str = setting("lstm", "network: lstm, gru, conv1d, transformer, dense, nbeats or lstm+nbeats (their mean)",
+                         choices=NETWORK_CHOICES)
     horizon: int = setting(10, "steps forecast at once", tune=(1, 48))
     window: int | None = setting(None, "past rows the model sees (default: season + 2, or max(horizon, 8))", tune=(4, 96))
     seasonality: int | None = setting(None, "season length for seasonal naive and MASE (default: detected)")
@@ -97,7 +100,7 @@ class ForecasterConfig:
     strategy: Any = strategy_setting()
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, MODELS)
+        check_choice("model", self.model, NETWORK_CHOICES)
         check_choice("pick", self.pick, PICKS)
         check_choice("transform", self.transform, TRANSFORMS)
         picked = tuple(self.classical) if self.classical and "none" not in self.classical else ()
@@ -228,7 +231,8 @@ class Forecaster(OtherSeries, Task):
             pick = validation_pick(self, series, verbose)
             if pick.network != self.config.model:
                 self.config = dataclasses.replace(self.config, model=pick.network)
-        self._fit_network(series, validation_data, verbose, callbacks)
+        (fit_blend if self.config.model in BLENDS else Forecaster._fit_network)(self, series, validation_data, verbose,
+                                                                              callbacks)
         self.pick_ = pick
         refresh_members(self.pick_, series.target, self.season_, self.config.horizon)
         return self
@@ -583,14 +587,8 @@ class Forecaster(OtherSeries, Task):
         }
 
     def _export_model(self):
-        """The model itself, or for LSTM/GRU a copy with unrolled recurrence (builtin TFLite ops)."""
-        if self.config.model not in RECURRENT:
-            return self.model_
-        scaling = self.model_.get_layer("scaler")
-        copy = self._build(len(self.columns_), scaling.mean, scaling.std, scaling.low, scaling.high, unroll=True,
-                           log=getattr(scaling, "log", False))
-        copy.set_weights(self.model_.get_weights())
-        return copy
+        """The model itself, or a copy with every LSTM/GRU unrolled (builtin TFLite ops)."""
+        return export_model(self)
 
 
 __all__ = ["Forecaster", "ForecasterConfig", "MODELS", "make_windows"]
