@@ -17,7 +17,9 @@ early stopping on 10% of each fold, over word 1-2-grams and scikit-learn's ``cha
 0.856 with L2 1e-3; 0.833-0.846 for the nbchar form), the TF-IDF peer 0.858 (10 folds). Over
 the character n-grams this model takes (``charngrams``: across word boundaries) the same
 harness gives 0.8475: word-bounded character n-grams are worth about 1.3 points here, and are
-the next step (a ``char_wb`` split in the char vectorizer and in ``NgramTokenizer``). Duplicates are removed inside the model (a descending sort by TOPK_V2, then a
+the next step (a ``char_wb`` split in the char vectorizer and in ``NgramTokenizer``).
+
+Duplicates are removed inside the model (a descending sort by TOPK_V2, then a
 comparison with the neighbour), so the TFLite file keeps builtin ops and takes the same ids.
 """
 
