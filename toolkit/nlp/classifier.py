@@ -31,7 +31,7 @@ from .baselines import accuracy as baseline_accuracy, fit_baseline
 from .compressible import TextCompression
 from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path,  # noqa: F401
                          preset_handle, trim)  # (minilm_path and load_pretrained stay importable from here)
-from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
+from .charngrams import NgramTokenizer, build_ids, char_wb_split, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
 from .export_reuse import reused_encoder_writer
 from .text_memo import encoder_features, head_probabilities
@@ -118,6 +118,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     input_kind = "text"
     explain_methods = ("lime", "shap")
     quantizations = ("float32", "float16", "dynamic")
+    register_keras_objects = staticmethod(char_wb_split)  # the char vectorizer's split, before model.keras loads
     refused_quantizations = {"int8": "full-integer int8 would quantize the token ids; dynamic gives int8 weights"}
     recipe_options = (
         RecipeOption("data", "a CSV/TSV file, a sentence<TAB>label .txt file or a folder of them, or 'uci_sentiment' / "
