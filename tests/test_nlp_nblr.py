@@ -57,3 +57,29 @@ def test_nblr_save_load_export(nblr, tiny, tmp_path):  # noqa: F811
     assert entry["agreement_with_keras"] == 1.0
     lite = TFLiteModel(path)
     np.testing.assert_allclose(lite.predict_proba(tiny.test.texts), nblr.predict_proba(tiny.test.texts), atol=1e-5)
+
+
+def test_refit_on_every_training_text(nblr, tiny):  # noqa: F811
+    """Early stopping chose the epochs on a validation part; the model was then built again on all the
+    training texts (its naive-Bayes ratios count every one) and trained for that many epochs."""
+    import keras
+
+    from toolkit.nlp.encoders import nb_ratios
+
+    history = nblr.history_
+    assert history["refit_epochs"] == [int(np.argmin(history["val_loss"])) + 1]
+    model = nblr.model_
+    ids = np.asarray(keras.Model(model.input, model.get_layer("ids").output)(np.asarray(tiny.train.texts, object)))
+    table = model.get_layer("text_core_nblr").get_layer("nb_ratios").get_weights()[0]
+    expected = nb_ratios(ids, tiny.train.y, *table.shape)
+    offset = model.get_layer("vectorizer").vocabulary_size()
+    expected[offset:offset + 2] = 0  # the character vocabulary's padding and OOV
+    np.testing.assert_allclose(table, expected, atol=1e-5)
+
+
+def test_no_refit_with_given_validation_data(tiny):  # noqa: F811
+    from toolkit.nlp import TextClassifier, TextClassifierConfig
+
+    clf = TextClassifier(TextClassifierConfig(encoder="nblr", sequence_length=16, epochs=2))
+    clf.fit(tiny.train, validation_data=tiny.test)
+    assert "refit_epochs" not in clf.history_ and len(clf.history_["val_loss"]) == 2
