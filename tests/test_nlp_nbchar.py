@@ -91,3 +91,17 @@ def test_nbchar_save_load_export_explain(nbchar, tiny, tmp_path):
     assert explanation.attributions.shape == (7,) and explanation.extra["class_index"] == 1
     via_lite = nbchar.explain("great phone, the cable is excellent sound", method="shap", budget=60, predictor=lite)
     assert via_lite.attributions.shape == (7,)
+
+
+def test_cards_without_char_analyzer_keep_their_across_word_ngrams(tmp_path):
+    from toolkit.nlp.charngrams import lite_tokenizer
+    from toolkit.nlp.tokenizer import OOV, PAD
+
+    # Word vocabulary (4 lines), then the character one: "a b" (across words) and " ab" (char_wb).
+    (tmp_path / "vocab.txt").write_text("".join(f"{t}\n" for t in [PAD, OOV, "ab", "c", PAD, OOV, "a b", " ab"]))
+    encoder = {"char_ngrams": [2, 3, 4, 5], "word_vocab_size": 4, "word_sequence_length": 2}
+    old = lite_tokenizer({"encoder": encoder}, str(tmp_path))
+    new = lite_tokenizer({"encoder": {**encoder, "char_analyzer": "char_wb"}}, str(tmp_path))
+    assert (old.analyzer, new.analyzer) == ("char", "char_wb")
+    assert old.encode("ab")[0].tolist()[:4] == [2, 0, 6, 0]  # "a b", then padding
+    assert new.encode("ab")[0].tolist()[:8] == [2, 0, 5, 5, 5, 7, 5, 5]  # " a", "ab", "b ", " ab", "ab ", " ab "
