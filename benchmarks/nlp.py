@@ -212,10 +212,14 @@ def _domain(name: str):
 
 # Settings beyond the defaults per encoder: nbsvm's ids are word 1-3-grams (about 3 per word).
 ENCODER_SETTINGS = {"nbsvm": {"sequence_length": 128}}
-# The seeds loop runs these: nbchar (NBSVM over the peer's word + character n-grams) and the best of
-# the earlier ones (cnn). nbsvm, fasttext, bigru never beat TF-IDF here (0.827, 0.816, 0.792 on the
+# The seeds loop runs these: nblr (NB-LR over the peer's binarised word + character n-grams), nbchar
+# (the NBSVM-style form over the same ids, counts) and the best of the earlier ones (cnn).
+# nbsvm, fasttext, bigru never beat TF-IDF here (0.827, 0.816, 0.792 on the
 # split in the run before nbchar); they stay selectable: text_peers(encoders=(...)).
-PEER_ENCODERS = ("nbchar", "cnn")
+PEER_ENCODERS = ("nblr", "nbchar", "cnn")
+# The held-out-domain direction claimed for issue 15's goal, chosen before the run with word-bounded
+# character n-grams (char_wb) was seen; the other direction is reported, not claimed.
+CLAIMED_DOMAIN = "yelp->amazon"
 
 
 def text_peers(encoders=PEER_ENCODERS, seeds=(0, 1, 2)) -> dict:
@@ -260,9 +264,11 @@ def text_peers(encoders=PEER_ENCODERS, seeds=(0, 1, 2)) -> dict:
         for encoder, entry in result["encoders"].items():
             mean = float(np.mean(entry["accuracy"]))
             goal = tfidf if domain else tfidf + 0.01
+            note = "" if not domain else ("the held-out direction claimed (chosen before the run)" if where ==
+                                          CLAIMED_DOMAIN else f"reported, not claimed (claimed: {CLAIMED_DOMAIN})")
             rows.append(target(f"text {where}: {encoder} from scratch, mean of seeds {list(seeds)} "
                                f"(min {min(entry['accuracy']):.4f})", mean, f">= {goal:.4f} (TF-IDF"
-                               f"{'' if domain else ' + 1 point'})", mean >= goal))
+                               f"{'' if domain else ' + 1 point'})", mean >= goal, note=note))
     card = SHIPPED / "sentiment_minilm" / "card.json"
     if card.is_file():
         minilm = json.loads(card.read_text()).get("metrics", {}).get("test_accuracy")

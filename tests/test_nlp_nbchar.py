@@ -30,10 +30,24 @@ def nbchar(tiny):
 
 
 def test_char_tokens_by_hand():
-    from toolkit.nlp.charngrams import char_tokens
+    from toolkit.nlp.charngrams import char_tokens, char_wb_tokens
 
-    # standardized "ab, C" -> "ab c": 2-grams, then 3-, 4- and 5-grams (characters joined by a space).
+    # The analyzer of models saved before char_wb: standardized "ab, C" -> "ab c": 2-grams, then 3-, 4- and
+    # 5-grams (characters joined by a space).
     assert char_tokens("ab, C") == ["a b", "b  ", "  c", "a b  ", "b   c", "a b   c"]
+    # char_wb: lowercase, punctuation kept, each word padded with spaces, n-grams inside a word only.
+    assert char_wb_tokens("ab, C") == [" a", "ab", "b,", ", ", " ab", "ab,", "b, ", " ab,", "ab, ", " ab, ",
+                                       " c", "c ", " c "]
+
+
+def test_char_wb_equals_scikit_learn():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from toolkit.nlp.charngrams import char_wb_tokens
+
+    analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False).build_analyzer()
+    for text in ("The phone's screen CRACKED!!  after 2 days :(", "a", "", "tabs\tand\nnew lines"):
+        assert sorted(char_wb_tokens(text)) == sorted(analyzer(text.lower()))
 
 
 def test_python_ids_equal_the_model_and_learn(nbchar, tiny):
@@ -41,7 +55,7 @@ def test_python_ids_equal_the_model_and_learn(nbchar, tiny):
 
     from toolkit.nlp.charngrams import CHAR_FACTOR
 
-    texts = list(tiny.test.texts) + ["Ünïcode — tabs\tand  double  spaces!!", "", "great"]
+    texts = list(tiny.test.texts) + ["Ünïcode — tabs\tand  double  spaces!!", "", "great", "a\u00a0b \u00c9T\u00c9 x"]
     ids_model = keras.Model(nbchar.model_.input, nbchar.model_.get_layer("ids").output)
     expected = np.asarray(ids_model(np.asarray(texts, dtype=object)))
     tokenizer = nbchar._word_tokenizer()
@@ -62,6 +76,7 @@ def test_nbchar_save_load_export_explain(nbchar, tiny, tmp_path):
     directory = nbchar.save(tmp_path / "nbchar")
     card = json.loads((directory / "card.json").read_text())
     assert card["encoder"]["name"] == "nbchar" and card["encoder"]["char_ngrams"] == [2, 3, 4, 5]
+    assert card["encoder"]["char_analyzer"] == "char_wb" and "char_wb" in card["encoder"]["tokenizer"]
     assert card["input"]["sequence_length"] == 16 * 9 and card["encoder"]["word_sequence_length"] == 16
     loaded = load(directory)
     np.testing.assert_allclose(loaded.predict_proba(tiny.test.texts), nbchar.predict_proba(tiny.test.texts),
@@ -76,3 +91,17 @@ def test_nbchar_save_load_export_explain(nbchar, tiny, tmp_path):
     assert explanation.attributions.shape == (7,) and explanation.extra["class_index"] == 1
     via_lite = nbchar.explain("great phone, the cable is excellent sound", method="shap", budget=60, predictor=lite)
     assert via_lite.attributions.shape == (7,)
+
+
+def test_cards_without_char_analyzer_keep_their_across_word_ngrams(tmp_path):
+    from toolkit.nlp.charngrams import lite_tokenizer
+    from toolkit.nlp.tokenizer import OOV, PAD
+
+    # Word vocabulary (4 lines), then the character one: "a b" (across words) and " ab" (char_wb).
+    (tmp_path / "vocab.txt").write_text("".join(f"{t}\n" for t in [PAD, OOV, "ab", "c", PAD, OOV, "a b", " ab"]))
+    encoder = {"char_ngrams": [2, 3, 4, 5], "word_vocab_size": 4, "word_sequence_length": 2}
+    old = lite_tokenizer({"encoder": encoder}, str(tmp_path))
+    new = lite_tokenizer({"encoder": {**encoder, "char_analyzer": "char_wb"}}, str(tmp_path))
+    assert (old.analyzer, new.analyzer) == ("char", "char_wb")
+    assert old.encode("ab")[0].tolist()[:4] == [2, 0, 6, 0]  # "a b", then padding
+    assert new.encode("ab")[0].tolist()[:8] == [2, 0, 5, 5, 5, 7, 5, 5]  # " a", "ab", "b ", " ab", "ab ", " ab "

@@ -152,6 +152,8 @@ class Task:
 
     task_name: ClassVar[str] = "task"
     config_class: ClassVar[type] = object
+    #: run before Keras reads model.keras: registers the task's custom Keras objects (None: it has none)
+    register_keras_objects: ClassVar[Callable[[], Any] | None] = None
 
     # ---- what the task is: declared once here, read by the CLI, the apps, export and compression
     #: capability tags (see ``TAGS``)
@@ -452,6 +454,8 @@ class Task:
                 "Use toolkit.load(dir) to load any task."
             )
         task = cls(config_from_dict(cls.config_class, card.get("config", {})))
+        if cls.register_keras_objects is not None:
+            cls.register_keras_objects()
         task.model_ = load_keras_model(directory, card)
         task.metrics_ = dict(card.get("metrics") or {})
         task.data_spec_ = card.get("data")

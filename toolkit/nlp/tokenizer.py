@@ -39,6 +39,11 @@ _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']')
 _WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
 
 
+def lower(text: str) -> str:
+    """ASCII lowercase, as tf.strings.lower (TextVectorization's "lower")."""
+    return text.translate(_ASCII_LOWER)
+
+
 def standardize(text: str) -> str:
     return _PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
 
