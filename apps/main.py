@@ -84,11 +84,82 @@ class _CachedInspect:
 
 
 def cache_component_signatures() -> None:
-    """Make Gradio's per-session page config cheaper (see :class:`_CachedInspect`); idempotent."""
+    """Make Gradio's per-session page config cheaper (see :class:`_CachedInspect`) and made only
+    when a session reads it (:func:`lazy_session_configs`); idempotent."""
     import gradio.blocks
 
     if not isinstance(gradio.blocks.inspect, _CachedInspect):
         gradio.blocks.inspect = _CachedInspect()
+    lazy_session_configs()
+
+
+def lazy_session_configs() -> None:
+    """Gradio makes a new session for every API call without one (each ``/call`` request, each
+    batch of a ``batch=True`` event) and copied the config of every component of the page into it
+    at once (392 components: 10-20 ms of Python, holding the GIL, per call on two busy cores),
+    although a call reads only its inputs' configs; only a deep link reads them all. Here each
+    component's copy is made when the session first reads it, from the same blocks; idempotent."""
+    import gradio.blocks
+    import gradio.route_utils
+    import gradio.state_holder
+
+    original = gradio.state_holder.SessionState
+    if getattr(original, "lazy_configs", False):
+        return
+
+    class _NoBlocks:  # the page's config without its components: Gradio's __init__ copies none
+        def __init__(self, blocks):
+            self.default_config, self.blocks = blocks.default_config, {}
+
+    class _Configs(dict):
+        """The session's copies of the components' configs: each made when first read; all of
+        them (what Gradio's ``__init__`` made) before any listing of them."""
+
+        def __init__(self, session, page_blocks: dict):
+            super().__init__()
+            self._session, self._page_blocks = session, page_blocks
+
+        def _complete(self) -> None:
+            config = self._session.blocks_config
+            for k, v in config.blocks.items():
+                if k in self._page_blocks and not super().__contains__(k):
+                    self[k] = config.config_for_block(k, [], v)
+
+        def __missing__(self, key):
+            block = self._session.blocks_config.blocks[key]
+            value = self[key] = self._session.blocks_config.config_for_block(key, [], block)
+            return value
+
+        def __iter__(self):
+            self._complete()
+            return super().__iter__()
+
+        def __len__(self) -> int:
+            self._complete()
+            return super().__len__()
+
+        def keys(self):
+            self._complete()
+            return super().keys()
+
+        def values(self):
+            self._complete()
+            return super().values()
+
+        def items(self):
+            self._complete()
+            return super().items()
+
+    class SessionState(original):
+        lazy_configs = True
+
+        def __init__(self, blocks):
+            super().__init__(_NoBlocks(blocks))
+            self.config_values = _Configs(self, blocks.blocks)
+
+    for module in (gradio.state_holder, gradio.route_utils, gradio.blocks):
+        if getattr(module, "SessionState", None) is original:
+            module.SessionState = SessionState
 
 
 def build_app(model_dir: str | Path | None = None, sentiment_dirs: dict | None = None,

@@ -267,3 +267,37 @@ def test_session_configs_read_each_components_signature_once(monkeypatch):
     assert cached is not inspect and cached.signature(gr.Slider.__init__) is cached.signature(gr.Slider.__init__)
     assert [b.get_config() for b in blocks] == plain
     assert cached.isfunction(len) is False and cached.signature(len) == inspect.signature(len)  # the rest is inspect's
+
+
+def test_a_new_session_copies_a_components_config_only_when_read(monkeypatch):
+    """Each API call without a session gets a new one: it copies only the configs it reads (its
+    inputs'), and a deep link still lists every component's config, the same as Gradio's own."""
+    import gradio.blocks
+    import gradio.route_utils
+    import gradio.state_holder
+
+    from apps.main import lazy_session_configs
+
+    original = next(c for c in gradio.state_holder.SessionState.__mro__ if c.__module__ == "gradio.state_holder")
+    for module in (gradio.state_holder, gradio.route_utils, gradio.blocks):
+        monkeypatch.setattr(module, "SessionState", original)
+    with gr.Blocks() as demo:
+        slider = gr.Slider(0, 10, value=3, label="steps")
+        gr.Dropdown(["a", "b"], value="a")
+        gr.Image(format="jpeg")
+    lazy_session_configs()
+    lazy_session_configs()  # idempotent
+    lazy = gradio.state_holder.SessionState
+    assert lazy is not original and issubclass(lazy, original)
+    assert gradio.route_utils.SessionState is lazy and gradio.blocks.SessionState is lazy
+    made = []
+    real = type(demo.default_config).config_for_block
+    monkeypatch.setattr(type(demo.default_config), "config_for_block",
+                        staticmethod(lambda *args, **kwargs: made.append(args[0]) or real(*args, **kwargs)))
+    session, plain = lazy(demo), original(demo)
+    made.clear()
+    session._update_value_in_config(slider._id, 5)  # what reading an input does
+    assert made == [slider._id]
+    plain._update_value_in_config(slider._id, 5)
+    assert list(session.components) == list(plain.components)  # a deep link: every component, as Gradio's
+    assert dict(session.config_values.items()) == dict(plain.config_values.items())
