@@ -191,8 +191,9 @@ def _lower_priority() -> None:
     that predictions (in the server's process) get the cores first whenever both want them and
     an explanation never spreads over both cores; and it ends when the server
     does, however the server ends (a killed server runs no clean-up)."""
-    import time
+    from toolkit.serving import end_with_parent
 
+    end_with_parent()  # before the slow import: a server killed meanwhile ends this process too
     os.nice(EXPLAIN_NICENESS)
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = "1"  # one core at most: the other stays free for predictions
@@ -200,14 +201,6 @@ def _lower_priority() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    server = os.getppid()
-
-    def end_with_the_server():
-        while os.getppid() == server:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=end_with_the_server, name="end-with-the-server", daemon=True).start()
 
 
 def explainer_pool():

@@ -49,3 +49,41 @@ def test_row_memo_computes_only_missing_rows():
     assert asked == [[0, 1]] and rows[0][0] == 1 and rows[1][0] == 9
     memo.rows(["w"], compute)  # past max_rows: the least recently used (x) goes
     assert len(memo) == 3
+
+
+def test_a_helper_process_ends_when_its_parent_is_killed(tmp_path):
+    """end_with_parent: a child that is still busy (as a worker warming up) ends within seconds of
+    its parent being killed, with no clean-up run by the parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "child.pid"
+    child = ("import os, time; from toolkit.serving import end_with_parent; end_with_parent(0.1); "
+             f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)")
+    parent = ("import subprocess, sys, time; "
+              f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)")
+    root = str(Path(__file__).resolve().parent.parent)
+    middle = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ, "PYTHONPATH": root})
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)  # alive while its parent is
+        middle.send_signal(signal.SIGKILL)
+        middle.wait()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "the child outlived its killed parent by 10 s"
+            time.sleep(0.1)
+    finally:
+        middle.kill()

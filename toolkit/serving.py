@@ -130,3 +130,22 @@ class RowMemo:
                 while len(self._rows) > self.max_rows:
                     self._rows.popitem(last=False)
         return [found[i] for i in range(len(keys))]
+
+
+def end_with_parent(poll_s: float = 1.0) -> None:
+    """In a helper process (the explanation process, the training worker): end it as soon as the
+    process that started it has gone, however that one ended (a killed server runs no clean-up).
+    Call it first, before slow imports or warm-ups: the parent is read now, and a daemon thread
+    checks every ``poll_s`` seconds whether this process has been handed to another parent."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()

@@ -73,7 +73,11 @@ def _limit_threads(threads: int | None) -> None:
 
 
 def _serve(conn, cancel, nice: int, threads: int | None, warm: tuple[str, ...]) -> None:
-    """The worker process: lower its priority, bound its threads, warm up, then train on request."""
+    """The worker process: lower its priority, bound its threads, warm up, then train on request;
+    it ends with the server, even during the warm-up."""
+    from .serving import end_with_parent
+
+    end_with_parent()
     if nice:
         try:
             os.nice(nice)
