@@ -59,27 +59,31 @@ def test_nblr_save_load_export(nblr, tiny, tmp_path):  # noqa: F811
     np.testing.assert_allclose(lite.predict_proba(tiny.test.texts), nblr.predict_proba(tiny.test.texts), atol=1e-5)
 
 
-def test_refit_on_every_training_text(nblr, tiny):  # noqa: F811
-    """Early stopping chose the epochs on a validation part; the model was then built again on all the
-    training texts (its naive-Bayes ratios count every one) and trained for that many epochs."""
+def test_trained_on_every_training_text(nblr, tiny):  # noqa: F811
+    """No validation part and no early stopping: the model (its naive-Bayes ratios too) is fitted on all the
+    training texts for cfg.epochs epochs, the learning rate decayed along a cosine."""
     import keras
 
     from toolkit.nlp.encoders import nb_ratios
+    from toolkit.nlp.nblr import NBLR_ALPHA
 
     history = nblr.history_
-    assert history["refit_epochs"] == [int(np.argmin(history["val_loss"])) + 1]
+    assert "val_loss" not in history and len(history["loss"]) == nblr.config.epochs
+    assert history["loss"][-1] < history["loss"][0]
     model = nblr.model_
     ids = np.asarray(keras.Model(model.input, model.get_layer("ids").output)(np.asarray(tiny.train.texts, object)))
     table = model.get_layer("text_core_nblr").get_layer("nb_ratios").get_weights()[0]
-    expected = nb_ratios(ids, tiny.train.y, *table.shape)
+    expected = nb_ratios(ids, tiny.train.y, *table.shape, alpha=NBLR_ALPHA)
     offset = model.get_layer("vectorizer").vocabulary_size()
     expected[offset:offset + 2] = 0  # the character vocabulary's padding and OOV
     np.testing.assert_allclose(table, expected, atol=1e-5)
+    schedule = model.optimizer.learning_rate
+    assert float(schedule) < 1e-6  # decayed to 0 by the last step
 
 
-def test_no_refit_with_given_validation_data(tiny):  # noqa: F811
+def test_given_validation_data_is_measured_not_used_to_stop(tiny):  # noqa: F811
     from toolkit.nlp import TextClassifier, TextClassifierConfig
 
     clf = TextClassifier(TextClassifierConfig(encoder="nblr", sequence_length=16, epochs=2))
     clf.fit(tiny.train, validation_data=tiny.test)
-    assert "refit_epochs" not in clf.history_ and len(clf.history_["val_loss"]) == 2
+    assert len(clf.history_["val_loss"]) == 2 and len(clf.history_["loss"]) == 2

@@ -35,7 +35,7 @@ from .encoders import ids_length, ngrams_of, prime, scratch_core
 from .export_reuse import reused_encoder_writer
 from .text_memo import encoder_features, head_probabilities
 from .tokenizer import VOCAB_FILE, WordTokenizer
-from .training import refit_on_all, train_model
+from .training import CONVERGED_ENCODERS, fit_converged, train_model
 
 DEFAULT_BUDGETS = {"lime": 500, "shap": 500}
 
@@ -250,7 +250,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
                 f"Expected at least 2 classes to train a classifier. Received labels {sorted(set(train.class_names))}."
             )
         self._baseline_train, self._tfidf = train, None
-        whole = train if validation_data is None else None  # every training text (refit_on_all)
+        whole = train if validation_data is None else None  # every training text (fit_converged)
         if validation_data is None:
             split = text_splits(train, cfg.validation_split, cfg.seed)
             train, val = split.train, split.test
@@ -262,14 +262,15 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         weights = self._class_weights(train.y)
         fit_args = dict(verbose=verbose, class_weight=weights, callbacks=callbacks or [])
         self.sequence_length_ = ids_length(cfg.encoder, cfg.sequence_length)
-        if cfg.from_scratch:
+        if cfg.encoder in CONVERGED_ENCODERS:  # nblr: every training text, cfg.epochs, no early stopping
+            every = whole if whole is not None else train
+            self.model_, history = fit_converged(cfg, every, None if whole is not None else val, self._primed_scratch,
+                                                 self._strings, {**fit_args, "class_weight": self._class_weights(
+                                                     every.y)}, CONVERGED_ENCODERS[cfg.encoder])
+        elif cfg.from_scratch:
             self.model_ = self._primed_scratch(train.texts, train.y)
             history = self._train(self.model_, self._strings(train), self._strings(val), cfg.epochs,
                                   cfg.learning_rate, **fit_args)
-            if whole is not None:  # nblr: built again on every training text, trained for the chosen epochs
-                self.model_, history = refit_on_all(cfg, self.model_, history, whole, self._primed_scratch,
-                                                    self._strings, {**fit_args, "class_weight": self._class_weights(
-                                                        whole.y)})
         else:
             features = self._features(train.texts)
             val_features = self._features(val.texts)

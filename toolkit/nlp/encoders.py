@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .nblr import nblr
+from .nblr import NBLR_ALPHA, nblr
 
 # Word n-gram widths per encoder (1: words only); ids come in TextVectorization's order.
 NGRAMS = {"fasttext": 2, "nbsvm": 3, "nbchar": 2, "nblr": 2}
@@ -144,7 +144,8 @@ def prime(model, texts: list, y):
     ids = np.asarray(keras.Model(model.input, model.get_layer("ids").output)(np.asarray(texts, dtype=object)))
     table = core.get_layer("nb_ratios")
     vocab_size, n_classes = table.embeddings.shape
-    ratios = nb_ratios(ids, np.asarray(y), int(vocab_size), int(n_classes))
+    alpha = NBLR_ALPHA if cfg_encoder(core) == "nblr" else NB_ALPHA
+    ratios = nb_ratios(ids, np.asarray(y), int(vocab_size), int(n_classes), alpha)
     if cfg_encoder(core) in CHAR_ENCODERS:  # the character vocabulary's own padding and OOV rows
         offset = model.get_layer("vectorizer").vocabulary_size()
         ratios[offset:offset + 2] = 0
