@@ -9,8 +9,9 @@ in 5-fold cross-validation inside the 1,600 training sentences of the shared spl
 scikit-learn's NB-LR solved exactly with ``LogisticRegression(C=1)`` 0.871): the former recipe
 (early stopping on 10% of the fold, then a refit on all of it for the epochs chosen) 0.861;
 every text of the fold, a fixed number of epochs, Adam at a learning rate decayed to 0 along a
-cosine: 20 epochs at 2e-3 0.859, 40 at 2e-3 0.864, 20 at 5e-3 0.864, 40 at 5e-3 0.866 (the
-setting kept, ``NBLR_LR_SCALE`` x the config's learning rate of 1e-3 ... see :mod:`.nblr`).
+cosine: 20 epochs at 2e-3 0.859, 40 at 2e-3 0.864, 20 at 5e-3 0.864, 40 at 5e-3 0.866, 60 at
+5e-3 0.868, 40 at 1e-2 0.867; 40 at 5e-3 with naive-Bayes smoothing 0.5 (:data:`.nblr.NBLR_ALPHA`)
+0.868, the setting kept (the config's 40 epochs, :data:`.nblr.NBLR_LR_SCALE` x its 1e-3).
 """
 
 from __future__ import annotations
