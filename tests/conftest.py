@@ -17,6 +17,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
 
+# The longest files first (longest first; measured with --durations on a full `make test`). `--dist loadfile`
+# hands whole files to the two workers in collection order (pyproject's `--no-loadscope-reorder` keeps that
+# order; xdist's default puts the files with the most tests first), so a long file collected late runs alone
+# at the end while the other worker idles. Files not listed keep pytest's order after these.
+LONG_FILES_FIRST = ("test_distributed.py", "test_detection.py", "test_make_your_own.py", "test_audio.py",
+                    "test_readme.py", "test_cli_timeseries.py", "test_apps.py", "test_apps_nlp.py", "test_dates.py",
+                    "test_contract_detector.py", "test_litert_backbone.py", "test_contract_dates.py",
+                    "test_contract.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
