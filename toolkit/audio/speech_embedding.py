@@ -96,3 +96,35 @@ def build_speech_embedding(path: str | None = None, name: str = "speech_embeddin
             raise ValueError(f"Unexpected ONNX op {op!r} in {path}: expected the openwakeword 0.4.0 file.")
     out = keras.layers.Flatten(name=f"{name}_out")(x)
     return keras.Model(inp, out, name=name)
+
+
+def build_mel_frontend(path: str | None = None, name: str = "speech_mel") -> keras.Model:
+    """openWakeWord's log-mel front end as Keras layers: (batch, samples) 16 kHz waveform in int16
+    units -> (batch, frames, 32) in the embedding's input scale (dB / 10 + 2).
+
+    STFT as a strided Conv1D (512-sample window, hop 160 = 10 ms, the file's windowed DFT
+    kernels), power, 32-band mel matrix, 10 log10 clipped at 1e-10, floor at the clip's own
+    maximum - 80 dB (the ONNX graph takes the maximum over the whole batch; per clip here, equal
+    for a batch of one)."""
+    nodes, weights, _ = _load_graph(path or onnx_path("melspectrogram.onnx"))
+    del nodes
+    real, imag = weights["0.stft.conv_real.weight"], weights["0.stft.conv_imag.weight"]
+    mel_w = weights["1.melW"].astype("float32")
+    kernel = np.concatenate([real, imag], 0).transpose(2, 1, 0).astype("float32")  # (512, 1, 514)
+    n_bins = real.shape[0]
+    inp = keras.Input((None,), name="waveform_16k")
+    x = keras.layers.Reshape((-1, 1))(inp)
+    stft = keras.layers.Conv1D(2 * n_bins, kernel.shape[0], strides=160, use_bias=False,
+                               name=f"{name}_stft")
+    x = stft(x)
+    stft.set_weights([kernel])
+
+    def _log_mel(spec):
+        power = spec[..., :n_bins] ** 2 + spec[..., n_bins:] ** 2
+        mel = keras.ops.matmul(power, mel_w)
+        db = 10.0 * keras.ops.log(keras.ops.maximum(mel, 1e-10)) / np.log(10.0).astype("float32")
+        top = keras.ops.max(db, axis=(1, 2), keepdims=True)
+        return keras.ops.maximum(db, top - 80.0) / 10.0 + 2.0
+
+    out = keras.layers.Lambda(_log_mel, name=f"{name}_log")(x)
+    return keras.Model(inp, out, name=name)
