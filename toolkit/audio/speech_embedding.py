@@ -128,3 +128,60 @@ def build_mel_frontend(path: str | None = None, name: str = "speech_mel") -> ker
 
     out = keras.layers.Lambda(_log_mel, name=f"{name}_log")(x)
     return keras.Model(inp, out, name=name)
+
+
+FRONTEND_RATE = 16000
+WINDOW_STEP = 8
+
+
+def _upsampler(factor: int, name: str) -> keras.layers.Layer:
+    """Integer-factor resampling to 16 kHz inside the model: zero insertion and a windowed-sinc
+    low-pass (scipy's firwin), as one strided Conv1DTranspose (a TFLite builtin)."""
+    from scipy.signal import firwin
+
+    taps = (firwin(16 * factor + 1, 1.0 / factor) * factor).astype("float32")
+    layer = keras.layers.Conv1DTranspose(1, taps.size, strides=factor, padding="same", use_bias=False,
+                                         trainable=False, name=name)
+    layer.build((None, None, 1))
+    layer.set_weights([taps[::-1].reshape(-1, 1, 1)])
+    return layer
+
+
+def build_embedding_features(sample_rate: int, samples: int, pooling: str = "mean",
+                             name: str = "speech_features") -> keras.Model:
+    """Waveform in [-1, 1] at ``sample_rate`` -> pretrained 96-d speech embedding.
+
+    Resampled to 16 kHz in the model, openWakeWord's log-mel front end, 775 ms windows every
+    80 ms through the speech_embedding net; ``pooling`` "mean" averages the windows to (batch, 96),
+    "none" keeps (batch, windows, 96)."""
+    if FRONTEND_RATE % sample_rate:
+        raise ValueError(f"The speech embedding needs a sample rate dividing {FRONTEND_RATE} Hz (8000 or 16000). "
+                         f"Received {sample_rate} Hz: resample the recordings.")
+    factor = FRONTEND_RATE // sample_rate
+    n16 = samples * factor
+    frames = (n16 - 512) // 160 + 1
+    if frames < WINDOW_FRAMES:
+        raise ValueError(f"The speech embedding needs at least {(WINDOW_FRAMES - 1) * 160 + 512} samples at 16 kHz "
+                         f"(~0.78 s); received {samples} at {sample_rate} Hz: raise the duration to >= 0.8 s.")
+    n_windows = (frames - WINDOW_FRAMES) // WINDOW_STEP + 1
+    inp = keras.Input((samples,), name="waveform")
+    x = keras.layers.Rescaling(32767.0)(inp)  # the front end works in int16 units
+    if factor > 1:
+        x = keras.layers.Reshape((samples, 1))(x)
+        x = _upsampler(factor, f"{name}_to16k")(x)
+        x = keras.layers.Reshape((n16,))(x)
+    mel = build_mel_frontend()
+    mel.trainable = False
+    spec = mel(x)  # (batch, frames, 32)
+    net = build_speech_embedding()
+    windows = [spec[:, i * WINDOW_STEP:i * WINDOW_STEP + WINDOW_FRAMES, :] for i in range(n_windows)]
+    stacked = keras.layers.Lambda(lambda w: keras.ops.stack(w, axis=1), name=f"{name}_windows")(windows)
+    flat = keras.layers.Reshape((WINDOW_FRAMES, N_MELS, 1))(
+        keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, WINDOW_FRAMES, N_MELS)))(stacked))
+    emb = net(flat)
+    seq = keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, n_windows, EMBED_DIM)), name=f"{name}_seq")(emb)
+    if pooling == "none":
+        return keras.Model(inp, seq, name=name)
+    if pooling != "mean":
+        raise ValueError(f"pooling must be 'mean' or 'none'; received {pooling!r}.")
+    return keras.Model(inp, keras.layers.GlobalAveragePooling1D()(seq), name=name)
