@@ -38,7 +38,7 @@ def onnx_path(name: str = "embedding_model.onnx") -> str:
             "The pretrained speech embedding needs the 'openwakeword' package for its weights: "
             f"run `pip install --no-deps {_WHEEL}` (only its bundled ONNX files are read)."
         )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "models", name)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "resources", "models", name)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: reinstall with `pip install --no-deps {_WHEEL}`.")
     return path
