@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
 
-# The longest files first (longest first; measured with --durations on a full `make test`). `--dist loadfile`
+# The longest files first (the order estimated from --durations of earlier full runs; refine it from a new one). `--dist loadfile`
 # hands whole files to the two workers in collection order (pyproject's `--no-loadscope-reorder` keeps that
 # order; xdist's default puts the files with the most tests first), so a long file collected late runs alone
 # at the end while the other worker idles. Files not listed keep pytest's order after these.
