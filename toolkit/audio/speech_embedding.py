@@ -86,7 +86,8 @@ class Floor(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class EmbeddingLogMel(keras.layers.Layer):
-    """(batch, samples) waveform in [-1, 1] -> (batch, frames, 32) log-mel in the embedding's scale.
+    """(batch, samples) waveform in [-1, 1] -> (batch, frames, 32, 1) log-mel in the embedding's scale
+    (the shape of :class:`~toolkit.audio.layers.LogMelSpectrogram`, so the same explanations apply).
 
     openWakeWord's front end (Hann-400 window in a 512-sample DFT, hop 160, power, 32 mel bands up to
     3.8 kHz, 10 log10, floored 80 dB under the clip's maximum, then /10 + 2) at ``sample_rate``:
@@ -125,12 +126,12 @@ class EmbeddingLogMel(keras.layers.Layer):
         power = spectrum[..., : self.bins] ** 2 + spectrum[..., self.bins:] ** 2
         db = (10.0 / np.log(10.0)) * ops.log(ops.maximum(ops.matmul(power, self.mel), 1e-10))
         top = ops.max(db, axis=(1, 2), keepdims=True)
-        return ops.maximum(db, top - 80.0) / 10.0 + 2.0
+        return ops.expand_dims(ops.maximum(db, top - 80.0) / 10.0 + 2.0, -1)
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[1]
         frames = None if samples is None else 1 + (samples - self.frame_length) // self.hop_length
-        return (input_shape[0], frames, N_MELS)
+        return (input_shape[0], frames, N_MELS, 1)
 
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate}
@@ -217,10 +218,10 @@ def build_embedding_features(sample_rate: int, samples: int, pooling: str = "mea
     frames = (window_count(sample_rate, samples) - 1) * WINDOW_STEP + WINDOW_FRAMES
     inp = keras.Input((samples,), name="waveform")
     spec = build_mel_frontend(sample_rate, name=f"{name}_logmel")(inp)
-    spec = keras.layers.Cropping1D((0, spec.shape[1] - frames))(spec)  # frames no window reaches
+    spec = keras.layers.Cropping2D(((0, spec.shape[1] - frames), (0, 0)))(spec)  # frames no window reaches
     net = build_speech_embedding(frames)
     net.trainable = False
-    seq = net(keras.layers.Reshape((frames, N_MELS, 1))(spec))
+    seq = net(spec)
     if pooling == "none":
         return keras.Model(inp, seq, name=name)
     return keras.Model(inp, keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(seq), name=name)
