@@ -181,6 +181,12 @@ FAKE = "mobilenet_v3_small"  # plays the pretrained default in the image recipe 
 def fake_pretrained(monkeypatch, tmp_path_factory):
     """The pretrained default is FAKE, whose "imagenet" weights are fixed random ones from a file
     (as if they came from a pip package)."""
+    return use_fake_pretrained(monkeypatch, tmp_path_factory)
+
+
+def use_fake_pretrained(patcher: pytest.MonkeyPatch, tmp_path_factory):
+    """`fake_pretrained`'s patches made with ``patcher`` (a module fixture's ``pytest.MonkeyPatch.context()``
+    keeps them for a module); returns the patched ``get_backbone``."""
     from toolkit.transfer import backbones
     from toolkit.vision import classifier, transfer_recipe
 
@@ -198,9 +204,9 @@ def fake_pretrained(monkeypatch, tmp_path_factory):
             backbone.save_weights(path)
         return backbone
 
-    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
-    monkeypatch.setattr(transfer_recipe, "_FEATURES", type(transfer_recipe._FEATURES)())  # remembered features
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
-    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
+    patcher.setattr(classifier, "get_backbone", get_backbone)
+    patcher.setattr(transfer_recipe, "_FEATURES", type(transfer_recipe._FEATURES)())  # remembered features
+    patcher.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
+    patcher.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
+    patcher.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
     return get_backbone
