@@ -13,6 +13,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import numpy as np
 import pytest
 
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # An xdist worker (`make test`: two on two cores): TensorFlow's intra-op pool gets this worker's share of
+    # the cores instead of all of them. With every core busy, pools as wide as the machine spend CPU
+    # waiting for each other (tests/test_detection.py alone: 126 CPU-s with the default pool, 103 with one
+    # thread). Set through the API, not TF_NUM_INTRAOP_THREADS: the processes tests start (the two-worker
+    # training in tests/test_distributed.py) keep TensorFlow's defaults.
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(
+        max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
