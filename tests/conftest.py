@@ -13,6 +13,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import numpy as np
 import pytest
 
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # An xdist worker (`make test`: two on two cores): TensorFlow's intra-op pool gets this worker's share of
+    # the cores instead of all of them. With every core busy, pools as wide as the machine spend CPU
+    # waiting for each other (tests/test_detection.py alone: 126 CPU-s with the default pool, 103 with one
+    # thread). Set through the API, not TF_NUM_INTRAOP_THREADS: the processes tests start (the two-worker
+    # training in tests/test_distributed.py) keep TensorFlow's defaults.
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(
+        max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
@@ -181,6 +192,12 @@ FAKE = "mobilenet_v3_small"  # plays the pretrained default in the image recipe 
 def fake_pretrained(monkeypatch, tmp_path_factory):
     """The pretrained default is FAKE, whose "imagenet" weights are fixed random ones from a file
     (as if they came from a pip package)."""
+    return use_fake_pretrained(monkeypatch, tmp_path_factory)
+
+
+def use_fake_pretrained(patcher: pytest.MonkeyPatch, tmp_path_factory):
+    """`fake_pretrained`'s patches made with ``patcher`` (a module fixture's ``pytest.MonkeyPatch.context()``
+    keeps them for a module); returns the patched ``get_backbone``."""
     from toolkit.transfer import backbones
     from toolkit.vision import classifier, transfer_recipe
 
@@ -198,9 +215,9 @@ def fake_pretrained(monkeypatch, tmp_path_factory):
             backbone.save_weights(path)
         return backbone
 
-    monkeypatch.setattr(classifier, "get_backbone", get_backbone)
-    monkeypatch.setattr(transfer_recipe, "_FEATURES", type(transfer_recipe._FEATURES)())  # remembered features
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
-    monkeypatch.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
-    monkeypatch.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
+    patcher.setattr(classifier, "get_backbone", get_backbone)
+    patcher.setattr(transfer_recipe, "_FEATURES", type(transfer_recipe._FEATURES)())  # remembered features
+    patcher.setitem(transfer_recipe.PRETRAINED_DEFAULT, "backbone", FAKE)
+    patcher.setitem(transfer_recipe.PRETRAINED_DEFAULT, "module", "numpy")  # installed
+    patcher.setitem(transfer_recipe.PACKAGED_WEIGHTS, FAKE, "fake-imagenet-package")
     return get_backbone

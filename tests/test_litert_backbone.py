@@ -8,19 +8,36 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture
-def served(fake_pretrained, tmp_path, monkeypatch):
-    """A transfer-learned classifier on the fake ImageNet backbone, and a clean cache folder."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A transfer-learned classifier on the fake ImageNet backbone, trained once for this module's tests."""
+    from conftest import use_fake_pretrained
     from test_make_your_own import FAST, photos
 
     from toolkit import make_your_own as mine
+    from toolkit.vision import feature_memo
+
+    folder = tmp_path_factory.mktemp("litert")
+    with pytest.MonkeyPatch.context() as patcher:
+        use_fake_pretrained(patcher, tmp_path_factory)
+        feature_memo.clear()
+        result = mine.train_from_examples("image", photos(folder / "in"), folder / "work", **FAST)
+        assert feature_memo.uses_memo(result.task)
+        yield result, folder / "cache"
+
+
+@pytest.fixture
+def served(trained, fake_pretrained, monkeypatch):
+    """The trained classifier as if just trained (no LiteRT runner in this process yet, nothing remembered).
+    The cache folder is the module's: a file kept by an earlier test is read (and checked) instead of
+    converted again, as a new start would; each test that needs a conversion forces one."""
     from toolkit.vision import feature_memo, litert_backbone
 
-    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))
+    result, cache = trained
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(cache))
     monkeypatch.setattr(litert_backbone, "_RUNNERS", {})
     feature_memo.clear()
-    result = mine.train_from_examples("image", photos(tmp_path / "in"), tmp_path / "work", **FAST)
-    assert feature_memo.uses_memo(result.task)
+    result.task._served_features = None
     return result
 
 
