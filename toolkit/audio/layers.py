@@ -259,3 +259,44 @@ class PlaybackSpeed(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EmbeddingWindows(keras.layers.Layer):
+    """(N, frames, mels, 1) -> (N * windows, window, mels, 1): ``window`` frames every ``step``."""
+
+    def __init__(self, window: int = 76, step: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.window, self.step = int(window), int(step)
+
+    def windows(self, frames: int) -> int:
+        return (frames - self.window) // self.step + 1
+
+    def call(self, spec):
+        n = self.windows(spec.shape[1])
+        stacked = ops.stack([spec[:, i * self.step:i * self.step + self.window] for i in range(n)], axis=1)
+        return ops.reshape(stacked, (-1, self.window, spec.shape[2], spec.shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.window, input_shape[2], input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window, "step": self.step}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WindowMean(keras.layers.Layer):
+    """(N * windows, dim) -> (N, dim): each recording's windows averaged."""
+
+    def __init__(self, windows: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.windows = int(windows)
+
+    def call(self, x):
+        return ops.mean(ops.reshape(x, (-1, self.windows, x.shape[-1])), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "windows": self.windows}

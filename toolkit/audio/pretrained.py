@@ -1,0 +1,181 @@
+"""The pretrained backbone of ``audio_classifier`` (``--backbone speech_embedding``): Google's
+speech_embedding (:mod:`toolkit.audio.speech_embedding`), frozen, and a small trained head.
+
+One Keras model, raw samples in, probabilities out, in the same two nested parts as the
+from-scratch model, so ``spectrogram``, test-time speeds, occlusion, LIME and export work alike:
+
+- ``logmel``: (N, samples) -> (N, frames, 32, 1), the embedding's own log-mel front end (frozen);
+- ``head``: the spectrogram cut into 775 ms windows every 80 ms (:class:`EmbeddingWindows`), the
+  frozen embedding net on each (96-d), their mean (:class:`WindowMean`), then the trained part:
+  ``feature_norm`` (a Normalization adapted on the training features), dropout, an optional
+  hidden layer and the softmax ``predictions``.
+
+Training is fast because the backbone never changes: the 96-d features of the training clips (and,
+with ``augment``, of ``copies`` augmented copies of each: shift, gain, noise, ``speed``) are
+computed once by a batched predict, the trained part is fitted on them with early stopping on the
+validation clips' features, and the whole model is assembled from the same layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ..errors import DataError
+
+BACKBONES = ("scratch", "speech_embedding")
+#: the embedding's window is 775 ms: shorter clips cannot hold one
+MIN_DURATION = 0.8
+FEATURE_BATCH = 64
+#: clean recordings' features remembered within a process (by content), at most this many
+REMEMBER = 50_000
+_REMEMBERED: dict[tuple, np.ndarray] = {}
+
+
+def check_backbone(cfg) -> None:
+    """Refuse settings the pretrained backbone cannot honour, saying what to change."""
+    if cfg.backbone != "speech_embedding":
+        return
+    if cfg.duration < MIN_DURATION:
+        raise ValueError(f"--backbone speech_embedding hears 775 ms windows: duration must be >= {MIN_DURATION} s. "
+                         f"Received {cfg.duration} s; pass --duration 1.0 (or longer).")
+    if cfg.members != 1:
+        raise ValueError("--members is an ensemble of from-scratch conv nets; with --backbone speech_embedding "
+                         f"leave it at 1. Received {cfg.members}.")
+    if cfg.transfer_from:
+        raise ValueError("--transfer-from copies a from-scratch conv net; --backbone speech_embedding is already "
+                         "pretrained: drop --transfer-from.")
+
+
+def hop_samples(sample_rate: int) -> int:
+    """Samples between two spectrogram frames of the embedding's front end (10 ms)."""
+    return sample_rate // 100
+
+
+def build_frontend(sample_rate: int, samples: int):
+    """``logmel``: (N, samples) in [-1, 1] -> (N, frames, 32, 1), the embedding's log-mel, frozen."""
+    import keras
+
+    from . import speech_embedding as se
+
+    if se.FRONTEND_RATE % sample_rate:
+        raise ValueError(f"--backbone speech_embedding needs --sample-rate 8000 or 16000. Received {sample_rate}.")
+    factor = se.FRONTEND_RATE // sample_rate
+    waveform = keras.Input((samples,), name="waveform")
+    x = keras.layers.Rescaling(32767.0, name="int16_scale")(waveform)
+    if factor > 1:
+        x = keras.layers.Reshape((samples, 1))(x)
+        x = se._upsampler(factor, "to16k")(x)
+        x = keras.layers.Reshape((samples * factor,))(x)
+    spec = se.build_mel_frontend()(x)
+    spec = keras.layers.Reshape((-1, se.N_MELS, 1), name="channel")(spec)
+    model = keras.Model(waveform, spec, name="logmel")
+    model.trainable = False
+    return model
+
+
+class PretrainedParts:
+    """The frozen parts of the model (front end, windows, embedding net, mean) and the features they give."""
+
+    def __init__(self, cfg):
+        import keras
+
+        from . import speech_embedding as se
+        from .layers import EmbeddingWindows, WindowMean
+
+        fmt = cfg.audio_format
+        self.sample_rate = cfg.sample_rate
+        self.frontend = build_frontend(cfg.sample_rate, fmt.samples)
+        frames = int(self.frontend(np.zeros((1, fmt.samples), np.float32)).shape[1])
+        self.windows = EmbeddingWindows(se.WINDOW_FRAMES, 8, name="windows")
+        n = self.windows.windows(frames)
+        if n < 1:
+            raise ValueError(f"--backbone speech_embedding needs >= {MIN_DURATION} s of audio; the front end gave "
+                             f"{frames} frames for {cfg.duration} s.")
+        self.embedding = se.build_speech_embedding()
+        self.embedding.trainable = False
+        self.mean = WindowMean(n, name="embedding_mean")
+        self.spec_in = keras.Input((frames, se.N_MELS, 1), name="spectrogram")
+        self.pooled = self.mean(self.embedding(self.windows(self.spec_in)))
+        waveform = keras.Input((fmt.samples,), name="waveform")
+        self.features_model = keras.Model(waveform, keras.Model(self.spec_in, self.pooled)(self.frontend(waveform)))
+
+    def features(self, x: np.ndarray, remember: bool = False) -> np.ndarray:
+        """(N, samples) -> (N, 96) mean embeddings, by batched predict. With ``remember``, each
+        clip's features are kept for this process (keyed by its rate and samples' digest: the
+        backbone never changes), so a clip trained on again costs nothing."""
+        x = np.asarray(x, np.float32)
+        if not remember:
+            return self.features_model.predict(x, batch_size=FEATURE_BATCH, verbose=0)
+        keys = [(self.sample_rate, hashlib.sha1(row.tobytes()).hexdigest()) for row in x]
+        missing = [i for i, key in enumerate(keys) if key not in _REMEMBERED]
+        if missing:
+            new = self.features_model.predict(x[missing], batch_size=FEATURE_BATCH, verbose=0)
+            if len(_REMEMBERED) + len(missing) > REMEMBER:
+                _REMEMBERED.clear()
+            _REMEMBERED.update(zip([keys[i] for i in missing], new))
+        return np.stack([_REMEMBERED[key] for key in keys])
+
+
+def augmented_copies(x: np.ndarray, cfg) -> list[np.ndarray]:
+    """``cfg.copies`` augmented copies of the clips (shift, gain, noise, ``cfg.speed``), each drawn anew."""
+    from .layers import WaveAugment
+
+    out = []
+    for k in range(cfg.copies if cfg.augment else 0):
+        layer = WaveAugment(seed=cfg.seed * 1000 + k, speed=cfg.speed)
+        out.append(np.concatenate([np.asarray(layer(x[i:i + 32], training=True)) for i in range(0, len(x), 32)]))
+    return out
+
+
+def fit_head(cfg, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
+             verbose: int = 0, callbacks: list | None = None):
+    """(layers, history): the trained part of the head (``feature_norm`` adapted on ``x``, dropout,
+    optional hidden layer, softmax ``predictions``) fitted on features ``x`` (N, 96) with early
+    stopping on ``x_val``; the layers are then applied to the backbone's pooled output."""
+    import keras
+
+    if not np.all(np.isfinite(x)) or not np.all(np.isfinite(x_val)):
+        raise DataError("The pretrained embedding gave non-finite features: check the recordings are not corrupt.")
+    keras.utils.set_random_seed(cfg.seed)
+    norm = keras.layers.Normalization(name="feature_norm")
+    norm.adapt(x)
+    layers = [norm]
+    if cfg.dropout:
+        layers.append(keras.layers.Dropout(cfg.dropout, seed=cfg.seed, name="dropout"))
+    if cfg.hidden:
+        layers += [keras.layers.Dense(cfg.hidden, activation="relu", name="hidden")]
+        if cfg.dropout:
+            layers.append(keras.layers.Dropout(cfg.dropout, seed=cfg.seed + 1, name="hidden_dropout"))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="predictions"))
+    trained = keras.Sequential([keras.Input((x.shape[1],))] + layers, name="trained_head")
+    one_hot = np.eye(n_classes, dtype=np.float32)
+    trained.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)]
+    history = trained.fit(x, one_hot[y], validation_data=(x_val, one_hot[y_val]), epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
+                          callbacks=stop + list(callbacks or []))
+    return layers, history.history
+
+
+def fit_pretrained(cfg, train, val, verbose: int = 0, callbacks: list | None = None):
+    """(model, history): the frozen backbone's features of ``train`` (plus augmented copies) and
+    ``val`` (AudioData), the head fitted on them, the whole waveform-in model assembled."""
+    import keras
+
+    parts = PretrainedParts(cfg)
+    x = np.concatenate([parts.features(train.x, remember=True)] +
+                       [parts.features(c) for c in augmented_copies(train.x, cfg)])
+    x_val = parts.features(val.x, remember=True)
+    layers, history = fit_head(cfg, x, np.tile(train.y, len(x) // len(train)), x_val, val.y, len(train.class_names),
+                               verbose, callbacks)
+    out = parts.pooled
+    for layer in layers:
+        out = layer(out)
+    head = keras.Model(parts.spec_in, out, name="head")
+    waveform = keras.Input((cfg.audio_format.samples,), name="waveform")
+    model = keras.Model(waveform, head(parts.frontend(waveform)), name="audio_classifier")
+    return model, history
