@@ -4,11 +4,12 @@ speech_embedding (:mod:`toolkit.audio.speech_embedding`), frozen, and a small tr
 One Keras model, raw samples in, probabilities out, in the same two nested parts as the
 from-scratch model, so ``spectrogram``, test-time speeds, occlusion, LIME and export work alike:
 
-- ``logmel``: (N, samples) -> (N, frames, 32, 1), the embedding's own log-mel front end (frozen);
-- ``head``: the spectrogram cut into 775 ms windows every 80 ms (:class:`EmbeddingWindows`), the
-  frozen embedding net on each (96-d), their mean (:class:`WindowMean`), then the trained part:
-  ``feature_norm`` (a Normalization adapted on the training features), dropout, an optional
-  hidden layer and the softmax ``predictions``.
+- ``logmel``: (N, samples) -> (N, frames, 32, 1), the embedding's own log-mel front end
+  (:class:`~toolkit.audio.speech_embedding.EmbeddingLogMel`, 10 ms frames, frozen);
+- ``head``: the frozen embedding net in one pass over the clip (a 96-d embedding per 775 ms
+  window, every 80 ms), their mean, then the trained part: ``feature_norm`` (a Normalization
+  adapted on the training features), dropout, an optional ``hidden`` layer and the softmax
+  ``predictions``.
 
 Training is fast because the backbone never changes: the 96-d features of the training clips (and,
 with ``augment``, of ``copies`` augmented copies of each: shift, gain, noise, ``speed``) are
@@ -27,6 +28,7 @@ from ..errors import DataError
 BACKBONES = ("scratch", "speech_embedding")
 #: the embedding's window is 775 ms: shorter clips cannot hold one
 MIN_DURATION = 0.8
+RATES = (8000, 16000)
 FEATURE_BATCH = 64
 #: clean recordings' features remembered within a process (by content), at most this many
 REMEMBER = 50_000
@@ -37,6 +39,9 @@ def check_backbone(cfg) -> None:
     """Refuse settings the pretrained backbone cannot honour, saying what to change."""
     if cfg.backbone != "speech_embedding":
         return
+    if cfg.sample_rate not in RATES:
+        raise ValueError(f"--backbone speech_embedding needs --sample-rate 8000 or 16000 (its front end's rates). "
+                         f"Received {cfg.sample_rate}.")
     if cfg.duration < MIN_DURATION:
         raise ValueError(f"--backbone speech_embedding hears 775 ms windows: duration must be >= {MIN_DURATION} s. "
                          f"Received {cfg.duration} s; pass --duration 1.0 (or longer).")
@@ -53,51 +58,26 @@ def hop_samples(sample_rate: int) -> int:
     return sample_rate // 100
 
 
-def build_frontend(sample_rate: int, samples: int):
-    """``logmel``: (N, samples) in [-1, 1] -> (N, frames, 32, 1), the embedding's log-mel, frozen."""
-    import keras
-
-    from . import speech_embedding as se
-
-    if se.FRONTEND_RATE % sample_rate:
-        raise ValueError(f"--backbone speech_embedding needs --sample-rate 8000 or 16000. Received {sample_rate}.")
-    factor = se.FRONTEND_RATE // sample_rate
-    waveform = keras.Input((samples,), name="waveform")
-    x = keras.layers.Rescaling(32767.0, name="int16_scale")(waveform)
-    if factor > 1:
-        x = keras.layers.Reshape((samples, 1))(x)
-        x = se._upsampler(factor, "to16k")(x)
-        x = keras.layers.Reshape((samples * factor,))(x)
-    spec = se.build_mel_frontend()(x)
-    spec = keras.layers.Reshape((-1, se.N_MELS, 1), name="channel")(spec)
-    model = keras.Model(waveform, spec, name="logmel")
-    model.trainable = False
-    return model
-
-
 class PretrainedParts:
-    """The frozen parts of the model (front end, windows, embedding net, mean) and the features they give."""
+    """The frozen parts of the model (the front end ``logmel``; the embedding net over the clip's
+    windows and their mean) and the features they give."""
 
     def __init__(self, cfg):
         import keras
 
         from . import speech_embedding as se
-        from .layers import EmbeddingWindows, WindowMean
 
         fmt = cfg.audio_format
         self.sample_rate = cfg.sample_rate
-        self.frontend = build_frontend(cfg.sample_rate, fmt.samples)
-        frames = int(self.frontend(np.zeros((1, fmt.samples), np.float32)).shape[1])
-        self.windows = EmbeddingWindows(se.WINDOW_FRAMES, 8, name="windows")
-        n = self.windows.windows(frames)
-        if n < 1:
-            raise ValueError(f"--backbone speech_embedding needs >= {MIN_DURATION} s of audio; the front end gave "
-                             f"{frames} frames for {cfg.duration} s.")
-        self.embedding = se.build_speech_embedding()
+        n_windows = se.window_count(cfg.sample_rate, fmt.samples)
+        self.frontend = se.build_mel_frontend(cfg.sample_rate, name="logmel")
+        frames = self.frontend.compute_output_shape((None, fmt.samples))[1]
+        reached = (n_windows - 1) * se.WINDOW_STEP + se.WINDOW_FRAMES
+        self.embedding = se.build_speech_embedding(reached)
         self.embedding.trainable = False
-        self.mean = WindowMean(n, name="embedding_mean")
         self.spec_in = keras.Input((frames, se.N_MELS, 1), name="spectrogram")
-        self.pooled = self.mean(self.embedding(self.windows(self.spec_in)))
+        spec = keras.layers.Cropping2D(((0, frames - reached), (0, 0)), name="windows_reach")(self.spec_in)
+        self.pooled = keras.layers.GlobalAveragePooling1D(name="embedding_mean")(self.embedding(spec))
         waveform = keras.Input((fmt.samples,), name="waveform")
         self.features_model = keras.Model(waveform, keras.Model(self.spec_in, self.pooled)(self.frontend(waveform)))
 
@@ -116,7 +96,6 @@ class PretrainedParts:
                 _REMEMBERED.clear()
             _REMEMBERED.update(zip([keys[i] for i in missing], new))
         return np.stack([_REMEMBERED[key] for key in keys])
-
 
 def augmented_copies(x: np.ndarray, cfg) -> list[np.ndarray]:
     """``cfg.copies`` augmented copies of the clips (shift, gain, noise, ``cfg.speed``), each drawn anew."""
