@@ -158,3 +158,35 @@ def fit_pretrained(cfg, train, val, verbose: int = 0, callbacks: list | None = N
     waveform = keras.Input((cfg.audio_format.samples,), name="waveform")
     model = keras.Model(waveform, head(parts.frontend(waveform)), name="audio_classifier")
     return model, history
+
+
+#: the embedding net's layer Grad-CAM reads: its last conv block that still has 4 frequency rows
+GRADCAM_LAYER = "speech_embedding_floor14"
+
+
+def gradcam_map(head, spectrogram: np.ndarray, target: int) -> np.ndarray:
+    """Grad-CAM of ``target`` on the frozen embedding net's :data:`GRADCAM_LAYER` (time x 4 bands),
+    through the trained head; resized to the frames the windows reach, zero beyond, scaled to [0, 1]."""
+    import cv2
+    import keras
+    import tensorflow as tf
+
+    net = head.get_layer("speech_embedding")
+    inner = keras.Model(net.inputs, [net.get_layer(GRADCAM_LAYER).output, net.output])
+    at = head.layers.index(net)
+    x = tf.convert_to_tensor(np.asarray(spectrogram, np.float32)[None, ..., None])
+    for layer in head.layers[1:at]:  # the crop to the frames the windows reach
+        x = layer(x)
+    with tf.GradientTape() as tape:
+        features, out = inner(x, training=False)
+        for layer in head.layers[at + 1:]:
+            out = layer(out, training=False)
+        score = tf.math.log(out[:, target] + 1e-12)
+    grads = tape.gradient(score, features)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[0].numpy().astype(np.float32)
+    frames, mels = spectrogram.shape
+    full = np.zeros((frames, mels), np.float32)
+    full[: x.shape[1]] = cv2.resize(cam, (mels, int(x.shape[1])), interpolation=cv2.INTER_LINEAR)
+    low, high = float(full.min()), float(full.max())
+    return (full - low) / (high - low) if high > low else np.zeros_like(full)
