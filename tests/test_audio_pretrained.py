@@ -32,6 +32,11 @@ def test_settings_the_backbone_cannot_honour_are_refused():
     with pytest.raises(ValueError, match="backbone"):
         AudioClassifierConfig(backbone="wav2vec")
     AudioClassifierConfig(backbone="scratch", duration=0.5)  # the conv net takes short clips
+    from toolkit.base import config_from_dict
+
+    older = config_from_dict(AudioClassifierConfig, {"duration": 0.5, "filters": [4, 8]})  # a card without backbone
+    assert older.backbone == "scratch" and older.test_speeds == (0.95, 1.0, 1.05)
+    assert AudioClassifierConfig().backbone == "speech_embedding" and AudioClassifierConfig().test_speeds == (1.0,)
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,8 @@ class AudioClassifierConfig:
                              "--speed) of each training recording the head also learns from", tune=(0, 8))
     seed: int = setting(0, "seeds the weights, the split and the augmentation")
     strategy: Any = strategy_setting()
+    #: a card saved before ``backbone`` existed holds a from-scratch conv net
+    CARD_DEFAULTS = {"backbone": "scratch"}
 
     def __post_init__(self) -> None:
         if isinstance(self.transfer_from, os.PathLike):
