@@ -1,11 +1,16 @@
 """Spoken digits (FSDD, five speakers): what generalises to a voice the model has never heard.
 
-``loso``: leave-one-speaker-out. For each speaker, the audio classifier (default settings) is
-trained on the other four speakers' recordings and scored on the held-out speaker's 500; the
-peers, scikit-learn's logistic regression and RBF SVM on MFCC mean+std features of the same
-prepared recordings, are fitted and scored on the same folds. Every fold's model is exported to
-int8 and float16 TFLite: accuracy of the files on the held-out speaker, size and latency of one
-second of audio (LiteRT, the phone's runtime).
+``loso``: leave-one-speaker-out. For each speaker, the audio classifier is trained on the other
+four speakers' recordings and scored on the held-out speaker's 500, once per backbone (default
+settings otherwise): ``speech_embedding`` (the default since 2026-12-06: the frozen pretrained
+embedding and a trained head) and ``scratch`` (the conv net); the peers, scikit-learn's logistic
+regression and RBF SVM on MFCC mean+std features of the same prepared recordings, are fitted and
+scored on the same folds. The default backbone's model of every fold is exported to int8 and
+float16 TFLite: accuracy of the files on the held-out speaker, size and latency of one second of
+audio (LiteRT, the phone's runtime). The pretrained backbone's settings (1 s clips, 2 augmented
+copies per clip, a linear head, one pass at test time) were chosen on inner speaker splits that
+never saw george (benchmarks/speech_pretrained_inner.py). The paragraphs below are the conv
+net's history.
 
 A candidate recipe (speed perturbation 0.15, mixup 0.2, label smoothing 0.1, cosine decay over
 30 epochs) was chosen on inner speaker splits that never saw george (three of the other four
@@ -44,11 +49,12 @@ not a change worth five times the training: the default stays one net.
 
 ``demo``: the speech tab's request p50 (handler, and through gradio_client).
 
-``few_shot``: a new word from 5 recordings per class. Digits 5-9 are the new words; the base
-model learnt digits 0-4 from four speakers; the new model starts from its conv layers (new output
-layer) or from scratch, trained on the same 25 recordings (5 per new word, from those four
-speakers), and is scored on the fifth speaker's 250 recordings of 5-9. One held-out speaker
-per seed.
+``few_shot``: a new word from 5 recordings per class. Digits 5-9 are the new words, learnt from
+25 recordings (5 per new word, from four speakers) and scored on the fifth speaker's 250
+recordings of 5-9, one held-out speaker per seed: with the pretrained backbone (the frozen
+speech embedding, a head trained on the 25), from scratch (the conv net), and the conv net
+started from one that learnt digits 0-4 from the four speakers (its conv layers, a new output
+layer).
 """
 
 from __future__ import annotations

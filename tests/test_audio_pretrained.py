@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import quiet_main, run
+from conftest import REPO, quiet_main, run
 from test_audio import FREQS, tone, write_tones
 
 from toolkit.audio import AudioClassifier, AudioClassifierConfig, AudioFormat, prepare_waveform
@@ -61,6 +62,13 @@ def test_train_save_load_predict_evaluate(trained, capsys):
     assert card["config"]["backbone"] == "speech_embedding" and card["input"]["shape"] == [8000]
     assert summary["metrics"]["test_accuracy"] >= 0.9, summary  # pitch: easy, for a held-out "speaker" too
     clf = AudioClassifier.load(out)  # safe mode: only registered layers
+    import subprocess
+    import sys
+
+    fresh = subprocess.run([sys.executable, "-c", f"from toolkit import load; print(load({str(out)!r}).config.backbone)"],
+                           capture_output=True, text=True, timeout=300, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})  # a new process: loading registers the layers
+    assert fresh.stdout.strip().endswith("speech_embedding"), fresh.stderr[-2000:]
     head = clf.model_.get_layer("head")
     trainable = {w.path.split("/")[0] for w in head.trainable_weights}
     assert trainable <= {"feature_norm", "predictions", "hidden"}, trainable  # the backbone is frozen

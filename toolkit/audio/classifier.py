@@ -33,6 +33,7 @@ from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
 from .data import AudioData, AudioFormat, group_split, load_audio_folder, prepare_batch
 from .pretrained import BACKBONES, check_backbone, hop_samples
+from .pretrained import FLOAT_IN_INT8 as EMBEDDING_FLOAT_IN_INT8
 
 DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
 POOLINGS = ("flatten", "average")
@@ -496,7 +497,7 @@ class AudioClassifier(ClassifierMixin, Task):
     # ================================================================== save / load
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "AudioClassifier":
-        from . import layers  # noqa: F401  (registers the custom layers safe_mode loading needs)
+        from . import layers, speech_embedding  # noqa: F401  (register the custom layers safe_mode loading needs)
 
         return super().load(directory)
 
@@ -571,5 +572,6 @@ FLOAT_IN_INT8 = ("/speed_", "logmel", "band_norm", "input_norm", "Softmax", "mem
 
 
 def float_front_end(tensor_name: str) -> bool:
-    """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8)."""
-    return any(part in tensor_name for part in FLOAT_IN_INT8)
+    """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8 and,
+    for the pretrained backbone, ``pretrained.FLOAT_IN_INT8``)."""
+    return any(part in tensor_name for part in FLOAT_IN_INT8 + EMBEDDING_FLOAT_IN_INT8)
