@@ -113,3 +113,19 @@ def test_export_int8_keeps_the_front_end_float_and_agrees(trained, capsys):
     assert any("speech_embedding" in n for n in int8) and not front_end, sorted(front_end)[:5]
     code, text, err = run(capsys, "predict", out, "--audio", tones / "low_cid_0.wav", "--tflite", "model_int8.tflite")
     assert code == 0, err and json.loads(text)[0]["label"] in FREQS
+
+
+def test_missing_weights_package_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    from conftest import one_error_line
+
+    from toolkit.audio import speech_embedding
+
+    def missing(name="embedding_model.onnx"):
+        raise ImportError("The pretrained speech embedding needs the 'openwakeword' package for its weights: run "
+                          "`pip install --no-deps openwakeword==0.4.0` (only its bundled ONNX files are read).")
+
+    monkeypatch.setattr(speech_embedding, "onnx_path", missing)
+    tones = write_tones(tmp_path / "recordings", per_speaker=2)
+    code, _, err = run(capsys, "train", "audio_classifier", "--data", tones, "--label-from-name", r"^([a-z]+)_",
+                       "--test-size", "0", "--out", tmp_path / "m", "--verbose", "0")
+    assert one_error_line(code, err) and "pip install --no-deps openwakeword" in err and "--backbone scratch" in err

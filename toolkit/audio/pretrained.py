@@ -23,7 +23,7 @@ import hashlib
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, WeightsUnavailableError
 
 BACKBONES = ("scratch", "speech_embedding")
 #: the embedding's window is 775 ms: shorter clips cannot hold one
@@ -75,7 +75,10 @@ class PretrainedParts:
         fmt = cfg.audio_format
         self.sample_rate = cfg.sample_rate
         n_windows = se.window_count(cfg.sample_rate, fmt.samples)
-        self.frontend = se.build_mel_frontend(cfg.sample_rate, name="logmel")
+        try:
+            self.frontend = se.build_mel_frontend(cfg.sample_rate, name="logmel")
+        except ImportError as exc:  # the weights' package (or onnx) is missing: say what to install, or the way round
+            raise WeightsUnavailableError(f"{exc} Or train the conv net instead: --backbone scratch.") from exc
         frames = self.frontend.compute_output_shape((None, fmt.samples))[1]
         reached = (n_windows - 1) * se.WINDOW_STEP + se.WINDOW_FRAMES
         self.embedding = se.build_speech_embedding(reached)
