@@ -7,8 +7,9 @@ logistic regression (scikit-learn) is fitted on 4 speakers and scored on the 5th
 leave-one-speaker-out CV inside the 4 training speakers (GridSearchCV + LeaveOneGroupOut), never on
 the test speaker. The weights come with `make install` (onnx, and openwakeword installed --no-deps).
 Run: `PYTHONPATH=. python -m benchmarks.run speech_pretrained` (rows in the README table).
-It is a probe, not an ``audio_classifier`` backbone; the features are computed at 8 kHz by the
-native front end (one pass of the net over each clip).
+It is a probe beside the toolkit model (``audio_classifier``'s default backbone since 2026-12-06 is
+this embedding, frozen, with a trained Keras head: toolkit/audio/pretrained.py, row speech_loso);
+the features are computed at 8 kHz by the native front end (one pass of the net over each clip).
 
 Result of 2026-12-06 (load ~9): features 203 s for 2,500 clips; nested LOSO mean 0.972 (george
 0.948, jackson 0.998, nicolas 0.942, theo 0.988, yweweler 0.986; inner C 0.03-0.3); with one
@@ -66,7 +67,7 @@ def nested_loso(x, y, groups, grid=(0.01, 0.03, 0.1, 0.3, 1.0)) -> dict:
 
 def run() -> dict:
     """Rows for the README table: the probe's nested LOSO mean and worst speaker, beside the
-    from-scratch model's stored LOSO figure (benchmarks/results/speech_loso.json)."""
+    toolkit model's stored LOSO figure (benchmarks/results/speech_loso.json)."""
     from pathlib import Path
 
     start = time.time()
@@ -76,14 +77,14 @@ def run() -> dict:
     speakers = {k: v for k, v in result.items() if k != "mean"}
     worst = min(speakers, key=lambda k: speakers[k]["accuracy"])
     stored = Path(__file__).resolve().parent / "results" / "speech_loso.json"
-    scratch = next((r["measured"] for r in json.loads(stored.read_text())["rows"]
+    toolkit = next((r["measured"] for r in json.loads(stored.read_text())["rows"]
                     if r["name"].startswith("speech: leave-one-speaker-out accuracy, mean")), None) if stored.exists() else None
     per = ", ".join(f"{k} {v['accuracy']:.3f} (C {v['C']})" for k, v in speakers.items())
     rows = [
         target("speech probe: pretrained speech_embedding (frozen) + logistic regression, nested LOSO mean",
                result["mean"], "reference", True,
-               note=f"not yet a toolkit model (int8 export unsolved); per speaker {per}; C chosen by inner "
-                    f"leave-one-speaker-out CV; from-scratch audio_classifier LOSO mean {scratch}; features {seconds:.0f} s"),
+               note=f"a probe beside the toolkit model; per speaker {per}; C chosen by inner leave-one-speaker-out "
+                    f"CV; audio_classifier (default backbone) LOSO mean {toolkit}; features {seconds:.0f} s"),
         target("speech probe: pretrained speech_embedding + logistic regression, worst speaker",
                speakers[worst]["accuracy"], "reference", True, note=f"worst: {worst}"),
     ]

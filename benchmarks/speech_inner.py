@@ -54,7 +54,7 @@ from benchmarks.speech import _load, LABELS, GROUPS, member_accuracies
 from toolkit.audio import AudioClassifier
 
 val_speaker = sys.argv[1]
-overrides = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+overrides = {"backbone": "scratch", **(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})}  # the conv net's recipe
 tag = sys.argv[3] if len(sys.argv) > 3 else "default"
 data = _load()
 inner = data.groups != "george"

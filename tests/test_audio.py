@@ -21,7 +21,7 @@ from toolkit.errors import DataError  # noqa: E402
 RATE = 8000
 FREQS = {"low": 300.0, "mid": 900.0, "high": 2200.0}
 FSDD = SHARED_DATA / "spoken_digits" / "recordings"
-TINY = ["--filters", "4", "8", "--n-mels", "16", "--duration", "0.5", "--epochs", "10", "--learning-rate", "0.01", "--verbose", "0",
+TINY = ["--backbone", "scratch", "--filters", "4", "8", "--n-mels", "16", "--duration", "0.5", "--epochs", "10", "--learning-rate", "0.01", "--verbose", "0",
         "--batch-size", "8"]
 
 
@@ -288,7 +288,7 @@ def test_occlusion_finds_the_tone():
     fmt = AudioFormat(RATE, 0.5)
     x = np.stack([prepare_waveform(tone(f, seed=i), RATE, fmt) for i in range(20) for f in FREQS.values()])
     y = np.tile(np.arange(3), 20)
-    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, epochs=12, augment=False, batch_size=8)
+    clf = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, epochs=12, augment=False, batch_size=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(AudioData(x, y, list(FREQS)))
@@ -381,7 +381,7 @@ def test_test_speeds_average_the_same_head_inside_the_model():
 
     with pytest.raises(ValueError, match="test_speeds"):
         AudioClassifierConfig(test_speeds=(0.9, 3.0))
-    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, test_speeds=(0.9, 1, 1.1))
+    clf = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, test_speeds=(0.9, 1, 1.1))
     assert clf.config.test_speeds == (0.9, 1.0, 1.1)
     model = clf._build_model(3)
     wrapped = clf._inference_model(model)
@@ -403,7 +403,7 @@ def test_members_train_apart_and_average_inside_one_model(tones_dir, trained, tm
 
     with pytest.raises(ValueError, match="members"):
         AudioClassifier(members=0)
-    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, members=3, test_speeds=())
+    clf = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, members=3, test_speeds=())
     head = clf._build_model(3).get_layer("head")
     x = np.random.default_rng(0).normal(0, 1, (2, 30, 16, 1)).astype("float32")
     stacked = np.asarray(head(x))
@@ -417,7 +417,7 @@ def test_members_train_apart_and_average_inside_one_model(tones_dir, trained, tm
     base = AudioClassifier.load(trained[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, members=2, epochs=2, batch_size=8,
+        clf = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, members=2, epochs=2, batch_size=8,
                               label_from_name=r"^([a-z]+)_", transfer_from=str(trained[0]), freeze_base=True).fit(tones_dir)
     head = clf.model_.get_layer("head")
     assert head.get_layer("member_average") is not None and len(clf.history_["accuracy"]) == 2
@@ -450,7 +450,7 @@ def test_recipe_settings_are_checked_and_build():
                 {"normalization": "pcen"}):
         with pytest.raises(ValueError):
             AudioClassifierConfig(**bad)
-    clf = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, convs_per_block=2, pooling="average")
+    clf = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, convs_per_block=2, pooling="average")
     model = clf._build_model(3)
     names = [layer.name for layer in model.get_layer("head").layers]
     assert {"conv0_0", "conv0", "conv1_0", "conv1", "relu1", "gap"} <= set(names)
@@ -466,7 +466,7 @@ def test_band_normalization_mean_and_variance():
     scaled = np.asarray(BandNormalization(scale=True)(spec))
     assert np.allclose(scaled.mean(axis=1), 0, atol=1e-5) and np.allclose(scaled.std(axis=(1, 2, 3)), 1, atol=0.02)  # epsilon 1e-3
     assert BandNormalization.from_config(BandNormalization(scale=True).get_config()).scale
-    names = {layer.name: layer for layer in AudioClassifier(filters=(4,), n_mels=16, duration=0.5,
+    names = {layer.name: layer for layer in AudioClassifier(backbone="scratch", filters=(4,), n_mels=16, duration=0.5,
                                                             normalization="meanvar")._build_model(3).get_layer("head").layers}
     assert names["band_norm"].scale
 

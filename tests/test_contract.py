@@ -138,7 +138,7 @@ def _audio_case():
     labels = np.array(["low", "high"] * 20)
     x = np.stack([0.3 * np.sin(2 * np.pi * (300 if label == "low" else 2000) * rng.uniform(0.95, 1.05) * t)
                   + 0.01 * rng.standard_normal(4000) for label in labels]).astype("float32")
-    task = AudioClassifier(filters=(4, 8), n_mels=16, duration=0.5, epochs=2, batch_size=8)
+    task = AudioClassifier(backbone="scratch", filters=(4, 8), n_mels=16, duration=0.5, epochs=2, batch_size=8)
     return dict(task=task, data=(x, labels), sample=x[:8], exports={"float32": 1.0, "int8": 0.85})
 
 

@@ -501,7 +501,7 @@ def config_to_dict(config: Any) -> dict:
 
 
 def config_from_dict(config_class: type, values: dict) -> Any:
-    kwargs = {}
+    kwargs = dict(getattr(config_class, "CARD_DEFAULTS", {}))  # for fields that older cards lack
     for field in dataclasses.fields(config_class):
         if field.name in values and field.metadata.get("serialize", True):
             value = values[field.name]

@@ -524,10 +524,8 @@ def _train(kind, checked, run, say, cancel, seed, options, start) -> TrainResult
     if kind == "text":  # a frozen MiniLM and a new head; on 48 sentences the head at the CLI's default 1e-3 had not
         # converged in 40 epochs (validation loss still falling by 0.01 an epoch, early stopping never came)
         recipe = {"encoder": "minilm", "learning_rate": TEXT_LEARNING_RATE, **recipe}
-    if kind == "audio":  # the shipped spoken-digits model's conv layers, a new output layer
-        from .audio.examples import SHIPPED_SPEECH
-
-        recipe = {"transfer_from": str(SHIPPED_SPEECH), "test_size": 0.0, **recipe}
+    if kind == "audio":  # audio_classifier's default backbone: the frozen pretrained speech embedding, a new head
+        recipe = {"test_size": 0.0, **recipe}
     epochs = recipe.get("epochs") or cls.config_class().epochs
     say(0.1, {"image": "Reading the examples and computing the pretrained features", "audio": "Reading the "
               "recordings", "text": "Computing the MiniLM sentence features"}[kind])

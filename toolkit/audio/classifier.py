@@ -3,8 +3,10 @@
 The Keras model takes raw samples (``duration`` seconds at ``sample_rate``, loudness-normalised
 by :func:`toolkit.audio.data.prepare_waveform`) and computes its log-mel spectrogram itself
 (:class:`~toolkit.audio.layers.LogMelSpectrogram`), so the exported ``.tflite`` is the whole
-pipeline. A small conv net (the nested model ``head``) classifies the spectrogram; waveform
-augmentation and SpecAugment masks run only while training. With ``test_speeds`` the trained
+pipeline. ``backbone`` "scratch": a small conv net (the nested model ``head``) classifies the
+spectrogram; waveform augmentation and SpecAugment masks run only while training.
+"speech_embedding" (:mod:`toolkit.audio.pretrained`): the front end and head of the frozen
+pretrained speech embedding with a trained classifier on top. With ``test_speeds`` the trained
 model is rebuilt for inference as the clip played at those speeds (fixed resampling, builtin
 TFLite ops) through the same front end and head, the probabilities averaged.
 """
@@ -29,7 +31,9 @@ from ..errors import DataError, ExportError
 from ..explain import Explanation
 from ..metrics import ClassificationReport, classification_report
 from ..serving import run_in_chunks, traced
-from .data import AudioData, AudioFormat, decode, group_split, load_audio_folder, prepare_waveform
+from .data import AudioData, AudioFormat, group_split, load_audio_folder, prepare_batch
+from .pretrained import BACKBONES, check_backbone, hop_samples
+from .pretrained import FLOAT_IN_INT8 as EMBEDDING_FLOAT_IN_INT8
 
 DEFAULT_BUDGETS = {"occlusion": 6, "gradcam": 1, "lime": 300}
 POOLINGS = ("flatten", "average")
@@ -45,6 +49,9 @@ class AudioClassifierConfig:
                                                 "'^(\\d+)_' (default: one subfolder per class)")
     group_from_name: str | None = setting(None, "regex whose first group is the speaker/session in each file name, "
                                                 "e.g. '^\\d+_([a-z]+)_'; test splits then hold out whole speakers")
+    backbone: str = setting("speech_embedding", "scratch: a conv net trained on the recordings; speech_embedding: Google's "
+                                       "pretrained speech embedding, frozen, with a trained head (needs --duration "
+                                       ">= 0.8)", choices=BACKBONES)
     sample_rate: int = setting(8000, "rate (Hz) recordings are resampled to")
     duration: float = setting(1.0, "seconds the model hears: recordings are trimmed of silence, then centred "
                                    "(padded) or cut to their loudest stretch")
@@ -76,9 +83,11 @@ class AudioClassifierConfig:
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", tune=(0.0, 0.2))
     schedule: str = setting("plateau", "learning rate: plateau (cut by 3 when validation stalls) or cosine (decay "
                                        "to 0 over --epochs)", choices=SCHEDULES)
-    test_speeds: tuple[float, ...] = setting((0.95, 1.0, 1.05), "playback speeds whose predictions the model "
-                                             "averages (test-time augmentation inside the model, so the exported "
-                                             "file does it too); 1: one pass")
+    test_speeds: tuple[float, ...] | None = setting(None, "playback speeds whose predictions the model averages "
+                                                    "(test-time augmentation inside the model, so the exported file "
+                                                    "does it too); 1: one pass; default: 0.95 1 1.05 with --backbone "
+                                                    "scratch, 1 with speech_embedding (3x the time for +0.2 points "
+                                                    "on inner speaker splits)")
     epochs: int = setting(40, "epochs (with --schedule cosine, the learning rate reaches 0 at the last); early "
                                    "stopping may end sooner", tune=(5, 100))
     batch_size: int = setting(32, "batch size", tune=(8, 128))
@@ -89,13 +98,21 @@ class AudioClassifierConfig:
     transfer_from: str | None = setting(None, "a saved audio_classifier folder whose conv layers start this model "
                                               "(a new output layer for the new classes)")
     freeze_base: bool = setting(False, "with --transfer-from: train only the new output layer")
+    hidden: int = setting(0, "with --backbone speech_embedding: units of a hidden layer in the head; 0: none",
+                          tune=(0, 256))
+    copies: int = setting(2, "with --backbone speech_embedding and --augment: augmented copies (shift, gain, noise, "
+                             "--speed) of each training recording the head also learns from", tune=(0, 8))
     seed: int = setting(0, "seeds the weights, the split and the augmentation")
     strategy: Any = strategy_setting()
+    #: a card saved before ``backbone`` existed holds a from-scratch conv net
+    CARD_DEFAULTS = {"backbone": "scratch"}
 
     def __post_init__(self) -> None:
         if isinstance(self.transfer_from, os.PathLike):
             object.__setattr__(self, "transfer_from", str(self.transfer_from))
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        if self.test_speeds is None:
+            object.__setattr__(self, "test_speeds", (0.95, 1.0, 1.05) if self.backbone == "scratch" else (1.0,))
         object.__setattr__(self, "test_speeds", tuple(float(f) for f in (self.test_speeds or ())))
         if any(not 0.5 <= f <= 2.0 for f in self.test_speeds):
             raise ValueError(f"test_speeds must be playback speeds within [0.5, 2], e.g. 0.9 1 1.1. Received "
@@ -110,6 +127,9 @@ class AudioClassifierConfig:
         check_non_negative(self, "dropout", "warp", "stretch", "speed", "mixup", "label_smoothing")
         check_positive(self, "convs_per_block", "members")
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_non_negative(self, "hidden", "copies")
+        check_backbone(self)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_range("speed", self.speed, 0, 1, high_closed=False)
@@ -270,7 +290,7 @@ class AudioClassifier(ClassifierMixin, Task):
         import keras
         import tensorflow as tf
 
-        from .network import averaged_head, loss_and_metric, training_batches
+        from .network import averaged_head
 
         if overrides:
             self.config = dataclasses.replace(self.config, **overrides)
@@ -293,30 +313,15 @@ class AudioClassifier(ClassifierMixin, Task):
             val = self._resolve(validation_data, train.class_names)
         self.class_names_ = list(train.class_names)
         strategy = cfg.strategy or tf.distribute.get_strategy()
-        n_classes = len(self.class_names_)
-        batch_size = record_scaling(self, min(cfg.batch_size, len(train)), cfg.learning_rate)  # the global batch
-        steps = -(-len(train) // batch_size)
-        with strategy.scope():
-            self.model_ = self._build_model(n_classes)
-            if cfg.transfer_from:
-                self._transfer()
-            rate = (keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
-                    if cfg.schedule == "cosine" else cfg.learning_rate)
-            loss, accuracy = loss_and_metric(cfg)
-            self.model_.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy])
         self._serve = None
-        stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)]
-        if cfg.schedule == "plateau":
-            stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
-        one_hot = np.eye(n_classes, dtype=np.float32)
-        if cfg.mixup > 0:  # shuffled, blended batches from tf.data
-            inputs = dict(x=training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
-                          shuffle=False)
+        if cfg.backbone == "speech_embedding":  # frozen backbone: its features once, then the head
+            from .pretrained import fit_pretrained
+
+            with strategy.scope():
+                self.model_, history = fit_pretrained(cfg, train, val, verbose, callbacks)
         else:
-            inputs = dict(x=train.x, y=one_hot[train.y], batch_size=batch_size, shuffle=True)
-        history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
-                                  verbose=verbose, callbacks=stop + list(callbacks or []))
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+            history = self._fit_network(train, val, strategy, verbose, callbacks)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.items()}
         with strategy.scope():  # the averaged model shares the trained layers, so it lives where they do
             if cfg.members > 1:  # the members' probabilities averaged (augmentation layers: identity, dropped)
                 waveform = keras.Input((cfg.audio_format.samples,), name="waveform")
@@ -330,6 +335,37 @@ class AudioClassifier(ClassifierMixin, Task):
             dict(data.spec) if isinstance(data, AudioSplits) else {"source": "arrays"})
         self.metrics_, self.tflite_, self.directory_ = {}, [], None
         return self
+
+    def _fit_network(self, train: AudioData, val: AudioData, strategy, verbose: int, callbacks) -> dict:
+        """Build and train the from-scratch model (``backbone`` scratch); returns the Keras history."""
+        import keras
+
+        from .network import loss_and_metric, training_batches
+
+        cfg = self.config
+        n_classes = len(self.class_names_)
+        batch_size = record_scaling(self, min(cfg.batch_size, len(train)), cfg.learning_rate)  # the global batch
+        steps = -(-len(train) // batch_size)
+        with strategy.scope():
+            self.model_ = self._build_model(n_classes)
+            if cfg.transfer_from:
+                self._transfer()
+            rate = (keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.epochs * steps)
+                    if cfg.schedule == "cosine" else cfg.learning_rate)
+            loss, accuracy = loss_and_metric(cfg)
+            self.model_.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy])
+        stop = [keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)]
+        if cfg.schedule == "plateau":
+            stop.append(keras.callbacks.ReduceLROnPlateau(factor=1 / 3, patience=max(1, cfg.patience // 2 - 1)))
+        one_hot = np.eye(n_classes, dtype=np.float32)
+        if cfg.mixup > 0:  # shuffled, blended batches from tf.data
+            inputs = dict(x=training_batches(train.x, one_hot[train.y], batch_size, cfg.mixup, cfg.seed),
+                          shuffle=False)
+        else:
+            inputs = dict(x=train.x, y=one_hot[train.y], batch_size=batch_size, shuffle=True)
+        history = self.model_.fit(**inputs, validation_data=(val.x, one_hot[val.y]), epochs=cfg.epochs,
+                                  verbose=verbose, callbacks=stop + list(callbacks or []))
+        return history.history
 
     def _resolve(self, data: Any, class_names: list[str] | None = None) -> AudioData:
         """A folder, AudioData, AudioSplits (its test part) or (x, y) as prepared AudioData."""
@@ -417,8 +453,8 @@ class AudioClassifier(ClassifierMixin, Task):
 
         ``"occlusion"``: the drop in the target's probability when a patch of the spectrogram is
         blanked (``budget``: patch width in frames; signed). ``"gradcam"``: Grad-CAM on the last
-        conv block. ``"lime"``: LIME on ten time segments (``budget`` silenced copies; a TFLite
-        ``predictor`` may answer). ``target``: class name or index (default: the predicted class).
+        conv block (pretrained backbone: the embedding net's ``GRADCAM_LAYER``). ``"lime"``: LIME
+        on ten time segments (``budget`` silenced copies; a TFLite ``predictor`` may answer). ``target``: class name or index (default: the predicted class).
         """
         from .explain import gradcam_map, lime_segments, occlusion_map, spectrogram_image
 
@@ -433,22 +469,26 @@ class AudioClassifier(ClassifierMixin, Task):
         if budget < 1:
             raise ValueError(f"budget must be >= 1. Received {budget}.")
         spec = self.spectrogram(batch)
-        head = self.model_.get_layer("head")
+        head, cfg = self.model_.get_layer("head"), self.config
+        hop = cfg.hop_length if cfg.backbone == "scratch" else hop_samples(cfg.sample_rate)
         start = time.perf_counter()
         if method == "occlusion":
             attributions, evaluations = occlusion_map(lambda s: head(s, training=False), spec, index,
-                                                      patch=(budget, max(2, self.config.n_mels // 8)))
+                                                      patch=(budget, max(2, spec.shape[1] // 8)))
+        elif method == "gradcam" and cfg.backbone != "scratch":  # on the frozen embedding net's conv layer
+            from .pretrained import gradcam_map as embedding_gradcam
+
+            attributions, evaluations = embedding_gradcam(head, spec, index), 1
         elif method == "gradcam":
             last = f"relu{len(self.config.filters) - 1}"
             attributions, evaluations = gradcam_map(head, spec, index, last), 1
         else:  # LIME on ten time segments, answered by ``predictor`` (a TFLite file can)
             weights = lime_segments((predictor or self).probabilities, batch[0], index, 10, budget, seed)
-            frames = np.minimum((np.arange(spec.shape[0]) * self.config.hop_length * 10) // batch.shape[1], 9)
+            frames = np.minimum((np.arange(spec.shape[0]) * hop * 10) // batch.shape[1], 9)
             attributions, evaluations = np.repeat(weights[frames][:, None], spec.shape[1], axis=1), budget
         seconds = time.perf_counter() - start
-        cfg = self.config
         image = spectrogram_image(spec, attributions, waveform=batch[0], sample_rate=cfg.sample_rate,
-                                  hop_length=cfg.hop_length, signed=method != "gradcam",
+                                  hop_length=hop, signed=method != "gradcam",
                                   title=f"{method}: why '{self.class_names_[index]}' ({probs[index]:.2f})")
         return Explanation(attributions, method, self.class_names_[index], seconds, image, budget,
                            extra={"class_index": index, "probability": float(probs[index]),
@@ -457,7 +497,7 @@ class AudioClassifier(ClassifierMixin, Task):
     # ================================================================== save / load
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "AudioClassifier":
-        from . import layers  # noqa: F401  (registers the custom layers safe_mode loading needs)
+        from . import layers, speech_embedding  # noqa: F401  (register the custom layers safe_mode loading needs)
 
         return super().load(directory)
 
@@ -532,33 +572,6 @@ FLOAT_IN_INT8 = ("/speed_", "logmel", "band_norm", "input_norm", "Softmax", "mem
 
 
 def float_front_end(tensor_name: str) -> bool:
-    """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8)."""
-    return any(part in tensor_name for part in FLOAT_IN_INT8)
-
-
-def _one(item: Any, fmt: AudioFormat) -> np.ndarray:
-    if isinstance(item, (str, os.PathLike)):
-        data, rate = decode(item)
-        return prepare_waveform(data, rate, fmt, name=Path(item).name)
-    if isinstance(item, tuple) and len(item) == 2:
-        a, b = item
-        rate, wave = (a, b) if isinstance(a, (int, np.integer)) else (b, a)
-        return prepare_waveform(wave, int(rate) if isinstance(rate, (int, np.integer)) else rate, fmt)
-    return prepare_waveform(item, fmt.sample_rate, fmt)
-
-
-def prepare_batch(x: Any, fmt: AudioFormat) -> np.ndarray:
-    """Recordings -> (N, samples) float32: a file, a ``(samples, rate)`` or ``(rate, samples)``
-    pair, samples at ``fmt.sample_rate`` ((frames,) or (frames, channels)), an (N, samples) batch
-    of such, or a list of any of these."""
-    if isinstance(x, (str, os.PathLike)) or (isinstance(x, tuple) and len(x) == 2 and
-                                             any(isinstance(v, (int, np.integer)) for v in x)):
-        return _one(x, fmt)[None]
-    if isinstance(x, (list, tuple)):
-        if not x:
-            raise DataError("Expected at least one recording. Received an empty list.")
-        return np.stack([_one(item, fmt) for item in x])
-    array = np.asarray(x)
-    if array.ndim == 2 and array.shape[1] > 8:  # a batch of mono recordings
-        return np.stack([_one(row, fmt) for row in array])
-    return _one(array, fmt)[None]
+    """Whether an int8 export keeps the op making ``tensor_name`` in float32 (see FLOAT_IN_INT8 and,
+    for the pretrained backbone, ``pretrained.FLOAT_IN_INT8``)."""
+    return any(part in tensor_name for part in FLOAT_IN_INT8 + EMBEDDING_FLOAT_IN_INT8)

@@ -307,3 +307,31 @@ def group_split(data: AudioData, test_size: float, seed: int = 42,
     stratify = data.y if counts[counts > 0].min() >= 2 else None
     train, test = train_test_split(np.arange(n), test_size=test_size, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)
+
+
+def _prepare_one(item: Any, fmt: AudioFormat) -> np.ndarray:
+    if isinstance(item, (str, os.PathLike)):
+        data, rate = decode(item)
+        return prepare_waveform(data, rate, fmt, name=Path(item).name)
+    if isinstance(item, tuple) and len(item) == 2:
+        a, b = item
+        rate, wave = (a, b) if isinstance(a, (int, np.integer)) else (b, a)
+        return prepare_waveform(wave, int(rate) if isinstance(rate, (int, np.integer)) else rate, fmt)
+    return prepare_waveform(item, fmt.sample_rate, fmt)
+
+
+def prepare_batch(x: Any, fmt: AudioFormat) -> np.ndarray:
+    """Recordings -> (N, samples) float32: a file, a ``(samples, rate)`` or ``(rate, samples)``
+    pair, samples at ``fmt.sample_rate`` ((frames,) or (frames, channels)), an (N, samples) batch
+    of such, or a list of any of these."""
+    if isinstance(x, (str, os.PathLike)) or (isinstance(x, tuple) and len(x) == 2 and
+                                             any(isinstance(v, (int, np.integer)) for v in x)):
+        return _prepare_one(x, fmt)[None]
+    if isinstance(x, (list, tuple)):
+        if not x:
+            raise DataError("Expected at least one recording. Received an empty list.")
+        return np.stack([_prepare_one(item, fmt) for item in x])
+    array = np.asarray(x)
+    if array.ndim == 2 and array.shape[1] > 8:  # a batch of mono recordings
+        return np.stack([_prepare_one(row, fmt) for row in array])
+    return _prepare_one(array, fmt)[None]

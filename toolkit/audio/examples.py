@@ -2,8 +2,8 @@
 
 A recording is a file (path or bytes: WAV, FLAC, OGG, MP3) or a microphone take as Gradio gives it,
 ``(sample rate, samples)``; it must decode, last at most :data:`MAX_RECORDING_SECONDS` and not be
-silent. The training is the ``audio_classifier`` recipe, started from the conv layers of the
-shipped spoken-digits model (:data:`SHIPPED_SPEECH`, ``transfer_from``).
+silent. The training is the ``audio_classifier`` recipe with its default backbone, the frozen
+pretrained speech embedding and a head trained on the examples.
 """
 
 from __future__ import annotations
