@@ -42,7 +42,6 @@ def occlusion_map(head, spectrogram: np.ndarray, target: int, patch: tuple[int, 
 def gradcam_map(head, spectrogram: np.ndarray, target: int, feature_layer: str) -> np.ndarray:
     """Grad-CAM of ``target`` on ``head``'s layer ``feature_layer`` (a conv block's output),
     resized to the spectrogram's (frames, mels) and scaled to [0, 1]."""
-    import cv2
     import keras
     import tensorflow as tf
 
@@ -51,13 +50,24 @@ def gradcam_map(head, spectrogram: np.ndarray, target: int, feature_layer: str) 
     with tf.GradientTape() as tape:
         features, probs = grad_model(x, training=False)
         score = tf.math.log(probs[:, target] + 1e-12)
-    grads = tape.gradient(score, features)
+    return cam_map(tape.gradient(score, features), features, spectrogram.shape)
+
+
+def cam_map(grads, features, shape: tuple[int, int], rows: int | None = None) -> np.ndarray:
+    """Grad-CAM's map from a conv layer's ``features`` (1, T, B, C) and the score's ``grads`` on
+    them: channels weighted by their mean gradient, ReLU, resized to the first ``rows`` (default
+    all) of a ``shape`` (frames, mels) map (zero beyond), scaled to [0, 1]."""
+    import cv2
+    import tensorflow as tf
+
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[0].numpy().astype(np.float32)
-    frames, mels = spectrogram.shape
-    cam = cv2.resize(cam, (mels, frames), interpolation=cv2.INTER_LINEAR)
-    low, high = float(cam.min()), float(cam.max())
-    return (cam - low) / (high - low) if high > low else np.zeros_like(cam)
+    frames, mels = shape
+    rows = frames if rows is None else rows
+    full = np.zeros((frames, mels), np.float32)
+    full[:rows] = cv2.resize(cam, (mels, rows), interpolation=cv2.INTER_LINEAR)
+    low, high = float(full.min()), float(full.max())
+    return (full - low) / (high - low) if high > low else np.zeros_like(full)
 
 
 def spectrogram_image(spectrogram: np.ndarray, attributions: np.ndarray | None = None, *,

@@ -175,9 +175,10 @@ GRADCAM_LAYER = "speech_embedding_floor14"
 def gradcam_map(head, spectrogram: np.ndarray, target: int) -> np.ndarray:
     """Grad-CAM of ``target`` on the frozen embedding net's :data:`GRADCAM_LAYER` (time x 4 bands),
     through the trained head; resized to the frames the windows reach, zero beyond, scaled to [0, 1]."""
-    import cv2
     import keras
     import tensorflow as tf
+
+    from .explain import cam_map
 
     net = head.get_layer("speech_embedding")
     inner = keras.Model(net.inputs, [net.get_layer(GRADCAM_LAYER).output, net.output])
@@ -190,11 +191,4 @@ def gradcam_map(head, spectrogram: np.ndarray, target: int) -> np.ndarray:
         for layer in head.layers[at + 1:]:
             out = layer(out, training=False)
         score = tf.math.log(out[:, target] + 1e-12)
-    grads = tape.gradient(score, features)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[0].numpy().astype(np.float32)
-    frames, mels = spectrogram.shape
-    full = np.zeros((frames, mels), np.float32)
-    full[: x.shape[1]] = cv2.resize(cam, (mels, int(x.shape[1])), interpolation=cv2.INTER_LINEAR)
-    low, high = float(full.min()), float(full.max())
-    return (full - low) / (high - low) if high > low else np.zeros_like(full)
+    return cam_map(tape.gradient(score, features), features, spectrogram.shape, int(x.shape[1]))
