@@ -74,20 +74,14 @@ class PretrainedParts:
 
         fmt = cfg.audio_format
         self.sample_rate = cfg.sample_rate
-        n_windows = se.window_count(cfg.sample_rate, fmt.samples)
         try:
             self.frontend = se.build_mel_frontend(cfg.sample_rate, name="logmel")
         except ImportError as exc:  # the weights' package (or onnx) is missing: say what to install, or the way round
             raise WeightsUnavailableError(f"{exc} Or train the conv net instead: --backbone scratch.") from exc
-        frames = self.frontend.compute_output_shape((None, fmt.samples))[1]
-        reached = (n_windows - 1) * se.WINDOW_STEP + se.WINDOW_FRAMES
-        self.embedding = se.build_speech_embedding(reached)
-        self.embedding.trainable = False
-        self.spec_in = keras.Input((frames, se.N_MELS, 1), name="spectrogram")
-        spec = keras.layers.Cropping2D(((0, frames - reached), (0, 0)), name="windows_reach")(self.spec_in)
-        self.pooled = keras.layers.GlobalAveragePooling1D(name="embedding_mean")(self.embedding(spec))
+        frozen = se.build_embedding_head(cfg.sample_rate, fmt.samples)
+        self.spec_in, self.pooled = frozen.input, frozen.output  # the trained layers continue this graph
         waveform = keras.Input((fmt.samples,), name="waveform")
-        self.features_model = keras.Model(waveform, keras.Model(self.spec_in, self.pooled)(self.frontend(waveform)))
+        self.features_model = keras.Model(waveform, frozen(self.frontend(waveform)))
 
     def features(self, x: np.ndarray, remember: bool = False) -> np.ndarray:
         """(N, samples) -> (N, 96) mean embeddings, by batched predict. With ``remember``, each

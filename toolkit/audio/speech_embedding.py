@@ -206,22 +206,29 @@ def window_count(sample_rate: int, samples: int) -> int:
     return (frames - WINDOW_FRAMES) // WINDOW_STEP + 1
 
 
-def build_embedding_features(sample_rate: int, samples: int, pooling: str = "mean",
-                             name: str = "speech_features") -> keras.Model:
-    """Waveform in [-1, 1] at ``sample_rate`` (8 or 16 kHz) -> pretrained 96-d speech embedding.
-
-    The log-mel front end at the recording's own rate, then the frozen speech_embedding net over
-    the whole clip (one 96-d embedding per 775 ms window, every 80 ms); ``pooling`` "mean" averages the windows to (batch, 96), "none"
-    keeps (batch, windows, 96)."""
+def build_embedding_head(sample_rate: int, samples: int, pooling: str = "mean",
+                         name: str = "embedding_head") -> keras.Model:
+    """The frozen speech_embedding net over a clip's log-mel: (batch, frames, 32, 1) spectrogram of
+    ``samples`` at ``sample_rate`` (the :class:`EmbeddingLogMel` output) -> one 96-d embedding per
+    775 ms window, every 80 ms (frames no window reaches are cropped); ``pooling`` "mean" averages
+    the windows to (batch, 96), "none" keeps (batch, windows, 96)."""
     if pooling not in ("mean", "none"):
         raise ValueError(f"pooling must be 'mean' or 'none'; received {pooling!r}.")
-    frames = (window_count(sample_rate, samples) - 1) * WINDOW_STEP + WINDOW_FRAMES
-    inp = keras.Input((samples,), name="waveform")
-    spec = build_mel_frontend(sample_rate, name=f"{name}_logmel")(inp)
-    spec = keras.layers.Cropping2D(((0, spec.shape[1] - frames), (0, 0)))(spec)  # frames no window reaches
-    net = build_speech_embedding(frames)
+    reached = (window_count(sample_rate, samples) - 1) * WINDOW_STEP + WINDOW_FRAMES
+    frames = EmbeddingLogMel(sample_rate).compute_output_shape((None, samples))[1]
+    spec_in = keras.Input((frames, N_MELS, 1), name="spectrogram")
+    spec = keras.layers.Cropping2D(((0, frames - reached), (0, 0)), name="windows_reach")(spec_in)
+    net = build_speech_embedding(reached)
     net.trainable = False
     seq = net(spec)
-    if pooling == "none":
-        return keras.Model(inp, seq, name=name)
-    return keras.Model(inp, keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(seq), name=name)
+    out = seq if pooling == "none" else keras.layers.GlobalAveragePooling1D(name="embedding_mean")(seq)
+    return keras.Model(spec_in, out, name=name)
+
+
+def build_embedding_features(sample_rate: int, samples: int, pooling: str = "mean",
+                             name: str = "speech_features") -> keras.Model:
+    """Waveform in [-1, 1] at ``sample_rate`` (8 or 16 kHz) -> pretrained 96-d speech embedding:
+    the log-mel front end at the recording's own rate, then :func:`build_embedding_head`."""
+    head = build_embedding_head(sample_rate, samples, pooling)
+    inp = keras.Input((samples,), name="waveform")
+    return keras.Model(inp, head(build_mel_frontend(sample_rate, name=f"{name}_logmel")(inp)), name=name)
