@@ -107,6 +107,12 @@ class AudioClassifierConfig:
     #: a card saved before ``backbone`` existed holds a from-scratch conv net
     CARD_DEFAULTS = {"backbone": "scratch"}
 
+    @property
+    def frame_hop(self) -> int:
+        """Samples between two spectrogram frames of the model's front end: ``hop_length`` for the
+        conv net, the embedding front end's 10 ms for the pretrained backbone."""
+        return self.hop_length if self.backbone == "scratch" else hop_samples(self.sample_rate)
+
     def __post_init__(self) -> None:
         if isinstance(self.transfer_from, os.PathLike):
             object.__setattr__(self, "transfer_from", str(self.transfer_from))
@@ -470,7 +476,7 @@ class AudioClassifier(ClassifierMixin, Task):
             raise ValueError(f"budget must be >= 1. Received {budget}.")
         spec = self.spectrogram(batch)
         head, cfg = self.model_.get_layer("head"), self.config
-        hop = cfg.hop_length if cfg.backbone == "scratch" else hop_samples(cfg.sample_rate)
+        hop = cfg.frame_hop
         start = time.perf_counter()
         if method == "occlusion":
             attributions, evaluations = occlusion_map(lambda s: head(s, training=False), spec, index,

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from .explain import spectrogram_image
-from .pretrained import hop_samples
 
 
 def predict_waveform(model: Any, waveform: np.ndarray, sample_rate: int, k: int = 3) -> dict:
@@ -33,9 +32,8 @@ def spectrogram_figure(model: Any, waveform: np.ndarray, sample_rate: int) -> np
     """RGB picture of the prepared waveform and the log-mel spectrogram the (Keras) model computes."""
     batch = model.prepare((np.asarray(waveform), int(sample_rate)))
     cfg = model.config
-    hop = cfg.hop_length if cfg.backbone == "scratch" else hop_samples(cfg.sample_rate)
     return spectrogram_image(model.spectrogram(batch), waveform=batch[0], sample_rate=cfg.sample_rate,
-                             hop_length=hop, title="what the model hears")
+                             hop_length=cfg.frame_hop, title="what the model hears")
 
 
 def explanation_image(model: Any, waveform: np.ndarray, sample_rate: int, method: str | None = None,

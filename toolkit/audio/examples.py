@@ -18,7 +18,6 @@ import numpy as np
 
 from ..errors import DataError
 
-SHIPPED_SPEECH = Path(__file__).resolve().parent.parent.parent / "saved_models" / "audio" / "spoken_digits"
 MAX_RECORDING_BYTES = 5 * 1024 * 1024
 MAX_RECORDING_SECONDS = 10.0
 
