@@ -74,19 +74,11 @@ def classify_rows(rows: list) -> list:
 
     results: list = list(rows)
     groups: dict = {}
-    for i, row in enumerate(rows):
-        if isinstance(row, Exception):
+    for i, prepared in enumerate(in_parallel(request_input, rows)):
+        if isinstance(prepared, Exception):  # this request alone is refused
+            results[i] = prepared
             continue
-        service, upload, sketch, backend = row
-        try:
-            backend = KERAS if backend in (None, "") else backend
-            if not isinstance(backend, str):
-                raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
-            predictor = service.predictor(backend)
-            batch = service.model_input(upload, sketch)
-        except Exception as exc:  # this request alone is refused
-            results[i] = exc
-            continue
+        service, predictor, backend, batch = prepared
         groups.setdefault((id(service), backend), (predictor, backend, [], []))
         groups[(id(service), backend)][2].append(i)
         groups[(id(service), backend)][3].append(batch)
@@ -111,6 +103,39 @@ def classify_rows(rows: list) -> list:
                         f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
             results[i] = (top, to_display_rgb(image), note)
     return results
+
+
+def request_input(row: Any) -> tuple | Exception:
+    """``(service, predictor, backend, model input)`` of one row of :func:`classify_rows`, or the
+    exception that refuses it."""
+    if isinstance(row, Exception):
+        return row
+    service, upload, sketch, backend = row
+    try:
+        backend = KERAS if backend in (None, "") else backend
+        if not isinstance(backend, str):
+            raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
+        return service, service.predictor(backend), backend, service.model_input(upload, sketch)
+    except Exception as exc:
+        return exc
+
+
+#: threads that decode a batch's uploads (PIL and OpenCV release the GIL while they work)
+DECODERS = 2
+
+
+@functools.lru_cache(maxsize=1)
+def decode_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(DECODERS, thread_name_prefix="vision-decode")
+
+
+def in_parallel(fn: Any, items: list) -> list:
+    """``[fn(item) for item in items]``, on :data:`DECODERS` threads when there are several items."""
+    if len(items) < 2 or DECODERS < 2:
+        return [fn(item) for item in items]
+    return list(decode_pool().map(fn, items))
 
 
 def runtime_note(predictor: Any) -> str:
