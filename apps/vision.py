@@ -112,6 +112,8 @@ def request_input(row: Any) -> tuple | Exception:
         return row
     service, upload, sketch, backend = row
     try:
+        if isinstance(sketch, Drawing):
+            sketch = sketch.read()  # also when there is an upload: reading frees the drawing Gradio keeps
         backend = KERAS if backend in (None, "") else backend
         if not isinstance(backend, str):
             raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
@@ -157,21 +159,45 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     return result
 
 
-def classify_batch(services: dict[str, "VisionService"]):
+def classify_batch(services: dict[str, "VisionService"], sketchpad: Any = None):
     """The ``batch=True`` handler of the Classify event: lists of uploads, sketches, files and
-    model names in, lists of labels, images and notes out (one model pass per model and file)."""
+    model names in, lists of labels, images and notes out (one model pass per model and file).
+
+    ``sketchpad``: the page's Sketchpad when the event passes its inputs unprocessed
+    (``preprocess=False``: Gradio then hands each input to the handler as it arrived, without a
+    thread hop per input and request); its drawing is then read here, on the decoding threads."""
 
     def classify_image(uploads, sketches, backends, models=None):
         models = models if models is not None else [None] * len(uploads)
         rows = []
         for upload, sketch, backend, model in zip(uploads, sketches, backends, models):
             try:
+                if sketchpad is not None and sketch is not None:
+                    sketch = Drawing(sketchpad, sketch)
                 rows.append((choose(services, model), upload, sketch, backend))
             except Exception as exc:
                 rows.append(exc)
         return batch_outputs(classify_rows(rows), 3, (None, None, ""))
 
     return classify_image
+
+
+class Drawing:
+    """A Sketchpad's value as Gradio passes it unprocessed; :meth:`read` gives what the
+    Sketchpad's own preprocess gives (read on a decoding thread, see :func:`request_input`). The
+    page's Sketchpad object holds the drawings the browser sent (no event updates the Sketchpad, so
+    each session's copy of it is that same object)."""
+
+    def __init__(self, sketchpad: Any, value: Any):
+        self.sketchpad, self.value = sketchpad, value
+
+    def read(self) -> Any:
+        try:
+            data = self.sketchpad.data_model.model_validate(self.value)
+            return self.sketchpad.preprocess(data)
+        except Exception as exc:
+            raise data_error("The drawing could not be read. Expected the sketchpad's drawing (background, layers "
+                             "and composite image). Draw again or upload an image file.") from exc
 
 
 def clear_outputs():
@@ -357,15 +383,15 @@ def build_demo(model_dir: str | Path | None = None):
             return (gr.update(choices=chosen.backends(), value=KERAS), model_facts(chosen),
                     compression_facts(chosen), download_file(chosen, KERAS))
 
-        classify = classify_batch(services)
+        classify = classify_batch(services, sketch)
         explain = explain_handler(key)
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
         answer = [labels, seen, latency]
         # A new request first clears the explanation of the previous image, then answers.
         classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name="classify_image", **PREDICT)
+            classify, inputs, answer, api_name="classify_image", preprocess=False, **PREDICT)
         upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name=False, **PREDICT)
+            classify, inputs, answer, api_name=False, preprocess=False, **PREDICT)
         explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
             explain, [upload, sketch, method, backend, model], [overlay, explain_note], api_name="explain_image",
             **EXPLAIN)

@@ -55,14 +55,14 @@ class LiteRTFeatures:
     runtime = "LiteRT (XNNPACK)"
 
     def __init__(self, path: Path, threads: int = THREADS, sessions: int = SESSIONS):
+        from concurrent.futures import ThreadPoolExecutor
+
         from ..edge.runner import LiteRTSession
 
         self.path = path
         self.sessions = [LiteRTSession(path, num_threads=threads, how="It is made again at the next start.")
                          for _ in range(max(1, sessions))]
         self.session = self.sessions[0]
-        from concurrent.futures import ThreadPoolExecutor  # its threads start on first use
-
         self._pool = ThreadPoolExecutor(len(self.sessions), thread_name_prefix="litert-backbone")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
