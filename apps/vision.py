@@ -74,19 +74,11 @@ def classify_rows(rows: list) -> list:
 
     results: list = list(rows)
     groups: dict = {}
-    for i, row in enumerate(rows):
-        if isinstance(row, Exception):
+    for i, prepared in enumerate(in_parallel(request_input, rows)):
+        if isinstance(prepared, Exception):  # this request alone is refused
+            results[i] = prepared
             continue
-        service, upload, sketch, backend = row
-        try:
-            backend = KERAS if backend in (None, "") else backend
-            if not isinstance(backend, str):
-                raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
-            predictor = service.predictor(backend)
-            batch = service.model_input(upload, sketch)
-        except Exception as exc:  # this request alone is refused
-            results[i] = exc
-            continue
+        service, predictor, backend, batch = prepared
         groups.setdefault((id(service), backend), (predictor, backend, [], []))
         groups[(id(service), backend)][2].append(i)
         groups[(id(service), backend)][3].append(batch)
@@ -113,6 +105,41 @@ def classify_rows(rows: list) -> list:
     return results
 
 
+def request_input(row: Any) -> tuple | Exception:
+    """``(service, predictor, backend, model input)`` of one row of :func:`classify_rows`, or the
+    exception that refuses it."""
+    if isinstance(row, Exception):
+        return row
+    service, upload, sketch, backend = row
+    try:
+        if isinstance(sketch, Drawing):
+            sketch = sketch.read()  # also when there is an upload: reading frees the drawing Gradio keeps
+        backend = KERAS if backend in (None, "") else backend
+        if not isinstance(backend, str):
+            raise data_error(f"Expected the model file's name. Received {type(backend).__name__}.")
+        return service, service.predictor(backend), backend, service.model_input(upload, sketch)
+    except Exception as exc:
+        return exc
+
+
+#: threads that decode a batch's uploads (PIL and OpenCV release the GIL while they work)
+DECODERS = 2
+
+
+@functools.lru_cache(maxsize=1)
+def decode_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(DECODERS, thread_name_prefix="vision-decode")
+
+
+def in_parallel(fn: Any, items: list) -> list:
+    """``[fn(item) for item in items]``, on :data:`DECODERS` threads when there are several items."""
+    if len(items) < 2 or DECODERS < 2:
+        return [fn(item) for item in items]
+    return list(decode_pool().map(fn, items))
+
+
 def runtime_note(predictor: Any) -> str:
     """What ran a Keras model's frozen backbone when it was not TensorFlow ("" otherwise)."""
     from toolkit.vision.feature_memo import served_features
@@ -132,21 +159,45 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     return result
 
 
-def classify_batch(services: dict[str, "VisionService"]):
+def classify_batch(services: dict[str, "VisionService"], sketchpad: Any = None):
     """The ``batch=True`` handler of the Classify event: lists of uploads, sketches, files and
-    model names in, lists of labels, images and notes out (one model pass per model and file)."""
+    model names in, lists of labels, images and notes out (one model pass per model and file).
+
+    ``sketchpad``: the page's Sketchpad when the event passes its inputs unprocessed
+    (``preprocess=False``: Gradio then hands each input to the handler as it arrived, without a
+    thread hop per input and request); its drawing is then read here, on the decoding threads."""
 
     def classify_image(uploads, sketches, backends, models=None):
         models = models if models is not None else [None] * len(uploads)
         rows = []
         for upload, sketch, backend, model in zip(uploads, sketches, backends, models):
             try:
+                if sketchpad is not None and sketch is not None:
+                    sketch = Drawing(sketchpad, sketch)
                 rows.append((choose(services, model), upload, sketch, backend))
             except Exception as exc:
                 rows.append(exc)
         return batch_outputs(classify_rows(rows), 3, (None, None, ""))
 
     return classify_image
+
+
+class Drawing:
+    """A Sketchpad's value as Gradio passes it unprocessed; :meth:`read` gives what the
+    Sketchpad's own preprocess gives (read on a decoding thread, see :func:`request_input`). The
+    page's Sketchpad object holds the drawings the browser sent (no event updates the Sketchpad, so
+    each session's copy of it is that same object)."""
+
+    def __init__(self, sketchpad: Any, value: Any):
+        self.sketchpad, self.value = sketchpad, value
+
+    def read(self) -> Any:
+        try:
+            data = self.sketchpad.data_model.model_validate(self.value)
+            return self.sketchpad.preprocess(data)
+        except Exception as exc:
+            raise data_error("The drawing could not be read. Expected the sketchpad's drawing (background, layers "
+                             "and composite image). Draw again or upload an image file.") from exc
 
 
 def clear_outputs():
@@ -332,15 +383,15 @@ def build_demo(model_dir: str | Path | None = None):
             return (gr.update(choices=chosen.backends(), value=KERAS), model_facts(chosen),
                     compression_facts(chosen), download_file(chosen, KERAS))
 
-        classify = classify_batch(services)
+        classify = classify_batch(services, sketch)
         explain = explain_handler(key)
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
         answer = [labels, seen, latency]
         # A new request first clears the explanation of the previous image, then answers.
         classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name="classify_image", **PREDICT)
+            classify, inputs, answer, api_name="classify_image", preprocess=False, **PREDICT)
         upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name=False, **PREDICT)
+            classify, inputs, answer, api_name=False, preprocess=False, **PREDICT)
         explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
             explain, [upload, sketch, method, backend, model], [overlay, explain_note], api_name="explain_image",
             **EXPLAIN)

@@ -194,6 +194,28 @@ def test_concurrent_requests_share_one_pass_and_keep_their_own_errors(shipped_di
         batch([str(bad)], [None], ["Keras"], [name])
 
 
+def test_the_classify_event_reads_its_inputs_as_gradio_passes_them_unprocessed(shipped_digits, digits_png, tmp_path):
+    """The Classify event has preprocess=False (no thread hop per input and request): the upload
+    arrives as Gradio's file dict and the drawing as the Sketchpad's value, which the Sketchpad's
+    own preprocess reads on the decoding threads; a drawing that cannot be read gets its own message."""
+    from PIL import Image
+
+    paths, labels = digits_png
+    services = vision.tab_services(shipped_digits)
+    name = next(iter(services))
+    canvas = np.zeros((280, 280, 4), np.uint8)  # a "1" as the browser's sketchpad sends it
+    canvas[40:240, 125:155] = (0, 0, 0, 255)
+    Image.fromarray(canvas).save(tmp_path / "composite.png")
+    drawing = {"background": None, "layers": [],
+               "composite": {"path": str(tmp_path / "composite.png"), "meta": {"_type": "gradio.FileData"}}}
+    upload = {"path": str(paths[0]), "meta": {"_type": "gradio.FileData"}}
+    pad = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(280, 280))
+    batch = vision.classify_batch(services, pad)
+    tops, _, notes = batch([upload, None, None], [None, drawing, {"layers": "not a list"}], ["Keras"] * 3, [name] * 3)
+    assert max(tops[0], key=tops[0].get) == labels[0] and max(tops[1], key=tops[1].get) == "1"
+    assert tops[2] is None and "drawing could not be read" in notes[2]
+
+
 def test_the_page_loads_no_model(shipped_digits):
     """Building the page reads the cards only: models load on first use."""
     from apps.main import build_app

@@ -105,3 +105,27 @@ def test_the_vision_tab_says_what_ran_the_backbone(served, tmp_path):
     labels, _, note = vision.classify_image.__wrapped__(service, str(path), None, "Keras")
     assert "float32 weights run by LiteRT (XNNPACK)" in note and "ms for this prediction" in note
     assert len(labels) == min(vision.TOP_K, len(service.task.class_names_))
+
+
+def test_a_batch_split_over_sessions_gives_each_image_the_features_of_one_session(served):
+    """The burst's batch is split over parallel interpreters: each image's features are those it
+    gets alone, whatever part it lands in, also with two batches at once from two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.vision import litert_backbone
+
+    task = served.task
+    runner = litert_backbone.serve_with_litert(task)
+    assert len(runner.sessions) == litert_backbone.SESSIONS
+    x = np.random.default_rng(7).uniform(0, 255, (7, *task.input_shape_)).astype(np.float32)
+    alone = np.concatenate([runner.session.run(x[i : i + 1]) for i in range(len(x))])
+    split = litert_backbone.LiteRTFeatures(runner.path, sessions=3)
+    assert len(split.sessions) == 3
+    tolerance = 1e-5 * float(np.abs(alone).max())
+    np.testing.assert_allclose(split(x), alone, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(split(x[:2]), alone[:2], rtol=0, atol=tolerance)  # fewer images than sessions
+    assert split(x[:0]).shape[0] == 0
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(split, [x, x[::-1]])
+    np.testing.assert_allclose(first, alone, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(second, alone[::-1], rtol=0, atol=tolerance)

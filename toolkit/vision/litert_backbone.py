@@ -29,9 +29,12 @@ import numpy as np
 #: the features' largest magnitude, on :data:`CHECK_IMAGES` images); float32 both: about 1e-6
 TOLERANCE = 1e-4
 CHECK_IMAGES = 4
-#: LiteRT threads for a batch: one (the server's other core answers uploads meanwhile); two threads
-#: cost 45.9 instead of 35.8 ms of server CPU per photo request under 100 concurrent uploads (load ~7-10)
+#: LiteRT threads per session: one (XNNPACK's two threads wait for each other at every layer: 45.9
+#: instead of 35.8 ms of server CPU per photo request under 100 concurrent uploads, load ~7-10)
 THREADS = 1
+#: sessions a batch is split over, each running its part in its own thread (the interpreter
+#: releases the GIL): a burst's batch uses every core the server has (at most 4, for memory)
+SESSIONS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: one runner per (weights, input shape) in the process, shared by every task with that backbone
 _RUNNERS: dict[tuple, LiteRTFeatures] = {}
 _LOCK = threading.Lock()
@@ -43,18 +46,34 @@ def cache_dir() -> Path:
 
 
 class LiteRTFeatures:
-    """A converted backbone: ``runner(batch)`` gives the (N, D) "pool" features of float32 raw pixels."""
+    """A converted backbone: ``runner(batch)`` gives the (N, D) "pool" features of float32 raw pixels.
+
+    A batch of several images is split into ``sessions`` parts, run at the same time by as many
+    interpreters of the file (one thread each, no waiting for each other); each image's features
+    are the same whichever part it is in."""
 
     runtime = "LiteRT (XNNPACK)"
 
-    def __init__(self, path: Path, threads: int = THREADS):
+    def __init__(self, path: Path, threads: int = THREADS, sessions: int = SESSIONS):
+        from concurrent.futures import ThreadPoolExecutor
+
         from ..edge.runner import LiteRTSession
 
         self.path = path
-        self.session = LiteRTSession(path, num_threads=threads, how="It is made again at the next start.")
+        self.sessions = [LiteRTSession(path, num_threads=threads, how="It is made again at the next start.")
+                         for _ in range(max(1, sessions))]
+        self.session = self.sessions[0]
+        self._pool = ThreadPoolExecutor(len(self.sessions), thread_name_prefix="litert-backbone")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run_batched(np.asarray(batch, np.float32), chunk=64).astype(np.float32)
+        batch = np.asarray(batch, np.float32)
+        if not len(batch):
+            return np.zeros((0, int(self.session.outputs[0]["shape"][-1])), np.float32)
+        parts = np.array_split(batch, min(len(self.sessions), len(batch)))
+        if len(parts) == 1:
+            return self.session.run_batched(batch, chunk=64).astype(np.float32)
+        done = self._pool.map(lambda session, part: session.run_batched(part, chunk=64), self.sessions, parts)
+        return np.concatenate(list(done)).astype(np.float32)
 
 
 def serve_with_litert(task: Any) -> LiteRTFeatures | None:
