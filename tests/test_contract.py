@@ -160,8 +160,9 @@ def _detector_case():
         return np.array([one(x, y) for x, y in zip(np.atleast_1d(a), np.atleast_1d(b))])
 
     task = ObjectDetector(image_size=64, epochs=8, augment_passes=0, width=16, min_score=0.2)
-    return dict(task=task, data=data, sample=np.stack(data.images[:8]), exports={"float32": 1.0, "float16": 1.0},
-                same=same)
+    # float16 only: each detector conversion costs about 20 CPU-s, and the float32 and int8 files are exported and
+    # checked (mAP within 0.005 / 0.1 of Keras, ops, metadata) by tests/test_detection.py's save/load/export test
+    return dict(task=task, data=data, sample=np.stack(data.images[:8]), exports={"float16": 1.0}, same=same)
 
 
 # One tiny recipe per task. A task registered without a recipe fails the test below.
