@@ -129,6 +129,16 @@ def batch_outputs(results: list, n_outputs: int, empty: tuple) -> list[list]:
     return [[row[i] for row in rows] for i in range(n_outputs)]
 
 
+UNSURE_MARK = " (unsure)"  # after each label of an answer the model is not sure of
+
+
+def not_sure_note(what: str, why: str) -> str:
+    """The verdict a "not sure" answer opens with; ``why`` from the calibration ("looks unlike ...",
+    "sounds unlike ..." or "the model is not confident: ...")."""
+    reason = f"this {what} {why}" if why.startswith(("looks", "sounds")) else why
+    return f"**Not sure: {reason}.** The labels are the model's guesses, marked \"{UNSURE_MARK.strip()}\"."
+
+
 def milliseconds(ms: float) -> str:
     """A duration for the page, to 3 significant digits and never in exponent notation."""
     return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.3g} ms"

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, SAVED_MODELS, ModelService, card_facts, data_error, milliseconds,
-                         upload_path, user_errors)
+from apps.common import (EXPLAIN, KERAS, MAKE_MODELS, SAVED_MODELS, UNSURE_MARK, ModelService, card_facts, data_error,
+                         milliseconds, not_sure_note, upload_path, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "audio" / "spoken_digits"
 TITLE = "Speech"
@@ -87,13 +87,15 @@ def recognise(service: SpeechService, audio: Any, backend: str = KERAS):
     predictor = service.predictor(backend)
     batch, notes = prepared(service, audio)
     start = time.perf_counter()
-    probs = np.asarray(predictor.probabilities(batch))[0]
+    probs, features = predictor.probabilities_and_features(batch)
     ms = (time.perf_counter() - start) * 1000
-    task = service.task
-    order = np.argsort(-probs)[:TOP_K]
-    top = {task.class_names_[i]: float(probs[i]) for i in order}
-    picture = quick_picture(task.spectrogram(batch), batch[0])  # a few ms: matplotlib takes hundreds
+    (answer,) = predictor.assess_batch(batch, probs, k=TOP_K, features=features)  # temperature, "not sure"
+    mark = UNSURE_MARK if answer["not_sure"] else ""
+    top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
+    picture = quick_picture(service.task.spectrogram(batch), batch[0])  # a few ms: matplotlib takes hundreds
     note = f"**{backend or KERAS}**: {milliseconds(ms)} for this recording."
+    if answer["not_sure"]:
+        note = f"{not_sure_note('recording', answer['why'])}\n\n{note}"
     note += "".join(f"\n\n> {n}" for n in notes)
     return top, picture, note
 

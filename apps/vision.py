@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from apps.common import (DRAW_AT_ONCE, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, SELECT_BRUSH_JS, ModelService,
-                         batch_outputs, card_facts, data_error, milliseconds, request_image, run_explanation,
-                         user_errors)
+                         UNSURE_MARK, batch_outputs, card_facts, data_error, milliseconds, not_sure_note,
+                         request_image, run_explanation, user_errors)
 
 DEFAULT_MODEL_DIR = SAVED_MODELS / "vision" / "digits_cnn"
 #: the tab's models, in menu order (those whose folder exists); the first is the default
@@ -31,7 +31,6 @@ MODELS = {
 }
 TITLE = "Vision"
 TOP_K = 5
-UNSURE_MARK = " (unsure)"
 
 
 class VisionService(ModelService):
@@ -99,8 +98,7 @@ def classify_rows(rows: list) -> list:
             top = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
             note = f"**{backend}**{runtime_note(predictor)}: {milliseconds(elapsed)} for this prediction{shared}"
             if answer["not_sure"]:
-                note = (f"**Not sure: this image {answer['why']}.** The labels are the model's guesses, marked "
-                        f"\"{UNSURE_MARK.strip()}\".\n\n{note}")
+                note = f"{not_sure_note('image', answer['why'])}\n\n{note}"
             results[i] = (top, to_display_rgb(image), note)
     return results
 

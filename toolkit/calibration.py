@@ -268,6 +268,7 @@ class Calibration:
     features: FeatureDensity | None = None
     without_features: dict | None = None  # {"max_probability": p, "pixel_distance": d or None}
     roughness_threshold: float | None = None  # :func:`roughness` above it: noise, unlike any photo
+    unlike: str = UNLIKE  # the reason given for an input far from the training data
 
     @property
     def uses_features(self) -> bool:
@@ -329,7 +330,7 @@ class Calibration:
         checked = rule.checks()
         measured = len(checked) > 1
         return [{"in_domain": bool(not u) if measured else None, "not_sure": bool(u or s),
-                 "why": UNLIKE if u else (UNSURE.format(threshold=rule.probability_threshold) if s else None),
+                 "why": self.unlike if u else (UNSURE.format(threshold=rule.probability_threshold) if s else None),
                  "checked": checked}
                 for u, s in zip(unlike, unsure)]
 
@@ -341,7 +342,8 @@ class Calibration:
         if self.roughness_threshold is not None:
             threshold["roughness"] = self.roughness_threshold
         section = {"temperature": self.temperature, "score": " or ".join(self.checks()), "threshold": threshold,
-                   "reference_file": DENSITY_FILE if self.density is not None else None}
+                   "reference_file": DENSITY_FILE if self.density is not None else None,
+                   **({"unlike": self.unlike} if self.unlike != UNLIKE else {})}
         if self.features is not None:
             section["feature_reference_file"] = FEATURE_FILE
             section["without_features"] = {
@@ -373,10 +375,12 @@ class Calibration:
         density, features = reference("reference_file", PixelDensity), reference("feature_reference_file", FeatureDensity)
         fallback = (section.get("without_features") or {}).get("threshold")
         report = {k: v for k, v in section.items() if k not in (
-            "temperature", "score", "threshold", "reference_file", "feature_reference_file", "without_features")}
+            "temperature", "score", "threshold", "reference_file", "feature_reference_file", "without_features",
+            "unlike")}
         calibration = cls(float(section.get("temperature", 1.0)), float(threshold.get("max_probability") or 0.0),
                           threshold.get("pixel_distance") if density is not None else None, density, report,
-                          threshold.get("feature_distance"), features, fallback, threshold.get("roughness"))
+                          threshold.get("feature_distance"), features, fallback, threshold.get("roughness"),
+                          str(section.get("unlike") or UNLIKE))
         if features is None and threshold.get("feature_distance") is not None:  # its file is missing
             calibration.features = calibration.feature_threshold = None
             rule = fallback or {}
@@ -427,7 +431,8 @@ def _search(val: dict, ood: dict, max_flagged: float, ood_goal: float, steps: in
 def calibrate(val_probs: np.ndarray, val_y: np.ndarray, val_batch: np.ndarray, reference: np.ndarray | None,
               ood: dict[str, tuple], max_flagged: float = 0.05, min_ood_flagged: float = 0.9,
               ood_goal: float = 0.95, steps: int = 11, *, val_features: np.ndarray | None = None,
-              reference_features: tuple[np.ndarray, np.ndarray] | None = None) -> Calibration:
+              reference_features: tuple[np.ndarray, np.ndarray] | None = None, what: str = "images",
+              unlike: str = UNLIKE) -> Calibration:
     """Fit the temperature and the thresholds.
 
     ``val_*``: held-out in-domain data (probabilities, labels, prepared inputs, and pooled
@@ -441,16 +446,17 @@ def calibrate(val_probs: np.ndarray, val_y: np.ndarray, val_batch: np.ndarray, r
     ``max_flagged``); when none reaches it, the one flagging the most generated inputs. With
     features, a second rule without them is calibrated the same way, for model files that return
     only probabilities. A warning when fewer than ``min_ood_flagged`` of the generated inputs are
-    flagged.
+    flagged. ``what`` the inputs are in messages ("images", "recordings"); ``unlike``: the reason
+    "not sure" gives for an input far from the training data.
     """
     import warnings
 
     val_y = np.asarray(val_y, np.int64)
     if len(val_y) < 2:
-        raise DataError(f"Expected at least 2 held-out images to calibrate on (20 or more for useful thresholds). "
+        raise DataError(f"Expected at least 2 held-out {what} to calibrate on (20 or more for useful thresholds). "
                         f"Received {len(val_y)}. Pass more validation data.")
     if len(val_y) < 20:
-        warnings.warn(f"Calibrating on only {len(val_y)} held-out images: the 'not sure' thresholds are rough. "
+        warnings.warn(f"Calibrating on only {len(val_y)} held-out {what}: the 'not sure' thresholds are rough. "
                       "Pass 20 or more.", stacklevel=3)
     temperature = fit_temperature(val_probs, val_y)
     density = PixelDensity.fit(reference) if reference is not None else None
@@ -458,7 +464,7 @@ def calibrate(val_probs: np.ndarray, val_y: np.ndarray, val_batch: np.ndarray, r
     ood_has_features = all(len(v) > 2 and v[2] is not None for v in ood.values())
     if reference_features is not None and val_features is not None and ood_has_features:
         features = FeatureDensity.fit(*reference_features)
-    base = Calibration(temperature, density=density, features=features)
+    base = Calibration(temperature, density=density, features=features, unlike=unlike)
     val_scores = base.scores(val_batch, val_probs, val_features)
     ood_scores = {kind: base.scores(b, p, v[0] if v else None) for kind, (b, p, *v) in ood.items()}
     pixel = ("pixel_distance",) if density is not None else ()
@@ -495,12 +501,13 @@ def calibrate(val_probs: np.ndarray, val_y: np.ndarray, val_batch: np.ndarray, r
         "max_flagged": max_flagged,
         "temperature_fitted": bool(np.any(val_probs.argmax(axis=-1) != val_y)),
         **({} if np.any(val_probs.argmax(axis=-1) != val_y) else {"temperature_note": (
-            "no held-out image was misclassified, so the likelihood would only grow as T -> 0: T stays 1")}),
-        "measured_on": "held-out validation images (not the test split) and generated out-of-distribution inputs",
+            f"none of the held-out {what} was misclassified, so the likelihood would only grow as T -> 0: "
+            "T stays 1")}),
+        "measured_on": f"held-out validation {what} (not the test split) and generated out-of-distribution inputs",
     }
     if ood_rate is not None and ood_rate < min_ood_flagged:
         warnings.warn(f"Only {ood_rate:.2f} of the generated out-of-distribution inputs are flagged "
-                      f"(goal {min_ood_flagged}); 'not sure' will miss some inputs unlike the training images.",
+                      f"(goal {min_ood_flagged}); 'not sure' will miss some inputs unlike the training {what}.",
                       stacklevel=3)
     return chosen
 

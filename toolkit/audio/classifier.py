@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
+from ..calibration import Calibration
 from ..config import (Bounded, RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, verbose_option)
 from ..edge.runner import check_classifier_file
@@ -30,7 +31,8 @@ from ..distributed import record_scaling
 from ..errors import DataError, ExportError
 from ..explain import Explanation
 from ..metrics import ClassificationReport, classification_report
-from ..serving import run_in_chunks, traced
+from ..serving import run_in_chunks
+from .calibrate import calibrate_audio, serving_function
 from .data import AudioData, AudioFormat, group_split, load_audio_folder, prepare_batch
 from .pretrained import BACKBONES, check_backbone, hop_samples
 from .pretrained import FLOAT_IN_INT8 as EMBEDDING_FLOAT_IN_INT8
@@ -337,6 +339,7 @@ class AudioClassifier(ClassifierMixin, Task):
             self.model_ = self._inference_model(self.model_)
         pick = np.random.default_rng(cfg.seed).choice(len(train), min(500, len(train)), replace=False)
         self._calibration = train.x[np.sort(pick)]
+        self.calibration_ = calibrate_audio(self, val, self._calibration, cfg.seed) if len(val) >= 2 else None
         self.data_spec_ = {"source": str(Path(data).resolve())} if isinstance(data, (str, os.PathLike)) else (
             dict(data.spec) if isinstance(data, AudioSplits) else {"source": "arrays"})
         self.metrics_, self.tflite_, self.directory_ = {}, [], None
@@ -427,12 +430,16 @@ class AudioClassifier(ClassifierMixin, Task):
         return self._prepare(x)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.probabilities_and_features(batch)[0]
+
+    def probabilities_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, the head's features or None: :mod:`toolkit.audio.calibrate`) in one traced pass."""
         self._check_fitted()
         if self._serve is None:
-            import tensorflow as tf
-
-            self._serve = traced(self.model_, tf.TensorSpec((None, self.config.audio_format.samples), tf.float32))
-        return run_in_chunks(self._serve, np.asarray(batch, np.float32))
+            self._serve = serving_function(self)
+        out = run_in_chunks(self._serve, np.asarray(batch, np.float32))
+        n = len(self.class_names_)
+        return out[:, :n], (out[:, n:] if out.shape[1] > n else None)
 
     def spectrogram(self, x: Any) -> np.ndarray:
         """The log-mel spectrogram (frames, mels) the model computes for one recording."""
@@ -519,10 +526,13 @@ class AudioClassifier(ClassifierMixin, Task):
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
                          "transfer_from": self.config.transfer_from},
+            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
         }
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
+        if self.calibration_ is not None:
+            self.calibration_.save_references(directory)
         if self._calibration is not None:
             np.savez_compressed(directory / "calibration.npz", x=self._calibration[:100].astype(np.float16))
         if self.history_:
@@ -532,6 +542,7 @@ class AudioClassifier(ClassifierMixin, Task):
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
+        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
         calibration = directory / "calibration.npz"
         if calibration.is_file():
             with np.load(calibration) as npz:
