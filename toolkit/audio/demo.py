@@ -17,15 +17,15 @@ from .explain import spectrogram_image
 
 def predict_waveform(model: Any, waveform: np.ndarray, sample_rate: int, k: int = 3) -> dict:
     """Top-``k`` labels of one recording (samples of any dtype, mono or (frames, channels), any
-    rate): ``{"top_k": [{"label", "probability"}...], "label", "probability", "ms"}``; ``ms`` is
-    the model call alone (the recording is prepared first). Bad audio raises DataError."""
+    rate) and how far to trust them, as ``assess`` gives them: ``{"top_k": [{"label",
+    "probability"}...], "label", "probability", "not_sure", "why", ..., "ms"}``; ``ms`` is the
+    model call alone (the recording is prepared first). Bad audio raises DataError."""
     batch = model.prepare((np.asarray(waveform), int(sample_rate)))
     start = time.perf_counter()
-    probs = model.probabilities(batch)[0]
+    probs, features = model.probabilities_and_features(batch)
     ms = (time.perf_counter() - start) * 1000
-    order = np.argsort(-probs)[: max(1, min(int(k), len(probs)))]
-    top = [{"label": model.class_names_[i], "probability": float(probs[i])} for i in order]
-    return {**top[0], "top_k": top, "ms": round(ms, 3)}
+    (answer,) = model.assess_batch(batch, probs, k, features)
+    return {**answer, "ms": round(ms, 3)}
 
 
 def spectrogram_figure(model: Any, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
