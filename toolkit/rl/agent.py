@@ -190,7 +190,7 @@ class Agent(Task):
         """The exported network's outputs (Q-values or probabilities) from the numpy forward pass."""
         return raw
 
-    def _export_network(self, quantization: str, calibration: np.ndarray | None) -> "ExportNetwork":
+    def _export_network(self, quantization: str, calibration: np.ndarray | None) -> ExportNetwork:
         """The Keras model to convert (int8: prepared on the ``calibration`` states) and what it outputs."""
         return ExportNetwork(self.model_, self.output_kind)
 
