@@ -276,6 +276,12 @@ def test_int8_preparation_keeps_the_network_and_rounds_to_the_converters_grid():
     assert model["float_head"] and model["layers"]["int8_hidden_1"] == "int8" and len(model["representative"]) == 500
     keras_q = model["model"].predict(states[:50].astype(np.float32), verbose=0)
     np.testing.assert_allclose(keras_q, q_values(weights)[:50], atol=0.05 * np.abs(keras_q).max())
+    # one hidden layer: nothing between the first layer and the head, so the head is the int8 layer
+    # and gives the Q-values minus their mean
+    single = quantize.int8_network(weights[:2] + weights[4:], states.astype(np.float32))
+    assert not single["float_head"] and single["layers"] == {"float_input": "float32", "q_values": "int8"}
+    centred = single["model"].predict(states[:50].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(centred.sum(axis=1), 0, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["shap", "lime"])
