@@ -167,18 +167,33 @@ def tflite() -> dict:
                 entry = next(e for e in json.loads((path.parent / "card.json").read_text())["tflite"]
                              if e["file"] == path.name)
                 entries[f"{name}/{path.name}"] = entry
-                ceiling = ("" if quantization != "int8" else "; Keras itself on the int8-rounded states: "
-                           f"{entry['keras_agreement_on_int8_input']:.4f} (what the int8 input allows)")
                 rows.append(target(f"{name} {quantization}: action agreement with Keras (10,000 states)",
                                    entry["agreement_with_keras"], ">= 0.99", entry["agreement_with_keras"] >= 0.99,
                                    note=f"output: {entry['output']['kind']}; {entry['size_bytes'] / 1024:.0f} KiB, "
-                                        f"{entry['latency_ms_p50'] * 1000:.0f} us per step{ceiling}"))
+                                        f"{entry['latency_ms_p50'] * 1000:.0f} us per step{_int8_note(entry)}"))
                 if quantization == "int8":
                     gap = 1 - entry["return_ratio_to_keras"]
                     rows.append(target(f"{name} int8: mean return vs the Keras policy's (100 episodes)", gap * 100,
                                        "<= 5 % worse", gap <= 0.05, "%",
                                        note=f"int8 {entry['mean_return']:.1f}, Keras {entry['keras_mean_return']:.1f}"))
     return {"rows": rows, "entries": entries}
+
+
+def _int8_note(entry: dict) -> str:
+    """What an int8 row's note adds: the input, which layers are int8, where the disagreements are."""
+    if entry["quantization"] != "int8":
+        return ""
+    gap = entry["keras_top_two_gap"]
+    missed = round((1 - entry["agreement_with_keras"]) * entry["n_states"])
+    note = (f"; {entry['input']['dtype']} observation in; {gap['disagreements'][1]} of the {missed} disagreements at "
+            f"states whose Keras top two outputs are < {gap['below'][1]} apart ({gap['states'][1]} such states), "
+            f"{gap['disagreements'][-1]} at < {gap['below'][-1]}")
+    if entry.get("layers"):
+        note += "; " + ", ".join(f"{layer} {dtype}" for layer, dtype in entry["layers"].items())
+    if "keras_agreement_on_int8_input" in entry:
+        note += (f"; Keras itself on the int8-rounded states: {entry['keras_agreement_on_int8_input']:.4f} "
+                 "(what the int8 input allows)")
+    return note
 
 
 def play() -> dict:

@@ -43,6 +43,7 @@ def test_train_evaluate_export_play_explain(capsys, tmp_path):
     entry = json.loads(stdout)[0]
     assert code == 0 and entry["file"] == "policy_int8.tflite" and entry["n_states"] == 10_000
     assert entry["output"]["kind"] == "action probabilities" and entry["agreement_with_keras"] >= 0.9
+    assert entry["input"]["dtype"] == "int8" and 0.5 <= entry["keras_agreement_on_int8_input"] <= 1  # A2C: int8 in
 
     code, stdout, _ = run(capsys, "play", str(out), "--out", str(tmp_path / "episode.gif"), "--seed", "3")
     played = json.loads(stdout)

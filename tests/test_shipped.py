@@ -227,7 +227,12 @@ def test_shipped_rl_agents():
             assert files[quantization]["agreement_with_keras"] >= 0.99 and files[quantization]["n_states"] == 10_000
         assert files["int8"]["return_ratio_to_keras"] >= 0.95 and files["int8"]["n_episodes"] == 100
         int8 = files["int8"]
-        assert int8["agreement_with_keras"] <= int8["keras_agreement_on_int8_input"] + 0.02  # the input's limit
+        if int8["input"]["dtype"] == "int8":  # an int8 observation (A2C) rounds the states: Keras' own limit there
+            assert int8["agreement_with_keras"] <= int8["keras_agreement_on_int8_input"] + 0.02
+        else:  # a DQN: float observation, first layer and head float32, hidden layers int8
+            assert set(int8["layers"].values()) == {"float32", "int8"} and "keras_agreement_on_int8_input" not in int8
+        gap = int8["keras_top_two_gap"]  # most disagreements lie where Keras' top two outputs are close
+        assert 0.5 * (1 - int8["agreement_with_keras"]) * int8["n_states"] <= gap["disagreements"][-1]
         states = agent.background_
         float_policy = TFLitePolicy(directory / "policy.tflite")
         assert np.mean(float_policy.predict(states) == agent.predict(states)) >= 0.99

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..base import register_task
 from ..config import check_non_negative, check_positive, setting
-from .agent import Agent, AgentConfig, Monitor, in_unit_interval, softmax
+from .agent import Agent, AgentConfig, ExportNetwork, Monitor, in_unit_interval, softmax
 from .envs import EnvMaker, final_observations, vector_env
 
 A2C_PRESETS = {
@@ -109,12 +109,13 @@ class A2CAgent(Agent):
     def _explained(self, outputs: np.ndarray, action: int) -> np.ndarray:
         return outputs[:, action]
 
-    def _export_network(self, quantization: str):
-        """The policy network with a softmax: observation in, action probabilities out."""
+    def _export_network(self, quantization: str, calibration: np.ndarray | None) -> ExportNetwork:
+        """The policy network with a softmax: observation in, action probabilities out (int8: all of it,
+        with an int8 observation in)."""
         import keras
 
         probabilities = keras.layers.Softmax(name="probabilities")(self.model_.outputs[0])
-        return keras.Model(self.model_.inputs, probabilities, name="policy"), self.output_kind, lambda p: p
+        return ExportNetwork(keras.Model(self.model_.inputs, probabilities, name="policy"), self.output_kind)
 
     def _act(self, x: np.ndarray, deterministic: bool, rng: np.random.Generator) -> np.ndarray:
         if deterministic:

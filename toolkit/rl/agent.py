@@ -31,6 +31,7 @@ from .episodes import (  # noqa: F401  (re-exported: the agents and users import
     EVAL_SEED_OFFSET, MAX_PARALLEL, TEST_SEED_OFFSET, Episodes, Monitor, run_episodes,
 )
 from .lite import TFLitePolicy  # noqa: F401  (re-exported)
+from .quantize import CALIBRATION_SEED, calibration_states
 
 if TYPE_CHECKING:
     from ..explain.base import Explanation
@@ -40,6 +41,21 @@ CURVE_FILE = "learning_curve.png"
 BACKGROUND_STATES = 200
 EXPORT_STATES = 10_000
 TFLITE_FILES = {"float32": "policy.tflite"}  # other presets: policy_<preset>.tflite
+GAP_BOUNDS = (0.001, 0.01, 0.1)  # the card's keras_top_two_gap bins (Q-value or probability differences)
+
+
+@dataclasses.dataclass
+class ExportNetwork:
+    """What an agent's policy file is converted from: the Keras model, what it outputs, the same
+    outputs from the agent's ``action_values``, and for int8 the ops kept float32 (``float_nodes``,
+    a test on tensor names), each layer's precision and the converter's calibration samples."""
+
+    model: Any
+    kind: str
+    same_outputs: Callable[[np.ndarray], np.ndarray] = lambda outputs: outputs
+    float_nodes: Callable[[str], bool] | None = None
+    layers: dict[str, str] | None = None
+    representative: np.ndarray | None = None  # int8 calibration samples (default: the calibration states)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +190,9 @@ class Agent(Task):
         """The exported network's outputs (Q-values or probabilities) from the numpy forward pass."""
         return raw
 
-    def _export_network(self, quantization: str) -> tuple[Any, str, Callable[[np.ndarray], np.ndarray]]:
-        """(Keras model to convert, what it outputs, the same outputs from the agent's ``action_values``)."""
-        return self.model_, self.output_kind, lambda outputs: outputs
+    def _export_network(self, quantization: str, calibration: np.ndarray | None) -> ExportNetwork:
+        """The Keras model to convert (int8: prepared on the ``calibration`` states) and what it outputs."""
+        return ExportNetwork(self.model_, self.output_kind)
 
     def _explained(self, outputs: np.ndarray, action: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -417,31 +433,35 @@ class Agent(Task):
     def _export_plan(self, data: Any, quantization: str, n_states: int = EXPORT_STATES,
                      n_episodes: int = 100) -> ExportPlan:
         """The policy network (``policy.tflite``, ``policy_int8.tflite``, ...): raw observation (1, F)
-        float32 in (int8 files: int8, with the scale and zero point in the card), Q-values or action
-        probabilities out, argmax is the action.
+        in, Q-values or action probabilities out, argmax is the action.
 
         The card entry records the action agreement with the Keras network over ``n_states``
-        states from real greedy episodes of ``data`` (default: the training environment; int8
-        is calibrated on them too), the TFLite policy's own mean return over ``n_episodes``
-        episodes next to the Keras policy's on the same episodes, latency, size and sha256. An
-        int8 entry adds ``keras_agreement_on_int8_input``: the Keras policy's agreement with
-        itself when it reads the states rounded to the file's int8 input grid, about the most
-        that input's resolution lets any int8 policy reach (about 0.90 for a CartPole DQN, whose
-        states sit close to its decision boundary; one step of the grid is ~0.01 rad of pole angle).
+        states from real greedy episodes of ``data`` (default: the training environment), how many
+        of those states and of the disagreements have Keras' top two outputs close together
+        (``keras_top_two_gap``), the TFLite policy's own mean return over ``n_episodes`` episodes
+        next to the Keras policy's on the same episodes, latency, size and sha256. int8 is
+        calibrated on other episodes (:func:`toolkit.rl.quantize.calibration_states`, greedy and
+        epsilon-greedy). A DQN's int8 file takes the float32 observation and keeps its first layer
+        and its Q-value head float32 (``layers`` in the entry; see :mod:`toolkit.rl.quantize`); an
+        int8 file with an int8 input (A2C) adds ``keras_agreement_on_int8_input``: the Keras
+        policy's agreement with itself when it reads the states rounded to that input's grid.
         """
         maker = self.env_maker(data)
         seed = self.config.seed + TEST_SEED_OFFSET
         envs = maker.copies(MAX_PARALLEL)
         try:
             states = self._states(envs, n_states, seed + 500_000)
-            network, kind, same_outputs = self._export_network(quantization)
+            calibration = calibration_states(self, envs, seed + CALIBRATION_SEED) if quantization == "int8" else None
+            network = self._export_network(quantization, calibration)
         except BaseException:
             maker.release(envs)
             raise
         check = {"maker": maker, "envs": envs, "seed": seed, "n_episodes": int(n_episodes), "states": states,
-                 "kind": kind, "keras_out": same_outputs(self._outputs(self._raw(states)))}
-        return ExportPlan(network, representative=states, check=check, sample=states[:1],
-                          release=lambda: maker.release(envs))
+                 "kind": network.kind, "keras_out": network.same_outputs(self._outputs(self._raw(states))),
+                 "layers": network.layers}
+        representative = network.representative if network.representative is not None else calibration
+        return ExportPlan(network.model, representative=representative, check=check, sample=states[:1],
+                          release=lambda: maker.release(envs), float_nodes=network.float_nodes)
 
     def _export_checks(self, runner, plan: ExportPlan) -> dict:
         check = plan.check
@@ -450,6 +470,9 @@ class Agent(Task):
         keras_episodes = run_episodes(self._greedy, check["envs"], n_episodes, check["seed"]).summary()
         lite_episodes = run_episodes(runner.predict, check["envs"], n_episodes, check["seed"]).summary()
         input_dtype = runner.runner.input_dtype()
+        agree = np.argmax(lite_out, -1) == np.argmax(keras_out, -1)
+        top_two = np.sort(keras_out, axis=1)[:, -2:]
+        gap = top_two[:, 1] - top_two[:, 0]
         fields = {
             **runner.runner.quantization,
             "input": {"shape": [1, self.n_features_], "dtype": input_dtype,
@@ -457,8 +480,12 @@ class Agent(Task):
             "output": {"shape": [1, self.n_actions_], "kind": kind, "actions": self.action_names_,
                        "description": f"{kind}; argmax is the action"},
             "env": check["maker"].name,
-            "agreement_with_keras": float(np.mean(np.argmax(lite_out, -1) == np.argmax(keras_out, -1))),
+            "agreement_with_keras": float(np.mean(agree)),
             "n_states": int(len(states)),
+            # where the disagreements are: states whose Keras outputs' top two are closer than each bound
+            "keras_top_two_gap": {"below": list(GAP_BOUNDS),
+                                  "states": [int(np.sum(gap < b)) for b in GAP_BOUNDS],
+                                  "disagreements": [int(np.sum(~agree & (gap < b))) for b in GAP_BOUNDS]},
             "max_abs_output_diff": float(np.max(np.abs(lite_out - keras_out))),
             "mean_return": lite_episodes["mean_return"],
             "std_return": lite_episodes["std_return"],
@@ -467,6 +494,8 @@ class Agent(Task):
             "keras_mean_return": keras_episodes["mean_return"],
             "return_ratio_to_keras": _return_ratio(lite_episodes["mean_return"], keras_episodes["mean_return"]),
         }
+        if check["layers"]:
+            fields["layers"] = check["layers"]
         if input_dtype == "int8":  # what the input's resolution allows any int8 policy
             fields["keras_agreement_on_int8_input"] = float(np.mean(
                 self._greedy(runner.on_input_grid(states)) == self._greedy(states)))

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..base import register_task
 from ..config import check_non_negative, check_positive, setting
-from .agent import Agent, AgentConfig, Monitor, in_unit_interval
+from .agent import Agent, AgentConfig, ExportNetwork, Monitor, in_unit_interval
 from .envs import EnvMaker, final_observations, vector_env
+from .quantize import int8_network
 
 # rl-baselines3-zoo, hyperparams/dqn.yml (CartPole-v1 is the default of DQNConfig).
 DQN_PRESETS = {
@@ -142,20 +143,18 @@ class DQNAgent(Agent):
     def _stack_names(self) -> list[str]:
         return [f"hidden_{i}" for i in range(len(self.config.hidden_units))] + ["q_values"]
 
-    def _export_network(self, quantization: str):
-        """The Q-network; for int8, a copy whose last layer outputs Q(s, a) - mean_a Q(s, a).
-
-        Same argmax, but the int8 output scale then spans the differences between actions
-        (a fraction of a unit on CartPole) instead of the Q-values themselves (50 to 100)."""
+    def _export_network(self, quantization: str, calibration: np.ndarray | None) -> ExportNetwork:
+        """The Q-network; for int8, a copy prepared by :func:`toolkit.rl.quantize.int8_network`:
+        float32 first layer and head around int8 hidden layers, Q-values out (a one-hidden-layer
+        network: an int8 head giving Q(s, a) - mean_a Q(s, a), same argmax)."""
         if quantization != "int8":
-            return self.model_, self.output_kind, lambda q: q
-        import keras
-
-        kernel, bias = self.model_.get_layer("q_values").get_weights()
-        copy = keras.models.clone_model(self.model_)
-        copy.set_weights(self.model_.get_weights())
-        copy.get_layer("q_values").set_weights([kernel - kernel.mean(axis=1, keepdims=True), bias - bias.mean()])
-        return copy, "Q-values minus their mean over the actions", lambda q: q - q.mean(axis=1, keepdims=True)
+            return ExportNetwork(self.model_, self.output_kind)
+        prepared = int8_network(self.model_.get_weights(), calibration)
+        copy = {k: prepared[k] for k in ("model", "float_nodes", "layers", "representative")}
+        if prepared["float_head"]:
+            return ExportNetwork(kind=self.output_kind, **copy)
+        return ExportNetwork(kind="Q-values minus their mean over the actions",
+                             same_outputs=lambda q: q - q.mean(axis=1, keepdims=True), **copy)
 
     def _explained(self, outputs: np.ndarray, action: int) -> np.ndarray:
         return outputs[:, action] - outputs.mean(axis=1)

@@ -14,7 +14,8 @@ from ..errors import DataError, ModelFormatError
 
 class TFLitePolicy:
     """A policy ``.tflite`` file with the agent's ``predict`` and ``action_values`` on raw
-    observations (int8 files quantize and dequantize with the file's scale and zero point).
+    observations (a file with an int8 input or output, such as an A2C int8 policy, is quantized and
+    dequantized with its scale and zero point; a DQN's int8 file takes and gives float32).
     ``runner`` is its :class:`~toolkit.edge.runner.LiteRTSession`."""
 
     def __init__(self, path: str | os.PathLike, card: dict | None = None, num_threads: int | None = None):
