@@ -134,8 +134,8 @@ UNSURE_MARK = " (unsure)"  # after each label of an answer the model is not sure
 
 def not_sure_note(what: str, why: str) -> str:
     """The verdict a "not sure" answer opens with; ``why`` from the calibration ("looks unlike ...",
-    "sounds unlike ..." or "the model is not confident: ...")."""
-    reason = f"this {what} {why}" if why.startswith(("looks", "sounds")) else why
+    "sounds unlike ...", "reads unlike ..." or "the model is not confident: ...")."""
+    reason = why if why.startswith("the model") else f"this {what} {why}"
     return f"**Not sure: {reason}.** The labels are the model's guesses, marked \"{UNSURE_MARK.strip()}\"."
 
 

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, ModelSlot,
+from apps.common import (ACCURACY_COLUMNS, EXPLAIN, KERAS, MAKE_MODELS, PREDICT, SAVED_MODELS, UNSURE_MARK, ModelSlot,
                          batch_outputs, card_facts, data_error, folder_facts, folders_key, milliseconds, missing_note,
-                         named, notes_markdown, run_explanation, tab_header, user_errors, warm_explainer)
+                         named, not_sure_note, notes_markdown, run_explanation, tab_header, user_errors,
+                         warm_explainer)
 
 logger = logging.getLogger(__name__)
 NLP_MODELS = SAVED_MODELS / "nlp"
@@ -263,19 +262,23 @@ def classify_rows(service: NLPService, rows: list) -> list:
     for (name, backend), (predictor, task, items) in groups.items():
         try:
             start = time.perf_counter()
-            probs = predictor.probabilities(predictor.prepare([text for _, text, _ in items]))
+            batch = predictor.prepare([text for _, text, _ in items])
+            probs, features = predictor.probabilities_and_features(batch)
             elapsed = (time.perf_counter() - start) * 1000
+            answers = predictor.assess_batch(batch, probs, len(task.class_names_), features)  # "not sure"
         except Exception as exc:
             for i, _, _ in items:
                 results[i] = exc
             continue
         shared = f" (one pass for {len(items)} requests)" if len(items) > 1 else ""
-        labels = task.class_names_
-        for (i, text, notes), p in zip(items, probs):
-            scores = {labels[j]: float(p[j]) for j in np.argsort(-p)}
+        for (i, text, notes), answer in zip(items, answers):
+            mark = UNSURE_MARK if answer["not_sure"] else ""
+            scores = {row["label"] + mark: row["probability"] for row in answer["top_k"]}
             notes = notes + _read_length_note(task, text)
-            results[i] = (scores, f"**{name}** on **{backend}**: {milliseconds(elapsed)} for this prediction{shared}."
-                          + notes_markdown(notes))
+            note = f"**{name}** on **{backend}**: {milliseconds(elapsed)} for this prediction{shared}."
+            if answer["not_sure"]:
+                note = f"{not_sure_note('text', answer['why'])}\n\n{note}"
+            results[i] = (scores, note + notes_markdown(notes))
     return results
 
 

@@ -126,6 +126,24 @@ def test_minilm(full_service):
         nlp.classify_text(full_service, POSITIVE, nlp.MINILM, "model_float32.tflite")
 
 
+def test_minilm_is_not_sure_of_texts_that_are_no_sentence(full_service):
+    """The "not sure" rule fit calibrated (the encoder's feature distance): keyboard mash, code and
+    numbers are marked, reviews are not; the card keeps the rule and its feature file."""
+    from toolkit.nlp.calibrate import generated_texts
+
+    task = full_service.sentiment(nlp.MINILM)
+    assert task.calibration_ is not None and task.calibration_.uses_features
+    scores, note = nlp.classify_text(full_service, "asdf qwer zxcv", nlp.MINILM, "Keras")
+    assert all(label.endswith("(unsure)") for label in scores) and "Not sure: this text reads unlike" in note
+    texts = [t for kind in ("keyboard_mash", "code", "numbers") for t in generated_texts(n=5, seed=11)[kind]]
+    assert np.mean([a["not_sure"] for a in task.assess(texts)]) >= 0.8
+    reviews = [POSITIVE, NEGATIVE, "the battery died after two days, very disappointed",
+               "friendly staff and the pasta was delicious"]
+    assert not any(a["not_sure"] for a in task.assess(reviews))
+    scores, note = nlp.classify_text(full_service, POSITIVE, nlp.MINILM, "Keras")
+    assert set(scores) == {"positive", "negative"} and "Not sure" not in note
+
+
 @pytest.mark.parametrize("method", ["lime", "shap"])
 @pytest.mark.parametrize("backend", ["Keras", "model_dynamic.tflite"])
 def test_explain_bigru(service, method, backend):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
+from ..calibration import Calibration
 from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, test_size_option, verbose_option)
 from ..distributed import in_strategy_scope
@@ -27,6 +28,7 @@ from ..errors import DataError, ExportError
 from ..metrics import ClassificationReport, balanced_class_weights, classification_report
 from ..serving import run_in_chunks, traced
 from .baselines import accuracy as baseline_accuracy, fit_baseline
+from .calibrate import calibrate_text, probabilities_and_features
 from .compressible import TextCompression
 from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pretrained, minilm_path,  # noqa: F401
                          preset_handle, trim)  # (minilm_path and load_pretrained stay importable from here)
@@ -285,6 +287,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
                 history = {k: list(history.get(k, [])) + list(more.get(k, [])) for k in set(history) | set(more)}
                 history["fine_tune_start"] = [start]
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.items()}
+        seen_val = cfg.encoder in CONVERGED_ENCODERS and whole is not None  # nblr trained on its validation texts
+        self.calibration_ = None if seen_val or len(val.y) < 2 else calibrate_text(self, val, train, cfg.seed)
         self.metrics_ = {}
         self.tflite_ = []
         self.directory_ = None
@@ -356,6 +360,9 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         if not self._in_model_encoder:  # a frozen encoder: its features remembered per sentence (text_memo)
             return head_probabilities(self, self._features(list(texts)))
         return run_in_chunks(self._serve, texts, 64, self._tokens_of)
+
+    def probabilities_and_features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        return probabilities_and_features(self, texts)  # the frozen encoder's features: "not sure" reads them
 
     def _serving_function(self):
         """Raw strings (scratch encoders) or token batches -> probabilities, traced once."""
@@ -496,10 +503,13 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
                          "class_weight": self.config.class_weight},
+            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
         }
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
+        if self.calibration_ is not None:
+            self.calibration_.save_references(directory)
         if self.config.from_scratch:
             self._word_tokenizer().save(directory / VOCAB_FILE)
         if self.history_:
@@ -510,6 +520,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
         self.sequence_length_ = int(card["input"]["sequence_length"])
+        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
 
     # ================================================================== export
     def _export_plan(self, data: Any, quantization: str, reuse_backbone: bool = False) -> ExportPlan:
