@@ -245,7 +245,13 @@ def test_save_load_export_without_flex(trained):
 
 def test_phone_api_problems_name_what_the_task_library_refuses(trained, tmp_path):
     """A file with int8 input and outputs and no metadata (the converter's full-integer defaults) is
-    refused, each reason named; full_pixel_range pins the calibration so uint8 reads raw pixels."""
+    refused, each reason named; full_pixel_range pins the calibration so uint8 reads raw pixels.
+    The file is the task's own decoding and NMS (its export graph) on a stand-in for the backbone and
+    head: what is checked is the file's input, outputs and metadata, and converting EfficientNet-Lite
+    costs 20 CPU-s (the real detector's int8 file is converted and checked by the test above)."""
+    import keras
+
+    from toolkit.detection import model as net
     from toolkit.detection.detector import full_pixel_range
     from toolkit.detection.runner import TFLiteDetector
     from toolkit.edge.export import write_tflite
@@ -253,10 +259,16 @@ def test_phone_api_problems_name_what_the_task_library_refuses(trained, tmp_path
     task, test, _ = trained
     plan = task._export_plan(test, "int8")
     assert plan.representative.min() == 0 and plan.representative.max() == 255 and plan.int8_io == ("uint8", "float32")
+    cfg, n = task.config, len(task.class_names_)
+    pixels = keras.Input(task.model_.input_shape[1:])
+    grid = keras.layers.AveragePooling2D(net.STRIDE)(pixels)  # the head's (G, G) maps, as the detector's
+    stand_in = keras.Model(pixels, [keras.layers.Conv2D(n, 1)(grid), keras.layers.Conv2D(4, 1)(grid)])
+    exported = net.export_model(stand_in, n, cfg.max_detections, cfg.iou_threshold, cfg.score_threshold)
+    assert [tuple(o.shape) for o in exported.outputs] == [tuple(o.shape) for o in plan.model.outputs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # int8 in and out; a few calibration images do (the file's types and metadata are checked, not its scales)
-        write_tflite(plan.model, tmp_path / "plain.tflite", "int8", plan.representative[:8])
+        write_tflite(exported, tmp_path / "plain.tflite", "int8", plan.representative[:8])
     problems = TFLiteDetector(tmp_path / "plain.tflite", card=task._export_card()).phone_api_problems()
     assert "the input is int8, expected uint8 or float32" in problems and "the file has no TFLite metadata" in problems
     assert {p for p in problems if p.endswith("output is int8, expected float32")} == {
