@@ -265,6 +265,11 @@ class Task:
         """Task-specific card fields (labels, input description, ...)."""
         return {}
 
+    def _card_fields(self) -> dict:
+        """:meth:`_card_extra`, and a classifier's temperature and "not sure" rule where it has one."""
+        calibration = getattr(self, "calibration_", None)
+        return {**self._card_extra(), **({"calibration": calibration.to_card()} if calibration is not None else {})}
+
     def card(self) -> dict:
         self._check_fitted()
         card = {
@@ -273,7 +278,7 @@ class Task:
             "class": type(self).__name__,
             "config": config_to_dict(self.config),
         }
-        card.update(self._card_extra())
+        card.update(self._card_fields())
         if self.distributed_:  # how a strategy shared the batch (every task that fits takes one)
             card["training"] = {**(card.get("training") or {}), "distributed": self.distributed_}
         card.update(
@@ -320,6 +325,8 @@ class Task:
             model_path = tmp / MODEL_FILE
             self._stored_model().save(model_path)
             self._save_extra(tmp)
+            if getattr(self, "calibration_", None) is not None:
+                self.calibration_.save_references(tmp)  # the files the card's "calibration" names
             if self.history_:
                 write_json(tmp / HISTORY_FILE, self.history_)
             card = self.card()
@@ -394,7 +401,7 @@ class Task:
 
     def _export_card(self) -> dict:
         """The card the runner opens the new file with (labels, input description, task)."""
-        return {**self._card_extra(), "task": self.task_name}
+        return {**self._card_fields(), "task": self.task_name}
 
     def _export_checks(self, runner: Any, plan: "ExportPlan") -> dict:
         """Hook: the card entry's fields from checking the file (``runner``) against the Keras model."""
@@ -467,6 +474,10 @@ class Task:
         if history.is_file():
             task.history_ = json.loads(history.read_text())
         task.directory_ = directory.resolve()
+        if card.get("calibration"):
+            from .calibration import Calibration
+
+            task.calibration_ = Calibration.from_card(card["calibration"], directory)
         task._load_extra(directory, card)
         return task
 

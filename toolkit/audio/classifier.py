@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..calibration import Calibration
 from ..config import (Bounded, RecipeOption, check_choice, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, verbose_option)
 from ..edge.runner import check_classifier_file
@@ -526,13 +525,10 @@ class AudioClassifier(ClassifierMixin, Task):
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
                          "transfer_from": self.config.transfer_from},
-            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
         }
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
-        if self.calibration_ is not None:
-            self.calibration_.save_references(directory)
         if self._calibration is not None:
             np.savez_compressed(directory / "calibration.npz", x=self._calibration[:100].astype(np.float16))
         if self.history_:
@@ -542,7 +538,6 @@ class AudioClassifier(ClassifierMixin, Task):
 
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
-        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
         calibration = directory / "calibration.npz"
         if calibration.is_file():
             with np.load(calibration) as npz:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from ..base import ClassifierMixin, ExportPlan, Task, register_task, write_labels
-from ..calibration import Calibration
 from ..config import (RecipeOption, check_fraction, check_non_negative, check_positive, check_range, out_option,
                       setting, strategy_setting, test_size_option, verbose_option)
 from ..distributed import in_strategy_scope
@@ -503,13 +502,10 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
                          "class_weight": self.config.class_weight},
-            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
         }
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
-        if self.calibration_ is not None:
-            self.calibration_.save_references(directory)
         if self.config.from_scratch:
             self._word_tokenizer().save(directory / VOCAB_FILE)
         if self.history_:
@@ -520,7 +516,6 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
         self.sequence_length_ = int(card["input"]["sequence_length"])
-        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
 
     # ================================================================== export
     def _export_plan(self, data: Any, quantization: str, reuse_backbone: bool = False) -> ExportPlan:

@@ -440,7 +440,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
                 "batch_size": self.batch_size_,
                 "epochs_run": len((self.history_ or {}).get("loss", [])),
             },
-            **({"calibration": self.calibration_.to_card()} if self.calibration_ is not None else {}),
             **self.recipe_card(),
         }
 
@@ -450,7 +449,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
 
     def _save_extra(self, directory: Path) -> None:
         write_labels(directory, self.class_names_)
-        self._write_export_files(directory)
         if self.background_ is not None:
             np.savez_compressed(directory / BACKGROUND_FILE, x=self.background_)
         if self.history_:
@@ -463,7 +461,6 @@ class ImageClassifier(ClassifierMixin, ImageCompression, TransferTraining, Task)
         self.input_shape_ = tuple(int(d) for d in card["input"]["shape"])
         self.input_meta_ = {k: v for k, v in card["input"].items() if k == "polarity"}
         self.augment_ = (card.get("training") or {}).get("augment")
-        self.calibration_ = Calibration.from_card(card.get("calibration"), directory)
         self._restore_backbone(card)
         background = directory / BACKGROUND_FILE
         if background.is_file():
