@@ -157,13 +157,17 @@ def classify_image(service: VisionService, upload: Any, sketch: Any, backend: st
     return result
 
 
-def classify_batch(services: dict[str, "VisionService"], sketchpad: Any = None):
+def classify_batch(services: dict[str, "VisionService"], sketchpad: Any = None, outputs: list | None = None):
     """The ``batch=True`` handler of the Classify event: lists of uploads, sketches, files and
     model names in, lists of labels, images and notes out (one model pass per model and file).
 
     ``sketchpad``: the page's Sketchpad when the event passes its inputs unprocessed
     (``preprocess=False``: Gradio then hands each input to the handler as it arrived, without a
-    thread hop per input and request); its drawing is then read here, on the decoding threads."""
+    thread hop per input and request); its drawing is then read here, on the decoding threads.
+    ``outputs``: the page's (labels, image, note) components when the event returns its outputs
+    as they are sent (``postprocess=False``): each component's own ``postprocess`` then runs here,
+    the images' JPEG encoding on the decoding threads, instead of one thread hop per output and
+    request (see :func:`postprocessed`)."""
 
     def classify_image(uploads, sketches, backends, models=None):
         models = models if models is not None else [None] * len(uploads)
@@ -175,9 +179,23 @@ def classify_batch(services: dict[str, "VisionService"], sketchpad: Any = None):
                 rows.append((choose(services, model), upload, sketch, backend))
             except Exception as exc:
                 rows.append(exc)
-        return batch_outputs(classify_rows(rows), 3, (None, None, ""))
+        columns = batch_outputs(classify_rows(rows), 3, (None, None, ""))
+        return columns if outputs is None else postprocessed(outputs, columns)
 
     return classify_image
+
+
+def postprocessed(outputs: list, columns: list[list]) -> list[list]:
+    """``columns`` (one list of values per output component) as Gradio sends them: each value
+    through its component's ``postprocess`` (a component's data model as its dict), what Gradio
+    does itself for an event declared with ``postprocess=True``; images on the decoding threads."""
+    def send(component: Any, value: Any) -> Any:
+        value = component.postprocess(value)
+        return value.model_dump() if hasattr(value, "model_dump") else value
+
+    return [in_parallel(functools.partial(send, component), column)
+            if any(isinstance(value, np.ndarray) for value in column) else [send(component, value) for value in column]
+            for component, column in zip(outputs, columns)]
 
 
 class Drawing:
@@ -381,15 +399,15 @@ def build_demo(model_dir: str | Path | None = None):
             return (gr.update(choices=chosen.backends(), value=KERAS), model_facts(chosen),
                     compression_facts(chosen), download_file(chosen, KERAS))
 
-        classify = classify_batch(services, sketch)
+        classify = classify_batch(services, sketch, [labels, seen, latency])
         explain = explain_handler(key)
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
         answer = [labels, seen, latency]
         # A new request first clears the explanation of the previous image, then answers.
         classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name="classify_image", preprocess=False, **PREDICT)
+            classify, inputs, answer, api_name="classify_image", preprocess=False, postprocess=False, **PREDICT)
         upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name=False, preprocess=False, **PREDICT)
+            classify, inputs, answer, api_name=False, preprocess=False, postprocess=False, **PREDICT)
         explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
             explain, [upload, sketch, method, backend, model], [overlay, explain_note], api_name="explain_image",
             **EXPLAIN)

@@ -216,6 +216,35 @@ def test_the_classify_event_reads_its_inputs_as_gradio_passes_them_unprocessed(s
     assert tops[2] is None and "drawing could not be read" in notes[2]
 
 
+def test_the_classify_event_sends_its_outputs_as_its_components_postprocess_them(shipped_digits, digits_png, tmp_path):
+    """The Classify event has postprocess=False: its handler runs each output component's own
+    postprocess (no thread hop per output and request), so the page gets what Gradio would send."""
+    from PIL import Image
+
+    from apps.main import build_app
+
+    paths, labels = digits_png
+    services = vision.tab_services(shipped_digits)
+    name = next(iter(services))
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    components = [gr.Label(num_top_classes=vision.TOP_K), gr.Image(type="numpy", format="jpeg"), gr.Markdown()]
+    uploads, sketches, files = [str(paths[0]), str(bad), str(paths[1])], [None] * 3, ["Keras"] * 3
+    raw = vision.classify_batch(services)(uploads, sketches, files, [name] * 3)
+    sent = vision.classify_batch(services, None, components)(uploads, sketches, files, [name] * 3)
+    expected = [components[0].postprocess(top) for top in raw[0]]
+    assert sent[0] == [e.model_dump() if hasattr(e, "model_dump") else e for e in expected]
+    assert [top.get("label") for top in sent[0]] == [labels[0], None, labels[1]]
+    for seen, image in zip(sent[1], raw[1]):
+        assert (seen is None) == (image is None)
+        if seen is not None:  # a JPEG in Gradio's cache, as the page shows it
+            assert seen["path"].endswith(".jpeg") and np.asarray(Image.open(seen["path"])).shape == image.shape
+    assert sent[2][1] == raw[2][1] and sent[2][1].startswith("**Error:**") and "ms" in sent[2][0]
+    demo = build_app(shipped_digits)
+    classify = [fn for fn in demo.fns.values() if fn.api_name == "classify_image"]
+    assert classify and all(not fn.postprocess and not fn.preprocess and fn.batch for fn in classify)
+
+
 def test_the_page_loads_no_model(shipped_digits):
     """Building the page reads the cards only: models load on first use."""
     from apps.main import build_app
