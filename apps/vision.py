@@ -189,9 +189,11 @@ def postprocessed(outputs: list, columns: list[list]) -> list[list]:
     """``columns`` (one list of values per output component) as Gradio sends them: each value
     through its component's ``postprocess`` (a component's data model as its dict), what Gradio
     does itself for an event declared with ``postprocess=True``; images on the decoding threads."""
+    from gradio.data_classes import GradioModel, GradioRootModel
+
     def send(component: Any, value: Any) -> Any:
         value = component.postprocess(value)
-        return value.model_dump() if hasattr(value, "model_dump") else value
+        return value.model_dump() if isinstance(value, (GradioModel, GradioRootModel)) else value
 
     return [in_parallel(functools.partial(send, component), column)
             if any(isinstance(value, np.ndarray) for value in column) else [send(component, value) for value in column]
