@@ -33,7 +33,7 @@ SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
 # order; xdist's default puts the files with the most tests first), so a long file collected late runs alone
 # at the end while the other worker idles. Files not listed keep pytest's order after these.
 LONG_FILES_FIRST = ("test_distributed.py", "test_detection.py", "test_make_your_own.py", "test_audio.py",
-                    "test_readme.py", "test_cli_timeseries.py", "test_apps.py", "test_apps_nlp.py", "test_dates.py",
+                    "test_readme_examples.py", "test_readme.py", "test_cli_timeseries.py", "test_apps.py", "test_apps_nlp.py", "test_dates.py",
                     "test_contract_detector.py", "test_litert_backbone.py", "test_contract_dates.py",
                     "test_contract.py")
 
