@@ -201,8 +201,10 @@ def test_explain_writes_a_png(capsys, forecaster, files, tmp_path, method):
 
 
 def test_train_timeseries_on_builtin_sunspots(capsys, tmp_path):
+    # --pick network (the shipped sunspots model's `make models` line): one network, not the validation pick's
+    # four; the pick itself is checked by test_train_timeseries_on_a_csv
     code, out, err = run(capsys, "train", "timeseries", "--data", "sunspots", "--horizon", 10, "--epochs", 2,
-                         "--classical", "none", "--out", tmp_path / "my_forecaster")
+                         "--classical", "none", "--pick", "network", "--out", tmp_path / "my_forecaster")
     result = json.loads(out)
     assert code == 0 and result["metrics"]["horizon"] == 10 and result["season"] == 11
     card = json.loads((tmp_path / "my_forecaster" / "card.json").read_text())

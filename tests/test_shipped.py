@@ -142,7 +142,9 @@ def test_shipped_forecasters():
         model = load(directory)
         assert isinstance(model, Forecaster) and model.window_ == card["window"]
         series = model.reload_data()
-        assert model.evaluate(series)["mase"] == pytest.approx(metrics["mase"], rel=1e-4)
+        # the network's MASE; classical=(): the card's classical rows (ETS, Theta, ARIMA refit along 53 / 95
+        # cut-offs, 25 CPU-s) are not compared here and do not change the network's row
+        assert model.evaluate(series, classical=())["mase"] == pytest.approx(metrics["mase"], rel=1e-4)
         x, _ = make_windows(series.values, model.window_, horizon)
         windows = x[np.linspace(0, len(x) - 1, 8).astype(int)]
         files = {e["quantization"]: e for e in card["tflite"]}
