@@ -111,6 +111,20 @@ def test_export_int8_keeps_the_front_end_float_and_agrees(trained, capsys):
     int8 = {d["name"] for d in details if d["dtype"] == np.int8}
     front_end = {n for n in int8 if "logmel" in n and "ExpandDims" not in n}  # its output feeds the int8 net
     assert any("speech_embedding" in n for n in int8) and not front_end, sorted(front_end)[:5]
+    # the crop and the float blocks are wholly float32: no quantize/dequantize step before their end
+    from toolkit.audio.pretrained import FLOAT_BLOCKS, FLOAT_IN_INT8
+
+    interpreter = Interpreter(model_path=str(Path(out) / "model_int8.tflite"))
+    names, types = {d["index"]: d["name"] for d in details}, {d["index"]: d["dtype"] for d in details}
+    ops = interpreter._get_ops_details()
+    in_float = [i for i, op in enumerate(ops) if op["op_name"] != "QUANTIZE" and  # named after the op it follows
+                any(p in names[o] for o in op["outputs"] for p in FLOAT_IN_INT8)]
+    leaky = {f"speech_embedding_leaky{b}_" for b in range(FLOAT_BLOCKS)}
+    assert leaky == {p for i in in_float for o in ops[i]["outputs"] for p in leaky if p in names[o]}
+    assert all(types[o] == np.float32 for i in in_float for o in ops[i]["outputs"])
+    kinds = [op["op_name"] for op in ops[:max(in_float) + 1]]
+    assert "QUANTIZE" not in kinds and "DEQUANTIZE" not in kinds, kinds
+    assert ops[max(in_float) + 1]["op_name"] == "QUANTIZE", ops[max(in_float) + 1]
     code, text, err = run(capsys, "predict", out, "--audio", tones / "low_cid_0.wav", "--tflite", "model_int8.tflite")
     assert code == 0, err and json.loads(text)[0]["label"] in FREQS
 

@@ -33,11 +33,26 @@ FEATURE_BATCH = 64
 #: clean recordings' features remembered within a process (by content), at most this many
 REMEMBER = 50_000
 _REMEMBERED: dict[tuple, np.ndarray] = {}
-#: name parts of the embedding net's ops an int8 file keeps in float32 (besides the ``logmel`` front end):
-#: its first three conv blocks. On an inner speaker (nicolas, trained on jackson, theo, yweweler) the
-#: all-int8 net agreed with Keras on 0.978 of the recordings (accuracy 0.910 vs 0.922); these float,
-#: 0.990 (0.920), 10 KB larger, as fast; the head float as well changed nothing (0.978).
-FLOAT_IN_INT8 = tuple(f"speech_embedding_{kind}{i}_" for i in range(3) for kind in ("conv", "bn", "floor"))
+#: the embedding net's layer kinds (``speech_embedding.build_speech_embedding`` names them by conv block)
+BLOCK_KINDS = ("pad", "conv", "relu", "bn", "leaky", "floor", "pool")
+
+
+def float_blocks(n: int, kinds: tuple[str, ...] = BLOCK_KINDS) -> tuple[str, ...]:
+    """Name parts of the ops of the embedding net's first ``n`` conv blocks (all their layers)."""
+    return tuple(f"speech_embedding_{kind}{i}_" for i in range(n) for kind in kinds)
+
+
+#: how many of the embedding net's conv blocks an int8 file keeps in float32 (every op of them): blocks
+#: 0-6, up to the second max-pooling. Chosen on the inner speaker splits (george never used; heads of
+#: seeds 0-2, ``benchmarks/speech_int8_backbone.py``): Keras/int8 disagreements over the 4 x 500 held-out
+#: clips, summed over the 3 seeds, 43 with the first 3 blocks' convs float (before speech11), 41 with
+#: those 3 blocks whole, 37 with 4, 35 with 5, 19 with 7 (feature error 0.112 -> 0.069 std; 749 KB).
+FLOAT_BLOCKS = 7
+#: name parts of the ops an int8 file keeps in float32 (besides the ``logmel`` front end): the crop to
+#: the frames the windows reach and the embedding net's first FLOAT_BLOCKS conv blocks, whole (their
+#: pads, LeakyReLUs and pooling included, so no int8 step sits between float ops; the layers are named
+#: by block since speech11, and models saved before keep their unnamed activations int8).
+FLOAT_IN_INT8 = ("windows_reach",) + float_blocks(FLOAT_BLOCKS)
 
 
 def check_backbone(cfg) -> None:

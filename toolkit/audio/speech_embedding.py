@@ -145,12 +145,18 @@ def build_speech_embedding(frames: int | None = WINDOW_FRAMES, path: str | None 
     same numbers as one pass per window at a fraction of the work: windows = 1 + (frames - 76) // 8."""
     nodes, weights, attr = _load_graph(path or onnx_path())
     inp = keras.Input((frames, N_MELS, 1), name="mel_frames")
-    x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)))(inp)
     counts: dict[str, int] = {}
 
     def named(kind: str) -> str:
         counts[kind] = counts.get(kind, -1) + 1
         return f"{name}_{kind}{counts[kind]}"
+
+    def block(kind: str, ahead: int = 0) -> str:
+        """A layer named by its conv block (the conv before it, or the next with ``ahead=1``), so
+        an int8 export's float pattern (``pretrained.float_blocks``) can pick whole blocks."""
+        return f"{name}_{kind}{counts.get('conv', -1) + ahead}"
+
+    x = keras.layers.ZeroPadding2D(((0, 0), (1, 1)), name=block("pad", 1))(inp)
 
     for node in nodes:
         op = node.op_type
@@ -160,24 +166,24 @@ def build_speech_embedding(frames: int | None = WINDOW_FRAMES, path: str | None 
             bias = weights[node.input[2]] if len(node.input) > 2 else None
             pads = attrs.get("pads", [0, 0, 0, 0])
             if any(pads):
-                x = keras.layers.ZeroPadding2D(((pads[0], pads[2]), (pads[1], pads[3])))(x)
+                x = keras.layers.ZeroPadding2D(((pads[0], pads[2]), (pads[1], pads[3])), name=block("pad", 1))(x)
             layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[:2], use_bias=bias is not None,
                                         name=named("conv"))
             x = layer(x)
             layer.set_weights([kernel] if bias is None else [kernel, bias])
         elif op == "Relu":
-            x = keras.layers.ReLU()(x)
+            x = keras.layers.ReLU(name=block("relu"))(x)
         elif op == "BatchNormalization":
             gamma, beta, mean, var = (weights[i] for i in node.input[1:5])
             layer = keras.layers.BatchNormalization(epsilon=attrs["epsilon"], name=named("bn"))
             x = layer(x)
             layer.set_weights([gamma, beta, mean, var])
         elif op == "LeakyRelu":
-            x = keras.layers.LeakyReLU(negative_slope=attrs["alpha"])(x)
+            x = keras.layers.LeakyReLU(negative_slope=attrs["alpha"], name=block("leaky"))(x)
         elif op == "Max":
             x = Floor(float(np.ravel(weights[node.input[1]])[0]), name=named("floor"))(x)
         elif op == "MaxPool":
-            x = keras.layers.MaxPooling2D(tuple(attrs["kernel_shape"]), tuple(attrs["strides"]))(x)
+            x = keras.layers.MaxPooling2D(tuple(attrs["kernel_shape"]), tuple(attrs["strides"]), name=block("pool"))(x)
         elif op in ("Pad", "Reshape"):
             continue  # the input pad is built above; the reshapes are layout-only
         else:
