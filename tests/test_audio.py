@@ -261,6 +261,21 @@ def test_export_builtin_ops_int8_float16(trained, tones_dir, capsys):
     assert code == 0, err and json.loads(text)[0]["label"] in FREQS
 
 
+def test_export_checks_score_the_recordings_evaluate_scores(trained, tmp_path, monkeypatch):
+    """The test recordings are prepared already: preparing them again would trim and centre them
+    again (not the identity), so the file's accuracy would not be comparable with evaluate's."""
+    clf = AudioClassifier.load(trained[0])
+    data = clf.reload_data()
+    keras_accuracy = clf.evaluate(data.test)["accuracy"]
+    directory = clf.save(tmp_path / "copy")
+    monkeypatch.setattr(AudioClassifier, "_prepare", lambda self, x: pytest.fail("the export check prepared twice"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = clf.export(directory, quantization="float32", data=data)
+    entry = next(e for e in clf.tflite_ if e["file"] == path.name)
+    assert entry["test_accuracy"] == keras_accuracy and entry["agreement_with_keras"] == 1.0, entry
+
+
 def test_python_api_demo_functions(trained):
     from toolkit.audio import explanation_image, spectrogram_figure
 

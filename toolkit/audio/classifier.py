@@ -574,7 +574,8 @@ class AudioClassifier(ClassifierMixin, Task):
     def _export_checks(self, runner, plan: ExportPlan) -> dict:
         test = plan.check
         x, y = (None, None) if test is None else (test.x, test.y)
-        return {**runner.quantization, "ops": runner.session.ops, **check_classifier_file(self, runner, x, y)}
+        checks = check_classifier_file(self, runner, x, y, prepared=True)  # test.x is prepared already
+        return {**runner.quantization, "ops": runner.session.ops, **checks}
 
 
 #: name parts of the ops an int8 file keeps in float32: the playback-speed resampling, the log-mel

@@ -52,10 +52,11 @@ def classifier_checks(keras_probs: np.ndarray, lite_probs: np.ndarray, y: np.nda
     }
 
 
-def check_classifier_file(task: Any, runner: Any, inputs: Any, y: np.ndarray | None) -> dict:
+def check_classifier_file(task: Any, runner: Any, inputs: Any, y: np.ndarray | None, prepared: bool = False) -> dict:
     """A classifier export's checks: the file's test accuracy and agreement with the task on
-    ``inputs`` (raw samples with labels ``y``); the task's ``test_accuracy`` metric is filled in
-    when missing. Without test data, a warning and no fields."""
+    ``inputs`` (raw samples with labels ``y``; with ``prepared``, the model's input batch as the
+    task's ``evaluate`` scores it, fed to both as it is); the task's ``test_accuracy`` metric is
+    filled in when missing. Without test data, a warning and no fields."""
     if inputs is None:
         warnings.warn(
             "No test data for this export: the card records size and latency but no accuracy or agreement. "
@@ -63,9 +64,12 @@ def check_classifier_file(task: Any, runner: Any, inputs: Any, y: np.ndarray | N
             stacklevel=4,
         )
         return {}
-    keras_probs = task.predict_proba(inputs)
+    if prepared:  # preparing twice would not be the identity (audio: trimmed and centred again)
+        keras_probs, lite_probs = task.probabilities(inputs), runner.probabilities(inputs)
+    else:
+        keras_probs, lite_probs = task.predict_proba(inputs), runner.predict_proba(inputs)
     task.metrics_.setdefault("test_accuracy", float(np.mean(keras_probs.argmax(-1) == y)))
-    return classifier_checks(keras_probs, runner.predict_proba(inputs), y)
+    return classifier_checks(keras_probs, lite_probs, y)
 
 
 def open_interpreter(path: Path, num_threads: int | None = None, how: str = "Export it with `toolkit export`."):
