@@ -4,8 +4,11 @@ the folds of the nblr notes), the teacher (MiniLM frozen + head) refit on each f
 the variants made from that part only; the fold's validation part is never augmented nor labelled
 by the teacher. The 400 test sentences are not read.
 
-Run: ``PYTHONPATH=. python -m benchmarks.text_distill_cv VARIANTS:TEMPERATURE:HARD_WEIGHT:EPOCH_DIVISOR ...``
-(results appended to benchmarks/results/text_distill_cv.json).
+Run: ``PYTHONPATH=. python -m benchmarks.text_distill_cv SETTING ...``, SETTING ``plain`` (nblr without
+distillation) or VARIANTS:TEMPERATURE:HARD_WEIGHT:EPOCH_DIVISOR[:MIN_SHARE[:MIN_CONFIDENCE]]; results go to
+benchmarks/results/text_distill_cv.json. MIN_SHARE keeps only the variants with at least that share of their
+sentence's words (0.7: in effect no span sampling); MIN_CONFIDENCE only those the teacher labels with at least
+that probability. The MiniLM features of the texts are kept in /tmp/kd_cv_features.npz between runs.
 """
 
 from __future__ import annotations
@@ -36,11 +39,17 @@ def main(settings: list[str], folds: int = 5, max_variants: int = 10) -> dict:
     start = time.perf_counter()
     everything, owners = kd.distillation_set(train, _Prefetch(), max_variants, seed=0, with_owners=True)
     print(f"{len(everything.texts)} texts, features in {time.perf_counter() - start:.0f} s", flush=True)
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    results: dict = {}
     splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
     for setting in settings:
-        variants, temperature, hard, divisor = setting.split(":")
-        variants, temperature, hard, divisor = int(variants), float(temperature), float(hard), int(divisor)
+        if setting == "plain":  # nblr without distillation, on the same folds
+            fields = ["0", "1", "1", "1", "0", "0"]
+        else:
+            fields = setting.split(":") + ["0", "0"][len(setting.split(":")) - 4:]
+        variants, temperature, hard, divisor = int(fields[0]), float(fields[1]), float(fields[2]), int(fields[3])
+        share, confident = float(fields[4]), float(fields[5])
+        length = [len(t.split()) for t in everything.texts]
+        kept = [np.array([j for j in own if length[j] >= share * length[i]], int) for i, own in enumerate(owners)]
         kd.EPOCH_DIVISOR = divisor
         accs = {"student": [], "teacher": [], "tfidf": [], "tfidf_augmented": []}
         secs = []
@@ -50,12 +59,19 @@ def main(settings: list[str], folds: int = 5, max_variants: int = 10) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 teacher = kd.fit_teacher(TextClassifier, fold, seed=0)
-                rows = np.concatenate([tr] + [owners[i][:variants] for i in tr]).astype(int)
+                rows = np.concatenate([tr] + [kept[i][:variants] for i in tr]).astype(int)
                 dset = kd.DistillationSet([everything.texts[i] for i in rows], None, len(tr), y[tr],
                                           list(train.class_names))
                 dset.teacher = kd.teacher_probabilities(teacher, dset.texts)
+                if confident:  # only the variants the teacher labels with at least that probability
+                    sure = np.flatnonzero(dset.teacher[len(tr):].max(1) >= confident)
+                    keep = np.r_[np.arange(len(tr)), len(tr) + sure]
+                    dset = kd.DistillationSet([dset.texts[i] for i in keep], dset.teacher[keep], len(tr), y[tr],
+                                              list(train.class_names))
                 t0 = time.perf_counter()
-                student = kd.fit_student(TextClassifier, TextClassifierConfig(encoder="nblr", seed=0), dset, temperature, hard)
+                student = (TextClassifier(TextClassifierConfig(encoder="nblr", seed=0)).fit(fold) if setting == "plain"
+                           else kd.fit_student(TextClassifier, TextClassifierConfig(encoder="nblr", seed=0), dset,
+                                               temperature, hard))
                 secs.append(time.perf_counter() - t0)
             names = np.asarray(train.class_names)
             accs["student"].append(float(np.mean(student.predict(val_texts) == names[val_y])))
@@ -64,6 +80,7 @@ def main(settings: list[str], folds: int = 5, max_variants: int = 10) -> dict:
             accs["tfidf_augmented"].append(accuracy(fit_baseline("tfidf", dset.texts, dset.hard_labels()), val_texts,
                                                     val_y))
             print(setting, k, {n: round(v[-1], 4) for n, v in accs.items()}, f"{secs[-1]:.0f} s", flush=True)
+        results = json.loads(OUT.read_text()) if OUT.is_file() else {}  # another run may have added settings
         results[setting] = {n: float(np.mean(v)) for n, v in accs.items()} | {"folds": accs, "student_seconds": secs}
         print(setting, {n: round(float(np.mean(v)), 4) for n, v in accs.items()}, flush=True)
         OUT.write_text(json.dumps(results, indent=2))
@@ -76,9 +93,17 @@ class _Prefetch:
     class_names_ = ["negative", "positive"]
 
     def probabilities(self, texts):
-        from toolkit.nlp import TextClassifier, TextClassifierConfig
+        from toolkit.nlp import TextClassifier, TextClassifierConfig, text_memo
 
-        TextClassifier(TextClassifierConfig(encoder="minilm"))._features(list(texts))
+        texts, cache = list(texts), Path("/tmp/kd_cv_features.npz")
+        if cache.is_file():
+            saved = np.load(cache, allow_pickle=False)
+            if list(saved["texts"]) == texts:
+                features = saved["features"]
+                text_memo._MEMO.rows([("minilm", 64, t) for t in texts], lambda missing: features[missing])
+                return np.full((len(texts), 2), 0.5, np.float32)
+        features = TextClassifier(TextClassifierConfig(encoder="minilm"))._features(texts)
+        np.savez(cache, texts=np.array(texts), features=features)
         return np.full((len(texts), 2), 0.5, np.float32)
 
 

@@ -41,6 +41,9 @@ def test_soften_and_targets():
     data = DistillationSet(["a", "b"], p, 1, np.array([1]), ["negative", "positive"])
     np.testing.assert_allclose(data.targets(1.0, 0.5), [[0.45, 0.55], [0.2, 0.8]], atol=1e-6)
     assert data.hard_labels().tolist() == [1, 1]
+    sure = DistillationSet(["a", "b", "c"], np.array([[0.5, 0.5], [0.6, 0.4], [0.05, 0.95]]), 1, np.array([0]),
+                           ["negative", "positive"]).confident(0.9)
+    assert sure.texts == ["a", "c"] and sure.n_train == 1  # the training text stays, whatever the teacher says
 
 
 class _RuleTeacher:
@@ -57,9 +60,10 @@ def test_student_learns_its_teacher_and_exports(tiny, tmp_path):  # noqa: F811
     from toolkit.nlp import TextClassifier, TextClassifierConfig
     from toolkit.nlp.distill import distillation_set, fit_student
 
-    data = distillation_set(tiny.train, _RuleTeacher(), 5, seed=0)
+    data = distillation_set(tiny.train, _RuleTeacher(), 5, seed=0)  # the rule is sure: every variant is kept
     assert data.n_train == len(tiny.train.texts) and len(data.texts) > 3 * data.n_train
-    student = fit_student(TextClassifier, TextClassifierConfig(encoder="nblr", sequence_length=16, epochs=40), data)
+    config = TextClassifierConfig(encoder="nblr", sequence_length=16, epochs=40)
+    student = fit_student(TextClassifier, config, data, temperature=1.0, hard_weight=0.0)  # the teacher's labels only
     texts = tiny.test.texts
     rule = np.where(["cable" in t for t in texts], "positive", "negative")
     truth = np.asarray(tiny.class_names)[tiny.test.y]

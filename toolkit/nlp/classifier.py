@@ -131,8 +131,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         RecipeOption("label_names", "rename labels, in sorted label order: e.g. negative,positive for 0/1 labels"),
         RecipeOption("test_data", "a separate test file (default: hold out --test-size)"),
         test_size_option("share held out for testing (stratified)"),
-        RecipeOption("distill_from", "train the from-scratch --encoder on this teacher's probabilities over the training "
-                     "texts and augmented variants of them (toolkit.nlp.distill)", choices=("minilm",)),
+        RecipeOption("distill_from", "train the from-scratch --encoder on this teacher's probabilities over the "
+                     "training texts and augmented variants of them (toolkit.nlp.distill)", choices=("minilm",)),
         verbose_option(2),
     )
 
