@@ -251,6 +251,8 @@ def _distilled(splits, seeds, student: str = DISTILLED_STUDENT) -> dict:
         secs.append(time.perf_counter() - start)
         accs.append(float(np.mean(clf.predict(test.texts) == names[test.y])))
     return {"student": student, "accuracy": accs, "train_seconds": secs, "texts": len(data.texts),
+            "train_texts": data.n_train, "variants_per_text": kd.VARIANTS, "min_confidence": kd.MIN_CONFIDENCE,
+            "temperature": kd.TEMPERATURE, "hard_weight": kd.HARD_WEIGHT,
             "teacher_and_labelling_seconds": label_seconds,
             "teacher_accuracy": float(np.mean(teacher.predict(test.texts) == names[test.y])),
             "tfidf_on_teacher_labels": accuracy(fit_baseline("tfidf", data.texts, data.hard_labels()), test.texts,
@@ -311,12 +313,12 @@ def text_peers(encoders=PEER_ENCODERS, seeds=(0, 1, 2), distilled: bool = True) 
             kd = result["distilled"]
             mean = float(np.mean(kd["accuracy"]))
             rows.append(target(
-                f"text {where}: {kd['student']} student from scratch, distilled from MiniLM ({kd['texts']} texts: the "
-                f"training texts + augmented variants, MiniLM's probabilities), mean of seeds {list(seeds)} (min "
-                f"{min(kd['accuracy']):.4f})", mean, goal_text, mean >= goal,
+                f"text {where}: {kd['student']} student from scratch, distilled from MiniLM (the training texts + "
+                f"{kd['texts'] - kd['train_texts']} augmented variants labelled by MiniLM, p >= {kd['min_confidence']}), "
+                f"mean of seeds {list(seeds)} (min {min(kd['accuracy']):.4f})", mean, goal_text, mean >= goal,
                 note=("teacher and variants from the training part only (seed 0); " + note).rstrip("; ")))
-            rows.append(target(f"text {where}: TF-IDF peer on the same teacher-labelled set (MiniLM's hard labels on "
-                               "the variants)", kd["tfidf_on_teacher_labels"], "reference", True))
+            rows.append(target(f"text {where}: TF-IDF peer on the same set (the training texts + the same variants "
+                               "with MiniLM's labels)", kd["tfidf_on_teacher_labels"], "reference", True))
             rows.append(target(f"text {where}: the MiniLM teacher (frozen + head, same training texts; pretrained)",
                                kd["teacher_accuracy"], "reference", True))
     card = SHIPPED / "sentiment_minilm" / "card.json"

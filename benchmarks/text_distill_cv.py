@@ -6,7 +6,7 @@ by the teacher. The 400 test sentences are not read.
 
 Run: ``PYTHONPATH=. python -m benchmarks.text_distill_cv SETTING ...``, SETTING ``plain`` (nblr without
 distillation) or VARIANTS:TEMPERATURE:HARD_WEIGHT:EPOCH_DIVISOR[:MIN_SHARE[:MIN_CONFIDENCE]]; results go to
-benchmarks/results/text_distill_cv.json. MIN_SHARE keeps only the variants with at least that share of their
+benchmarks/text_distill_cv.json. MIN_SHARE keeps only the variants with at least that share of their
 sentence's words (0.7: in effect no span sampling); MIN_CONFIDENCE only those the teacher labels with at least
 that probability. The MiniLM features of the texts are kept in /tmp/kd_cv_features.npz between runs.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parent / "results" / "text_distill_cv.json"
+OUT = Path(__file__).resolve().parent / "text_distill_cv.json"  # not in results/: no benchmark rows
 
 
 def main(settings: list[str], folds: int = 5, max_variants: int = 10) -> dict:

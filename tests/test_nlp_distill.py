@@ -80,7 +80,7 @@ def test_cli_distill_from_minilm_records_the_teacher(tmp_path, capsys):
     texts, labels = _texts(120)
     data = tmp_path / "reviews.txt"
     data.write_text("".join(f"{t}\t{int(label == 'positive')}\n" for t, label in zip(texts, labels)))
-    code, out, err = run(capsys, "train", "nlp", "--data", str(data), "--out", str(tmp_path / "m"), "--encoder",
+    code, _, err = run(capsys, "train", "nlp", "--data", str(data), "--out", str(tmp_path / "m"), "--encoder",
                          "nblr", "--sequence-length", "16", "--epochs", "12", "--distill-from", "minilm",
                          "--verbose", "0")
     assert code == 0, err
