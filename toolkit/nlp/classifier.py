@@ -33,6 +33,7 @@ from .pretrained import (MINILM_PACKAGE, SCRATCH_ENCODERS, featurizer, load_pret
                          preset_handle, trim)  # (minilm_path and load_pretrained stay importable from here)
 from .charngrams import NgramTokenizer, build_ids, char_wb_split, lite_tokenizer, uses_chars, vocabulary_size
 from .encoders import ids_length, ngrams_of, prime, scratch_core
+from .distill import distill
 from .export_reuse import reused_encoder_writer
 from .text_memo import encoder_features, head_probabilities
 from .tokenizer import VOCAB_FILE, WordTokenizer
@@ -130,6 +131,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         RecipeOption("label_names", "rename labels, in sorted label order: e.g. negative,positive for 0/1 labels"),
         RecipeOption("test_data", "a separate test file (default: hold out --test-size)"),
         test_size_option("share held out for testing (stratified)"),
+        RecipeOption("distill_from", "train the from-scratch --encoder on this teacher's probabilities over the "
+                     "training texts and augmented variants of them (toolkit.nlp.distill)", choices=("minilm",)),
         verbose_option(2),
     )
 
@@ -152,7 +155,8 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         else:
             splits = text_splits(data, opts["test_size"], 42)
             train, test = splits.train, splits.test
-        clf = cls(config).fit(train, verbose=opts["verbose"], callbacks=callbacks)
+        clf = distill(cls, config, train, opts["distill_from"], verbose=opts["verbose"], callbacks=callbacks) if \
+            opts["distill_from"] else cls(config).fit(train, verbose=opts["verbose"], callbacks=callbacks)
         clf.data_spec_ = splits.spec if splits is not None else {
             "source": str(Path(opts["data"]).resolve()), "test_source": str(Path(opts["test_data"]).resolve())}
         clf.data_spec_.update(columns)
@@ -172,6 +176,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self._serve = None
         self._encode_fn = None
         self._baseline_train, self._tfidf = None, None  # fit()'s texts and the TF-IDF peer (not saved)
+        self.distilled_from_: dict | None = None  # the teacher and augmentation of a distilled student
 
     # ================================================================== building
     def _scratch_core(self, vocab_size: int, n_classes: int, unroll: bool = False):
@@ -288,7 +293,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.items()}
         seen_val = cfg.encoder in CONVERGED_ENCODERS and whole is not None  # nblr trained on its validation texts
         self.calibration_ = None if seen_val or len(val.y) < 2 else calibrate_text(self, val, train, cfg.seed)
-        self.metrics_ = {}
+        self.metrics_, self.distilled_from_ = {}, None
         self.tflite_ = []
         self.directory_ = None
         return self
@@ -501,7 +506,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
             },
             "output": {"shape": [len(self.class_names_)], "description": "class probabilities (softmax)"},
             "training": {"epochs_run": len((self.history_ or {}).get("loss", [])),
-                         "class_weight": self.config.class_weight},
+                         "class_weight": self.config.class_weight, "distilled_from": self.distilled_from_},
         }
 
     def _save_extra(self, directory: Path) -> None:
@@ -516,6 +521,7 @@ class TextClassifier(ClassifierMixin, TextCompression, Task):
     def _load_extra(self, directory: Path, card: dict) -> None:
         self.class_names_ = list(card.get("labels") or [])
         self.sequence_length_ = int(card["input"]["sequence_length"])
+        self.distilled_from_ = (card.get("training") or {}).get("distilled_from")
 
     # ================================================================== export
     def _export_plan(self, data: Any, quantization: str, reuse_backbone: bool = False) -> ExportPlan:

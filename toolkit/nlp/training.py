@@ -30,10 +30,12 @@ CONVERGED_ENCODERS = {"nblr": NBLR_LR_SCALE}
 
 
 def train_model(model, train, val, epochs: int, learning_rate: Any, cfg: Any, verbose: int, class_weight,
-                callbacks: list, patience: int | None = None, early_stopping: bool = True) -> dict:
+                callbacks: list, patience: int | None = None, early_stopping: bool = True,
+                loss: str = "sparse_categorical_crossentropy") -> dict:
     """Fit ``model`` on ``train`` ((x, y) arrays or a dataset of pairs) with Adam (``learning_rate``: a
     number or a Keras schedule); with ``val`` and ``early_stopping``, early stopping on its loss (best
-    weights restored), else ``epochs`` epochs. Returns the history."""
+    weights restored), else ``epochs`` epochs. Returns the history. ``loss="categorical_crossentropy"``
+    takes class probabilities as targets (a teacher's soft labels, :mod:`toolkit.nlp.distill`)."""
     import keras
     import tensorflow as tf
 
@@ -43,8 +45,8 @@ def train_model(model, train, val, epochs: int, learning_rate: Any, cfg: Any, ve
     n = int(train.cardinality())
     train = train.shuffle(n, seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+        metrics=["accuracy" if loss.startswith("sparse") else "categorical_accuracy"],
     )
     stop = [keras.callbacks.EarlyStopping("val_loss", patience=patience or cfg.patience, restore_best_weights=True)]
     with warnings.catch_warnings():
