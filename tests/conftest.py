@@ -35,7 +35,7 @@ SHIPPED_DIGITS = REPO / "saved_models" / "vision" / "digits_cnn"
 LONG_FILES_FIRST = ("test_distributed.py", "test_detection.py", "test_make_your_own.py", "test_audio.py",
                     "test_readme_examples.py", "test_readme.py", "test_cli_timeseries.py", "test_apps.py", "test_apps_nlp.py", "test_dates.py",
                     "test_contract_detector.py", "test_litert_backbone.py", "test_contract_dates.py",
-                    "test_contract.py", "test_nlp_distill.py")
+                    "test_contract.py", "test_nlp_distill.py", "test_forecaster.py", "test_nlp.py")
 
 
 def pytest_collection_modifyitems(items):
