@@ -90,6 +90,55 @@ def _at_most_one(ratio: float) -> bool:
     return round(ratio, 3) <= 1.0
 
 
+PEER_NOTE = ("the peer a user can pick without seeing the test part: of ETS, Theta and ARIMA, the one with the "
+             "lowest MASE on the same validation backtest the default picks on")
+
+
+def no_hindsight_peer(metrics: dict) -> dict:
+    """The classical model with the lowest validation MASE (the default's own validation backtest), its test
+    MASE and the default's ratio to it: the classical choice a user makes without seeing the test part."""
+    validation = metrics["pick"]["validation"]
+    model = min(metrics["classical"], key=lambda k: validation.get(k, np.inf))
+    mase = metrics["classical"][model]["mase"]
+    return {"model": model, "mase": mase, "ratio": metrics["mase"] / mase}
+
+
+def interval_note(interval: dict | None) -> str:
+    if not interval:
+        return ""
+    return (f"{interval['level']:.0%} bootstrap interval over the cut-offs {interval['low']:.3f}-{interval['high']:.3f}"
+            f", <= 1 in {interval['share_at_most_one']:.0%} of resamples (the best classical model chosen again "
+            "in each)")
+
+
+def coverage_note(interval: dict | None) -> str:
+    return "" if not interval else (f"{interval['level']:.0%} bootstrap interval over the cut-offs "
+                                    f"{interval['low']:.2f}-{interval['high']:.2f}")
+
+
+def chance_rows(tables: dict, prefix: str) -> list:
+    """How far the per-series goal is from the benchmark's noise: the bootstrap's expected number of
+    series where the default <= the best classical model, the chance of every one, and the count against
+    the classical model picked on validation (reference rows)."""
+    shares = [t["interval"]["share_at_most_one"] for t in tables.values()]
+    peers = sum(_at_most_one(t["validation_peer"]["ratio"]) for t in tables.values())
+    n = len(tables)
+    return [
+        target(f"{prefix}series where the default forecaster <= best classical, expected by the bootstrap",
+               float(np.sum(shares)), "reference", True,
+               note="the sum over the series of the share of resamples of its cut-offs where the default is at most "
+                    "the best classical model's MASE (chosen again in each resample)"),
+        target(f"{prefix}chance that the default forecaster <= best classical on every series, by the bootstrap",
+               float(np.prod(shares)), "reference", True, note="the product of the shares (series independent)"),
+        target(f"{prefix}series where the default forecaster <= the classical model picked on validation", peers,
+               "reference", True, note=f"of {n}; " + PEER_NOTE),
+        target(f"{prefix}series whose coverage's bootstrap interval holds 0.8", sum(
+            t["coverage_interval"]["low"] <= 0.8 <= t["coverage_interval"]["high"] for t in tables.values()),
+               "reference", True, note=f"of {n}: a coverage outside 0.7-0.9 there is within the noise of its "
+                                       "few cut-offs, not evidence of a miscalibrated interval"),
+    ]
+
+
 def classical() -> dict:
     """Per series: the DEFAULT forecaster (``toolkit train timeseries``: pick="auto", the shipped
     recipe or the default config) against ETS, Theta and ARIMA (form by AICc on the training part,
@@ -126,28 +175,37 @@ def classical() -> dict:
             "train_seconds": round(train_seconds, 1), "seconds": round(time.perf_counter() - begin, 1),
             "cpu_seconds": round(time.process_time() - begin_cpu, 1),
         }
+        peer = no_hindsight_peer(metrics)
+        tables[name].update(interval=metrics["ratio_to_best_classical_interval"], network_interval=network[
+            "ratio_interval"], validation_peer=peer, coverage_interval=metrics["coverage_80_interval"])
         specs = ", ".join(f"{k} {v['spec']} {v['mase']:.3f}" + (f" ({v['failed']} failed)" if v["failed"] else "")
                           for k, v in metrics["classical"].items())
         rows.append(target(f"{name}: default forecaster MASE / best classical ({best})", ratio, "<= 1.0",
                            _at_most_one(ratio), note=f"picked {pick['label']} by validation: {metrics['mase']:.3f}; "
                                                      f"{specs}; {metrics['n_cutoffs']} cut-offs, horizon "
-                                                     f"{metrics['horizon']}, season {metrics['season']}"))
+                                                     f"{metrics['horizon']}, season {metrics['season']}; "
+                                                     + interval_note(metrics["ratio_to_best_classical_interval"])))
+        rows.append(target(f"{name}: default forecaster MASE / the classical model picked on validation "
+                           f"({peer['model']})", peer["ratio"], "reference", True, note=PEER_NOTE))
         nr = network["ratio_to_best_classical"]
         nets = {k: v for k, v in pick["validation"].items() if k in NETWORK_CHOICES}
         rows.append(target(f"{name}: pure network ({network['model']}) MASE / best classical", nr, "< 1.0", nr < 1.0,
                            note=f"{network['model']} {network['mase']:.3f} vs {best} {best_mase:.3f}; the best neural "
-                                "candidate on validation (" + ", ".join(f"{k} {v:.3f}" for k, v in nets.items()) + ")"))
+                                "candidate on validation (" + ", ".join(f"{k} {v:.3f}" for k, v in nets.items()) + "); "
+                                + interval_note(network["ratio_interval"])))
         cov = metrics["coverage_80"]
         rows.append(target(f"{name}: default forecaster 80% interval coverage", cov, "0.7-0.9", 0.7 <= cov <= 0.9,
-                           note=("the mean of the validation conformal half-width and ETS's own 80% interval" if
-                                      pick.get("interval_model") else "conformal on the validation backtest")
-                                if pick["half_width"] else "the network's calibrated quantiles"))
+                           note=(("the mean of the validation conformal half-width and ETS's own 80% interval" if
+                                  pick.get("interval_model") else "conformal on the validation backtest")
+                                 if pick["half_width"] else "the network's calibrated quantiles") + "; "
+                                + coverage_note(metrics["coverage_80_interval"])))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     wins = sum(_at_most_one(t["default_to_best_classical"]) for t in tables.values())
     rows.append(target("series where the default forecaster <= best classical", wins, f">= 6 of {len(SERIES)}",
                        wins >= 6 and all(_at_most_one(tables[k]["default_to_best_classical"]) for k in RECIPES),
                        note="ratios compared at the 3 decimals they are reported with (a default that is the best "
                             "classical model ties at 1.000)"))
+    rows += chance_rows(tables, "")
     half = sum(t["network_to_best_classical"] < 1.0 for t in tables.values())
     rows.append(target("series where the pure network < best classical", half, f">= {len(SERIES) / 2:g}",
                        half >= len(SERIES) / 2))

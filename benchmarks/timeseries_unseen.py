@@ -17,7 +17,7 @@ import time
 import warnings
 
 from .common import target
-from .timeseries import SEED, TEST_CUTOFFS, _at_most_one
+from .timeseries import SEED, TEST_CUTOFFS, _at_most_one, chance_rows, coverage_note, interval_note, no_hindsight_peer
 
 #: (data set, column or country) -> horizon
 UNSEEN = {
@@ -67,10 +67,15 @@ def run() -> dict:
                         "picked": metrics["pick"]["label"], "mase_default": metrics["mase"],
                         "classical": {k: v["mase"] for k, v in metrics["classical"].items()},
                         "network": metrics["network"], "default_to_best_classical": ratio,
-                        "coverage_80": metrics["coverage_80"], "seconds": round(time.perf_counter() - begin, 1)}
+                        "coverage_80": metrics["coverage_80"], "seconds": round(time.perf_counter() - begin, 1),
+                        "interval": metrics["ratio_to_best_classical_interval"],
+                        "coverage_interval": metrics["coverage_80_interval"],
+                        "validation_peer": no_hindsight_peer(metrics)}
         rows.append(target(f"unseen {name}: default forecaster MASE / best classical ({best})", ratio, "<= 1.0",
                            _at_most_one(ratio), note=f"picked {metrics['pick']['label']}; {metrics['n_cutoffs']} "
-                                                     f"cut-offs, horizon {horizon}; coverage {metrics['coverage_80']:.2f}"))
+                                                     f"cut-offs, horizon {horizon}; coverage {metrics['coverage_80']:.2f} ("
+                                                     + coverage_note(metrics["coverage_80_interval"]) + "); "
+                                                     + interval_note(tables[name]["interval"])))
     n = len(tables)
     wins = sum(_at_most_one(t["default_to_best_classical"]) for t in tables.values())
     covered = sum(0.7 <= t["coverage_80"] <= 0.9 for t in tables.values())
@@ -80,6 +85,7 @@ def run() -> dict:
                note="the issue's goal holds per series; these series chose nothing"),
         target("unseen series with the default's 80% coverage in 0.7-0.9", covered, f"{n} of {n}", covered == n),
         target("unseen series where the pure network < best classical", networks, f">= {n / 2:g}", networks >= n / 2),
+        *chance_rows(tables, "unseen "),
         target("unseen series benchmark time", round((time.perf_counter() - start) / 60, 2), "reference", True, "min"),
     ]
     return {"rows": rows, "tables": tables}

@@ -262,3 +262,44 @@ def test_backtest_on_statsmodels_series_prefers_seasonal_naive(series, horizon, 
     assert result.table["naive_copy"]["mase"] == pytest.approx(result.table["naive"]["mase"])
     assert result.verdict.startswith("naive_copy loses to seasonal_naive on MASE")
     assert "also to naive" in result.verdict  # an exact tie is not a win
+
+
+def _result_with(errors: dict[str, np.ndarray], classical: list[str], gap: int = 1, horizon: int = 4) -> BacktestResult:
+    """A backtest result whose forecasters miss the actual values (all 0) by the given per-cut-off errors."""
+    n = len(next(iter(errors.values())))
+    actual = np.zeros((n, horizon))
+    predictions = {k: np.repeat(np.asarray(e, float)[:, None], horizon, axis=1) for k, e in errors.items()}
+    table = {k: forecast_metrics(actual, p, np.arange(10.0), None) for k, p in predictions.items()}
+    models = [k for k in errors if k not in classical]
+    return BacktestResult(table, predictions, actual, np.arange(n) * gap + 20, None, horizon, models, [],
+                          classical=classical)
+
+
+def test_ratio_to_the_best_classical_model_comes_with_a_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1, 2, 24)
+    same = _result_with({"model": base, "ets": base}, ["ets"]).to_best_classical_interval("model")
+    assert same["low"] == same["high"] == 1.0 and same["share_at_most_one"] == 1.0 and same["block"] == 4
+    half = _result_with({"model": base / 2, "ets": base}, ["ets"], gap=2).to_best_classical_interval("model")
+    assert half["low"] == pytest.approx(0.5) and half["high"] == pytest.approx(0.5) and half["block"] == 2
+    # Two classical models, each the better one on half the cut-offs: a model equal to one of them is at most
+    # the best in some resamples only, and its ratio is never below 1 (the best is chosen again in each).
+    a, b = base.copy(), base.copy()
+    a[:12] *= 0.8
+    b[12:] *= 0.8
+    result = _result_with({"model": a, "ets": a, "arima": b}, ["ets", "arima"])
+    interval = result.to_best_classical_interval("model", level=0.8, n_boot=500)
+    assert 0 < interval["share_at_most_one"] < 1 and interval["low"] == 1.0 and interval["high"] > 1.0
+    assert interval["low"] <= result.to_best_classical("model") <= interval["high"]
+    assert _result_with({"model": base}, []).to_best_classical_interval("model") is None
+
+
+def test_coverage_comes_with_a_bootstrap_interval_over_the_cut_offs():
+    base = np.linspace(1, 2, 20)
+    result = _result_with({"model": base, "ets": base}, ["ets"])
+    assert result.coverage_interval() is None  # no quantiles
+    result.quantiles = np.stack([-np.ones((20, 4)), np.zeros((20, 4)), np.ones((20, 4))], axis=-1)
+    assert result.coverage_interval()["low"] == result.coverage_interval()["high"] == 1.0
+    result.quantiles[10:] += 5  # the last half of the cut-offs miss: coverage 0.5, uncertain with 20 cut-offs
+    interval = result.coverage_interval()
+    assert interval["low"] < 0.5 < interval["high"] and 0 <= interval["low"] and interval["high"] <= 1

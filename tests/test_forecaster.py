@@ -101,6 +101,8 @@ def test_evaluate_reports_model_and_every_baseline(fitted, series):
     assert set(metrics["classical"]) == {"theta"} and theta["spec"] == "Theta(period=12)" and theta["failed"] == 0
     assert theta["fit_seconds"] > 0 and theta["mase"] < metrics["baselines"]["naive"]["mase"]
     assert metrics["ratio_to_best_classical"] == pytest.approx(metrics["mase"] / theta["mase"])
+    interval = metrics["ratio_to_best_classical_interval"]  # one classical model: its resamples' ratio brackets this one
+    assert interval["low"] <= metrics["ratio_to_best_classical"] <= interval["high"] and interval["level"] == 0.9
     everything = {"lstm": metrics["mase"], "theta": theta["mase"], **{k: v["mase"] for k, v in metrics["baselines"].items()}}
     assert metrics["best"] == min(everything, key=everything.get) and f"Best of all: {metrics['best']}" in metrics["verdict"]
     assert Forecaster(classical=("none",)).config.classical == () and Forecaster().config.classical == CLASSICAL

@@ -248,6 +248,41 @@ class BacktestResult:
     def _mase(self, name: str) -> float:
         return self.table[name]["mase"]
 
+    def to_best_classical_interval(self, name: str, level: float = 0.9, n_boot: int = 2000,
+                                   seed: int = 0) -> dict | None:
+        """How sure :meth:`to_best_classical` is: a circular block bootstrap over the cut-offs (blocks
+        as long as one forecast's span, since neighbouring forecasts overlap), the best classical
+        model chosen again in every resample, as the ratio chooses it after seeing the test part.
+        ``low``/``high``: the ``level`` interval of the ratio; ``share_at_most_one``: the share of
+        resamples where ``name`` is at least as good. None without classical models."""
+        if not self.classical:
+            return None
+        errors = {k: np.abs(self.actual - self.predictions[k]).sum(axis=1) for k in (name, *self.classical)}
+        rows, block = self._resampled_cutoffs(n_boot, seed)
+        best = np.min([errors[k][rows].sum(axis=1) for k in self.classical], axis=0)
+        ratios = np.divide(errors[name][rows].sum(axis=1), best, out=np.full(n_boot, np.inf), where=best > 0)
+        low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+        return {"low": _num(low), "high": _num(high), "level": level, "share_at_most_one": float(np.mean(ratios <= 1)),
+                "block": block, "n_boot": n_boot}
+
+    def coverage_interval(self, level: float = 0.9, n_boot: int = 2000, seed: int = 0) -> dict | None:
+        """How sure :attr:`coverage` is, by the same block bootstrap over the cut-offs (None without
+        quantiles): few cut-offs make it a rough estimate, whatever the interval's true coverage."""
+        if self.quantiles is None:
+            return None
+        inside = ((self.actual >= self.quantiles[..., 0]) & (self.actual <= self.quantiles[..., 2])).mean(axis=1)
+        rows, block = self._resampled_cutoffs(n_boot, seed)
+        low, high = np.quantile(inside[rows].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+        return {"low": float(low), "high": float(high), "level": level, "block": block, "n_boot": n_boot}
+
+    def _resampled_cutoffs(self, n_boot: int, seed: int) -> tuple[np.ndarray, int]:
+        """(n_boot, n) cut-off indices of a circular block bootstrap whose blocks span one forecast."""
+        n = len(self.cutoffs)
+        gap = max(1, int(np.median(np.diff(self.cutoffs)))) if n > 1 else 1
+        block = min(n, math.ceil(self.horizon / gap))
+        starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, math.ceil(n / block)))
+        return ((starts[..., None] + np.arange(block)) % n).reshape(n_boot, -1)[:, :n], block
+
     @property
     def best_baseline(self) -> str:
         return min(self.baselines, key=self._mase)
@@ -301,7 +336,8 @@ class BacktestResult:
         return {"table": table, "ratios": ratios, "verdict": self.verdict, "best_baseline": self.best_baseline,
                 "n_cutoffs": len(self.cutoffs), "cutoffs": [int(c) for c in self.cutoffs],
                 "season": self.season, "horizon": self.horizon, "classical": {k: self.fits[k] for k in self.classical},
-                "best": self.best, "to_best_classical": {m: _num(self.to_best_classical(m)) for m in self.models}}
+                "best": self.best, "to_best_classical": {m: _num(self.to_best_classical(m)) for m in self.models},
+                "to_best_classical_interval": {m: self.to_best_classical_interval(m) for m in self.models}}
 
     def to_frame(self):
         import pandas as pd

@@ -467,7 +467,8 @@ class Forecaster(OtherSeries, Task):
                  max_cutoffs: int | None = None) -> dict:
         """Backtest metrics of the model, of every baseline and of the ``classical`` models (MASE,
         sMAPE, MAE, RMSE; theirs with their form, fit seconds and failures), the coverage of the
-        80% interval, the best of all, and a verdict that says when a baseline wins."""
+        80% interval, the best of all, the ratio to the best classical model with its bootstrap interval
+        over the cut-offs, and a verdict that says when a baseline wins."""
         result = self.backtest(data, classical=classical, max_cutoffs=max_cutoffs)
         network = self.config.model
         name = PICKED if PICKED in result.table else network
@@ -477,20 +478,22 @@ class Forecaster(OtherSeries, Task):
         return {
             "model": self.pick_.label if self.pick_ else network,
             **{k: row[k] for k in ("mase", "smape", "mae", "rmse")},
-            "coverage_80": result.coverage, "n_cutoffs": len(result.cutoffs),
-            "horizon": self.config.horizon, "season": self.season_,
+            "coverage_80": result.coverage, "coverage_80_interval": result.coverage_interval(),
+            "n_cutoffs": len(result.cutoffs), "horizon": self.config.horizon, "season": self.season_,
             "baselines": {k: {m: v[m] for m in ("mase", "smape", "mae", "rmse")} for k, v in table["table"].items()
                           if k in result.baselines},
             "classical": {k: {**{m: table["table"][k][m] for m in ("mase", "smape", "mae", "rmse")}, **fit}
                           for k, fit in table["classical"].items()},
             "best": result.best,
             "ratio_to_best_classical": table["to_best_classical"].get(name),
+            "ratio_to_best_classical_interval": table["to_best_classical_interval"].get(name),
             "mase_ratio": table["ratios"][name],
             "beats_every_baseline": all(r is not None and r < 1 for r in table["ratios"][name].values()),
             "verdict": (f"Picked {self.pick_.label}: {self.pick_.reason}. " if self.pick_ else "") + result.verdict,
             "pick": pick,
             "network": {"model": network, "mase": table["table"][network]["mase"],
-                        "ratio_to_best_classical": table["to_best_classical"].get(network)},
+                        "ratio_to_best_classical": table["to_best_classical"].get(network),
+                        "ratio_interval": table["to_best_classical_interval"].get(network)},
         }
 
     def load_data(self, source: Any) -> SeriesData:
