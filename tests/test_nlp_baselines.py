@@ -121,3 +121,16 @@ def test_train_recipe_card_has_the_baseline(tmp_path):
     card = json.loads((tmp_path / "out" / "card.json").read_text())
     assert summary["metrics"]["test_baseline_tfidf_accuracy"] == card["metrics"]["test_baseline_tfidf_accuracy"]
     assert 0.5 <= card["metrics"]["test_baseline_tfidf_accuracy"] <= 1.0
+
+
+def test_paired_interval_of_two_accuracies_on_one_test_part():
+    from benchmarks.nlp import paired_interval
+
+    right = np.array([True] * 80 + [False] * 20)
+    same = paired_interval([right, right], right, margin=0.0)
+    assert same["difference"] == same["low"] == same["high"] == 0.0 and same["share_reaching_goal"] == 1.0
+    better = right.copy()
+    better[80:84] = True  # 4 more texts right: +4 points on 100 texts, +20 out of reach
+    interval = paired_interval([better], right, margin=0.20)
+    assert interval["difference"] == pytest.approx(0.04) and interval["share_reaching_goal"] == 0.0
+    assert 0.0 <= interval["low"] < 0.04 < interval["high"] and interval["texts"] == 100
