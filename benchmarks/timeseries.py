@@ -134,8 +134,9 @@ def chance_rows(tables: dict, prefix: str) -> list:
                "reference", True, note=f"of {n}; " + PEER_NOTE),
         target(f"{prefix}series whose coverage's bootstrap interval holds 0.8", sum(
             t["coverage_interval"]["low"] <= 0.8 <= t["coverage_interval"]["high"] for t in tables.values()),
-               "reference", True, note=f"of {n}: a coverage outside 0.7-0.9 there is within the noise of its "
-                                       "few cut-offs, not evidence of a miscalibrated interval"),
+               "reference", True, note=f"of {n}; where it does, the coverage is consistent with an 80% interval "
+                                       "within the noise of the series' cut-offs; where it does not, the interval "
+                                       "is miscalibrated on that series"),
     ]
 
 
