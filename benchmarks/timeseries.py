@@ -123,7 +123,16 @@ def chance_rows(tables: dict, prefix: str) -> list:
     shares = [t["interval"]["share_at_most_one"] for t in tables.values()]
     peers = sum(_at_most_one(t["validation_peer"]["ratio"]) for t in tables.values())
     n = len(tables)
+    def geometric_mean(ratios) -> float:
+        return float(np.exp(np.mean(np.log(list(ratios)))))
+
     return [
+        target(f"{prefix}default forecaster / best classical, geometric mean over the series",
+               geometric_mean(t["default_to_best_classical"] for t in tables.values()), "reference", True,
+               note="the M4 competition's way to aggregate ratios"),
+        target(f"{prefix}default forecaster / the classical model picked on validation, geometric mean over the series",
+               geometric_mean(t["validation_peer"]["ratio"] for t in tables.values()), "reference", True,
+               note=PEER_NOTE),
         target(f"{prefix}series where the default forecaster <= best classical, expected by the bootstrap",
                float(np.sum(shares)), "reference", True,
                note="the sum over the series of the share of resamples of its cut-offs where the default is at most "
