@@ -16,6 +16,14 @@ import pytest
 WORKER_NICENESS = 18
 
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # The worker's own CPU priority: one step above the lowest (WORKER_NICENESS), so that the processes the
+    # code under test starts at a lower priority (the explanation process at nice 19, apps.common; the
+    # training worker at +10, toolkit.training_worker) get their share of the cores while this worker waits
+    # for them. At nice 0 the other worker took both cores from them (a nice-19 process weighs 15 against
+    # 1024): the explanation test waited 700 s beside two busy nice-0 processes, 80 s when all were at 18.
+    # Not 19: a child that forgot its own os.nice would then pass the tests' niceness check.
+    # Before TensorFlow's import: Linux keeps a niceness per thread, and threads started earlier keep theirs.
+    os.nice(max(0, WORKER_NICENESS - os.nice(0)))
     # An xdist worker (`make test`: two on two cores): TensorFlow's intra-op pool gets this worker's share of
     # the cores instead of all of them. With every core busy, pools as wide as the machine spend CPU
     # waiting for each other (tests/test_detection.py alone: 126 CPU-s with the default pool, 103 with one
@@ -25,13 +33,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
     tf.config.threading.set_intra_op_parallelism_threads(
         max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-    # The worker's own CPU priority: one step above the lowest (WORKER_NICENESS), so that the processes the
-    # code under test starts at a lower priority (the explanation process at nice 19, apps.common; the
-    # training worker at +10, toolkit.training_worker) get their share of the cores while this worker waits
-    # for them. At nice 0 the other worker took both cores from them (a nice-19 process weighs 15 against
-    # 1024): the explanation test waited 700 s beside two busy nice-0 processes, 80 s when all were at 18.
-    # Not 19: a child that forgot its own os.nice would then pass the tests' niceness check.
-    os.nice(max(0, WORKER_NICENESS - os.nice(0)))
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
