@@ -393,14 +393,20 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
     def clear_explanation():
         return None, ""
 
-    # A new forecast first clears the explanation of the previous one.
-    forecast_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
-        run_forecast, [*inputs, horizon, model], [plot, table, note], api_name="forecast")
-    horizon.release(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
-        run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False)
-    explain_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
-        named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
-        [heatmap, explain_note], api_name="explain_forecast", **EXPLAIN)
+    # A new forecast first clears the explanation of the previous one. A click while a forecast
+    # runs is not dropped (Gradio's default for a pending event): it runs after it, on the inputs
+    # of that moment ("always_last").
+    forecasts = [
+        forecast_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+            run_forecast, [*inputs, horizon, model], [plot, table, note], api_name="forecast",
+            trigger_mode="always_last"),
+        horizon.release(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+            run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False, trigger_mode="always_last"),
+        explain_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
+            named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
+            [heatmap, explain_note], api_name="explain_forecast", **EXPLAIN)]
+    # A new series or model cancels the answers still on their way: they belong to the old one.
+    stale = {"cancels": forecasts}
     quick_btn.click(named(train_quick_model, service, "train_quick_model"), [*inputs, quick_kind, quick_horizon],
                     [quick_note, model, horizon], api_name="train_quick_model").success(
         lambda h: gr.update(maximum=as_int(h, "the horizon", QUICK_HORIZON), value=1), [horizon], [step],
@@ -423,17 +429,17 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
         return (*sliders(limit, as_int(current, "the horizon", limit) if current is not None else limit),
                 None, None, "", None, "")
 
-    source.change(source_changed, [source], [upload_group, model, horizon, step, *answers], api_name=False)
+    source.change(source_changed, [source], [upload_group, model, horizon, step, *answers], api_name=False, **stale)
     # The page opens with the sliders at the first series' model horizon (API callers keep the
     # widest range: each request is checked against its model's horizon).
     from gradio.context import Context
 
     Context.root_block.load(lambda: sliders(service.model_horizon(first, AUTO), service.default_horizon(first)),
                             None, [horizon, step], api_name=False, queue=False)
-    model.input(model_changed, [source, model, horizon], [horizon, step, *answers], api_name=False)
+    model.input(model_changed, [source, model, horizon], [horizon, step, *answers], api_name=False, **stale)
     upload.change(read_columns, [upload], [time_column, target, upload_note], api_name=False)
     for event in (upload.change, time_column.input, target.input):
-        event(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False)
+        event(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False, **stale)
     method.change(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False)
     a_source.change(lambda choice: (gr.update(visible=choice == UPLOAD), gr.update(visible=choice != UPLOAD)),
                     [a_source], [a_upload_group, seed], api_name=False)

@@ -216,6 +216,43 @@ def test_timeseries_forecast_slider_and_a_missing_upload(page):
     no_code_words(error_toast(page, "upload|CSV|file"))
 
 
+def test_timeseries_a_click_during_a_forecast_is_kept_and_a_new_series_drops_the_old_answer(page, monkeypatch):
+    """A change of series cancels a forecast still running on the server (its answer belongs to the
+    old series), and a Forecast click meanwhile is not dropped (Gradio's default for a pending event).
+    The server runs in this process: the first forecast after ``gate`` waits for it."""
+    import threading
+
+    from apps.timeseries_service import TimeSeriesService
+
+    entered, gate = threading.Event(), threading.Event()
+    resolve = TimeSeriesService.resolve
+
+    def held_once(self, *args, **kwargs):
+        if not entered.is_set():
+            entered.set()
+            gate.wait(60)
+        return resolve(self, *args, **kwargs)
+
+    open_tab(page, "Time series")
+    page.get_by_role("button", name="Forecast", exact=True).click()
+    page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).first.wait_for()
+    monkeypatch.setattr(TimeSeriesService, "resolve", held_once)
+    try:
+        page.get_by_role("button", name="Forecast", exact=True).click()
+        for _ in range(600):
+            if entered.is_set():
+                break
+            page.wait_for_timeout(50)
+        assert entered.is_set(), "the Forecast click did not reach the server"
+        page.get_by_label("Upload a CSV").first.check()
+        page.get_by_role("button", name="Forecast", exact=True).click()
+        no_code_words(error_toast(page, "upload|CSV|file"))
+    finally:
+        gate.set()  # the old series' forecast finishes now: its answer must not show
+    page.wait_for_timeout(3000)
+    assert not page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).count()
+
+
 def test_generative_slider_decodes_and_denoise_needs_an_image(page):
     open_tab(page, "Generative")
     decoded = page.locator("img").filter(has=page.locator("xpath=.")).first
