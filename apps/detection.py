@@ -332,12 +332,6 @@ def build_demo(model_dir: str | Path | None = None):
         stale = [*answer, overlay, explain_note]
         detect_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
             detect, inputs, answer, api_name="detect_objects", **PREDICT)
-        for event in (upload.upload, webcam.input):  # a new photo: clear what belonged to the old one, then answer
-            event(clear_outputs, None, stale, api_name=False, queue=False).then(
-                detect, inputs, answer, api_name=False, **PREDICT)
-        for event in (upload.clear, backend.change):
-            event(clear_outputs, None, stale, api_name=False, queue=False)
-        threshold.change(filter_detections, [state, threshold], [picture, table, box], api_name=False, queue=False)
 
         def clicked(current_state, current_threshold, evt):
             chosen = pick_box(current_state, current_threshold, evt.index)
@@ -346,9 +340,18 @@ def build_demo(model_dir: str | Path | None = None):
         clicked.__annotations__ = {"evt": gr.SelectData}  # a class, not a string: Gradio passes the click by it
 
         explain_inputs = [upload, webcam, backend, box]
-        picture.select(clicked, [state, threshold], [box], api_name=False, queue=False).then(
-            clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            explain, explain_inputs, [overlay, explain_note], api_name=False, **EXPLAIN)
-        explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            explain, explain_inputs, [overlay, explain_note], api_name="explain_detection", **EXPLAIN)
+        explaining = [
+            picture.select(clicked, [state, threshold], [box], api_name=False, queue=False).then(
+                clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+                explain, explain_inputs, [overlay, explain_note], api_name=False, **EXPLAIN),
+            explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+                explain, explain_inputs, [overlay, explain_note], api_name="explain_detection", **EXPLAIN)]
+        # A new photo: clear what belonged to the old one (and cancel an explanation still on its
+        # way), then answer.
+        for event in (upload.upload, webcam.input):
+            event(clear_outputs, None, stale, api_name=False, queue=False, cancels=explaining).then(
+                detect, inputs, answer, api_name=False, **PREDICT)
+        for event in (upload.clear, backend.change):
+            event(clear_outputs, None, stale, api_name=False, queue=False, cancels=explaining)
+        threshold.change(filter_detections, [state, threshold], [picture, table, box], api_name=False, queue=False)
     return demo

@@ -498,10 +498,14 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
             classify, [text, model, backend], [labels, latency], api_name="classify_text", **PREDICT)
         text.submit(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
             classify, [text, model, backend], [labels, latency], api_name=False, **PREDICT)
-        explain_btn.click(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False).then(
+        explaining = explain_btn.click(clear_highlights, None, [highlights, explain_note], api_name=False,
+                                       queue=False).then(
             explain, [text, model, method, backend], [highlights, explain_note], api_name="explain_text", **EXPLAIN)
-        text.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)  # typing, an example
-        method.change(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False)
+        stale_explanation = {"cancels": [explaining]}  # one still on its way belongs to the old text
+        text.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False,  # typing, an example
+                    **stale_explanation)
+        method.change(clear_highlights, None, [highlights, explain_note], api_name=False, queue=False,
+                      **stale_explanation)
         translate_btn.click(translate, [date_text], [iso, heatmap, date_note], api_name="translate_date")
         date_text.submit(translate, [date_text], [iso, heatmap, date_note], api_name=False)
         date_text.change(lambda: ("", None, ""), None, [iso, heatmap, date_note], api_name=False, queue=False)
@@ -509,8 +513,8 @@ def build_demo(sentiment_dirs: dict[str, str | Path] | None = None, dates_dir: s
         def model_changed(name: str):  # only the chosen model's files, and no answer of the other model
             return (gr.update(choices=service.backends(name), value=KERAS), None, "", "", "")
 
-        model.change(model_changed, [model], [backend, *sentiment_outputs], api_name=False)
-        backend.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False)
+        model.change(model_changed, [model], [backend, *sentiment_outputs], api_name=False, **stale_explanation)
+        backend.change(clear_sentiment, None, sentiment_outputs, api_name=False, queue=False, **stale_explanation)
     return demo
 
 

@@ -191,15 +191,19 @@ def build_demo(model_dir: str | Path | None = None):
         recognise_fn.__name__ = "recognise"
         explain_fn = functools.partial(explain_recording, service)
         explain_fn.__name__ = "explain_recording"
-        # A new request first clears what belonged to the previous recording, then answers.
+        explaining = explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False,
+                                       queue=False).then(
+            explain_fn, [audio, method, backend], [overlay, explain_note], api_name="explain_recording", **EXPLAIN)
+        # A new request first clears what belonged to the previous recording, then answers; a new
+        # recording also cancels an explanation still on its way (it belongs to the old one).
+        stale_explanation = {"cancels": [explaining]}
         recognise_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
             recognise_fn, [audio, backend], answer, api_name="recognise", **RECOGNISE)
         for event in (audio.stop_recording, audio.upload):
-            event(clear_outputs, None, stale, api_name=False, queue=False).then(
+            event(clear_outputs, None, stale, api_name=False, queue=False, **stale_explanation).then(
                 recognise_fn, [audio, backend], answer, api_name=False, **RECOGNISE)
-        explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            explain_fn, [audio, method, backend], [overlay, explain_note], api_name="explain_recording", **EXPLAIN)
-        audio.clear(clear_outputs, None, stale, api_name=False, queue=False)
-        backend.change(clear_outputs, None, stale, api_name=False, queue=False)
-        method.change(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False)
+        audio.clear(clear_outputs, None, stale, api_name=False, queue=False, **stale_explanation)
+        backend.change(clear_outputs, None, stale, api_name=False, queue=False, **stale_explanation)
+        method.change(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False,
+                      **stale_explanation)
     return demo

@@ -401,12 +401,14 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
             run_forecast, [*inputs, horizon, model], [plot, table, note], api_name="forecast",
             trigger_mode="always_last"),
         horizon.release(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
-            run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False, trigger_mode="always_last"),
-        explain_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False).then(
-            named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
-            [heatmap, explain_note], api_name="explain_forecast", **EXPLAIN)]
-    # A new series or model cancels the answers still on their way: they belong to the old one.
-    stale = {"cancels": forecasts}
+            run_forecast, [*inputs, horizon, model], [plot, table, note], api_name=False, trigger_mode="always_last")]
+    explaining = explain_btn.click(clear_explanation, None, [heatmap, explain_note], api_name=False,
+                                   queue=False).then(
+        named(explain_forecast, service, "explain_forecast"), [*inputs, model, method, step],
+        [heatmap, explain_note], api_name="explain_forecast", **EXPLAIN)
+    # A new series or model cancels the answers still on their way (they belong to the old one); a
+    # new explanation method, the explanation.
+    stale = {"cancels": [*forecasts, explaining]}
     quick_btn.click(named(train_quick_model, service, "train_quick_model"), [*inputs, quick_kind, quick_horizon],
                     [quick_note, model, horizon], api_name="train_quick_model").success(
         lambda h: gr.update(maximum=as_int(h, "the horizon", QUICK_HORIZON), value=1), [horizon], [step],
@@ -440,7 +442,8 @@ def timeseries_tab(forecaster_dirs: dict[str, str | Path] | None = None, anomaly
     upload.change(read_columns, [upload], [time_column, target, upload_note], api_name=False)
     for event in (upload.change, time_column.input, target.input):
         event(lambda: (None, None, "", None, ""), None, answers, api_name=False, queue=False, **stale)
-    method.change(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False)
+    method.change(clear_explanation, None, [heatmap, explain_note], api_name=False, queue=False,
+                  cancels=[explaining])
     a_source.change(lambda choice: (gr.update(visible=choice == UPLOAD), gr.update(visible=choice != UPLOAD)),
                     [a_source], [a_upload_group, seed], api_name=False)
     a_upload.change(read_columns, [a_upload], [a_time, a_target, a_upload_note], api_name=False)

@@ -405,20 +405,25 @@ def build_demo(model_dir: str | Path | None = None):
         explain = explain_handler(key)
         inputs = [upload, sketch, backend, model]  # the model menu last: API callers may leave it out
         answer = [labels, seen, latency]
-        # A new request first clears the explanation of the previous image, then answers.
-        classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name="classify_image", preprocess=False, postprocess=False, **PREDICT)
-        upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
-            classify, inputs, answer, api_name=False, preprocess=False, postprocess=False, **PREDICT)
-        explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+        explaining = explain_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False,
+                                       queue=False).then(
             explain, [upload, sketch, method, backend, model], [overlay, explain_note], api_name="explain_image",
             **EXPLAIN)
-        method.change(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False)
+        # A new request first clears the explanation of the previous image, then answers; a new
+        # image also cancels an explanation still on its way (it belongs to the old image).
+        stale_explanation = {"cancels": [explaining]}
+        classify_btn.click(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False).then(
+            classify, inputs, answer, api_name="classify_image", preprocess=False, postprocess=False, **PREDICT)
+        upload.upload(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False,
+                      **stale_explanation).then(
+            classify, inputs, answer, api_name=False, preprocess=False, postprocess=False, **PREDICT)
+        method.change(clear_explanation, None, [overlay, explain_note], api_name=False, queue=False,
+                      **stale_explanation)
         backend.change(by_model(download_file, services, "download_file"), [backend, model], [download],
                        api_name=False)
         model.change(model_changed, [model], [backend, facts, compression, download], api_name=False)
         demo.load(None, None, None, js=SELECT_BRUSH_JS, api_name=False)  # the sketchpad draws at once
         stale = [labels, seen, latency, overlay, explain_note]
         for event in (upload.clear, sketch.change, backend.change, model.change):
-            event(clear_outputs, None, stale, api_name=False)
+            event(clear_outputs, None, stale, api_name=False, **stale_explanation)
     return demo

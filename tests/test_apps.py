@@ -157,6 +157,29 @@ def test_each_tab_is_rendered_once(shipped_digits):
     assert len(ids) == len(set(ids)), "a component appears twice in the page"
 
 
+def test_every_input_change_that_clears_an_explanation_cancels_the_one_on_its_way(shipped_digits):
+    """An explanation takes seconds: a new photo, text, recording, series, model or method clears the
+    old one, and must also cancel one still running, or it lands next to the new input
+    (tests/test_browser.py holds one to show it)."""
+    from apps.main import build_app
+
+    dependencies = build_app(shipped_digits).config["dependencies"]
+    explanations = {dep["id"]: set(dep["outputs"]) for dep in dependencies
+                    if str(dep["api_name"]).startswith("explain")}
+    assert len(explanations) >= 5, explanations  # vision, detection, text, speech, time series
+    cancelled_by = {}  # Gradio gives an event's cancels a dependency of their own, on the same trigger
+    for dep in dependencies:
+        for target in dep["targets"]:
+            cancelled_by.setdefault(tuple(target), set()).update(dep["cancels"])
+    input_events = {"change", "input", "upload", "clear", "stop_recording"}
+    for explanation, outputs in explanations.items():
+        clearing = [tuple(target) for dep in dependencies if outputs <= set(dep["outputs"])
+                    for target in dep["targets"] if target[1] in input_events]
+        assert clearing, f"nothing clears explanation {explanation}"
+        for target in clearing:
+            assert explanation in cancelled_by[target], f"{target} clears explanation {explanation}, not cancels it"
+
+
 def test_the_tab_offers_the_shipped_models_photos_first(tmp_path):
     import gradio as gr
     import skimage.data

@@ -1,6 +1,7 @@
 """The demo in a real browser (Playwright driving the distribution's Chromium): per tab one user
 path (upload, draw, type, move a slider, press a button), one bad input with its readable message,
-stale outputs cleared when the input changes, and no console error.
+stale outputs cleared when the input changes (and answers still on their way cancelled), and no
+console error.
 
 One launched app and one browser for the whole file; models load on first use. Skips (saying why)
 only when no Chromium can be found: ``make test`` installs it where it can (``make browser``).
@@ -119,6 +120,15 @@ def page(browser, app_url):
     assert not errors, f"console errors: {errors}"
 
 
+def wait_until(page, event, what: str, seconds: float = 60) -> None:
+    """Waits (letting the page run) until the server-side ``event`` is set; fails naming ``what``."""
+    for _ in range(int(seconds * 20)):
+        if event.is_set():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"no sign of {what} in {seconds:.0f} s")
+
+
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).first.click()
 
@@ -188,6 +198,41 @@ def test_nlp_enter_classifies_explain_then_new_text_clears(page):
     no_code_words(error_toast(page, "empty|Enter some text"))
 
 
+def test_nlp_new_text_cancels_an_explanation_still_on_its_way(page, monkeypatch):
+    """The server runs in this process: the explanation waits for ``gate`` while the text changes."""
+    import threading
+
+    import apps.nlp
+
+    entered, gate, done = threading.Event(), threading.Event(), threading.Event()
+    run_explanation = apps.nlp.run_explanation
+
+    def held(*args):
+        entered.set()
+        gate.wait(60)
+        try:
+            return run_explanation(*args)
+        finally:
+            done.set()
+
+    open_tab(page, "NLP")
+    box = page.get_by_label("Text (Enter classifies)")
+    box.fill("great phone, works perfectly")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"ms for this prediction")).first.wait_for()
+    monkeypatch.setattr(apps.nlp, "run_explanation", held)
+    try:
+        page.get_by_role("button", name="Explain", exact=True).first.click()
+        wait_until(page, entered, "the Explain click reaching the server")
+        box.fill("terrible, broke after a day")  # the page clears the old answer...
+        page.wait_for_function("() => !document.body.innerText.match(/ms for this prediction/)")
+    finally:
+        gate.set()  # ...and the old text's explanation, finished now, must not show
+    wait_until(page, done, "the explanation finishing")
+    page.wait_for_timeout(2000)
+    assert not page.get_by_text(re.compile(r"LIME.* for class")).count()
+
+
 def test_dates_warn_on_text_that_is_not_a_date(page):
     open_tab(page, "NLP")
     page.get_by_role("tab", name="Dates").click()
@@ -224,14 +269,18 @@ def test_timeseries_a_click_during_a_forecast_is_kept_and_a_new_series_drops_the
 
     from apps.timeseries_service import TimeSeriesService
 
-    entered, gate = threading.Event(), threading.Event()
+    entered, gate, done = threading.Event(), threading.Event(), threading.Event()
     resolve = TimeSeriesService.resolve
 
     def held_once(self, *args, **kwargs):
-        if not entered.is_set():
-            entered.set()
-            gate.wait(60)
-        return resolve(self, *args, **kwargs)
+        if entered.is_set():
+            return resolve(self, *args, **kwargs)
+        entered.set()
+        gate.wait(60)
+        try:
+            return resolve(self, *args, **kwargs)
+        finally:
+            done.set()
 
     open_tab(page, "Time series")
     page.get_by_role("button", name="Forecast", exact=True).click()
@@ -239,17 +288,14 @@ def test_timeseries_a_click_during_a_forecast_is_kept_and_a_new_series_drops_the
     monkeypatch.setattr(TimeSeriesService, "resolve", held_once)
     try:
         page.get_by_role("button", name="Forecast", exact=True).click()
-        for _ in range(600):
-            if entered.is_set():
-                break
-            page.wait_for_timeout(50)
-        assert entered.is_set(), "the Forecast click did not reach the server"
+        wait_until(page, entered, "the Forecast click reaching the server")
         page.get_by_label("Upload a CSV").first.check()
         page.get_by_role("button", name="Forecast", exact=True).click()
         no_code_words(error_toast(page, "upload|CSV|file"))
     finally:
         gate.set()  # the old series' forecast finishes now: its answer must not show
-    page.wait_for_timeout(3000)
+    wait_until(page, done, "the old forecast finishing")
+    page.wait_for_timeout(3000)  # the rest of the forecast (a plot), and the page
     assert not page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).count()
 
 
