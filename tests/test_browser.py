@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -120,6 +121,25 @@ def page(browser, app_url):
     assert not errors, f"console errors: {errors}"
 
 
+class Held:
+    """A server-side function whose first call waits for ``gate`` (the server runs in this process);
+    later calls run at once. ``entered``: the first call arrived; ``done``: it returned."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.entered, self.gate, self.done = threading.Event(), threading.Event(), threading.Event()
+
+    def __call__(self, *args, **kwargs):
+        if self.entered.is_set():
+            return self.fn(*args, **kwargs)
+        self.entered.set()
+        self.gate.wait(60)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.done.set()
+
+
 def wait_until(page, event, what: str, seconds: float = 60) -> None:
     """Waits (letting the page run) until the server-side ``event`` is set; fails naming ``what``."""
     for _ in range(int(seconds * 20)):
@@ -199,22 +219,10 @@ def test_nlp_enter_classifies_explain_then_new_text_clears(page):
 
 
 def test_nlp_new_text_cancels_an_explanation_still_on_its_way(page, monkeypatch):
-    """The server runs in this process: the explanation waits for ``gate`` while the text changes."""
-    import threading
-
+    """The explanation waits (:class:`Held`) while the text changes."""
     import apps.nlp
 
-    entered, gate, done = threading.Event(), threading.Event(), threading.Event()
-    run_explanation = apps.nlp.run_explanation
-
-    def held(*args):
-        entered.set()
-        gate.wait(60)
-        try:
-            return run_explanation(*args)
-        finally:
-            done.set()
-
+    held = Held(apps.nlp.run_explanation)
     open_tab(page, "NLP")
     box = page.get_by_label("Text (Enter classifies)")
     box.fill("great phone, works perfectly")
@@ -223,12 +231,12 @@ def test_nlp_new_text_cancels_an_explanation_still_on_its_way(page, monkeypatch)
     monkeypatch.setattr(apps.nlp, "run_explanation", held)
     try:
         page.get_by_role("button", name="Explain", exact=True).first.click()
-        wait_until(page, entered, "the Explain click reaching the server")
+        wait_until(page, held.entered, "the Explain click reaching the server")
         box.fill("terrible, broke after a day")  # the page clears the old answer...
         page.wait_for_function("() => !document.body.innerText.match(/ms for this prediction/)")
     finally:
-        gate.set()  # ...and the old text's explanation, finished now, must not show
-    wait_until(page, done, "the explanation finishing")
+        held.gate.set()  # ...and the old text's explanation, finished now, must not show
+    wait_until(page, held.done, "the explanation finishing")
     page.wait_for_timeout(2000)
     assert not page.get_by_text(re.compile(r"LIME.* for class")).count()
 
@@ -264,37 +272,23 @@ def test_timeseries_forecast_slider_and_a_missing_upload(page):
 def test_timeseries_a_click_during_a_forecast_is_kept_and_a_new_series_drops_the_old_answer(page, monkeypatch):
     """A change of series cancels a forecast still running on the server (its answer belongs to the
     old series), and a Forecast click meanwhile is not dropped (Gradio's default for a pending event).
-    The server runs in this process: the first forecast after ``gate`` waits for it."""
-    import threading
-
+    The first forecast after the patch waits (:class:`Held`)."""
     from apps.timeseries_service import TimeSeriesService
 
-    entered, gate, done = threading.Event(), threading.Event(), threading.Event()
-    resolve = TimeSeriesService.resolve
-
-    def held_once(self, *args, **kwargs):
-        if entered.is_set():
-            return resolve(self, *args, **kwargs)
-        entered.set()
-        gate.wait(60)
-        try:
-            return resolve(self, *args, **kwargs)
-        finally:
-            done.set()
-
+    held = Held(TimeSeriesService.resolve)
     open_tab(page, "Time series")
     page.get_by_role("button", name="Forecast", exact=True).click()
     page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).first.wait_for()
-    monkeypatch.setattr(TimeSeriesService, "resolve", held_once)
+    monkeypatch.setattr(TimeSeriesService, "resolve", lambda self, *args, **kwargs: held(self, *args, **kwargs))
     try:
         page.get_by_role("button", name="Forecast", exact=True).click()
-        wait_until(page, entered, "the Forecast click reaching the server")
+        wait_until(page, held.entered, "the Forecast click reaching the server")
         page.get_by_label("Upload a CSV").first.check()
         page.get_by_role("button", name="Forecast", exact=True).click()
         no_code_words(error_toast(page, "upload|CSV|file"))
     finally:
-        gate.set()  # the old series' forecast finishes now: its answer must not show
-    wait_until(page, done, "the old forecast finishing")
+        held.gate.set()  # the old series' forecast finishes now: its answer must not show
+    wait_until(page, held.done, "the old forecast finishing")
     page.wait_for_timeout(3000)  # the rest of the forecast (a plot), and the page
     assert not page.get_by_text(re.compile(r"p50 \*?\*?[-\d]")).count()
 
